@@ -1,0 +1,60 @@
+# nvmegate: `make` builds, `make run` starts a demo target, `make test` tests.
+CC ?= gcc
+PKGS := liburing libnvme json-c libisal openssl
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread \
+          $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS := -pthread -luring -ljson-c -lisal -lcrypto
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+DAEMON_SRC := $(wildcard daemon/*.c conf/*.c nvme/*.c net/*.c)
+PERF_SRC := $(wildcard tools/perf/*.c)
+HDRS := $(wildcard */*.h tools/perf/*.h)
+
+BUILD := build
+PYTHON := /usr/bin/python3
+
+.PHONY: all asan run test clean deps
+all: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf
+
+$(BUILD)/nvmegated: $(DAEMON_SRC) $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(DAEMON_SRC) $(LDLIBS)
+
+$(BUILD)/asan/nvmegated: $(DAEMON_SRC) $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(DAEMON_SRC) $(LDLIBS)
+
+$(BUILD)/nvmegate-perf: $(PERF_SRC) $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(PERF_SRC) $(LDLIBS) -lm
+
+asan: $(BUILD)/asan/nvmegated
+
+# Installs what building and testing need (Debian 12), only when missing.
+DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \
+            libssl-dev python3 python3-pytest
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else echo "missing packages: $$missing (run as root or install them)"; exit 1; fi; \
+	fi
+
+RUN_DIR := run
+run: deps all
+	@mkdir -p $(RUN_DIR)
+	@test -e $(RUN_DIR)/ns1.img || truncate -s 1G $(RUN_DIR)/ns1.img
+	@sed "s|@IMG@|$(CURDIR)/$(RUN_DIR)/ns1.img|" conf/example.json > $(RUN_DIR)/nvmegate.json
+	@echo "config: $(RUN_DIR)/nvmegate.json"
+	@echo "from a Linux host:"
+	@echo "  nvme discover -t tcp -a 127.0.0.1 -s 4420"
+	@echo "  nvme connect -t tcp -a 127.0.0.1 -s 4420 -n nqn.2026-11.io.nvmegate:demo"
+	exec $(BUILD)/nvmegated -c $(RUN_DIR)/nvmegate.json
+
+test: deps all asan
+	NVMEGATED=$(CURDIR)/$(BUILD)/asan/nvmegated NVMEGATE_PERF=$(CURDIR)/$(BUILD)/nvmegate-perf \
+	  $(PYTHON) -m pytest -q tests
+
+clean:
+	rm -rf $(BUILD)
