@@ -1,0 +1,90 @@
+/* The validated configuration model. conf/ turns a JSON file (a superset of
+ * `nvmetcli save` output) into this; nothing else parses JSON. The model is
+ * plain data: the daemon compares two models to apply a reload. */
+#ifndef NVMG_CONFIG_H
+#define NVMG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NVMG_NQN_MAX 223 /* NVMe Base 2.0: NQNs are at most 223 bytes */
+
+enum nvmg_log_level {
+	NVMG_LOG_ERROR = 0,
+	NVMG_LOG_WARN,
+	NVMG_LOG_INFO,
+	NVMG_LOG_DEBUG,
+};
+
+struct nvmg_conf_ns {
+	uint32_t nsid;
+	bool enable;
+	bool readonly;          /* our extension: "readonly": true */
+	char *path;             /* device.path: file, block device or mem:SIZE */
+	bool has_uuid, has_nguid, has_eui64;
+	uint8_t uuid[16];       /* device.uuid */
+	uint8_t nguid[16];      /* device.nguid; all zero means unset */
+	uint8_t eui64[8];       /* device.eui64 (optional) */
+	uint32_t lba_size;      /* our extension "lba_size": 512 (default) or 4096 */
+};
+
+struct nvmg_conf_subsys {
+	char *nqn;
+	bool allow_any_host;
+	char **allowed_hosts;   /* host NQNs */
+	size_t nr_allowed_hosts;
+	char *serial;           /* NULL: derived from the NQN */
+	char *model;            /* NULL: "nvmegate" */
+	uint32_t version;       /* NVMe VS encoding, default 2.0.0 (0x20000) */
+	uint16_t cntlid_min, cntlid_max;
+	struct nvmg_conf_ns *ns;
+	size_t nr_ns;
+};
+
+enum nvmg_adrfam { NVMG_ADRFAM_IPV4, NVMG_ADRFAM_IPV6 };
+
+struct nvmg_conf_port {
+	uint16_t portid;
+	enum nvmg_adrfam adrfam;
+	char *traddr;           /* numeric address; 0.0.0.0 / :: are wildcards */
+	uint16_t trsvcid;
+	uint32_t inline_data_size; /* param.inline_data_size, default 16384 */
+	char **subsystems;      /* NQNs exported on this port; none = discovery only */
+	size_t nr_subsystems;
+};
+
+struct nvmg_conf {
+	char **hosts;           /* the "hosts" list (NQNs) */
+	size_t nr_hosts;
+	struct nvmg_conf_port *ports;
+	size_t nr_ports;
+	struct nvmg_conf_subsys *subsys;
+	size_t nr_subsys;
+	/* "nvmegate": our own settings */
+	unsigned reactors;          /* 0 = one per online CPU */
+	enum nvmg_log_level log_level;
+	unsigned handshake_timeout_ms; /* ICReq + Connect deadline, default 10000 */
+	unsigned max_pending_sockets;  /* half-open sockets, default 128 */
+	unsigned max_queues_per_host;  /* live queues per host NQN, default 1024 */
+};
+
+/* Parse and validate FILE. On success returns 0 and *out (free with
+ * nvmg_conf_free). On failure returns a negative errno and writes one line,
+ * naming the key and the problem, to err (e.g.
+ * "subsystems[0].namespaces[1].nsid: duplicate nsid 1").
+ * Keys we know of but do not implement yet are accepted; each is reported
+ * once through warn(ctx, msg) (warn may be NULL). */
+typedef void (*nvmg_conf_warn_fn)(void *ctx, const char *msg);
+int nvmg_conf_load(const char *file, struct nvmg_conf **out, char *err, size_t errlen,
+		   nvmg_conf_warn_fn warn, void *ctx);
+int nvmg_conf_parse(const char *json, struct nvmg_conf **out, char *err, size_t errlen,
+		    nvmg_conf_warn_fn warn, void *ctx);
+void nvmg_conf_free(struct nvmg_conf *conf);
+
+/* "mem:SIZE" with an optional K/M/G/T (binary) suffix. Returns 0 or -EINVAL.
+ * The "mem:" prefix is optional, so both ns->path and ns->path + 4 work.
+ * SIZE is decimal and > 0; the loader also checks it against lba_size. */
+int nvmg_conf_parse_size(const char *s, uint64_t *out);
+
+#endif
