@@ -1,0 +1,64 @@
+/* Reactors: one io_uring event loop per thread. Everything a reactor owns
+ * (connections, their requests, file I/O) is touched only by its thread;
+ * other threads talk to it with nvmg_reactor_post(). */
+#ifndef NVMG_REACTOR_H
+#define NVMG_REACTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <liburing.h>
+#include "daemon/bufpool.h"
+
+struct nvmg_reactor;
+
+/* Every SQE's user_data points to one of these; the loop calls fn with the
+ * CQE's result and flags. */
+struct nvmg_ev {
+	void (*fn)(struct nvmg_ev *ev, int res, uint32_t cqe_flags);
+};
+
+/* Work run at the end of the current loop turn, before the ring is
+ * submitted: this is where transports flush their batched sends. */
+struct nvmg_defer {
+	struct nvmg_defer *next;
+	void (*fn)(struct nvmg_defer *d);
+	bool queued;
+};
+
+/* Called about every 500 ms while registered; arming the tick only while
+ * tickers exist keeps an idle daemon asleep. */
+struct nvmg_ticker {
+	struct nvmg_ticker *prev, *next;
+	void (*fn)(struct nvmg_ticker *t, uint64_t now_ms);
+};
+
+struct nvmg_reactor_features {
+	bool ext_arg;    /* IORING_FEAT_EXT_ARG */
+	bool nodrop;     /* IORING_FEAT_NODROP */
+	bool fast_poll;  /* IORING_FEAT_FAST_POLL */
+	bool fallocate;  /* IORING_OP_FALLOCATE supported */
+	bool send_zc;    /* IORING_OP_SEND_ZC (6.0+) */
+};
+
+struct io_uring_sqe *nvmg_reactor_sqe(struct nvmg_reactor *r);
+void nvmg_reactor_defer(struct nvmg_reactor *r, struct nvmg_defer *d);
+void nvmg_reactor_add_ticker(struct nvmg_reactor *r, struct nvmg_ticker *t);
+void nvmg_reactor_del_ticker(struct nvmg_reactor *r, struct nvmg_ticker *t);
+/* Thread-safe: run fn(arg) on r's thread. Returns 0 or -errno. */
+int nvmg_reactor_post(struct nvmg_reactor *r, void (*fn)(void *arg), void *arg);
+const struct nvmg_reactor_features *nvmg_reactor_features(struct nvmg_reactor *r);
+unsigned nvmg_reactor_id(struct nvmg_reactor *r);
+/* The reactor's data buffer pool (its thread only). */
+struct nvmg_bufpool *nvmg_reactor_bufpool(struct nvmg_reactor *r);
+/* The reactor running on the calling thread, or NULL. */
+struct nvmg_reactor *nvmg_reactor_self(void);
+uint64_t nvmg_now_ms(void);
+
+/* Process-level management (daemon/reactor.c). */
+struct nvmg_reactor *nvmg_reactor_create(unsigned id, int *err);
+int nvmg_reactor_start(struct nvmg_reactor *r);
+void nvmg_reactor_stop(struct nvmg_reactor *r); /* ask to exit; join */
+void nvmg_reactor_destroy(struct nvmg_reactor *r);
+int nvmg_reactor_probe(struct nvmg_reactor_features *f); /* probe io_uring */
+
+#endif
