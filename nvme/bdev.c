@@ -1,0 +1,23 @@
+/* Backend selection by config path. */
+#include <errno.h>
+#include <string.h>
+#include "conf/config.h"
+#include "nvme/bdev.h"
+
+int nvmg_bdev_open(const char *path, bool readonly, struct nvmg_bdev **out)
+{
+	if (!path || !*path)
+		return -EINVAL;
+	if (!strncmp(path, "mem:", 4)) {
+		uint64_t size;
+		int ret = nvmg_conf_parse_size(path + 4, &size);
+
+		if (ret)
+			return ret;
+		ret = nvmg_bdev_mem_open(size, out);
+		if (!ret && readonly)
+			(*out)->readonly = true;
+		return ret;
+	}
+	return nvmg_bdev_file_open(path, readonly, out);
+}

@@ -1,0 +1,68 @@
+/* Backends: where a namespace's blocks live. One interface for the io_uring
+ * file/block-device backend, RAM, and later the userspace PCIe driver.
+ * Submissions happen on a reactor thread; completions arrive on the same
+ * thread (possibly before submit returns, for RAM). */
+#ifndef NVMG_BDEV_H
+#define NVMG_BDEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include "daemon/reactor.h"
+
+enum nvmg_bdev_op {
+	NVMG_BDEV_READ,
+	NVMG_BDEV_WRITE,
+	NVMG_BDEV_FLUSH,
+	NVMG_BDEV_WRITE_ZEROES,
+	NVMG_BDEV_DEALLOCATE,
+};
+
+struct nvmg_bdev_io {
+	struct nvmg_ev ev; /* used by io_uring backends */
+	enum nvmg_bdev_op op;
+	bool fua;
+	uint64_t offset; /* bytes */
+	uint64_t len;    /* bytes */
+	void *buf;       /* READ/WRITE */
+	uint64_t done;   /* bytes done so far (short I/O is resumed) */
+	int stage;       /* backend-private fallback state */
+	struct nvmg_bdev *bdev;       /* set by submit, for the completion path */
+	struct nvmg_reactor *reactor;
+	/* res: 0 or negative errno. */
+	void (*complete)(struct nvmg_bdev_io *io, int res);
+};
+
+struct nvmg_bdev;
+
+struct nvmg_bdev_ops {
+	const char *name;
+	void (*submit)(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg_bdev_io *io);
+	/* Synchronous flush for shutdown paths. */
+	int (*flush_sync)(struct nvmg_bdev *b);
+	void (*close)(struct nvmg_bdev *b);
+};
+
+struct nvmg_bdev {
+	const struct nvmg_bdev_ops *ops;
+	uint64_t size;         /* bytes */
+	uint32_t block_size;   /* minimum I/O alignment the backend wants */
+	bool volatile_cache;   /* Flush does something: advertise VWC */
+	bool dealloc_zeroes;   /* deallocated blocks read back as zeros */
+	bool readonly;
+};
+
+/* Open by config path: "mem:SIZE" or a file / block device path. */
+int nvmg_bdev_open(const char *path, bool readonly, struct nvmg_bdev **out);
+int nvmg_bdev_file_open(const char *path, bool readonly, struct nvmg_bdev **out);
+int nvmg_bdev_mem_open(uint64_t size, struct nvmg_bdev **out);
+
+static inline void nvmg_bdev_submit(struct nvmg_bdev *b, struct nvmg_reactor *r,
+				    struct nvmg_bdev_io *io)
+{
+	io->bdev = b;
+	io->reactor = r;
+	b->ops->submit(b, r, io);
+}
+
+#endif

@@ -1,0 +1,260 @@
+/* The transport-independent target core: subsystems, namespaces, ports,
+ * controllers, queues and the request life cycle.
+ *
+ * A request flows one way: a transport fills nvmg_req from the wire and
+ * calls nvmg_req_init(), which parses the command and sets req->execute
+ * and the expected data length; the transport moves the data and calls
+ * req->execute(req); the handler (possibly after backend I/O) calls
+ * nvmg_req_complete(), which hands the request back to the transport's
+ * queue_response(). Handlers return status as values, never via globals. */
+#ifndef NVMG_CORE_H
+#define NVMG_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <endian.h>
+#include <sys/socket.h>
+#include "nvme/spec.h"
+#include "nvme/bdev.h"
+#include "conf/config.h"
+
+#define NVMG_MQES 127            /* CAP.MQES, 0's based: 128 entries */
+#define NVMG_MAXCMD 128
+#define NVMG_MDTS 8              /* 2^8 * 4 KiB = 1 MiB */
+#define NVMG_MAX_DATA (1u << 20) /* largest transfer, = MDTS */
+#define NVMG_ADMIN_INCAPSULE 8192
+#define NVMG_MAX_IO_QUEUES 128
+#define NVMG_AERL 3              /* 0's based: 4 outstanding AERs */
+#define NVMG_KAS 10              /* KAS granularity: 100 ms units */
+#define NVMG_MAX_CHANGED_NS 1024
+#define NVMG_ERROR_LOG_ENTRIES 64
+
+struct nvmg_target;
+struct nvmg_ctrl;
+struct nvmg_sq;
+struct nvmg_req;
+
+struct nvmg_ns {
+	atomic_int refs;
+	uint32_t nsid;
+	struct nvmg_bdev *bdev;
+	char *path;
+	bool readonly;
+	uint8_t lba_shift;  /* 9 or 12 */
+	uint64_t nsze;      /* blocks */
+	uint8_t nguid[16];
+	uint8_t uuid[16];
+	uint8_t eui64[8];
+};
+
+struct nvmg_port {
+	uint16_t portid;
+	int adrfam;         /* AF_INET / AF_INET6 */
+	char traddr[64];
+	char trsvcid[8];
+	bool wildcard;
+	uint32_t inline_data_size; /* I/O queue in-capsule bytes */
+	char **subsys_nqns; /* exported subsystems */
+	size_t nr_subsys;
+};
+
+struct nvmg_subsys {
+	char nqn[NVME_NQN_LENGTH];
+	bool discovery;
+	bool allow_any_host;
+	char **allowed_hosts;
+	size_t nr_allowed_hosts;
+	char serial[21];
+	char model[41];
+	uint32_t version;
+	uint16_t cntlid_min, cntlid_max;
+
+	pthread_mutex_t lock; /* namespaces, controllers, next_cntlid */
+	struct nvmg_ns **ns;  /* sorted by nsid */
+	size_t nr_ns;
+	struct nvmg_ctrl **ctrls;
+	size_t nr_ctrls, cap_ctrls;
+	uint16_t next_cntlid;
+};
+
+/* Per-queue counters; owned by the queue's reactor, read racily for logs. */
+struct nvmg_sq_stats {
+	uint64_t read_cmds, write_cmds;
+	uint64_t read_bytes, write_bytes;
+	uint64_t errors;
+};
+
+/* What the core needs from a transport. */
+struct nvmg_transport_ops {
+	const char *name;
+	/* Send req's response (and read data). Called on the queue's reactor. */
+	void (*queue_response)(struct nvmg_req *req);
+	/* Close the queue's connection. Called on the queue's reactor. */
+	void (*kill_queue)(struct nvmg_sq *sq);
+	/* Local address of the connection, for discovery on wildcard ports. */
+	int (*local_addr)(struct nvmg_sq *sq, char *traddr, size_t len);
+};
+
+struct nvmg_sq {
+	struct nvmg_target *tgt;
+	struct nvmg_ctrl *ctrl;   /* NULL until Connect succeeds */
+	struct nvmg_port *port;
+	struct nvmg_reactor *reactor;
+	const struct nvmg_transport_ops *ops;
+	uint16_t qid;
+	uint16_t size;            /* entries (SQSIZE + 1) */
+	uint16_t sqhd;
+	bool sqfc_disabled;       /* Connect CATTR bit 2 */
+	bool closing;
+	uint32_t incapsule_max;   /* in-capsule data bytes accepted */
+	struct nvmg_sq_stats stats;
+};
+
+enum nvmg_data_dir { NVMG_DIR_NONE, NVMG_DIR_TO_HOST, NVMG_DIR_FROM_HOST };
+
+struct nvmg_req {
+	struct nvmg_sqe cmd;
+	struct nvmg_cqe cqe;
+	struct nvmg_sq *sq;
+	struct nvmg_ns *ns;       /* reference held until completion */
+	enum nvmg_data_dir dir;
+	uint32_t data_len;        /* bytes the command moves */
+	uint32_t sgl_len;         /* bytes the SGL describes (set by the transport) */
+	void *buf;                /* data_len bytes, owned by the transport */
+	void (*execute)(struct nvmg_req *req);
+	uint64_t start_ns;
+	struct nvmg_bdev_io io;
+	uint32_t sub_count;       /* for multi-part commands (DSM ranges, SHN flush) */
+	uint16_t sub_status;
+};
+
+/* The whole model: immutable lists of subsystems and ports (reloads change
+ * namespaces inside subsystems, under their locks). */
+struct nvmg_target {
+	struct nvmg_subsys *discovery;
+	struct nvmg_subsys **subsys;
+	size_t nr_subsys;
+	struct nvmg_port **ports;
+	size_t nr_ports;
+	struct nvmg_reactor **reactors;
+	unsigned nr_reactors;
+	unsigned max_queues_per_host;
+	atomic_uint_fast64_t discovery_genctr;
+	pthread_mutex_t hosts_lock; /* queue counts per host */
+	struct nvmg_host_count *host_counts;
+	size_t nr_host_counts;
+};
+
+/* ---- controllers (nvme/ctrl.c) ---- */
+struct nvmg_aen {
+	uint32_t dw0;
+};
+
+struct nvmg_ctrl {
+	atomic_int refs;
+	struct nvmg_target *tgt;
+	struct nvmg_subsys *subsys;
+	struct nvmg_port *port;
+	uint16_t cntlid;
+	char hostnqn[NVME_NQN_LENGTH];
+	uint8_t hostid[16];
+	struct nvmg_reactor *admin_reactor;
+
+	pthread_mutex_t lock;     /* everything below */
+	uint32_t cc, csts;
+	uint32_t kato_ms;
+	uint64_t last_keepalive_ms;
+	bool dead;
+	struct nvmg_sq *sqs[NVMG_MAX_IO_QUEUES + 1];
+	uint16_t nr_io_queues;    /* granted by Set Features Number of Queues */
+	uint32_t aen_enabled;     /* Async Event Configuration (FID 0Bh) */
+	uint32_t aen_masked;      /* event types waiting for their log read (bit = AER type) */
+	struct nvmg_aen aen_pending[8];
+	unsigned nr_aen_pending;
+	struct nvmg_req *aer_reqs[NVMG_AERL + 1]; /* touched on admin_reactor only */
+	unsigned nr_aer_reqs;
+	uint32_t changed_ns[NVMG_MAX_CHANGED_NS];
+	unsigned nr_changed_ns;   /* > NVMG_MAX_CHANGED_NS: overflowed */
+	int64_t timestamp_offset_ms; /* Set Features Timestamp - local clock */
+	bool timestamp_set;       /* a host set it: Timestamp Origin 001b */
+	bool vwc_enabled;
+	uint32_t shutdown_pending; /* namespaces still flushing for CC.SHN */
+	uint64_t err_count;
+};
+
+/* ---- core.c: request life cycle ---- */
+/* Parse req->cmd for req->sq. Returns 0 (req->execute, dir, data_len set)
+ * or an NVMe status: the transport then completes with that status
+ * without moving data. */
+uint16_t nvmg_req_init(struct nvmg_req *req);
+void nvmg_req_complete(struct nvmg_req *req, uint16_t status);
+/* Checks the SGL covers exactly data_len; status or 0. */
+uint16_t nvmg_req_check_len(struct nvmg_req *req);
+
+/* ---- handlers, one file each ---- */
+uint16_t nvmg_parse_fabrics(struct nvmg_req *req);   /* fabrics.c */
+uint16_t nvmg_parse_admin(struct nvmg_req *req);     /* admin.c */
+uint16_t nvmg_parse_discovery_admin(struct nvmg_req *req); /* discovery.c */
+uint16_t nvmg_parse_io(struct nvmg_req *req);        /* io_cmd.c */
+
+/* admin.c helpers shared with identify/log/features */
+void nvmg_execute_identify(struct nvmg_req *req);    /* identify.c */
+void nvmg_execute_get_log_page(struct nvmg_req *req); /* log_page.c */
+void nvmg_execute_get_features(struct nvmg_req *req); /* features.c */
+void nvmg_execute_set_features(struct nvmg_req *req); /* features.c */
+void nvmg_execute_async_event(struct nvmg_req *req);  /* aen.c */
+/* Fill the discovery log for sq's host and port into buf (len bytes starting
+ * at byte offset off). Returns 0 or status. discovery.c */
+uint16_t nvmg_discovery_log(struct nvmg_sq *sq, void *buf, uint64_t off, uint32_t len);
+/* Copy src[off..] into req->buf (req->data_len bytes), zero-filling past the
+ * end of src; an offset beyond src is not an error (admin.c). */
+void nvmg_req_copy_to_buf(struct nvmg_req *req, const void *src, size_t src_len, uint64_t off);
+
+/* ---- ctrl.c ---- */
+struct nvmg_ctrl *nvmg_ctrl_create(struct nvmg_target *tgt, struct nvmg_subsys *s,
+				   struct nvmg_port *port, const struct nvmf_connect_data *d,
+				   uint32_t kato_ms, uint16_t *status);
+void nvmg_ctrl_get(struct nvmg_ctrl *c);
+void nvmg_ctrl_put(struct nvmg_ctrl *c);
+/* Find a live controller of s by CNTLID and take a reference. */
+struct nvmg_ctrl *nvmg_ctrl_find(struct nvmg_subsys *s, uint16_t cntlid);
+/* Bind/unbind a queue to its controller (ctrl->sqs[qid]). */
+uint16_t nvmg_ctrl_install_sq(struct nvmg_ctrl *c, struct nvmg_sq *sq);
+void nvmg_ctrl_remove_sq(struct nvmg_ctrl *c, struct nvmg_sq *sq);
+/* Tear the controller down: every queue's connection is closed (on its own
+ * reactor). io_only keeps the admin queue (controller reset). */
+void nvmg_ctrl_kill(struct nvmg_ctrl *c, bool io_only, const char *why);
+void nvmg_ctrl_keepalive(struct nvmg_ctrl *c);
+/* Property access (Property Get/Set). */
+uint16_t nvmg_ctrl_prop_get(struct nvmg_ctrl *c, uint32_t off, bool eight, uint64_t *val);
+uint16_t nvmg_ctrl_prop_set(struct nvmg_req *req, uint32_t off, uint64_t val);
+uint64_t nvmg_ctrl_cap(const struct nvmg_ctrl *c);
+
+/* ---- aen.c ---- */
+/* Record an event for c (any thread) and complete an AER if one waits. */
+void nvmg_ctrl_raise_aen(struct nvmg_ctrl *c, uint8_t type, uint8_t info, uint8_t lid);
+void nvmg_ctrl_ns_changed(struct nvmg_ctrl *c, uint32_t nsid);
+/* Log page read with RAE=0: unmask that event type. */
+void nvmg_ctrl_clear_aen_mask(struct nvmg_ctrl *c, uint8_t type);
+/* Fail every waiting AER (controller reset / teardown). Admin reactor. */
+void nvmg_ctrl_abort_aers(struct nvmg_ctrl *c, uint16_t status);
+
+/* ---- subsys.c ---- */
+struct nvmg_subsys *nvmg_target_find_subsys(struct nvmg_target *t, const char *nqn);
+bool nvmg_subsys_host_allowed(const struct nvmg_subsys *s, const char *hostnqn);
+bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s);
+/* Look up an active namespace and take a reference; NULL if none. */
+struct nvmg_ns *nvmg_subsys_get_ns(struct nvmg_subsys *s, uint32_t nsid);
+void nvmg_ns_put(struct nvmg_ns *ns);
+/* Queue accounting per host NQN; returns false when over the cap. */
+bool nvmg_target_host_queue_get(struct nvmg_target *t, const char *hostnqn);
+void nvmg_target_host_queue_put(struct nvmg_target *t, const char *hostnqn);
+
+/* ---- ident.c: stable identities derived from NQN + nsid ---- */
+void nvmg_derive_serial(const char *subnqn, char out[21]);
+void nvmg_derive_ns_ids(const char *subnqn, uint32_t nsid, uint8_t nguid[16],
+			uint8_t uuid[16], uint8_t eui64[8]);
+
+#endif

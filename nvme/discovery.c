@@ -1,0 +1,145 @@
+/* The discovery controller: its admin command set and the Discovery log
+ * page (LID 70h), which lists what this port offers to the asking host. */
+#include <stdio.h>
+#include <string.h>
+#include "nvme/admin.h"
+
+#define DISC_ENTRY_SIZE sizeof(struct nvmf_disc_log_entry)
+#define DISC_HDR_SIZE DISC_ENTRY_SIZE /* header padded to one entry */
+#define CNTLID_DYNAMIC 0xffff
+#define DISC_ASQSZ 32 /* the spec's minimum admin queue size */
+
+_Static_assert(sizeof(struct nvmf_disc_log_entry) == 1024, "discovery entry is 1 KiB");
+_Static_assert(sizeof(struct nvmf_discovery_log) == 1024, "discovery header is 1 KiB");
+
+uint16_t nvmg_parse_discovery_admin(struct nvmg_req *req)
+{
+	uint16_t status = nvmg_admin_check_enabled(req->sq->ctrl);
+
+	if (status)
+		return status;
+	switch (req->cmd.opcode) {
+	case nvme_admin_identify:
+		if ((le32toh(req->cmd.cdw10) & 0xff) != NVME_IDENTIFY_CNS_CTRL)
+			return NVMG_SC_GENERIC(NVME_SC_INVALID_FIELD) | NVME_SC_DNR;
+		req->dir = NVMG_DIR_TO_HOST;
+		req->data_len = NVME_IDENTIFY_DATA_SIZE;
+		req->execute = nvmg_execute_identify;
+		return 0;
+	case nvme_admin_get_log_page:
+		return nvmg_admin_parse_get_log_page(req);
+	case nvme_admin_get_features:
+		return nvmg_admin_parse_features(req, false);
+	case nvme_admin_set_features:
+		return nvmg_admin_parse_features(req, true);
+	case nvme_admin_async_event:
+		req->execute = nvmg_execute_async_event;
+		return 0;
+	case nvme_admin_keep_alive:
+		req->execute = nvmg_admin_execute_keep_alive;
+		return 0;
+	default:
+		return NVMG_SC_GENERIC(NVME_SC_INVALID_OPCODE) | NVME_SC_DNR;
+	}
+}
+
+/* The host's window onto the log: records are written at their log
+ * offset and only the part inside [off, off + len) lands in buf. */
+struct disc_window {
+	uint8_t *buf;
+	uint64_t off;
+	uint32_t len;
+};
+
+static void window_put(const struct disc_window *w, uint64_t pos, const void *src, size_t n)
+{
+	/* LPO is the host's: clamp rather than overflow. */
+	uint64_t wend = w->off > UINT64_MAX - w->len ? UINT64_MAX : w->off + w->len;
+	uint64_t start = pos > w->off ? pos : w->off;
+	uint64_t end = pos + n < wend ? pos + n : wend;
+
+	if (start < end)
+		memcpy(w->buf + (start - w->off), (const uint8_t *)src + (start - pos), end - start);
+}
+
+struct disc_addr {
+	uint8_t adrfam;
+	char traddr[NVMF_TRADDR_SIZE + 1];
+	char trsvcid[NVMF_TRSVCID_SIZE + 1];
+};
+
+static void fill_entry(struct nvmf_disc_log_entry *e, const struct nvmg_port *port,
+		       const struct disc_addr *a, uint8_t subtype, const char *nqn)
+{
+	memset(e, 0, sizeof(*e));
+	e->trtype = NVMF_TRTYPE_TCP;
+	e->adrfam = a->adrfam;
+	e->subtype = subtype;
+	/* No TLS; hosts may disable SQ flow control. */
+	e->treq = NVMF_TREQ_NOT_REQUIRED | NVMF_TREQ_DISABLE_SQFLOW;
+	e->portid = htole16(port->portid);
+	e->cntlid = htole16(CNTLID_DYNAMIC);
+	e->asqsz = htole16(DISC_ASQSZ);
+	/* The discovery controller keeps connections and sends change AENs. */
+	if (subtype == NVME_NQN_CURR)
+		e->eflags = htole16(NVMF_DISC_EFLAGS_EPCSD);
+	nvmg_copy_padded(e->trsvcid, sizeof(e->trsvcid), a->trsvcid);
+	memcpy(e->subnqn, nqn, strnlen(nqn, sizeof(e->subnqn) - 1));
+	nvmg_copy_padded(e->traddr, sizeof(e->traddr), a->traddr);
+	e->tsas.tcp.sectype = NVMF_TCP_SECTYPE_NONE;
+}
+
+/* A wildcard port is reported with the address this host reached us on,
+ * which is one it can connect to. */
+static void port_addr(struct nvmg_sq *sq, struct disc_addr *a)
+{
+	const struct nvmg_port *port = sq->port;
+	char local[NVMF_TRADDR_SIZE + 1];
+
+	a->adrfam = port->adrfam == AF_INET6 ? NVMF_ADDR_FAMILY_IP6 : NVMF_ADDR_FAMILY_IP4;
+	snprintf(a->trsvcid, sizeof(a->trsvcid), "%.*s", (int)sizeof(port->trsvcid), port->trsvcid);
+	snprintf(a->traddr, sizeof(a->traddr), "%.*s", (int)sizeof(port->traddr), port->traddr);
+	if (port->wildcard && sq->ops && sq->ops->local_addr) {
+		memset(local, 0, sizeof(local));
+		if (sq->ops->local_addr(sq, local, sizeof(local) - 1) == 0 && local[0])
+			memcpy(a->traddr, local, sizeof(local));
+	}
+}
+
+uint16_t nvmg_discovery_log(struct nvmg_sq *sq, void *buf, uint64_t off, uint32_t len)
+{
+	struct nvmg_target *tgt = sq->tgt;
+	const struct nvmg_ctrl *c = sq->ctrl;
+	struct disc_window w = { .buf = buf, .off = off, .len = len };
+	struct nvmf_discovery_log hdr;
+	struct nvmf_disc_log_entry e;
+	struct disc_addr a;
+	uint64_t numrec = 0;
+	/* Read first: a change racing with us bumps it past what we report,
+	 * so the host rereads. */
+	uint64_t genctr = atomic_load(&tgt->discovery_genctr);
+
+	if (len)
+		memset(buf, 0, len);
+	port_addr(sq, &a);
+
+	fill_entry(&e, sq->port, &a, NVME_NQN_CURR, NVMG_DISC_NQN);
+	window_put(&w, DISC_HDR_SIZE + numrec++ * DISC_ENTRY_SIZE, &e, sizeof(e));
+	for (size_t i = 0; i < tgt->nr_subsys; i++) {
+		const struct nvmg_subsys *s = tgt->subsys[i];
+
+		if (s->discovery || !nvmg_port_exports(sq->port, s) ||
+		    !nvmg_subsys_host_allowed(s, c->hostnqn))
+			continue;
+		fill_entry(&e, sq->port, &a, NVME_NQN_NVME, s->nqn);
+		window_put(&w, DISC_HDR_SIZE + numrec++ * DISC_ENTRY_SIZE, &e, sizeof(e));
+	}
+
+	/* The header goes last: only then is NUMREC known. */
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.genctr = htole64(genctr);
+	hdr.numrec = htole64(numrec);
+	hdr.recfmt = 0;
+	window_put(&w, 0, &hdr, sizeof(hdr));
+	return 0;
+}

@@ -1,0 +1,521 @@
+/* Subsystems, namespaces and ports: the model built from the config. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include "daemon/log.h"
+#include "nvme/subsys.h"
+
+struct nvmg_host_count {
+	char nqn[NVME_NQN_LENGTH];
+	unsigned queues;
+};
+
+static char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void copy_padded(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+struct nvmg_subsys *nvmg_target_find_subsys(struct nvmg_target *t, const char *nqn)
+{
+	if (!strcmp(nqn, NVMG_DISC_NQN))
+		return t->discovery;
+	for (size_t i = 0; i < t->nr_subsys; i++)
+		if (!strcmp(t->subsys[i]->nqn, nqn))
+			return t->subsys[i];
+	return NULL;
+}
+
+bool nvmg_subsys_host_allowed(const struct nvmg_subsys *s, const char *hostnqn)
+{
+	if (s->discovery || s->allow_any_host)
+		return true;
+	for (size_t i = 0; i < s->nr_allowed_hosts; i++)
+		if (!strcmp(s->allowed_hosts[i], hostnqn))
+			return true;
+	return false;
+}
+
+bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s)
+{
+	if (s->discovery)
+		return true;
+	for (size_t i = 0; i < p->nr_subsys; i++)
+		if (!strcmp(p->subsys_nqns[i], s->nqn))
+			return true;
+	return false;
+}
+
+struct nvmg_ns *nvmg_subsys_get_ns(struct nvmg_subsys *s, uint32_t nsid)
+{
+	struct nvmg_ns *ns = NULL;
+	size_t lo = 0, hi;
+
+	pthread_mutex_lock(&s->lock);
+	hi = s->nr_ns;
+	while (lo < hi) { /* the table is sorted by nsid */
+		size_t mid = (lo + hi) / 2;
+
+		if (s->ns[mid]->nsid == nsid) {
+			ns = s->ns[mid];
+			atomic_fetch_add_explicit(&ns->refs, 1, memory_order_relaxed);
+			break;
+		}
+		if (s->ns[mid]->nsid < nsid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ns;
+}
+
+static void ns_free(struct nvmg_ns *ns)
+{
+	if (ns->bdev) {
+		if (ns->bdev->ops->flush_sync) {
+			int ret = ns->bdev->ops->flush_sync(ns->bdev);
+
+			if (ret)
+				log_err("namespace %u (%s): flush on close: %s", ns->nsid, ns->path,
+					strerror(-ret));
+		}
+		ns->bdev->ops->close(ns->bdev);
+	}
+	free(ns->path);
+	free(ns);
+}
+
+void nvmg_ns_put(struct nvmg_ns *ns)
+{
+	if (atomic_fetch_sub_explicit(&ns->refs, 1, memory_order_acq_rel) == 1)
+		ns_free(ns);
+}
+
+static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, struct nvmg_ns **out,
+		   char *err, size_t errlen)
+{
+	struct nvmg_ns *ns = calloc(1, sizeof(*ns));
+	static const uint8_t zero[16];
+	uint8_t nguid[16], uuid[16], eui64[8];
+	int ret;
+
+	if (!ns)
+		return -ENOMEM;
+	atomic_init(&ns->refs, 1);
+	ns->nsid = c->nsid;
+	ns->readonly = c->readonly;
+	ns->path = xstrdup(c->path);
+	ns->lba_shift = c->lba_size == 4096 ? 12 : 9;
+	ret = nvmg_bdev_open(c->path, c->readonly, &ns->bdev);
+	if (ret) {
+		snprintf(err, errlen, "subsystem %s namespace %u: %s: %s", s->nqn, c->nsid, c->path,
+			 strerror(-ret));
+		free(ns->path);
+		free(ns);
+		return ret;
+	}
+	if (ns->bdev->readonly)
+		ns->readonly = true;
+	if (ns->bdev->block_size > (1u << ns->lba_shift)) {
+		snprintf(err, errlen,
+			 "subsystem %s namespace %u: %s: device block size %u exceeds lba_size %u",
+			 s->nqn, c->nsid, c->path, ns->bdev->block_size, 1u << ns->lba_shift);
+		ns->bdev->ops->close(ns->bdev);
+		free(ns->path);
+		free(ns);
+		return -EINVAL;
+	}
+	ns->nsze = ns->bdev->size >> ns->lba_shift;
+	if (!ns->nsze) {
+		snprintf(err, errlen, "subsystem %s namespace %u: %s: smaller than one block", s->nqn,
+			 c->nsid, c->path);
+		ns->bdev->ops->close(ns->bdev);
+		free(ns->path);
+		free(ns);
+		return -EINVAL;
+	}
+	/* Unset identifiers are derived, so they survive restarts. */
+	nvmg_derive_ns_ids(s->nqn, c->nsid, nguid, uuid, eui64);
+	memcpy(ns->nguid, c->has_nguid && memcmp(c->nguid, zero, 16) ? c->nguid : nguid, 16);
+	memcpy(ns->uuid, c->has_uuid ? c->uuid : uuid, 16);
+	memcpy(ns->eui64, c->has_eui64 ? c->eui64 : eui64, 8);
+	*out = ns;
+	return 0;
+}
+
+static void subsys_free(struct nvmg_subsys *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nr_ns; i++)
+		nvmg_ns_put(s->ns[i]);
+	free(s->ns);
+	for (size_t i = 0; i < s->nr_allowed_hosts; i++)
+		free(s->allowed_hosts[i]);
+	free(s->allowed_hosts);
+	free(s->ctrls);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static struct nvmg_subsys *subsys_alloc(const char *nqn)
+{
+	struct nvmg_subsys *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	copy_padded(s->nqn, sizeof(s->nqn), nqn);
+	pthread_mutex_init(&s->lock, NULL);
+	s->cntlid_min = 1;
+	s->cntlid_max = 0xffef;
+	s->next_cntlid = 1;
+	s->version = 0x20000;
+	return s;
+}
+
+static int cmp_ns(const void *a, const void *b)
+{
+	const struct nvmg_ns *x = *(struct nvmg_ns *const *)a, *y = *(struct nvmg_ns *const *)b;
+
+	return x->nsid < y->nsid ? -1 : x->nsid > y->nsid;
+}
+
+static int subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys *c, char *err,
+			size_t errlen)
+{
+	struct nvmg_subsys *s = subsys_alloc(c->nqn);
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	s->allow_any_host = c->allow_any_host;
+	s->allowed_hosts = calloc(c->nr_allowed_hosts + 1, sizeof(char *));
+	if (!s->allowed_hosts)
+		goto nomem;
+	for (size_t i = 0; i < c->nr_allowed_hosts; i++) {
+		s->allowed_hosts[i] = xstrdup(c->allowed_hosts[i]);
+		s->nr_allowed_hosts++;
+	}
+	if (c->serial)
+		copy_padded(s->serial, sizeof(s->serial), c->serial);
+	else
+		nvmg_derive_serial(s->nqn, s->serial);
+	copy_padded(s->model, sizeof(s->model), c->model ? c->model : "nvmegate");
+	if (c->version)
+		s->version = c->version;
+	if (c->cntlid_min)
+		s->cntlid_min = c->cntlid_min;
+	if (c->cntlid_max)
+		s->cntlid_max = c->cntlid_max;
+	s->next_cntlid = s->cntlid_min;
+	s->ns = calloc(c->nr_ns + 1, sizeof(*s->ns));
+	if (!s->ns)
+		goto nomem;
+	for (size_t i = 0; i < c->nr_ns; i++) {
+		if (!c->ns[i].enable)
+			continue;
+		ret = ns_open(s, &c->ns[i], &s->ns[s->nr_ns], err, errlen);
+		if (ret) {
+			subsys_free(s);
+			return ret;
+		}
+		s->nr_ns++;
+	}
+	qsort(s->ns, s->nr_ns, sizeof(*s->ns), cmp_ns);
+	*out = s;
+	return 0;
+nomem:
+	subsys_free(s);
+	snprintf(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+static void port_free(struct nvmg_port *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nr_subsys; i++)
+		free(p->subsys_nqns[i]);
+	free(p->subsys_nqns);
+	free(p);
+}
+
+static int port_build(struct nvmg_port **out, const struct nvmg_conf_port *c)
+{
+	struct nvmg_port *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->portid = c->portid;
+	p->adrfam = c->adrfam == NVMG_ADRFAM_IPV6 ? AF_INET6 : AF_INET;
+	copy_padded(p->traddr, sizeof(p->traddr), c->traddr);
+	snprintf(p->trsvcid, sizeof(p->trsvcid), "%u", c->trsvcid);
+	p->wildcard = !strcmp(c->traddr, "0.0.0.0") || !strcmp(c->traddr, "::");
+	/* In-capsule data is counted in 16-byte units (IOCCSZ). */
+	p->inline_data_size = c->inline_data_size & ~15u;
+	p->subsys_nqns = calloc(c->nr_subsystems + 1, sizeof(char *));
+	if (!p->subsys_nqns) {
+		free(p);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < c->nr_subsystems; i++) {
+		p->subsys_nqns[i] = xstrdup(c->subsystems[i]);
+		p->nr_subsys++;
+	}
+	*out = p;
+	return 0;
+}
+
+int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char *err, size_t errlen)
+{
+	int ret;
+
+	pthread_mutex_init(&t->hosts_lock, NULL);
+	t->max_queues_per_host = conf->max_queues_per_host ? conf->max_queues_per_host : 1024;
+	t->discovery = subsys_alloc(NVMG_DISC_NQN);
+	t->subsys = calloc(conf->nr_subsys + 1, sizeof(*t->subsys));
+	t->ports = calloc(conf->nr_ports + 1, sizeof(*t->ports));
+	if (!t->discovery || !t->subsys || !t->ports) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	t->discovery->discovery = true;
+	t->discovery->allow_any_host = true;
+	copy_padded(t->discovery->model, sizeof(t->discovery->model), "nvmegate discovery");
+	nvmg_derive_serial(t->discovery->nqn, t->discovery->serial);
+	for (size_t i = 0; i < conf->nr_subsys; i++) {
+		ret = subsys_build(&t->subsys[i], &conf->subsys[i], err, errlen);
+		if (ret)
+			return ret;
+		t->nr_subsys++;
+	}
+	for (size_t i = 0; i < conf->nr_ports; i++) {
+		ret = port_build(&t->ports[i], &conf->ports[i]);
+		if (ret) {
+			snprintf(err, errlen, "out of memory");
+			return ret;
+		}
+		t->nr_ports++;
+	}
+	return 0;
+}
+
+static const struct nvmg_conf_ns *conf_find_ns(const struct nvmg_conf_subsys *c, uint32_t nsid)
+{
+	for (size_t i = 0; i < c->nr_ns; i++)
+		if (c->ns[i].nsid == nsid && c->ns[i].enable)
+			return &c->ns[i];
+	return NULL;
+}
+
+/* A namespace whose backing or identity changed is removed and re-added:
+ * hosts must not see new data under old identifiers. */
+static bool ns_same(const struct nvmg_subsys *s, const struct nvmg_ns *ns, const struct nvmg_conf_ns *c)
+{
+	struct nvmg_ns tmp;
+	uint8_t nguid[16], uuid[16], eui64[8];
+	static const uint8_t zero[16];
+
+	if (strcmp(ns->path, c->path) || ns->readonly != (c->readonly || ns->bdev->readonly) ||
+	    ns->lba_shift != (c->lba_size == 4096 ? 12 : 9))
+		return false;
+	nvmg_derive_ns_ids(s->nqn, c->nsid, nguid, uuid, eui64);
+	memcpy(tmp.nguid, c->has_nguid && memcmp(c->nguid, zero, 16) ? c->nguid : nguid, 16);
+	memcpy(tmp.uuid, c->has_uuid ? c->uuid : uuid, 16);
+	memcpy(tmp.eui64, c->has_eui64 ? c->eui64 : eui64, 8);
+	return !memcmp(tmp.nguid, ns->nguid, 16) && !memcmp(tmp.uuid, ns->uuid, 16) &&
+	       !memcmp(tmp.eui64, ns->eui64, 8);
+}
+
+static void notify_ns_change(struct nvmg_subsys *s, uint32_t nsid)
+{
+	/* Called with s->lock held; raising takes only the ctrl's lock. */
+	for (size_t i = 0; i < s->nr_ctrls; i++)
+		nvmg_ctrl_ns_changed(s->ctrls[i], nsid);
+}
+
+static int subsys_reload(struct nvmg_subsys *s, const struct nvmg_conf_subsys *c, char *err,
+			 size_t errlen)
+{
+	struct nvmg_ns **keep, **added, **removed;
+	size_t nr_keep = 0, nr_added = 0, nr_removed = 0;
+	int ret = 0;
+
+	keep = calloc(c->nr_ns + s->nr_ns + 1, sizeof(*keep));
+	added = calloc(c->nr_ns + 1, sizeof(*added));
+	removed = calloc(s->nr_ns + 1, sizeof(*removed));
+	if (!keep || !added || !removed) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	/* Open new backends first, without the lock: a failure leaves the
+	 * running configuration untouched. */
+	for (size_t i = 0; i < c->nr_ns; i++) {
+		const struct nvmg_conf_ns *cn = &c->ns[i];
+		struct nvmg_ns *old;
+
+		if (!cn->enable)
+			continue;
+		old = nvmg_subsys_get_ns(s, cn->nsid);
+		if (old) {
+			bool same = ns_same(s, old, cn);
+
+			nvmg_ns_put(old);
+			if (same)
+				continue;
+		}
+		ret = ns_open(s, cn, &added[nr_added], err, errlen);
+		if (ret)
+			goto out;
+		nr_added++;
+	}
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nr_ns; i++) {
+		const struct nvmg_conf_ns *cn = conf_find_ns(c, s->ns[i]->nsid);
+		bool replaced = false;
+
+		for (size_t j = 0; j < nr_added; j++)
+			replaced |= added[j]->nsid == s->ns[i]->nsid;
+		if (cn && !replaced)
+			keep[nr_keep++] = s->ns[i];
+		else
+			removed[nr_removed++] = s->ns[i];
+	}
+	for (size_t j = 0; j < nr_added; j++)
+		keep[nr_keep++] = added[j];
+	qsort(keep, nr_keep, sizeof(*keep), cmp_ns);
+	free(s->ns);
+	s->ns = keep;
+	s->nr_ns = nr_keep;
+	keep = NULL;
+	for (size_t j = 0; j < nr_removed; j++) {
+		log_info("subsystem %s: namespace %u removed", s->nqn, removed[j]->nsid);
+		notify_ns_change(s, removed[j]->nsid);
+	}
+	for (size_t j = 0; j < nr_added; j++) {
+		bool replaced = false;
+
+		for (size_t k = 0; k < nr_removed; k++)
+			replaced |= removed[k]->nsid == added[j]->nsid;
+		log_info("subsystem %s: namespace %u %s (%s)", s->nqn, added[j]->nsid,
+			 replaced ? "replaced" : "added", added[j]->path);
+		if (!replaced)
+			notify_ns_change(s, added[j]->nsid);
+	}
+	pthread_mutex_unlock(&s->lock);
+	/* In-flight commands hold their own references. */
+	for (size_t j = 0; j < nr_removed; j++)
+		nvmg_ns_put(removed[j]);
+	nr_added = 0;
+out:
+	for (size_t j = 0; j < nr_added; j++)
+		nvmg_ns_put(added[j]);
+	free(keep);
+	free(added);
+	free(removed);
+	return ret;
+}
+
+int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char *err, size_t errlen)
+{
+	int ret;
+
+	/* Subsystems and ports are fixed for the daemon's life for now; say
+	 * so instead of silently ignoring a change. */
+	if (conf->nr_subsys != t->nr_subsys || conf->nr_ports != t->nr_ports)
+		log_warn("reload: subsystem or port changes need a restart; applying namespace changes only");
+	for (size_t i = 0; i < conf->nr_subsys; i++) {
+		struct nvmg_subsys *s = nvmg_target_find_subsys(t, conf->subsys[i].nqn);
+
+		if (!s || s->discovery)
+			continue;
+		ret = subsys_reload(s, &conf->subsys[i], err, errlen);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int nvmg_target_flush_all(struct nvmg_target *t)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < t->nr_subsys; i++) {
+		struct nvmg_subsys *s = t->subsys[i];
+
+		pthread_mutex_lock(&s->lock);
+		for (size_t j = 0; j < s->nr_ns; j++) {
+			struct nvmg_bdev *b = s->ns[j]->bdev;
+			int ret = b->ops->flush_sync ? b->ops->flush_sync(b) : 0;
+
+			if (ret && !first)
+				first = ret;
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	return first;
+}
+
+void nvmg_target_destroy(struct nvmg_target *t)
+{
+	for (size_t i = 0; i < t->nr_subsys; i++)
+		subsys_free(t->subsys[i]);
+	free(t->subsys);
+	subsys_free(t->discovery);
+	for (size_t i = 0; i < t->nr_ports; i++)
+		port_free(t->ports[i]);
+	free(t->ports);
+	free(t->host_counts);
+	pthread_mutex_destroy(&t->hosts_lock);
+	memset(t, 0, sizeof(*t));
+}
+
+bool nvmg_target_host_queue_get(struct nvmg_target *t, const char *hostnqn)
+{
+	struct nvmg_host_count *h = NULL;
+	bool ok = true;
+
+	pthread_mutex_lock(&t->hosts_lock);
+	for (size_t i = 0; i < t->nr_host_counts; i++)
+		if (!strcmp(t->host_counts[i].nqn, hostnqn))
+			h = &t->host_counts[i];
+	if (!h) {
+		struct nvmg_host_count *n = realloc(t->host_counts, (t->nr_host_counts + 1) * sizeof(*n));
+
+		if (!n) {
+			pthread_mutex_unlock(&t->hosts_lock);
+			return false;
+		}
+		t->host_counts = n;
+		h = &n[t->nr_host_counts++];
+		copy_padded(h->nqn, sizeof(h->nqn), hostnqn);
+		h->queues = 0;
+	}
+	if (h->queues >= t->max_queues_per_host)
+		ok = false;
+	else
+		h->queues++;
+	pthread_mutex_unlock(&t->hosts_lock);
+	return ok;
+}
+
+void nvmg_target_host_queue_put(struct nvmg_target *t, const char *hostnqn)
+{
+	pthread_mutex_lock(&t->hosts_lock);
+	for (size_t i = 0; i < t->nr_host_counts; i++) {
+		if (strcmp(t->host_counts[i].nqn, hostnqn))
+			continue;
+		if (--t->host_counts[i].queues == 0)
+			t->host_counts[i] = t->host_counts[--t->nr_host_counts];
+		break;
+	}
+	pthread_mutex_unlock(&t->hosts_lock);
+}
