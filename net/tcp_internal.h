@@ -1,0 +1,41 @@
+/* Shared between the NVMe/TCP connection code and its listeners. */
+#ifndef NVMG_TCP_INTERNAL_H
+#define NVMG_TCP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include "net/tcp.h"
+
+struct tcp_conn;
+
+/* Per-reactor state: the connections it owns. Touched by its thread only. */
+struct tcp_reactor {
+	struct nvmg_tcp *tcp;
+	struct nvmg_reactor *r;
+	struct tcp_conn *conns; /* doubly linked */
+	unsigned nr_conns;
+	bool draining;
+};
+
+struct tcp_listener;
+
+struct nvmg_tcp {
+	struct nvmg_target *tgt;
+	struct nvmg_tcp_opts opts;
+	struct tcp_reactor *reactors; /* one per target reactor */
+	unsigned nr_reactors;
+	atomic_uint next_reactor;
+	atomic_uint pending_sockets;  /* accepted, not yet connected */
+	atomic_uint live_conns;
+	struct tcp_listener **listeners;
+	size_t nr_listeners;
+};
+
+/* Runs on tr's reactor: adopt an accepted socket. */
+void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port);
+/* Runs on tr's reactor: finish or close every connection it owns. */
+void nvmg_tcp_reactor_drain(struct tcp_reactor *tr);
+/* Runs on tr's reactor: close every connection now. */
+void nvmg_tcp_reactor_close_all(struct tcp_reactor *tr);
+
+#endif

@@ -1,0 +1,301 @@
+/* NVMe/TCP listeners: one socket per port, accepted on a reactor and
+ * handed round-robin to the reactors. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "daemon/log.h"
+#include "net/tcp_internal.h"
+
+struct tcp_listener {
+	struct nvmg_tcp *tcp;
+	struct nvmg_port *port;
+	struct tcp_reactor *tr;   /* the reactor that accepts */
+	int fd;
+	struct nvmg_ev ev;
+	struct nvmg_ticker retry; /* re-arm after EMFILE and friends */
+	atomic_bool stopping;
+	atomic_bool closed;
+	uint64_t last_full_log;
+};
+
+struct adopt_msg {
+	struct tcp_reactor *tr;
+	int fd;
+	struct nvmg_port *port;
+};
+
+static void accept_arm(struct tcp_listener *l);
+
+static void adopt_msg_run(void *arg)
+{
+	struct adopt_msg *m = arg;
+
+	nvmg_tcp_conn_create(m->tr, m->fd, m->port);
+	free(m);
+}
+
+static void hand_off(struct tcp_listener *l, int fd)
+{
+	struct nvmg_tcp *tcp = l->tcp;
+	unsigned i = atomic_fetch_add(&tcp->next_reactor, 1) % tcp->nr_reactors;
+	struct tcp_reactor *tr = &tcp->reactors[i];
+	struct adopt_msg *m;
+
+	if (tr == l->tr) {
+		nvmg_tcp_conn_create(tr, fd, l->port);
+		return;
+	}
+	m = malloc(sizeof(*m));
+	if (!m) {
+		close(fd);
+		atomic_fetch_sub(&tcp->pending_sockets, 1);
+		return;
+	}
+	*m = (struct adopt_msg){ tr, fd, l->port };
+	if (nvmg_reactor_post(tr->r, adopt_msg_run, m)) {
+		free(m);
+		close(fd);
+		atomic_fetch_sub(&tcp->pending_sockets, 1);
+	}
+}
+
+static void retry_tick(struct nvmg_ticker *t, uint64_t now)
+{
+	struct tcp_listener *l = (struct tcp_listener *)((char *)t - offsetof(struct tcp_listener, retry));
+
+	(void)now;
+	nvmg_reactor_del_ticker(l->tr->r, t);
+	accept_arm(l);
+}
+
+static void accept_done(struct nvmg_ev *ev, int res, uint32_t flags)
+{
+	struct tcp_listener *l = (struct tcp_listener *)((char *)ev - offsetof(struct tcp_listener, ev));
+	struct nvmg_tcp *tcp = l->tcp;
+
+	(void)flags;
+	if (atomic_load(&l->stopping)) {
+		if (res >= 0)
+			close(res);
+		close(l->fd);
+		atomic_store(&l->closed, true);
+		return;
+	}
+	if (res < 0) {
+		if (res == -EINTR || res == -EAGAIN || res == -ECONNABORTED) {
+			accept_arm(l);
+			return;
+		}
+		log_err("port %u: accept: %s", l->port->portid, strerror(-res));
+		nvmg_reactor_add_ticker(l->tr->r, &l->retry);
+		return;
+	}
+	/* Cap sockets that have not finished ICReq + Connect, so a flood of
+	 * idle sockets cannot starve real hosts. */
+	if (atomic_fetch_add(&tcp->pending_sockets, 1) >= tcp->opts.max_pending_sockets) {
+		uint64_t now = nvmg_now_ms();
+
+		atomic_fetch_sub(&tcp->pending_sockets, 1);
+		close(res);
+		if (now - l->last_full_log > 1000) {
+			log_warn("port %u: more than %u sockets waiting for Connect, refusing new ones",
+				 l->port->portid, tcp->opts.max_pending_sockets);
+			l->last_full_log = now;
+		}
+	} else {
+		hand_off(l, res);
+	}
+	accept_arm(l);
+}
+
+static void accept_arm(struct tcp_listener *l)
+{
+	struct io_uring_sqe *sqe = nvmg_reactor_sqe(l->tr->r);
+
+	io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data(sqe, &l->ev);
+}
+
+static void accept_arm_msg(void *arg)
+{
+	accept_arm(arg);
+}
+
+static int listener_open(struct nvmg_tcp *tcp, struct nvmg_port *p, bool v6only, int *fd_out)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, one = 1, ret;
+
+	memset(&ss, 0, sizeof(ss));
+	if (p->adrfam == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)atoi(p->trsvcid));
+		if (inet_pton(AF_INET6, p->traddr, &s6->sin6_addr) != 1)
+			return -EINVAL;
+		sl = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)atoi(p->trsvcid));
+		if (inet_pton(AF_INET, p->traddr, &s4->sin_addr) != 1)
+			return -EINVAL;
+		sl = sizeof(*s4);
+	}
+	fd = socket(p->adrfam, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (p->adrfam == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(int));
+	if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 128)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	(void)tcp;
+	*fd_out = fd;
+	return 0;
+}
+
+int nvmg_tcp_start(struct nvmg_target *t, const struct nvmg_tcp_opts *o, struct nvmg_tcp **out,
+		   char *err, size_t errlen)
+{
+	struct nvmg_tcp *tcp = calloc(1, sizeof(*tcp));
+	int ret;
+
+	if (!tcp)
+		return -ENOMEM;
+	tcp->tgt = t;
+	tcp->opts = *o;
+	tcp->nr_reactors = t->nr_reactors;
+	tcp->reactors = calloc(t->nr_reactors, sizeof(*tcp->reactors));
+	tcp->listeners = calloc(t->nr_ports + 1, sizeof(*tcp->listeners));
+	if (!tcp->reactors || !tcp->listeners) {
+		nvmg_tcp_destroy(tcp);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < t->nr_reactors; i++) {
+		tcp->reactors[i].tcp = tcp;
+		tcp->reactors[i].r = t->reactors[i];
+	}
+	for (size_t i = 0; i < t->nr_ports; i++) {
+		struct nvmg_port *p = t->ports[i];
+		struct tcp_listener *l = calloc(1, sizeof(*l));
+		bool v6only = false;
+
+		if (!l) {
+			nvmg_tcp_destroy(tcp);
+			return -ENOMEM;
+		}
+		/* "::" is dual-stack like the kernel target's, unless a v4
+		 * port shares its port number. */
+		for (size_t j = 0; j < t->nr_ports; j++)
+			if (t->ports[j]->adrfam == AF_INET && !strcmp(t->ports[j]->trsvcid, p->trsvcid))
+				v6only = true;
+		ret = listener_open(tcp, p, v6only, &l->fd);
+		if (ret) {
+			snprintf(err, errlen, "port %u (%s%s%s:%s): %s", p->portid,
+				 p->adrfam == AF_INET6 ? "[" : "", p->traddr, p->adrfam == AF_INET6 ? "]" : "",
+				 p->trsvcid, strerror(-ret));
+			free(l);
+			nvmg_tcp_destroy(tcp);
+			return ret;
+		}
+		l->tcp = tcp;
+		l->port = p;
+		l->tr = &tcp->reactors[i % tcp->nr_reactors];
+		l->ev.fn = accept_done;
+		l->retry.fn = retry_tick;
+		tcp->listeners[tcp->nr_listeners++] = l;
+	}
+	/* Arm accepts on their reactors: each ring has one submitter. */
+	for (size_t i = 0; i < tcp->nr_listeners; i++) {
+		struct tcp_listener *l = tcp->listeners[i];
+
+		ret = nvmg_reactor_post(l->tr->r, accept_arm_msg, l);
+		if (ret) {
+			snprintf(err, errlen, "cannot start listener: %s", strerror(-ret));
+			nvmg_tcp_destroy(tcp);
+			return ret;
+		}
+		log_info("listening on %s%s%s:%s (port %u, %zu subsystem%s)",
+			 l->port->adrfam == AF_INET6 ? "[" : "", l->port->traddr,
+			 l->port->adrfam == AF_INET6 ? "]" : "", l->port->trsvcid, l->port->portid,
+			 l->port->nr_subsys, l->port->nr_subsys == 1 ? "" : "s");
+	}
+	*out = tcp;
+	return 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void drain_msg(void *arg)
+{
+	nvmg_tcp_reactor_drain(arg);
+}
+
+static void close_all_msg(void *arg)
+{
+	nvmg_tcp_reactor_close_all(arg);
+}
+
+static void wait_conns(struct nvmg_tcp *tcp, unsigned timeout_ms)
+{
+	for (unsigned waited = 0; atomic_load(&tcp->live_conns) && waited < timeout_ms; waited += 10)
+		sleep_ms(10);
+}
+
+void nvmg_tcp_shutdown(struct nvmg_tcp *tcp, unsigned timeout_ms)
+{
+	for (size_t i = 0; i < tcp->nr_listeners; i++) {
+		struct tcp_listener *l = tcp->listeners[i];
+
+		atomic_store(&l->stopping, true);
+		/* Wakes the pending accept, whose handler closes the socket. */
+		shutdown(l->fd, SHUT_RDWR);
+	}
+	for (unsigned i = 0; i < tcp->nr_reactors; i++)
+		nvmg_reactor_post(tcp->reactors[i].r, drain_msg, &tcp->reactors[i]);
+	wait_conns(tcp, timeout_ms);
+	if (atomic_load(&tcp->live_conns)) {
+		log_warn("%u connection%s still busy after %u ms, closing", atomic_load(&tcp->live_conns),
+			 atomic_load(&tcp->live_conns) == 1 ? "" : "s", timeout_ms);
+		for (unsigned i = 0; i < tcp->nr_reactors; i++)
+			nvmg_reactor_post(tcp->reactors[i].r, close_all_msg, &tcp->reactors[i]);
+		wait_conns(tcp, 5000);
+	}
+	for (size_t i = 0; i < tcp->nr_listeners; i++)
+		for (unsigned waited = 0; !atomic_load(&tcp->listeners[i]->closed) && waited < 2000; waited += 10)
+			sleep_ms(10);
+}
+
+void nvmg_tcp_destroy(struct nvmg_tcp *tcp)
+{
+	if (!tcp)
+		return;
+	for (size_t i = 0; i < tcp->nr_listeners; i++) {
+		struct tcp_listener *l = tcp->listeners[i];
+
+		if (!atomic_load(&l->closed))
+			close(l->fd);
+		free(l);
+	}
+	free(tcp->listeners);
+	free(tcp->reactors);
+	free(tcp);
+}
