@@ -14,7 +14,7 @@ HDRS := $(wildcard */*.h tools/perf/*.h)
 BUILD := build
 PYTHON := /usr/bin/python3
 
-.PHONY: all asan run test clean deps
+.PHONY: all asan run test unit clean deps
 all: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf
 
 $(BUILD)/nvmegated: $(DAEMON_SRC) $(HDRS) Makefile
@@ -30,6 +30,16 @@ $(BUILD)/nvmegate-perf: $(PERF_SRC) $(HDRS) Makefile
 	$(CC) $(CFLAGS) -o $@ $(PERF_SRC) $(LDLIBS) -lm
 
 asan: $(BUILD)/asan/nvmegated
+
+# C unit tests: each links the files it tests plus its own fakes.
+UNIT_ADMIN_SRC := tests/unit/test_admin.c nvme/admin.c nvme/identify.c nvme/log_page.c \
+                  nvme/features.c nvme/discovery.c nvme/ident.c
+$(BUILD)/unit/test_admin: $(UNIT_ADMIN_SRC) $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(UNIT_ADMIN_SRC) $(LDLIBS)
+
+unit: $(BUILD)/unit/test_admin
+	$(BUILD)/unit/test_admin
 
 # Installs what building and testing need (Debian 12), only when missing.
 DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \
@@ -52,7 +62,7 @@ run: deps all
 	@echo "  nvme connect -t tcp -a 127.0.0.1 -s 4420 -n nqn.2026-11.io.nvmegate:demo"
 	exec $(BUILD)/nvmegated -c $(RUN_DIR)/nvmegate.json
 
-test: deps all asan
+test: deps all asan unit
 	NVMEGATED=$(CURDIR)/$(BUILD)/asan/nvmegated NVMEGATE_PERF=$(CURDIR)/$(BUILD)/nvmegate-perf \
 	  $(PYTHON) -m pytest -q tests
 

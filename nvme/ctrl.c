@@ -237,9 +237,10 @@ uint16_t nvmg_ctrl_prop_get(struct nvmg_ctrl *c, uint32_t off, bool eight, uint6
 	pthread_mutex_lock(&c->lock);
 	switch (off) {
 	case NVME_REG_CAP:
+		/* A 4-byte read of CAP returns its low half, as registers do. */
 		*val = nvmg_ctrl_cap(c);
 		if (!eight)
-			status = NVMG_SC_GENERIC(NVME_SC_INVALID_FIELD) | NVME_SC_DNR;
+			*val &= 0xffffffffu;
 		break;
 	case NVME_REG_VS:
 		*val = c->subsys->version;

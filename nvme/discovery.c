@@ -12,35 +12,25 @@
 _Static_assert(sizeof(struct nvmf_disc_log_entry) == 1024, "discovery entry is 1 KiB");
 _Static_assert(sizeof(struct nvmf_discovery_log) == 1024, "discovery header is 1 KiB");
 
+/* A discovery controller offers a subset of the admin commands; the
+ * ones it has parse as on an I/O controller. */
 uint16_t nvmg_parse_discovery_admin(struct nvmg_req *req)
 {
-	uint16_t status = nvmg_admin_check_enabled(req->sq->ctrl);
-
-	if (status)
-		return status;
 	switch (req->cmd.opcode) {
 	case nvme_admin_identify:
 		if ((le32toh(req->cmd.cdw10) & 0xff) != NVME_IDENTIFY_CNS_CTRL)
 			return NVMG_SC_GENERIC(NVME_SC_INVALID_FIELD) | NVME_SC_DNR;
-		req->dir = NVMG_DIR_TO_HOST;
-		req->data_len = NVME_IDENTIFY_DATA_SIZE;
-		req->execute = nvmg_execute_identify;
-		return 0;
+		break;
 	case nvme_admin_get_log_page:
-		return nvmg_admin_parse_get_log_page(req);
 	case nvme_admin_get_features:
-		return nvmg_admin_parse_features(req, false);
 	case nvme_admin_set_features:
-		return nvmg_admin_parse_features(req, true);
 	case nvme_admin_async_event:
-		req->execute = nvmg_execute_async_event;
-		return 0;
 	case nvme_admin_keep_alive:
-		req->execute = nvmg_admin_execute_keep_alive;
-		return 0;
+		break;
 	default:
 		return NVMG_SC_GENERIC(NVME_SC_INVALID_OPCODE) | NVME_SC_DNR;
 	}
+	return nvmg_parse_admin(req);
 }
 
 /* The host's window onto the log: records are written at their log

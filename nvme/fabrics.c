@@ -86,6 +86,10 @@ static void execute_connect(struct nvmg_req *req)
 			nvmg_ctrl_put(c);
 			goto put_host;
 		}
+	} else if (s->discovery) {
+		/* A discovery controller has an admin queue only. */
+		status = connect_fail(req, INVALID_PARAM, NVMG_IPO_SQE(offsetof(struct nvmg_connect_cmd, qid)));
+		goto put_host;
 	} else {
 		c = nvmg_ctrl_find(s, le16toh(d->cntlid));
 		if (!c || strcmp(c->hostnqn, d->hostnqn) || memcmp(c->hostid, d->hostid, 16)) {

@@ -98,12 +98,23 @@ void nvmg_ns_put(struct nvmg_ns *ns)
 		ns_free(ns);
 }
 
+/* The identifiers a namespace gets: the config's, else derived. */
+static void ns_ids_from_conf(const char *subnqn, const struct nvmg_conf_ns *c, uint8_t nguid[16],
+			     uint8_t uuid[16], uint8_t eui64[8])
+{
+	static const uint8_t zero[16];
+	uint8_t d_nguid[16], d_uuid[16], d_eui64[8];
+
+	nvmg_derive_ns_ids(subnqn, c->nsid, d_nguid, d_uuid, d_eui64);
+	memcpy(nguid, c->has_nguid && memcmp(c->nguid, zero, 16) ? c->nguid : d_nguid, 16);
+	memcpy(uuid, c->has_uuid ? c->uuid : d_uuid, 16);
+	memcpy(eui64, c->has_eui64 ? c->eui64 : d_eui64, 8);
+}
+
 static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, struct nvmg_ns **out,
 		   char *err, size_t errlen)
 {
 	struct nvmg_ns *ns = calloc(1, sizeof(*ns));
-	static const uint8_t zero[16];
-	uint8_t nguid[16], uuid[16], eui64[8];
 	int ret;
 
 	if (!ns)
@@ -142,10 +153,7 @@ static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, st
 		return -EINVAL;
 	}
 	/* Unset identifiers are derived, so they survive restarts. */
-	nvmg_derive_ns_ids(s->nqn, c->nsid, nguid, uuid, eui64);
-	memcpy(ns->nguid, c->has_nguid && memcmp(c->nguid, zero, 16) ? c->nguid : nguid, 16);
-	memcpy(ns->uuid, c->has_uuid ? c->uuid : uuid, 16);
-	memcpy(ns->eui64, c->has_eui64 ? c->eui64 : eui64, 8);
+	ns_ids_from_conf(s->nqn, c, ns->nguid, ns->uuid, ns->eui64);
 	*out = ns;
 	return 0;
 }
@@ -320,16 +328,11 @@ static const struct nvmg_conf_ns *conf_find_ns(const struct nvmg_conf_subsys *c,
 static bool ns_same(const struct nvmg_subsys *s, const struct nvmg_ns *ns, const struct nvmg_conf_ns *c)
 {
 	struct nvmg_ns tmp;
-	uint8_t nguid[16], uuid[16], eui64[8];
-	static const uint8_t zero[16];
 
 	if (strcmp(ns->path, c->path) || ns->readonly != (c->readonly || ns->bdev->readonly) ||
 	    ns->lba_shift != (c->lba_size == 4096 ? 12 : 9))
 		return false;
-	nvmg_derive_ns_ids(s->nqn, c->nsid, nguid, uuid, eui64);
-	memcpy(tmp.nguid, c->has_nguid && memcmp(c->nguid, zero, 16) ? c->nguid : nguid, 16);
-	memcpy(tmp.uuid, c->has_uuid ? c->uuid : uuid, 16);
-	memcpy(tmp.eui64, c->has_eui64 ? c->eui64 : eui64, 8);
+	ns_ids_from_conf(s->nqn, c, tmp.nguid, tmp.uuid, tmp.eui64);
 	return !memcmp(tmp.nguid, ns->nguid, 16) && !memcmp(tmp.uuid, ns->uuid, 16) &&
 	       !memcmp(tmp.eui64, ns->eui64, 8);
 }

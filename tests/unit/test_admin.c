@@ -1,0 +1,1054 @@
+/* Unit tests for the admin command set: nvme/admin.c, identify.c,
+ * log_page.c, features.c, discovery.c and ident.c, with the core functions
+ * they call replaced by the small fakes below.
+ *
+ * gcc -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -fsanitize=address,undefined \
+ *   tests/unit/test_admin.c nvme/admin.c nvme/identify.c nvme/log_page.c \
+ *   nvme/features.c nvme/discovery.c nvme/ident.c -lcrypto -o /tmp/test_admin */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "nvme/admin.h"
+
+/* ---- harness ---- */
+struct tctx {
+	int pass, fail;
+};
+
+#define CHECK(cond)                                                              \
+	do {                                                                     \
+		if (cond) {                                                      \
+			t->pass++;                                               \
+		} else {                                                         \
+			t->fail++;                                               \
+			fprintf(stderr, "%s:%d: %s: FAILED %s\n", __FILE__, __LINE__, \
+				__func__, #cond);                                \
+		}                                                                \
+	} while (0)
+
+#define SC_INVALID_FIELD (NVMG_SC_GENERIC(NVME_SC_INVALID_FIELD) | NVME_SC_DNR)
+#define SC_INVALID_NS (NVMG_SC_GENERIC(NVME_SC_INVALID_NS) | NVME_SC_DNR)
+#define SC_INVALID_OPCODE (NVMG_SC_GENERIC(NVME_SC_INVALID_OPCODE) | NVME_SC_DNR)
+#define SC_SEQ_ERROR (NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR)
+#define SC_INVALID_LOG (NVMG_SC_CMD(NVME_SC_INVALID_LOG_PAGE) | NVME_SC_DNR)
+
+/* A request plus what its completion reported. */
+struct treq {
+	struct nvmg_req req;
+	bool done;
+	uint16_t status;
+	uint8_t buf[16384] __attribute__((aligned(8)));
+};
+
+/* ---- fakes for the lead's functions ---- */
+void nvmg_req_complete(struct nvmg_req *req, uint16_t status)
+{
+	struct treq *r = (struct treq *)((char *)req - offsetof(struct treq, req));
+
+	if (r->done) {
+		fprintf(stderr, "request completed twice\n");
+		abort();
+	}
+	r->done = true;
+	r->status = status;
+}
+
+struct nvmg_ns *nvmg_subsys_get_ns(struct nvmg_subsys *s, uint32_t nsid)
+{
+	struct nvmg_ns *ns = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->nr_ns; i++)
+		if (s->ns[i]->nsid == nsid)
+			ns = s->ns[i];
+	if (ns)
+		atomic_fetch_add(&ns->refs, 1);
+	pthread_mutex_unlock(&s->lock);
+	return ns;
+}
+
+void nvmg_ns_put(struct nvmg_ns *ns)
+{
+	atomic_fetch_sub(&ns->refs, 1);
+}
+
+bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s)
+{
+	for (size_t i = 0; i < p->nr_subsys; i++)
+		if (!strcmp(p->subsys_nqns[i], s->nqn))
+			return true;
+	return false;
+}
+
+bool nvmg_subsys_host_allowed(const struct nvmg_subsys *s, const char *hostnqn)
+{
+	if (s->allow_any_host)
+		return true;
+	for (size_t i = 0; i < s->nr_allowed_hosts; i++)
+		if (!strcmp(s->allowed_hosts[i], hostnqn))
+			return true;
+	return false;
+}
+
+void nvmg_ctrl_keepalive(struct nvmg_ctrl *c)
+{
+	c->last_keepalive_ms++;
+}
+
+/* ctrl->lock is an error-checking mutex here: taking it while the caller
+ * already holds it fails instead of deadlocking. */
+void nvmg_ctrl_clear_aen_mask(struct nvmg_ctrl *c, uint8_t type)
+{
+	if (pthread_mutex_lock(&c->lock)) {
+		fprintf(stderr, "clear_aen_mask called with ctrl->lock held\n");
+		abort();
+	}
+	c->aen_masked &= ~(1u << type);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void nvmg_execute_async_event(struct nvmg_req *req)
+{
+	nvmg_req_complete(req, 0);
+}
+
+static int fake_local_addr(struct nvmg_sq *sq, char *traddr, size_t len)
+{
+	(void)sq;
+	snprintf(traddr, len, "192.0.2.7");
+	return 0;
+}
+
+static void fake_queue_response(struct nvmg_req *req)
+{
+	(void)req;
+}
+
+/* ---- a small target ---- */
+#define HOST1 "nqn.2014-08.org.nvmexpress:uuid:host1"
+#define HOST2 "nqn.2014-08.org.nvmexpress:uuid:host2"
+#define NQN_A "nqn.2026-11.io.nvmegate:a"
+#define NQN_B "nqn.2026-11.io.nvmegate:b"
+#define NQN_C "nqn.2026-11.io.nvmegate:c"
+
+struct world {
+	struct nvmg_target tgt;
+	struct nvmg_subsys disc, a, b, c;
+	struct nvmg_subsys *subs[3];
+	struct nvmg_port p1, p2;
+	struct nvmg_port *ports[2];
+	char *p1_nqns[2], *p2_nqns[1];
+	char *b_hosts[1];
+	struct nvmg_bdev bdev_cache, bdev_plain;
+	struct nvmg_ns ns1, ns2, ns7;
+	struct nvmg_ns *a_ns[3];
+	struct nvmg_ctrl ctrl, dctrl;
+	struct nvmg_sq asq, dsq, iosq1, iosq2;
+	struct nvmg_transport_ops ops;
+};
+
+static void init_mutex(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t attr;
+
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+	pthread_mutex_init(m, &attr);
+	pthread_mutexattr_destroy(&attr);
+}
+
+static void init_subsys(struct nvmg_subsys *s, const char *nqn, bool disc)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->nqn, sizeof(s->nqn), "%s", nqn);
+	s->discovery = disc;
+	s->allow_any_host = true;
+	nvmg_derive_serial(nqn, s->serial);
+	snprintf(s->model, sizeof(s->model), "nvmegate");
+	s->version = 0x20000;
+	init_mutex(&s->lock);
+}
+
+static void init_ns(struct nvmg_ns *ns, const char *nqn, uint32_t nsid, struct nvmg_bdev *b)
+{
+	memset(ns, 0, sizeof(*ns));
+	ns->nsid = nsid;
+	ns->bdev = b;
+	ns->lba_shift = 12;
+	ns->nsze = b->size >> 12;
+	nvmg_derive_ns_ids(nqn, nsid, ns->nguid, ns->uuid, ns->eui64);
+}
+
+static void init_ctrl(struct nvmg_ctrl *c, struct world *w, struct nvmg_subsys *s,
+		      struct nvmg_port *p, uint16_t cntlid, const char *hostnqn)
+{
+	memset(c, 0, sizeof(*c));
+	c->tgt = &w->tgt;
+	c->subsys = s;
+	c->port = p;
+	c->cntlid = cntlid;
+	snprintf(c->hostnqn, sizeof(c->hostnqn), "%s", hostnqn);
+	for (int i = 0; i < 16; i++)
+		c->hostid[i] = (uint8_t)(0xa0 + i);
+	init_mutex(&c->lock);
+	c->cc = 1;
+	c->csts = 1;
+	c->kato_ms = 5000;
+	c->vwc_enabled = true;
+}
+
+static void init_sq(struct nvmg_sq *sq, struct world *w, struct nvmg_ctrl *c, uint16_t qid)
+{
+	memset(sq, 0, sizeof(*sq));
+	sq->tgt = &w->tgt;
+	sq->ctrl = c;
+	sq->port = c->port;
+	sq->ops = &w->ops;
+	sq->qid = qid;
+	sq->size = 32;
+}
+
+static struct world *world_new(void)
+{
+	struct world *w = calloc(1, sizeof(*w));
+
+	w->ops.name = "fake";
+	w->ops.queue_response = fake_queue_response;
+	w->ops.local_addr = fake_local_addr;
+
+	init_subsys(&w->disc, NVMG_DISC_NQN, true);
+	init_subsys(&w->a, NQN_A, false);
+	init_subsys(&w->b, NQN_B, false);
+	init_subsys(&w->c, NQN_C, false);
+	w->b.allow_any_host = false;
+	w->b_hosts[0] = HOST2;
+	w->b.allowed_hosts = w->b_hosts;
+	w->b.nr_allowed_hosts = 1;
+	w->subs[0] = &w->a;
+	w->subs[1] = &w->b;
+	w->subs[2] = &w->c;
+	w->tgt.discovery = &w->disc;
+	w->tgt.subsys = w->subs;
+	w->tgt.nr_subsys = 3;
+	atomic_store(&w->tgt.discovery_genctr, 42);
+
+	/* p1 exports A and B on a fixed address; p2 exports C on a wildcard. */
+	w->p1.portid = 1;
+	w->p1.adrfam = AF_INET;
+	snprintf(w->p1.traddr, sizeof(w->p1.traddr), "10.0.0.1");
+	snprintf(w->p1.trsvcid, sizeof(w->p1.trsvcid), "4420");
+	w->p1.inline_data_size = 16384;
+	w->p1_nqns[0] = NQN_A;
+	w->p1_nqns[1] = NQN_B;
+	w->p1.subsys_nqns = w->p1_nqns;
+	w->p1.nr_subsys = 2;
+	w->p2.portid = 2;
+	w->p2.adrfam = AF_INET6;
+	snprintf(w->p2.traddr, sizeof(w->p2.traddr), "::");
+	snprintf(w->p2.trsvcid, sizeof(w->p2.trsvcid), "4421");
+	w->p2.wildcard = true;
+	w->p2.inline_data_size = 8192;
+	w->p2_nqns[0] = NQN_C;
+	w->p2.subsys_nqns = w->p2_nqns;
+	w->p2.nr_subsys = 1;
+	w->ports[0] = &w->p1;
+	w->ports[1] = &w->p2;
+	w->tgt.ports = w->ports;
+	w->tgt.nr_ports = 2;
+
+	w->bdev_cache.size = 1ull << 30;
+	w->bdev_cache.block_size = 4096;
+	w->bdev_cache.volatile_cache = true;
+	w->bdev_cache.dealloc_zeroes = true;
+	w->bdev_plain.size = 1ull << 20;
+	w->bdev_plain.block_size = 512;
+	init_ns(&w->ns1, NQN_A, 1, &w->bdev_cache);
+	init_ns(&w->ns2, NQN_A, 2, &w->bdev_plain);
+	w->ns2.readonly = true;
+	w->ns2.lba_shift = 9;
+	w->ns2.nsze = w->bdev_plain.size >> 9;
+	init_ns(&w->ns7, NQN_A, 7, &w->bdev_plain);
+	w->a_ns[0] = &w->ns1;
+	w->a_ns[1] = &w->ns2;
+	w->a_ns[2] = &w->ns7;
+	w->a.ns = w->a_ns;
+	w->a.nr_ns = 3;
+
+	init_ctrl(&w->ctrl, w, &w->a, &w->p1, 5, HOST1);
+	init_ctrl(&w->dctrl, w, &w->disc, &w->p1, 9, HOST1);
+	init_sq(&w->asq, w, &w->ctrl, 0);
+	init_sq(&w->dsq, w, &w->dctrl, 0);
+	init_sq(&w->iosq1, w, &w->ctrl, 1);
+	init_sq(&w->iosq2, w, &w->ctrl, 2);
+	return w;
+}
+
+static void world_free(struct world *w)
+{
+	pthread_mutex_destroy(&w->ctrl.lock);
+	pthread_mutex_destroy(&w->dctrl.lock);
+	pthread_mutex_destroy(&w->disc.lock);
+	pthread_mutex_destroy(&w->a.lock);
+	pthread_mutex_destroy(&w->b.lock);
+	pthread_mutex_destroy(&w->c.lock);
+	free(w);
+}
+
+/* Fresh request on sq; buf prefilled with garbage to catch unzeroed bytes. */
+static struct treq *new_req(struct nvmg_sq *sq, uint8_t opcode, uint32_t nsid, uint32_t cdw10,
+			    uint32_t cdw11)
+{
+	struct treq *r = calloc(1, sizeof(*r));
+
+	memset(r->buf, 0xa5, sizeof(r->buf));
+	r->req.sq = sq;
+	r->req.buf = r->buf;
+	r->req.cmd.opcode = opcode;
+	r->req.cmd.flags = NVMG_PSDT_SGL_MPTR_CONTIG;
+	r->req.cmd.nsid = htole32(nsid);
+	r->req.cmd.cdw10 = htole32(cdw10);
+	r->req.cmd.cdw11 = htole32(cdw11);
+	return r;
+}
+
+/* Parse as the core would, then run the handler. Returns the parse
+ * status, or 0 with r->status holding the completion. */
+static uint16_t run(struct treq *r)
+{
+	struct nvmg_sq *sq = r->req.sq;
+	uint16_t st = sq->ctrl->subsys->discovery ? nvmg_parse_discovery_admin(&r->req)
+						  : nvmg_parse_admin(&r->req);
+
+	if (st)
+		return st;
+	if (r->req.data_len > sizeof(r->buf)) {
+		fprintf(stderr, "data_len %u exceeds test buffer\n", r->req.data_len);
+		abort();
+	}
+	r->req.execute(&r->req);
+	return 0;
+}
+
+static uint32_t get_log_cdw10(uint8_t lid, uint32_t len, bool rae)
+{
+	uint32_t numd = len / 4 - 1;
+
+	return lid | (rae ? 1u << 15 : 0) | (numd & 0xffff) << 16;
+}
+
+static uint32_t dw0(const struct treq *r)
+{
+	return (uint32_t)le64toh(r->req.cqe.result);
+}
+
+static bool all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* ---- tests ---- */
+static void test_parse(struct tctx *t)
+{
+	struct world *w = world_new();
+	struct treq *r;
+
+	r = new_req(&w->asq, 0xc5, 0, 0, 0);
+	CHECK(run(r) == SC_INVALID_OPCODE);
+	free(r);
+
+	/* Not enabled yet: Command Sequence Error. */
+	w->ctrl.csts = 0;
+	r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_CTRL, 0);
+	CHECK(run(r) == SC_SEQ_ERROR);
+	free(r);
+	w->ctrl.csts = 1;
+
+	r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_CTRL, 0);
+	CHECK(nvmg_parse_admin(&r->req) == 0);
+	CHECK(r->req.data_len == 4096 && r->req.dir == NVMG_DIR_TO_HOST);
+	CHECK(r->req.execute == nvmg_execute_identify);
+	free(r);
+
+	/* NUMDL in cdw10 31:16, NUMDU in cdw11 15:0. */
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0, 0x00ff0002, 0x0001);
+	CHECK(nvmg_parse_admin(&r->req) == 0);
+	CHECK(r->req.data_len == (0x100ffu + 1) * 4);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0, 0xffff0002, 0x0004);
+	CHECK(nvmg_parse_admin(&r->req) == SC_INVALID_FIELD);
+	free(r);
+
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_TIMESTAMP, 0);
+	CHECK(nvmg_parse_admin(&r->req) == 0);
+	CHECK(r->req.dir == NVMG_DIR_FROM_HOST && r->req.data_len == 8);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_NUM_QUEUES, 0);
+	CHECK(nvmg_parse_admin(&r->req) == 0);
+	CHECK(r->req.dir == NVMG_DIR_NONE && r->req.data_len == 0);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_HOST_ID, 1);
+	CHECK(nvmg_parse_admin(&r->req) == 0);
+	CHECK(r->req.dir == NVMG_DIR_TO_HOST && r->req.data_len == 16);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_HOST_ID, 0);
+	CHECK(nvmg_parse_admin(&r->req) == SC_INVALID_FIELD);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_HOST_ID, 1);
+	CHECK(nvmg_parse_admin(&r->req) == SC_SEQ_ERROR);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_LBA_RANGE, 0);
+	CHECK(nvmg_parse_admin(&r->req) == SC_INVALID_FIELD);
+	free(r);
+
+	/* Keep Alive and Abort. */
+	r = new_req(&w->asq, nvme_admin_keep_alive, 0, 0, 0);
+	CHECK(run(r) == 0 && r->done && r->status == 0);
+	CHECK(w->ctrl.last_keepalive_ms == 1);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_abort_cmd, 0, 7u << 16 | 1, 0);
+	CHECK(run(r) == 0 && r->done && r->status == 0 && (dw0(r) & 1));
+	free(r);
+	r = new_req(&w->asq, nvme_admin_async_event, 0, 0, 0);
+	CHECK(nvmg_parse_admin(&r->req) == 0 && r->req.execute == nvmg_execute_async_event);
+	free(r);
+
+	/* Discovery controllers: a narrower command set. */
+	r = new_req(&w->dsq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_NS, 0);
+	CHECK(run(r) == SC_INVALID_FIELD);
+	free(r);
+	r = new_req(&w->dsq, nvme_admin_format_nvm, 0, 0, 0);
+	CHECK(run(r) == SC_INVALID_OPCODE);
+	free(r);
+	r = new_req(&w->dsq, nvme_admin_abort_cmd, 0, 0, 0);
+	CHECK(run(r) == SC_INVALID_OPCODE);
+	free(r);
+	r = new_req(&w->dsq, nvme_admin_set_features, 0, NVME_FEAT_FID_NUM_QUEUES, 0);
+	CHECK(run(r) == SC_INVALID_FIELD);
+	free(r);
+	r = new_req(&w->dsq, nvme_admin_set_features, 0, NVME_FEAT_FID_TIMESTAMP, 0);
+	CHECK(run(r) == SC_INVALID_FIELD);
+	free(r);
+	r = new_req(&w->dsq, nvme_admin_keep_alive, 0, 0, 0);
+	CHECK(run(r) == 0 && r->done && r->status == 0);
+	free(r);
+	w->dctrl.cc = 0;
+	r = new_req(&w->dsq, nvme_admin_keep_alive, 0, 0, 0);
+	CHECK(run(r) == SC_SEQ_ERROR);
+	free(r);
+	world_free(w);
+}
+
+static void test_identify_ctrl(struct tctx *t)
+{
+	struct world *w = world_new();
+	struct treq *r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_CTRL, 0);
+	const struct nvme_id_ctrl *id = (const void *)r->buf;
+	char sn[21];
+
+	CHECK(run(r) == 0 && r->done && r->status == 0);
+	CHECK(le16toh(id->cntlid) == 5);
+	CHECK(!strcmp(id->subnqn, NQN_A));
+	CHECK(le32toh(id->ioccsz) == (64 + 16384) / 16);
+	CHECK(le32toh(id->iorcsz) == 1);
+	CHECK(le16toh(id->icdoff) == 0);
+	CHECK(le16toh(id->kas) == NVMG_KAS);
+	CHECK(le16toh(id->maxcmd) == NVMG_MAXCMD);
+	CHECK((le32toh(id->sgls) & 3) == 1);
+	CHECK(le32toh(id->sgls) & NVME_CTRL_SGLS_OFFSET);
+	CHECK(!(le32toh(id->sgls) & NVME_CTRL_SGLS_KEYED));
+	CHECK(id->cntrltype == NVME_CTRL_CNTRLTYPE_IO);
+	CHECK(le32toh(id->oaes) == NVME_CTRL_OAES_NA);
+	CHECK(le32toh(id->ctratt) & NVME_CTRL_CTRATT_128_ID);
+	CHECK(!(id->cmic & NVME_CTRL_CMIC_MULTI_ANA_REPORTING));
+	CHECK(le32toh(id->nn) == 1024);
+	CHECK(id->mdts == NVMG_MDTS);
+	CHECK(le32toh(id->ver) == 0x20000);
+	CHECK(id->sqes == 0x66 && id->cqes == 0x44);
+	CHECK(id->aerl == NVMG_AERL && id->acl == 3);
+	CHECK(id->elpe == NVMG_ERROR_LOG_ENTRIES - 1);
+	CHECK(id->lpa & NVME_CTRL_LPA_CMD_EFFECTS);
+	CHECK(id->lpa & NVME_CTRL_LPA_EXTENDED);
+	CHECK(le16toh(id->oncs) == (NVME_CTRL_ONCS_COMPARE | NVME_CTRL_ONCS_DSM |
+				    NVME_CTRL_ONCS_WRITE_ZEROES | NVME_CTRL_ONCS_TIMESTAMP));
+	CHECK(id->vwc & NVME_CTRL_VWC_PRESENT);
+	CHECK(id->frmw == 0x03);
+	CHECK(le16toh(id->psd[0].mp) == 0x09c4);
+	nvmg_derive_serial(NQN_A, sn);
+	CHECK(!memcmp(id->sn, sn, 20));
+	CHECK(!memcmp(id->mn, "nvmegate", 8) && id->mn[8] == ' ' && id->mn[39] == ' ');
+	CHECK(!memcmp(id->fr, NVMG_VERSION, strlen(NVMG_VERSION)) && id->fr[7] == ' ');
+	free(r);
+
+	/* No volatile cache anywhere: VWC not present. */
+	w->bdev_cache.volatile_cache = false;
+	r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_CTRL, 0);
+	id = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->status == 0 && id->vwc == 0);
+	free(r);
+
+	/* Discovery controller. */
+	r = new_req(&w->dsq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_CTRL, 0);
+	id = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->done && r->status == 0);
+	CHECK(id->cntrltype == NVME_CTRL_CNTRLTYPE_DISCOVERY);
+	CHECK(le32toh(id->oaes) == (uint32_t)NVME_CTRL_OAES_DL);
+	CHECK(!strcmp(id->subnqn, NVMG_DISC_NQN));
+	CHECK(le16toh(id->cntlid) == 9);
+	CHECK(!(id->lpa & NVME_CTRL_LPA_CMD_EFFECTS));
+	CHECK(le16toh(id->oncs) == 0 && le32toh(id->nn) == 0);
+	CHECK(le16toh(id->maxcmd) == NVMG_MAXCMD && le32toh(id->iorcsz) == 1);
+	free(r);
+
+	/* NN covers every NSID. */
+	w->ns7.nsid = 3000;
+	r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_CTRL, 0);
+	id = (const void *)r->buf;
+	CHECK(run(r) == 0 && le32toh(id->nn) == 3000);
+	free(r);
+	world_free(w);
+}
+
+static void test_identify_ns(struct tctx *t)
+{
+	struct world *w = world_new();
+	struct treq *r;
+	const struct nvme_id_ns *id;
+
+	r = new_req(&w->asq, nvme_admin_identify, 1, NVME_IDENTIFY_CNS_NS, 0);
+	id = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->done && r->status == 0);
+	CHECK(le64toh(id->nsze) == (1ull << 30) >> 12);
+	CHECK(le64toh(id->ncap) == le64toh(id->nsze) && le64toh(id->nuse) == le64toh(id->nsze));
+	CHECK(id->nlbaf == 0 && id->flbas == 0 && id->lbaf[0].ds == 12);
+	CHECK(id->dlfeat == NVME_NS_DLFEAT_RB_ALL_0S);
+	CHECK(id->nsfeat & NVME_NS_FEAT_ID_REUSE);
+	CHECK(id->nsattr == 0);
+	CHECK(!memcmp(id->nguid, w->ns1.nguid, 16) && !memcmp(id->eui64, w->ns1.eui64, 8));
+	CHECK(atomic_load(&w->ns1.refs) == 0);
+	free(r);
+
+	r = new_req(&w->asq, nvme_admin_identify, 2, NVME_IDENTIFY_CNS_NS, 0);
+	id = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->status == 0);
+	CHECK(id->dlfeat == 0);
+	CHECK(id->nsattr == NVME_NS_NSATTR_WRITE_PROTECTED);
+	CHECK(id->lbaf[0].ds == 9 && le64toh(id->nsze) == 2048);
+	free(r);
+
+	/* Inactive but valid: zeros, success (Linux relies on it). */
+	r = new_req(&w->asq, nvme_admin_identify, 5, NVME_IDENTIFY_CNS_NS, 0);
+	CHECK(run(r) == 0 && r->done && r->status == 0 && all_zero(r->buf, 4096));
+	free(r);
+	r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_NS, 0);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_NS);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_identify, 0xffffffff, NVME_IDENTIFY_CNS_NS, 0);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_NS);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_identify, 2000, NVME_IDENTIFY_CNS_NS, 0);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_NS);
+	free(r);
+
+	/* CNS 05h: NVM only. */
+	r = new_req(&w->asq, nvme_admin_identify, 1, NVME_IDENTIFY_CNS_CSI_NS, NVME_CSI_NVM << 24);
+	CHECK(run(r) == 0 && r->status == 0 && all_zero(r->buf, 4096));
+	free(r);
+	r = new_req(&w->asq, nvme_admin_identify, 1, NVME_IDENTIFY_CNS_CSI_NS, NVME_CSI_ZNS << 24);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_FIELD);
+	free(r);
+
+	/* CNS 06h. */
+	r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_CSI_CTRL, 0);
+	CHECK(run(r) == 0 && r->status == 0 && all_zero(r->buf, 4096));
+	free(r);
+	r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_CSI_CTRL, NVME_CSI_KV << 24);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_FIELD);
+	free(r);
+
+	/* CNS 08h. */
+	r = new_req(&w->asq, nvme_admin_identify, 2, NVME_IDENTIFY_CNS_CSI_INDEPENDENT_ID_NS, 0);
+	{
+		const struct nvme_id_independent_id_ns *ind = (const void *)r->buf;
+
+		CHECK(run(r) == 0 && r->status == 0);
+		CHECK(ind->nstat == 1 && ind->nsattr == 1 && (ind->nsfeat & NVME_NS_FEAT_ID_REUSE));
+	}
+	free(r);
+	r = new_req(&w->asq, nvme_admin_identify, 6, NVME_IDENTIFY_CNS_CSI_INDEPENDENT_ID_NS, 0);
+	CHECK(run(r) == 0 && r->status == 0 && all_zero(r->buf, 4096));
+	free(r);
+
+	/* CNS 1Ch. */
+	r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_COMMAND_SET_STRUCTURE, 0);
+	CHECK(run(r) == 0 && r->status == 0);
+	CHECK(le64toh(((const struct nvme_id_iocs *)(const void *)r->buf)->iocsc[0]) == 1);
+	CHECK(all_zero(r->buf + 8, 4096 - 8));
+	free(r);
+
+	/* Invalid CNS. */
+	r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_ALLOCATED_NS_LIST, 0);
+	CHECK(run(r) == 0 && r->done && r->status == SC_INVALID_FIELD);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_NVMSET_LIST, 0);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_FIELD);
+	free(r);
+	world_free(w);
+}
+
+static void test_identify_lists(struct tctx *t)
+{
+	struct world *w = world_new();
+	struct treq *r;
+	const uint32_t *list;
+
+	r = new_req(&w->asq, nvme_admin_identify, 0, NVME_IDENTIFY_CNS_NS_ACTIVE_LIST, 0);
+	list = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->status == 0);
+	CHECK(le32toh(list[0]) == 1 && le32toh(list[1]) == 2 && le32toh(list[2]) == 7);
+	CHECK(all_zero(&list[3], 4096 - 12));
+	free(r);
+	r = new_req(&w->asq, nvme_admin_identify, 2, NVME_IDENTIFY_CNS_NS_ACTIVE_LIST, 0);
+	list = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->status == 0 && le32toh(list[0]) == 7 && list[1] == 0);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_identify, 0xfffffffe, NVME_IDENTIFY_CNS_NS_ACTIVE_LIST, 0);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_NS);
+	free(r);
+
+	/* NS descriptor list: EUI64, NGUID, UUID, CSI, then zeros. */
+	r = new_req(&w->asq, nvme_admin_identify, 7, NVME_IDENTIFY_CNS_NS_DESC_LIST, 0);
+	CHECK(run(r) == 0 && r->status == 0);
+	{
+		const uint8_t *p = r->buf;
+		static const uint8_t types[] = { NVME_NIDT_EUI64, NVME_NIDT_NGUID, NVME_NIDT_UUID,
+						 NVME_NIDT_CSI };
+		static const uint8_t lens[] = { 8, 16, 16, 1 };
+		const uint8_t *vals[] = { w->ns7.eui64, w->ns7.nguid, w->ns7.uuid, NULL };
+		size_t off = 0;
+
+		for (int i = 0; i < 4; i++) {
+			CHECK(p[off] == types[i] && p[off + 1] == lens[i]);
+			CHECK(p[off + 2] == 0 && p[off + 3] == 0);
+			if (vals[i])
+				CHECK(!memcmp(p + off + 4, vals[i], lens[i]));
+			else
+				CHECK(p[off + 4] == NVME_CSI_NVM);
+			off += 4 + lens[i];
+		}
+		CHECK(all_zero(p + off, 4096 - off));
+	}
+	free(r);
+	r = new_req(&w->asq, nvme_admin_identify, 3, NVME_IDENTIFY_CNS_NS_DESC_LIST, 0);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_NS);
+	free(r);
+	CHECK(atomic_load(&w->ns7.refs) == 0);
+	world_free(w);
+}
+
+static void test_log_pages(struct tctx *t)
+{
+	struct world *w = world_new();
+	struct treq *r;
+	const uint32_t *list;
+
+	/* Changed namespace list, RAE=1 keeps it. */
+	w->ctrl.changed_ns[0] = 7; /* reported in increasing order */
+	w->ctrl.changed_ns[1] = 2;
+	w->ctrl.nr_changed_ns = 2;
+	w->ctrl.aen_masked = 1u << NVME_AER_NOTICE;
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_CHANGED_NS, 4096, true), 0);
+	list = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->done && r->status == 0);
+	CHECK(le32toh(list[0]) == 2 && le32toh(list[1]) == 7 && list[2] == 0);
+	CHECK(w->ctrl.nr_changed_ns == 2 && w->ctrl.aen_masked);
+	free(r);
+	/* RAE=0 clears it and unmasks notices. */
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_CHANGED_NS, 4096, false), 0);
+	list = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->status == 0 && le32toh(list[1]) == 7);
+	CHECK(w->ctrl.nr_changed_ns == 0 && w->ctrl.aen_masked == 0);
+	free(r);
+	/* Overflow: FFFFFFFFh first, then nothing. */
+	w->ctrl.nr_changed_ns = NVMG_MAX_CHANGED_NS + 1;
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_CHANGED_NS, 4096, false), 0);
+	list = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->status == 0);
+	CHECK(list[0] == 0xffffffff && all_zero(&list[1], 4092));
+	CHECK(w->ctrl.nr_changed_ns == 0);
+	free(r);
+
+	/* Misaligned offset. */
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0, get_log_cdw10(NVME_LOG_LID_SMART, 512, true),
+		    0);
+	r->req.cmd.cdw12 = htole32(2);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_FIELD);
+	free(r);
+
+	/* Unsupported pages. */
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0, get_log_cdw10(NVME_LOG_LID_ANA, 4096, true),
+		    0);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_LOG);
+	CHECK((r->status >> 8 & 7) == NVME_SCT_CMD_SPECIFIC && (r->status & 0xff) == 0x09);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 4096, true), 0);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_LOG);
+	free(r);
+	r = new_req(&w->dsq, nvme_admin_get_log_page, 0, get_log_cdw10(NVME_LOG_LID_SMART, 512, true),
+		    0);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_LOG);
+	free(r);
+
+	/* Effects. */
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_CMD_EFFECTS, 4096, true), 0);
+	CHECK(run(r) == 0 && r->status == 0);
+	{
+		const struct nvme_cmd_effects_log *e = (const void *)r->buf;
+
+		CHECK(le32toh(e->acs[nvme_admin_identify]) == NVME_CMD_EFFECTS_CSUPP);
+		CHECK(le32toh(e->acs[nvme_admin_keep_alive]) == NVME_CMD_EFFECTS_CSUPP);
+		CHECK(e->acs[nvme_admin_format_nvm] == 0);
+		CHECK(le32toh(e->iocs[nvme_cmd_read]) == NVME_CMD_EFFECTS_CSUPP);
+		CHECK(le32toh(e->iocs[nvme_cmd_write]) ==
+		      (NVME_CMD_EFFECTS_CSUPP | NVME_CMD_EFFECTS_LBCC));
+		CHECK(le32toh(e->iocs[nvme_cmd_dsm]) & NVME_CMD_EFFECTS_LBCC);
+		CHECK(e->iocs[nvme_cmd_resv_register] == 0);
+	}
+	free(r);
+
+	/* SMART sums the queues' counters. */
+	w->ctrl.sqs[0] = &w->asq;
+	w->ctrl.sqs[1] = &w->iosq1;
+	w->ctrl.sqs[2] = &w->iosq2;
+	w->iosq1.stats.read_cmds = 10;
+	w->iosq1.stats.read_bytes = 512000;
+	w->iosq2.stats.read_cmds = 5;
+	w->iosq2.stats.read_bytes = 1;
+	w->iosq2.stats.write_cmds = 3;
+	w->iosq2.stats.write_bytes = 4096;
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0xffffffff,
+		    get_log_cdw10(NVME_LOG_LID_SMART, 512, false), 0);
+	CHECK(run(r) == 0 && r->status == 0);
+	{
+		const struct nvme_smart_log *s = (const void *)r->buf;
+
+		CHECK(s->temperature[0] == (293 & 0xff) && s->temperature[1] == 293 >> 8);
+		CHECK(s->avail_spare == 100 && s->spare_thresh == 10);
+		CHECK(s->data_units_read[0] == 2 && all_zero(s->data_units_read + 1, 15));
+		CHECK(s->data_units_written[0] == 1);
+		CHECK(s->host_reads[0] == 15 && s->host_writes[0] == 3);
+	}
+	free(r);
+
+	/* Firmware slot; a window past the end reads zeros. */
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0, get_log_cdw10(NVME_LOG_LID_FW_SLOT, 512, true),
+		    0);
+	CHECK(run(r) == 0 && r->status == 0);
+	CHECK(r->buf[0] == 1 && !memcmp(r->buf + 8, NVMG_VERSION, strlen(NVMG_VERSION)));
+	CHECK(r->buf[15] == ' ');
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0, get_log_cdw10(NVME_LOG_LID_FW_SLOT, 64, true),
+		    0);
+	r->req.cmd.cdw13 = htole32(1);
+	CHECK(run(r) == 0 && r->status == 0 && all_zero(r->buf, 64));
+	free(r);
+	/* Partial window at an offset. */
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0, get_log_cdw10(NVME_LOG_LID_FW_SLOT, 8, true),
+		    0);
+	r->req.cmd.cdw12 = htole32(8);
+	CHECK(run(r) == 0 && r->status == 0 && !memcmp(r->buf, NVMG_VERSION, strlen(NVMG_VERSION)));
+	free(r);
+
+	/* Supported log pages and error log. */
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_SUPPORTED_LOG_PAGES, 1024, true), 0);
+	list = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->status == 0);
+	CHECK(le32toh(list[NVME_LOG_LID_CHANGED_NS]) == 1 && list[NVME_LOG_LID_ANA] == 0);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0, get_log_cdw10(NVME_LOG_LID_ERROR, 4096, true),
+		    0);
+	CHECK(run(r) == 0 && r->status == 0 && all_zero(r->buf, 4096));
+	free(r);
+	world_free(w);
+}
+
+static const struct nvmf_disc_log_entry *disc_entry(const uint8_t *buf, unsigned i)
+{
+	return (const void *)(buf + 1024 + 1024 * i);
+}
+
+static void test_discovery_log(struct tctx *t)
+{
+	struct world *w = world_new();
+	const struct nvmf_discovery_log *hdr;
+	const struct nvmf_disc_log_entry *e;
+	struct treq *r;
+	char pad[NVMF_TRSVCID_SIZE];
+
+	/* HOST1 on p1: current discovery entry + A (B does not allow HOST1,
+	 * C is not on p1). */
+	w->dctrl.aen_masked = 1u << NVME_AER_NOTICE;
+	r = new_req(&w->dsq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 4096, false), 0);
+	hdr = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->done && r->status == 0);
+	CHECK(le64toh(hdr->genctr) == 42 && le64toh(hdr->numrec) == 2 && hdr->recfmt == 0);
+	e = disc_entry(r->buf, 0);
+	CHECK(e->subtype == NVME_NQN_CURR && !strcmp(e->subnqn, NVMG_DISC_NQN));
+	CHECK(le16toh(e->eflags) & NVMF_DISC_EFLAGS_EPCSD);
+	e = disc_entry(r->buf, 1);
+	CHECK(e->subtype == NVME_NQN_NVME && !strcmp(e->subnqn, NQN_A));
+	CHECK(e->trtype == NVMF_TRTYPE_TCP && e->adrfam == NVMF_ADDR_FAMILY_IP4);
+	CHECK(e->treq == (NVMF_TREQ_NOT_REQUIRED | NVMF_TREQ_DISABLE_SQFLOW));
+	CHECK(le16toh(e->portid) == 1 && le16toh(e->cntlid) == 0xffff && le16toh(e->asqsz) == 32);
+	memset(pad, ' ', sizeof(pad));
+	memcpy(pad, "4420", 4);
+	CHECK(!memcmp(e->trsvcid, pad, sizeof(pad)));
+	CHECK(!memcmp(e->traddr, "10.0.0.1 ", 9) && e->traddr[NVMF_TRADDR_SIZE - 1] == ' ');
+	CHECK(e->tsas.tcp.sectype == NVMF_TCP_SECTYPE_NONE);
+	CHECK(all_zero(r->buf + 3 * 1024, 1024));
+	CHECK(w->dctrl.aen_masked == 0);
+	free(r);
+
+	/* HOST2 also sees B. */
+	snprintf(w->dctrl.hostnqn, sizeof(w->dctrl.hostnqn), "%s", HOST2);
+	r = new_req(&w->dsq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 4096, true), 0);
+	hdr = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->status == 0 && le64toh(hdr->numrec) == 3);
+	CHECK(!strcmp(disc_entry(r->buf, 2)->subnqn, NQN_B));
+	free(r);
+
+	/* Window: LPO 2048 returns entry 1 then zeros. */
+	r = new_req(&w->dsq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 4096, true), 0);
+	r->req.cmd.cdw12 = htole32(2048);
+	CHECK(run(r) == 0 && r->status == 0);
+	e = (const void *)r->buf;
+	CHECK(!strcmp(e->subnqn, NQN_A) && !strcmp(((const struct nvmf_disc_log_entry *)
+						    (const void *)(r->buf + 1024))->subnqn, NQN_B));
+	CHECK(all_zero(r->buf + 2048, 2048));
+	free(r);
+	/* Window inside a record: the header's NUMREC and beyond. */
+	r = new_req(&w->dsq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 16, true), 0);
+	r->req.cmd.cdw12 = htole32(8);
+	CHECK(run(r) == 0 && r->status == 0 && le64toh(*(const uint64_t *)(const void *)r->buf) == 3);
+	free(r);
+	/* An offset near 2^64 reads zeros and does not wrap. */
+	r = new_req(&w->dsq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 1024, true), 0);
+	r->req.cmd.cdw12 = htole32(0xfffffffc);
+	r->req.cmd.cdw13 = htole32(0xffffffff);
+	CHECK(run(r) == 0 && r->status == 0 && all_zero(r->buf, 1024));
+	free(r);
+
+	/* Wildcard p2: C listed with the connection's local address. */
+	w->dctrl.port = &w->p2;
+	w->dsq.port = &w->p2;
+	r = new_req(&w->dsq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 4096, true), 0);
+	hdr = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->status == 0 && le64toh(hdr->numrec) == 2);
+	e = disc_entry(r->buf, 1);
+	CHECK(!strcmp(e->subnqn, NQN_C) && e->adrfam == NVMF_ADDR_FAMILY_IP6);
+	CHECK(!memcmp(e->traddr, "192.0.2.7 ", 10) && le16toh(e->portid) == 2);
+	CHECK(!memcmp(e->trsvcid, "4421 ", 5));
+	free(r);
+	world_free(w);
+}
+
+static void test_features(struct tctx *t)
+{
+	struct world *w = world_new();
+	struct treq *r;
+
+	/* Get before Set reports the maximum. */
+	r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_NUM_QUEUES, 0);
+	CHECK(run(r) == 0 && r->status == 0 && dw0(r) == (127u | 127u << 16));
+	free(r);
+	/* Clamp to NVMG_MAX_IO_QUEUES. */
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_NUM_QUEUES, 199u << 16 | 199);
+	CHECK(run(r) == 0 && r->status == 0);
+	CHECK(dw0(r) == ((NVMG_MAX_IO_QUEUES - 1u) | (NVMG_MAX_IO_QUEUES - 1u) << 16));
+	CHECK(w->ctrl.nr_io_queues == NVMG_MAX_IO_QUEUES);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_NUM_QUEUES, 3u << 16 | 3);
+	CHECK(run(r) == 0 && r->status == 0 && dw0(r) == (3u | 3u << 16));
+	CHECK(w->ctrl.nr_io_queues == 4);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_NUM_QUEUES, 0);
+	CHECK(run(r) == 0 && r->status == 0 && dw0(r) == (3u | 3u << 16));
+	free(r);
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_NUM_QUEUES, 0xffff);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_FIELD);
+	free(r);
+	/* Not once I/O queues exist. */
+	w->ctrl.sqs[1] = &w->iosq1;
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_NUM_QUEUES, 7u << 16 | 7);
+	CHECK(run(r) == 0 && r->status == SC_SEQ_ERROR && w->ctrl.nr_io_queues == 4);
+	free(r);
+	w->ctrl.sqs[1] = NULL;
+	/* Save is not supported. */
+	r = new_req(&w->asq, nvme_admin_set_features, 0, 1u << 31 | NVME_FEAT_FID_NUM_QUEUES, 0);
+	CHECK(run(r) == 0 && r->status == (NVMG_SC_CMD(NVME_SC_FEATURE_NOT_SAVEABLE) | NVME_SC_DNR));
+	free(r);
+
+	/* Async event configuration keeps only what OAES advertises. */
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_ASYNC_EVENT, 0xffffffff);
+	CHECK(run(r) == 0 && r->status == 0 && w->ctrl.aen_enabled == (1u << 8));
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_ASYNC_EVENT, 0);
+	CHECK(run(r) == 0 && dw0(r) == (1u << 8));
+	free(r);
+	r = new_req(&w->dsq, nvme_admin_set_features, 0, NVME_FEAT_FID_ASYNC_EVENT, 0xffffffff);
+	CHECK(run(r) == 0 && r->status == 0 && w->dctrl.aen_enabled == (1u << 31));
+	free(r);
+
+	/* KATO, rounded up to the KAS granularity (1 s); also on discovery controllers. */
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_KATO, 1234);
+	CHECK(run(r) == 0 && r->status == 0 && w->ctrl.kato_ms == 2000);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_KATO, 0);
+	CHECK(run(r) == 0 && dw0(r) == 2000);
+	free(r);
+	r = new_req(&w->dsq, nvme_admin_set_features, 0, NVME_FEAT_FID_KATO, 0);
+	CHECK(run(r) == 0 && r->status == 0 && w->dctrl.kato_ms == 0);
+	free(r);
+	r = new_req(&w->dsq, nvme_admin_get_features, 0, NVME_FEAT_FID_NUM_QUEUES, 0);
+	CHECK(run(r) == SC_INVALID_FIELD);
+	free(r);
+
+	/* Timestamp: Set, then Get reads it back, marked host-set. */
+	{
+		uint64_t ts = 1700000000000ull;
+		uint64_t got = 0;
+
+		r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_TIMESTAMP, 0);
+		CHECK(run(r) == 0 && r->status == 0 && (r->buf[6] & 0x0e) == 0);
+		free(r);
+		r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_TIMESTAMP, 0);
+		CHECK(nvmg_parse_admin(&r->req) == 0);
+		for (int i = 0; i < 8; i++)
+			r->buf[i] = i < 6 ? (uint8_t)(ts >> (8 * i)) : 0;
+		r->req.execute(&r->req);
+		CHECK(r->done && r->status == 0 && w->ctrl.timestamp_set);
+		free(r);
+		r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_TIMESTAMP, 0);
+		CHECK(run(r) == 0 && r->status == 0);
+		for (int i = 0; i < 6; i++)
+			got |= (uint64_t)r->buf[i] << (8 * i);
+		CHECK(got >= ts && got < ts + 5000);
+		CHECK((r->buf[6] & 0x0e) == 0x02 && r->buf[7] == 0);
+		free(r);
+	}
+
+	/* Host identifier. */
+	r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_HOST_ID, 1);
+	CHECK(run(r) == 0 && r->status == 0 && !memcmp(r->buf, w->ctrl.hostid, 16));
+	free(r);
+
+	/* Power management: only PS 0. */
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_POWER_MGMT, 0);
+	CHECK(run(r) == 0 && r->status == 0);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_POWER_MGMT, 1);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_FIELD);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_ARBITRATION, 0);
+	CHECK(run(r) == 0 && r->status == 0 && dw0(r) == 0);
+	free(r);
+
+	/* Volatile write cache. */
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_VOLATILE_WC, 0);
+	CHECK(run(r) == 0 && r->status == 0 && !w->ctrl.vwc_enabled);
+	free(r);
+	r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_VOLATILE_WC, 0);
+	CHECK(run(r) == 0 && r->status == 0 && dw0(r) == 0);
+	free(r);
+	w->bdev_cache.volatile_cache = false;
+	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_VOLATILE_WC, 1);
+	CHECK(run(r) == 0 && r->status == SC_INVALID_FIELD);
+	free(r);
+
+	/* SEL 011b: capabilities. */
+	r = new_req(&w->asq, nvme_admin_get_features, 0, 3u << 8 | NVME_FEAT_FID_KATO, 0);
+	CHECK(run(r) == 0 && r->status == 0 && dw0(r) == 4);
+	free(r);
+	world_free(w);
+}
+
+static void test_ident(struct tctx *t)
+{
+	uint8_t g1[16], u1[16], e1[8], g2[16], u2[16], e2[8], g3[16], u3[16], e3[8];
+	char s1[21], s2[21], s3[21];
+
+	nvmg_derive_ns_ids(NQN_A, 1, g1, u1, e1);
+	nvmg_derive_ns_ids(NQN_A, 1, g2, u2, e2);
+	CHECK(!memcmp(g1, g2, 16) && !memcmp(u1, u2, 16) && !memcmp(e1, e2, 8));
+	nvmg_derive_ns_ids(NQN_A, 2, g2, u2, e2);
+	nvmg_derive_ns_ids(NQN_B, 1, g3, u3, e3);
+	CHECK(memcmp(g1, g2, 16) && memcmp(u1, u2, 16) && memcmp(e1, e2, 8));
+	CHECK(memcmp(g1, g3, 16) && memcmp(u1, u3, 16) && memcmp(e1, e3, 8));
+	CHECK(memcmp(g1, u1, 16)); /* purposes differ too */
+	CHECK(!all_zero(g1, 16) && !all_zero(e1, 8));
+	CHECK((u1[6] >> 4) == 5 && (u1[8] & 0xc0) == 0x80);
+	CHECK((e1[0] & 0x03) == 0x02);
+
+	nvmg_derive_serial(NQN_A, s1);
+	nvmg_derive_serial(NQN_A, s2);
+	nvmg_derive_serial(NQN_B, s3);
+	CHECK(strlen(s1) == 20 && strspn(s1, "0123456789abcdef") == 20);
+	CHECK(!strcmp(s1, s2) && strcmp(s1, s3));
+}
+
+static void test_copy_to_buf(struct tctx *t)
+{
+	struct nvmg_req req;
+	uint8_t buf[8];
+	const uint8_t src[4] = { 1, 2, 3, 4 };
+
+	memset(&req, 0, sizeof(req));
+	req.buf = buf;
+	req.data_len = sizeof(buf);
+	memset(buf, 0xff, sizeof(buf));
+	nvmg_req_copy_to_buf(&req, src, sizeof(src), 2);
+	CHECK(buf[0] == 3 && buf[1] == 4 && all_zero(buf + 2, 6));
+	memset(buf, 0xff, sizeof(buf));
+	nvmg_req_copy_to_buf(&req, src, sizeof(src), 100);
+	CHECK(all_zero(buf, 8));
+	req.data_len = 0;
+	req.buf = NULL;
+	nvmg_req_copy_to_buf(&req, src, sizeof(src), 0);
+	CHECK(true);
+}
+
+int main(void)
+{
+	struct tctx ctx = { 0 };
+	struct tctx *t = &ctx;
+
+	test_parse(t);
+	test_identify_ctrl(t);
+	test_identify_ns(t);
+	test_identify_lists(t);
+	test_log_pages(t);
+	test_discovery_log(t);
+	test_features(t);
+	test_ident(t);
+	test_copy_to_buf(t);
+	printf("%d passed, %d failed\n", t->pass, t->fail);
+	return t->fail ? 1 : 0;
+}
