@@ -41,7 +41,7 @@ enum cmd_state { CMD_FREE, CMD_RX, CMD_WAIT_H2C, CMD_EXEC, CMD_SEND };
 
 struct send_item {
 	struct send_item *next;
-	struct iovec iov[4];
+	struct iovec iov[5];
 	int niov;
 	int first; /* first iov not fully sent */
 	bool linked;
@@ -83,6 +83,7 @@ struct tcp_conn {
 	char peer[64];
 	enum conn_state state;
 	bool hdgst, ddgst;
+	uint32_t c2h_align;  /* host PDU data alignment, from ICReq HPDA */
 	bool rx_stopped;     /* no more PDUs will be read */
 	bool closing;        /* socket shut down, freeing when idle */
 	bool recv_inflight, poll_inflight, recv_direct;
@@ -118,6 +119,9 @@ struct tcp_conn {
 	struct tcp_cmd cmds[NR_CMDS];
 	struct tcp_cmd *free_cmds;
 };
+
+/* Zeros sent as padding before C2HData payloads (HPDA <= 31: < 128 bytes). */
+static const uint8_t pdu_pad[128];
 
 static void conn_close(struct tcp_conn *c, const char *why);
 static void conn_check_live(struct tcp_conn *c);
@@ -230,7 +234,7 @@ static void conn_send(struct tcp_conn *c)
 		int n = 0;
 		ssize_t sent;
 
-		for (struct send_item *it = c->send_head; it && n + 4 <= MAX_IOV; it = it->next)
+		for (struct send_item *it = c->send_head; it && n + 5 <= MAX_IOV; it = it->next)
 			for (int i = it->first; i < it->niov; i++)
 				iov[n++] = it->iov[i];
 		msg.msg_iovlen = (size_t)n;
@@ -351,6 +355,9 @@ static void tcp_queue_response(struct nvmg_req *req)
 		struct pdu_hd *p = &cmd->c2h;
 		uint32_t hl = sizeof(p->h) + (c->hdgst ? 4 : 0);
 
+		/* HPDA: the host wants data at a multiple of (HPDA+1)*4 bytes. */
+		uint32_t pdo = (hl + c->c2h_align - 1) / c->c2h_align * c->c2h_align;
+
 		memset(p, 0, sizeof(*p));
 		p->h.hdr.type = NVMG_TCP_C2H_DATA;
 		p->h.hdr.flags = NVMG_TCP_F_DATA_LAST;
@@ -359,8 +366,8 @@ static void tcp_queue_response(struct nvmg_req *req)
 		if (success_flag)
 			p->h.hdr.flags |= NVMG_TCP_F_DATA_SUCCESS;
 		p->h.hdr.hlen = sizeof(p->h);
-		p->h.hdr.pdo = (uint8_t)hl;
-		p->h.hdr.plen = htole32(hl + req->data_len + (c->ddgst ? 4 : 0));
+		p->h.hdr.pdo = (uint8_t)pdo;
+		p->h.hdr.plen = htole32(pdo + req->data_len + (c->ddgst ? 4 : 0));
 		p->h.cccid = req->cmd.cid;
 		p->h.offset = 0;
 		p->h.length = htole32(req->data_len);
@@ -368,6 +375,8 @@ static void tcp_queue_response(struct nvmg_req *req)
 			p->h.hdr.flags |= NVMG_TCP_F_DDGST;
 		put_hdgst(c, &p->h.hdr);
 		cmd->send.iov[n++] = (struct iovec){ p, hl };
+		if (pdo > hl)
+			cmd->send.iov[n++] = (struct iovec){ (void *)pdu_pad, pdo - hl };
 		cmd->send.iov[n++] = (struct iovec){ req->buf, req->data_len };
 		if (c->ddgst) {
 			cmd->ddgst = htole32(nvmg_crc32c(req->buf, req->data_len));
@@ -534,6 +543,7 @@ static void handle_icreq(struct tcp_conn *c)
 		conn_fatal(c, NVMG_TCP_FES_INVALID_HEADER, offsetof(struct nvmg_tcp_icreq, hpda), req, sizeof(*req));
 		return;
 	}
+	c->c2h_align = (req->hpda + 1u) * 4;
 	c->hdgst = req->digest & NVMG_TCP_HDGST_ENABLE;
 	c->ddgst = req->digest & NVMG_TCP_DDGST_ENABLE;
 	memset(rsp, 0, sizeof(*rsp));
