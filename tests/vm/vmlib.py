@@ -1,0 +1,680 @@
+"""Build and boot the QEMU guest that runs a real Linux NVMe/TCP host.
+
+The guest is a kernel + initramfs made from Debian 12 packages (kernel with
+its modules, busybox-static, nvme-cli, fio, e2fsprogs) plus our daemon. See
+shared docs vm-testing.md for the recipe and its gotchas.
+
+Caching (outside the repository, so a fresh clone reuses it):
+  $NVMEGATE_VM_CACHE (default /var/cache/nvmegate-vm)/
+    debs/                  apt-get download'ed packages (file names carry versions)
+    manifest.json          the package set of the last successful resolve (offline fallback)
+    root-<key>/            the packages unpacked (dpkg-deb -x), key = hash of the .deb names
+    base-<key>.cpio        the initramfs without daemon and scripts
+    vmlinuz-<key>
+The daemon, its libraries, the guest scripts and configs go into a small
+second cpio archive appended to the cached base at every build (the kernel
+unpacks concatenated archives), so a rebuilt daemon is always picked up.
+
+Booting: always TCG (never KVM), `timeout -k 5 N qemu-system-x86_64`, console
+on ttyS0 (a file), results on ttyS1 (another file). The guest writes
+    @@RESULT <name> PASS|FAIL <seconds>
+    @@LOG-BEGIN <name> ... @@LOG-END <name>
+    @@DONE
+lines there; parse_results() reads them back.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+GUEST_DIR = os.path.join(HERE, "guest")
+CACHE = os.environ.get("NVMEGATE_VM_CACHE", "/var/cache/nvmegate-vm")
+OUT = os.path.join(REPO, "build", "vm")
+
+GUEST_PKGS = ["busybox-static", "nvme-cli", "fio", "e2fsprogs"]
+# Packages whose dependencies are not followed and which are not downloaded:
+# they bring no shared library a guest binary needs (checked: the ldd
+# closure of every copied binary must resolve, or the build fails).
+NO_FOLLOW = re.compile(r"^(perl.*|libperl.*|python3.*|libpython3.*|debconf.*|cdebconf|dpkg|adduser|"
+                       r"passwd|init-system-helpers|usrmerge|usr-is-merged|install-info|tar|mailcap|"
+                       r"media-types|mime-support|libpam.*|logsave|uuid-runtime|dmsetup|readline-common|"
+                       r"libfile-find-rule-perl|libnumber-compare-perl|libtext-glob-perl|"
+                       r"libdebian-installer4|libtextwrap1|libnewt0.52|libslang2|"
+                       r"libsemanage.*|libaudit.*|libcap-ng0|sensible-utils|lsb-base|sysvinit-utils)$")
+# Guest binaries copied with their ldd closure (paths inside the packages).
+GUEST_BINS = ["usr/sbin/nvme", "usr/bin/fio", "sbin/mke2fs", "sbin/e2fsck", "sbin/dumpe2fs"]
+GUEST_LINKS = {"usr/sbin/mkfs.ext4": "mke2fs", "usr/sbin/fsck.ext4": "e2fsck"}
+KMODS = ["nvme-core", "nvme-fabrics", "nvme-tcp", "nvmet", "nvmet-tcp", "brd", "ext4",
+         "crc32c-intel", "crc32c_generic", "libcrc32c", "configfs", "loop"]
+
+GUEST_HOSTNQN_UUID = "6a1f0c2e-7b7d-4a43-9c8e-0d4c1e2a9b01"
+GUEST_HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:" + GUEST_HOSTNQN_UUID
+OTHER_HOSTNQN_UUID = "0b7f3d55-1c2e-4f6a-8e3d-9a2b4c6d8e10"
+OTHER_HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:" + OTHER_HOSTNQN_UUID
+SUBNQN = "nqn.2026-11.io.nvmegate:vm"
+SERIAL = "vmtest0001"
+MODEL = "nvmegate-vm"
+NS1_SIZE = "512M"        # file namespace (sparse file on the guest's tmpfs)
+NS2_SIZE = "256M"        # RAM namespace
+NS3_SIZE = "64M"         # RAM namespace added/removed by SIGHUP
+
+
+def log(msg):
+    sys.stderr.write("[vm] %s\n" % msg)
+    sys.stderr.flush()
+
+
+def run(cmd, **kw):
+    kw.setdefault("check", True)
+    return subprocess.run(cmd, **kw)
+
+
+def out(cmd, **kw):
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, universal_newlines=True,
+                          **kw).stdout
+
+
+@contextlib.contextmanager
+def cache_lock():
+    os.makedirs(CACHE, exist_ok=True)
+    with open(os.path.join(CACHE, "lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+# ------------------------------------------------------------ package set
+
+def _apt_depends(pkgs):
+    """{pkg: [dependency names]} (Depends and PreDepends; first alternative;
+    a virtual package resolved to its first provider)."""
+    text = out(["apt-cache", "depends", "--no-recommends", "--no-suggests", "--no-conflicts",
+                "--no-breaks", "--no-replaces", "--no-enhances"] + list(pkgs),
+               stderr=subprocess.DEVNULL)
+    deps = {}
+    cur = None
+    pending_virtual = False
+    skip_alt = False
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            cur = line.strip()
+            deps.setdefault(cur, [])
+            pending_virtual = skip_alt = False
+            continue
+        s = line.strip()
+        m = re.match(r"^(\|?)(Depends|PreDepends): (.+)$", s)
+        if m:
+            alt, name = m.group(1), m.group(3)
+            pending_virtual = False
+            if skip_alt:
+                skip_alt = bool(alt)   # still inside an alternative chain already satisfied
+                continue
+            skip_alt = bool(alt)
+            if name.startswith("<"):
+                pending_virtual = True
+            else:
+                deps[cur].append(name.split(":")[0])
+            continue
+        if re.match(r"^(Recommends|Suggests|Conflicts|Breaks|Replaces|Enhances):", s):
+            pending_virtual = False
+            continue
+        if pending_virtual:            # first provider of a virtual package
+            deps[cur].append(s.split(":")[0])
+            pending_virtual = False
+    return deps
+
+
+def _kernel_package():
+    for name in _apt_depends(["linux-image-amd64"]).get("linux-image-amd64", []):
+        if re.match(r"^linux-image-\d.*-amd64$", name):
+            return name
+    raise RuntimeError("cannot find the kernel package behind linux-image-amd64")
+
+
+def _resolve():
+    """[(package, version)] for the kernel, the guest tools and their libraries."""
+    kernel = _kernel_package()
+    seen = set()
+    todo = list(GUEST_PKGS)
+    while todo:
+        batch = [p for p in todo if p not in seen]
+        todo = []
+        if not batch:
+            break
+        seen.update(batch)
+        for p, ds in _apt_depends(batch).items():
+            for d in ds:
+                if d not in seen and not NO_FOLLOW.match(d):
+                    todo.append(d)
+    pkgs = sorted(p for p in seen if not NO_FOLLOW.match(p)) + [kernel]
+    text = out(["apt-cache", "show", "--no-all-versions"] + pkgs, stderr=subprocess.DEVNULL)
+    versions = {}
+    for stanza in text.split("\n\n"):
+        f = dict(re.findall(r"^(Package|Version|Architecture): (.+)$", stanza, re.M))
+        if "Package" in f and f["Package"] not in versions:
+            versions[f["Package"]] = (f["Version"], f["Architecture"])
+    missing = [p for p in pkgs if p not in versions]
+    if missing:
+        raise RuntimeError("apt-cache knows no candidate for %s" % " ".join(missing))
+    return kernel, [(p,) + versions[p] for p in pkgs]
+
+
+def _lists_stamp():
+    """Identifies the state of apt's package lists (a resolve is cached until
+    they change)."""
+    d = "/var/lib/apt/lists"
+    try:
+        names = sorted(n for n in os.listdir(d) if n.endswith("_Packages") or "_Packages." in n)
+    except OSError:
+        return ""
+    h = hashlib.sha256()
+    for n in names:
+        st = os.stat(os.path.join(d, n))
+        h.update(("%s %d %d\n" % (n, st.st_size, st.st_mtime)).encode())
+    return h.hexdigest()[:16]
+
+
+def deb_name(pkg, version, arch):
+    return "%s_%s_%s.deb" % (pkg, version.replace(":", "%3a"), arch)
+
+
+def fetch_packages():
+    """Resolve and download (cached) the guest's packages. Returns the manifest
+    {"kernel": pkg, "debs": [file names]}."""
+    debs_dir = os.path.join(CACHE, "debs")
+    os.makedirs(debs_dir, exist_ok=True)
+    manifest_path = os.path.join(CACHE, "manifest.json")
+    stamp = _lists_stamp()
+    try:
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        if manifest.get("lists") == stamp and \
+                all(os.path.exists(os.path.join(debs_dir, d)) for d in manifest["debs"]):
+            return manifest      # apt lists unchanged since the last resolve
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        try:
+            kernel, pkgs = _resolve()
+        except (RuntimeError, subprocess.CalledProcessError):
+            if os.getuid() != 0:
+                raise
+            log("apt lists incomplete: apt-get update")
+            run(["apt-get", "update", "-qq"])
+            kernel, pkgs = _resolve()
+    except (RuntimeError, subprocess.CalledProcessError, FileNotFoundError) as e:
+        # offline or no apt lists: the last resolved set, if all of it is cached
+        try:
+            with open(manifest_path) as f:
+                manifest = json.load(f)
+        except (OSError, ValueError):
+            raise RuntimeError("cannot resolve the guest packages (%s) and no cached manifest" % e)
+        if all(os.path.exists(os.path.join(debs_dir, d)) for d in manifest["debs"]):
+            log("using the cached package set (%s)" % e)
+            return manifest
+        raise
+    manifest = {"kernel": kernel, "debs": [deb_name(*p) for p in pkgs]}
+    want = [(p, d) for p, d in zip(pkgs, manifest["debs"])
+            if not os.path.exists(os.path.join(debs_dir, d))]
+    if want:
+        log("downloading %d packages into %s" % (len(want), debs_dir))
+        cmd = ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root"] + \
+              ["%s=%s" % (p[0], p[1]) for p, _ in want]
+        if subprocess.run(cmd, cwd=debs_dir, stdout=subprocess.DEVNULL).returncode != 0:
+            # a stale candidate (the mirror moved on): refresh the lists once
+            run(["apt-get", "update", "-qq"])
+            kernel, pkgs = _resolve()
+            manifest = {"kernel": kernel, "debs": [deb_name(*p) for p in pkgs]}
+            want = [(p, d) for p, d in zip(pkgs, manifest["debs"])
+                    if not os.path.exists(os.path.join(debs_dir, d))]
+            run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root"] +
+                ["%s=%s" % (p[0], p[1]) for p, _ in want], cwd=debs_dir, stdout=subprocess.DEVNULL)
+        for _, d in want:
+            if not os.path.exists(os.path.join(debs_dir, d)):
+                raise RuntimeError("apt-get download did not produce %s" % d)
+    manifest["lists"] = _lists_stamp()
+    with open(manifest_path + ".tmp", "w") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(manifest_path + ".tmp", manifest_path)
+    return manifest
+
+
+def manifest_key(manifest, recipe=False):
+    """Cache key of a package set; with recipe, also of this file (the base
+    initramfs is rebuilt when the build recipe changes)."""
+    h = hashlib.sha256()
+    for d in sorted(manifest["debs"]):
+        h.update(d.encode() + b"\n")
+    if recipe:
+        with open(__file__, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+def unpack(manifest, key):
+    root = os.path.join(CACHE, "root-" + key)
+    if os.path.exists(os.path.join(root, ".complete")):
+        return root
+    tmp = root + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    log("unpacking %d packages" % len(manifest["debs"]))
+    for d in manifest["debs"]:
+        run(["dpkg-deb", "-x", os.path.join(CACHE, "debs", d), tmp])
+    open(os.path.join(tmp, ".complete"), "w").close()
+    shutil.rmtree(root, ignore_errors=True)
+    os.rename(tmp, root)
+    return root
+
+
+def prune(keys, manifest):
+    """Drop cache entries of other package sets (keeps /var/cache bounded)."""
+    keep = set(manifest["debs"])
+    for name in os.listdir(CACHE):
+        p = os.path.join(CACHE, name)
+        m = re.match(r"^(root|base|vmlinuz)-([0-9a-f]+)", name)
+        if m and m.group(2) not in keys:
+            if os.path.isdir(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.unlink(p)
+    for name in os.listdir(os.path.join(CACHE, "debs")):
+        if name.endswith(".deb") and name not in keep:
+            os.unlink(os.path.join(CACHE, "debs", name))
+
+
+# ------------------------------------------------------------------ cpio
+
+class Cpio:
+    """A newc cpio archive writer (what the kernel's initramfs unpacker reads)."""
+
+    def __init__(self, f):
+        self.f = f
+        self.ino = 1
+        self.dirs = set()
+
+    def _entry(self, name, mode, data=b""):
+        name = name.lstrip("/").encode()
+        hdr = "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X" % (
+            self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name) + 1, 0)
+        self.ino += 1
+        buf = hdr.encode() + name + b"\0"
+        buf += b"\0" * (-len(buf) % 4)
+        self.f.write(buf)
+        self.f.write(data)
+        self.f.write(b"\0" * (-len(data) % 4))
+
+    def dir(self, name):
+        name = name.strip("/")
+        if not name or name in self.dirs:
+            return
+        self.dir(os.path.dirname(name))
+        self.dirs.add(name)
+        self._entry(name, stat.S_IFDIR | 0o755)
+
+    def file(self, name, data, mode=0o755):
+        self.dir(os.path.dirname(name.strip("/")))
+        self._entry(name, stat.S_IFREG | mode, data)
+
+    def symlink(self, name, target):
+        self.dir(os.path.dirname(name.strip("/")))
+        self._entry(name, stat.S_IFLNK | 0o777, target.encode())
+
+    def close(self):
+        self._entry("TRAILER!!!", 0)
+
+
+class Tree:
+    """Files for the guest, collected as {guest path: bytes | ('link', target)},
+    in a merged-/usr layout."""
+
+    def __init__(self):
+        self.files = {}
+
+    @staticmethod
+    def merged(path):
+        path = "/" + path.lstrip("/")
+        for top in ("/lib64/", "/lib/", "/bin/", "/sbin/"):
+            if path.startswith(top):
+                return "/usr" + path
+        return path
+
+    def add_file(self, guest, src, mode=None):
+        with open(src, "rb") as f:
+            data = f.read()
+        if mode is None:
+            mode = stat.S_IMODE(os.stat(src).st_mode)
+        self.files[self.merged(guest)] = (data, mode)
+
+    def add_data(self, guest, data, mode=0o644):
+        if isinstance(data, str):
+            data = data.encode()
+        self.files[self.merged(guest)] = (data, mode)
+
+    def add_link(self, guest, target):
+        self.files.setdefault(self.merged(guest), ("link", target))
+
+    def write(self, path):
+        with open(path + ".tmp", "wb") as f:
+            c = Cpio(f)
+            for top in ("bin", "sbin", "lib", "lib64"):
+                c.symlink(top, "usr/" + top)
+            for d in ("dev", "proc", "sys", "tmp", "run", "data", "mnt", "etc", "root", "var"):
+                c.dir(d)
+            for name in sorted(self.files):
+                data, mode = self.files[name]
+                if data == "link":
+                    c.symlink(name, mode)
+                else:
+                    c.file(name, data, mode)
+            c.close()
+        os.replace(path + ".tmp", path)
+
+
+def _lib_dirs(root):
+    dirs = []
+    for d, _, files in os.walk(root):
+        if "/lib/modules" in d or "/usr/share" in d:
+            continue
+        if any(".so" in f for f in files):
+            dirs.append(d)
+    return dirs
+
+
+def add_with_libs(tree, binary, guest_path, root=None, lib_path=None):
+    """Copy binary to guest_path plus its shared-library closure (ldd, with the
+    unpacked packages first on the library path, the host's after that)."""
+    tree.add_file(guest_path, binary)
+    env = dict(os.environ)
+    if lib_path:
+        env["LD_LIBRARY_PATH"] = ":".join(lib_path)
+    res = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True, env=env)
+    if "not a dynamic executable" in res.stdout or "statically linked" in res.stdout:
+        return
+    if res.returncode != 0:
+        raise RuntimeError("ldd %s failed:\n%s" % (binary, res.stdout))
+    for line in res.stdout.splitlines():
+        line = line.strip()
+        if "not found" in line:
+            raise RuntimeError("%s: library %s" % (binary, line))
+        m = re.match(r"^(\S+) => (\S+) \(0x", line) or re.match(r"^(/\S+) \(0x", line)
+        if not m:
+            continue
+        src = m.group(m.lastindex)
+        guest = src
+        if root and src.startswith(root + "/"):
+            guest = src[len(root):]
+        if m.lastindex == 2:   # name => path: the loader looks the soname up in that dir
+            guest = os.path.join(os.path.dirname(guest), m.group(1))
+        if m.lastindex == 1 and root:
+            # the loader must come from the same glibc build as libc.so.6
+            staged = os.path.join(root, "lib/x86_64-linux-gnu", os.path.basename(src))
+            if os.path.exists(staged):
+                src = staged
+        tree.add_file(guest, os.path.realpath(src), mode=0o755)
+
+
+def _modinfo_depends(path):
+    """The depends= list from a .ko's .modinfo section."""
+    with open(path, "rb") as f:
+        data = f.read()
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+
+    def sect(i):
+        base = shoff + i * shentsize
+        name, _typ, _flags, _addr, off, size = struct.unpack_from("<IIQQQQ", data, base)
+        return name, off, size
+    _, stroff, _ = sect(shstrndx)
+    for i in range(shnum):
+        name, off, size = sect(i)
+        end = data.index(b"\0", stroff + name)
+        if data[stroff + name:end] == b".modinfo":
+            for item in data[off:off + size].split(b"\0"):
+                if item.startswith(b"depends="):
+                    return [d for d in item[8:].decode().split(",") if d]
+            return []
+    return []
+
+
+def add_modules(tree, root, kver, busybox):
+    moddir = os.path.join(root, "lib/modules", kver)
+    index = {}
+    for d, _, files in os.walk(os.path.join(moddir, "kernel")):
+        for f in files:
+            if f.endswith(".ko"):
+                index[f[:-3].replace("-", "_")] = os.path.join(d, f)
+    todo = [m.replace("-", "_") for m in KMODS]
+    done = set()
+    while todo:
+        m = todo.pop()
+        if m in done:
+            continue
+        if m not in index:
+            raise RuntimeError("kernel %s has no module %s" % (kver, m))
+        done.add(m)
+        todo.extend(d.replace("-", "_") for d in _modinfo_depends(index[m]))
+    # depmod needs a real directory tree: stage the chosen modules in a temp dir
+    stage = os.path.join(OUT, "modstage")
+    shutil.rmtree(stage, ignore_errors=True)
+    for m in sorted(done):
+        rel = os.path.relpath(index[m], root)
+        os.makedirs(os.path.join(stage, os.path.dirname(rel)), exist_ok=True)
+        shutil.copy(index[m], os.path.join(stage, rel))
+    for f in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        src = os.path.join(moddir, f)
+        if os.path.exists(src):
+            shutil.copy(src, os.path.join(stage, "lib/modules", kver, f))
+    run([busybox, "depmod", "-b", stage, kver])
+    for d, _, files in os.walk(stage):
+        for f in files:
+            p = os.path.join(d, f)
+            tree.add_file("/" + os.path.relpath(p, stage), p, mode=0o644)
+    shutil.rmtree(stage, ignore_errors=True)
+    return sorted(done)
+
+
+def build_base(root, kernel_pkg, path):
+    tree = Tree()
+    busybox = os.path.join(root, "bin/busybox")
+    tree.add_file("/usr/bin/busybox", busybox, mode=0o755)
+    for b in GUEST_BINS:
+        add_with_libs(tree, os.path.join(root, b), "/" + b, root=root, lib_path=_lib_dirs(root))
+    for name, target in GUEST_LINKS.items():
+        tree.add_link(name, target)
+    applets = out([busybox, "--list"]).split()
+    for a in applets:
+        if a in ("busybox",):
+            continue
+        tree.add_link("/usr/bin/" + a, "busybox")
+    kver = kernel_pkg[len("linux-image-"):]
+    add_modules(tree, root, kver, busybox)
+    tree.add_data("/etc/nvme/hostnqn", GUEST_HOSTNQN + "\n")
+    tree.add_data("/etc/nvme/hostid", GUEST_HOSTNQN_UUID + "\n")
+    tree.add_data("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
+    tree.add_data("/etc/group", "root:x:0:\n")
+    tree.add_data("/etc/hosts", "127.0.0.1 localhost\n")
+    tree.add_data("/etc/kver", kver + "\n")
+    tree.write(path)
+
+
+# --------------------------------------------------------------- overlay
+
+def ns_entry(nsid, path):
+    return {"nsid": nsid, "enable": 1, "device": {"path": path}}
+
+
+def guest_config(namespaces=(1, 2), allow_any=False):
+    nss = {1: ns_entry(1, "/data/ns1.img"), 2: ns_entry(2, "mem:" + NS2_SIZE),
+           3: ns_entry(3, "mem:" + NS3_SIZE)}
+    return {
+        "hosts": [] if allow_any else [{"nqn": GUEST_HOSTNQN}],
+        "ports": [
+            {"portid": 1, "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1",
+                                   "trsvcid": "4420"},
+             "param": {"inline_data_size": "16384"}, "subsystems": [SUBNQN]},
+            {"portid": 2, "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1",
+                                   "trsvcid": "8009"}, "subsystems": []},
+        ],
+        "subsystems": [{
+            "nqn": SUBNQN,
+            "attr": {"allow_any_host": "1" if allow_any else "0", "serial": SERIAL,
+                     "model": MODEL},
+            "allowed_hosts": [] if allow_any else [GUEST_HOSTNQN],
+            "namespaces": [nss[n] for n in namespaces],
+        }],
+        "nvmegate": {"reactors": 2, "log_level": "info"},
+    }
+
+
+def build_overlay(daemon, path, mode, scenarios=(), env=None, base_root=None):
+    tree = Tree()
+    add_with_libs(tree, daemon, "/usr/sbin/nvmegated",
+                  root=base_root, lib_path=_lib_dirs(base_root) if base_root else None)
+    for d in os.listdir(GUEST_DIR):
+        p = os.path.join(GUEST_DIR, d)
+        if os.path.isfile(p):
+            tree.add_file("/vm/" + d, p, mode=0o755)
+    tree.add_file("/init", os.path.join(GUEST_DIR, "init"), mode=0o755)
+    confs = {"base": guest_config(), "ns3": guest_config((1, 2, 3)),
+             "bench": guest_config(allow_any=True)}
+    for name, c in confs.items():
+        tree.add_data("/vm/conf/%s.json" % name, json.dumps(c, indent=1) + "\n")
+    settings = {"MODE": mode, "SCENARIOS": " ".join(scenarios), "SUBNQN": SUBNQN,
+                "SERIAL": SERIAL, "MODEL": MODEL, "HOSTNQN": GUEST_HOSTNQN,
+                "OTHER_HOSTNQN": OTHER_HOSTNQN, "OTHER_HOSTID": OTHER_HOSTNQN_UUID,
+                "NS1_SIZE": NS1_SIZE, "NS2_SIZE": NS2_SIZE, "NS3_SIZE": NS3_SIZE}
+    settings.update(env or {})
+    tree.add_data("/vm/settings", "".join("%s='%s'\n" % kv for kv in sorted(settings.items())))
+    tree.write(path)
+
+
+def build(daemon, mode="test", scenarios=(), env=None):
+    """Build (cached) the guest. Returns (kernel path, initrd path)."""
+    t0 = time.monotonic()
+    os.makedirs(OUT, exist_ok=True)
+    with cache_lock():
+        manifest = fetch_packages()
+        key = manifest_key(manifest)
+        bkey = manifest_key(manifest, recipe=True)
+        root = unpack(manifest, key)
+        base = os.path.join(CACHE, "base-%s.cpio" % bkey)
+        kernel = os.path.join(CACHE, "vmlinuz-%s" % key)
+        if not os.path.exists(base):
+            log("building the base initramfs")
+            build_base(root, manifest["kernel"], base)
+        if not os.path.exists(kernel):
+            kver = manifest["kernel"][len("linux-image-"):]
+            shutil.copy(os.path.join(root, "boot", "vmlinuz-" + kver), kernel + ".tmp")
+            os.replace(kernel + ".tmp", kernel)
+        prune((key, bkey), manifest)
+        overlay = os.path.join(OUT, "overlay-%s.cpio" % mode)
+        build_overlay(daemon, overlay, mode, scenarios, env, base_root=root)
+        initrd = os.path.join(OUT, "initrd-%s.cpio" % mode)
+        with open(initrd + ".tmp", "wb") as o:
+            for p in (base, overlay):
+                with open(p, "rb") as i:
+                    shutil.copyfileobj(i, o, 1 << 20)
+        os.replace(initrd + ".tmp", initrd)
+    log("guest built in %.1fs (%s)" % (time.monotonic() - t0, initrd))
+    return kernel, initrd
+
+
+# ------------------------------------------------------------------- boot
+
+def qemu_cmd(kernel, initrd, results, console, smp=4, mem=3072, append=""):
+    return ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "max",
+            "-smp", str(smp), "-m", str(mem), "-machine", "q35", "-nodefaults",
+            "-no-user-config", "-display", "none", "-monitor", "none", "-no-reboot",
+            "-kernel", kernel, "-initrd", initrd,
+            "-append", "console=ttyS0 quiet panic=-1 oops=panic " + append,
+            "-serial", "file:" + console, "-serial", "file:" + results]
+
+
+def boot(kernel, initrd, workdir, timeout, smp=4, mem=3072, append=""):
+    """Boot the guest; returns (qemu exit status, wall seconds, console path,
+    results path). Never waits longer than timeout + 5 s."""
+    os.makedirs(workdir, exist_ok=True)
+    results = os.path.join(workdir, "results.txt")
+    console = os.path.join(workdir, "console.log")
+    for p in (results, console):
+        if os.path.exists(p):
+            os.unlink(p)
+    cmd = ["timeout", "-k", "5", str(int(timeout))] + qemu_cmd(
+        kernel, initrd, results, console, smp=smp, mem=mem,
+        append="nvmegate.timeout=%d %s" % (int(timeout) - 10, append))
+    t0 = time.monotonic()
+    rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                        stderr=open(os.path.join(workdir, "qemu.stderr"), "wb")).returncode
+    return rc, time.monotonic() - t0, console, results
+
+
+def parse_results(path):
+    """{name: {"status": PASS|FAIL, "secs": float, "log": str}}, done flag."""
+    res = {}
+    logs = {}
+    done = False
+    cur = None
+    buf = []
+    try:
+        text = open(path, "rb").read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return res, False
+    for line in text.splitlines():
+        line = line.rstrip("\r")
+        if cur is not None:
+            if line == "@@LOG-END " + cur:
+                logs[cur] = "\n".join(buf)
+                cur, buf = None, []
+            else:
+                buf.append(line)
+            continue
+        m = re.match(r"^@@RESULT (\S+) (PASS|FAIL) (\S+)", line)
+        if m:
+            res[m.group(1)] = {"status": m.group(2), "secs": float(m.group(3)), "log": ""}
+            continue
+        m = re.match(r"^@@LOG-BEGIN (\S+)", line)
+        if m:
+            cur = m.group(1)
+            continue
+        if line.startswith("@@DONE"):
+            done = True
+    if cur is not None:
+        logs[cur] = "\n".join(buf) + "\n[log cut: guest stopped]"
+    for name, text in logs.items():
+        res.setdefault(name, {"status": "FAIL", "secs": 0.0, "log": ""})["log"] = text
+    return res, done
+
+
+def tail(path, n=80):
+    try:
+        lines = open(path, "rb").read().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return "(no %s)" % path
+    return "\n".join(lines[-n:])
+
+
+def default_daemon():
+    """NVMEGATED_VM, else NVMEGATED (make test: the ASan build), else the
+    release build."""
+    return (os.environ.get("NVMEGATED_VM") or os.environ.get("NVMEGATED")
+            or os.path.join(REPO, "build", "nvmegated"))
+
+
+if __name__ == "__main__":
+    d = sys.argv[1] if len(sys.argv) > 1 else default_daemon()
+    print(*build(d))
