@@ -589,8 +589,11 @@ static int parse_hosts(struct ctx *c, struct nvmg_conf *conf, struct json_object
 		if ((ret = open_obj(c, h, known, NULL)))
 			return ret;
 		v = field(h, "dhchap", &present);
-		if (present && !dhchap_unset(v))
-			warn_key(c, "dhchap", "not implemented, ignored (no authentication)");
+		if (present && !dhchap_unset(v)) {
+			/* Refused: ignoring the key would admit the host unauthenticated. */
+			push_key(c, "dhchap");
+			return fail(c, "DH-HMAC-CHAP authentication is not supported yet");
+		}
 		v = field(h, "nqn", &present);
 		o2 = push_key(c, "nqn");
 		if (!present)
@@ -1085,6 +1088,21 @@ static int parse_addr(struct ctx *c, struct nvmg_conf_port *port, struct json_ob
 
 	if ((ret = open_obj(c, addr, known, ign)))
 		return ret;
+	/* Security settings are refused, not ignored: silently serving a port
+	 * in the clear that the user asked to protect would be worse. */
+	v = field(addr, "treq", &present);
+	if (present && json_object_is_type(v, json_type_string) &&
+	    strcasestr(json_object_get_string(v), "required") &&
+	    !strcasestr(json_object_get_string(v), "not required")) {
+		old = push_key(c, "treq");
+		return fail(c, "secure channel (TLS) is not supported yet");
+	}
+	v = field(addr, "tsas", &present);
+	if (present && json_object_is_type(v, json_type_string) && json_object_get_string_len(v) &&
+	    strcasecmp(json_object_get_string(v), "none")) {
+		old = push_key(c, "tsas");
+		return fail(c, "secure channel (TLS) is not supported yet");
+	}
 
 	v = field(addr, "trtype", &present);
 	old = push_key(c, "trtype");

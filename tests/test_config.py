@@ -213,7 +213,6 @@ def test_mem_sizes_ok(check, img, size):
 def test_unimplemented_features_warn_once_each(check, img):
     cfg = minimal(img)
     port = cfg["ports"][0]
-    port["addr"]["treq"] = "required"
     port["param"] = {"pi_enable": "1", "inline_data_size": "16384"}
     port["referrals"] = [{"addr": {"trtype": "tcp", "traddr": "10.0.0.9",
                                    "trsvcid": "4420", "adrfam": "ipv4"},
@@ -226,7 +225,6 @@ def test_unimplemented_features_warn_once_each(check, img):
     cfg["nvmegate"] = {"fuse": {}, "control_socket": "/run/nvmegate.sock"}
     r = check(cfg)
     assert_ok(r, [
-        "ports[0].addr.treq: not implemented",
         "ports[0].param.pi_enable: not implemented",
         "ports[0].referrals: not implemented",
         "ports[0].ana_groups: not implemented",
@@ -236,6 +234,25 @@ def test_unimplemented_features_warn_once_each(check, img):
         "nvmegate.fuse: not implemented",
         "nvmegate.control_socket: not implemented",
     ])
+
+
+@pytest.mark.parametrize("where,value,msg", [
+    ("treq", "required", "ports[0].addr.treq: secure channel (TLS) is not supported yet"),
+    ("tsas", "tls1.3", "ports[0].addr.tsas: secure channel (TLS) is not supported yet"),
+    ("dhchap", "DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0YGu2Ug==:",
+     "hosts[0].dhchap: DH-HMAC-CHAP authentication is not supported yet"),
+])
+def test_security_settings_are_refused_not_ignored(check, img, where, value, msg):
+    # Serving a port in the clear, or a host without authentication, when the
+    # file asks for protection would be a silent security hole.
+    cfg = minimal(img)
+    if where == "dhchap":
+        cfg["hosts"] = [{"nqn": "nqn.2014-08.org.nvmexpress:uuid:0f0e0d0c-0b0a-0908-0706-050403020100",
+                         "dhchap": {"key": value, "ctrl_key": "", "hash": "hmac(sha256)",
+                                    "dhgroup": "null"}}]
+    else:
+        cfg["ports"][0]["addr"][where] = value
+    assert_error(check(cfg), msg)
 
 
 def test_harmless_defaults_do_not_warn(check, img):
