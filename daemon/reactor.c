@@ -111,7 +111,7 @@ static void tick_arm(struct nvmg_reactor *r)
 
 static void tick_done(struct nvmg_ev *ev, int res, uint32_t flags)
 {
-	struct nvmg_reactor *r = (struct nvmg_reactor *)((char *)ev - offsetof(struct nvmg_reactor, tick_ev));
+	struct nvmg_reactor *r = nvmg_container_of(ev, struct nvmg_reactor, tick_ev);
 	struct nvmg_ticker *t, *next;
 	uint64_t now = nvmg_now_ms();
 
@@ -177,7 +177,7 @@ static void efd_arm(struct nvmg_reactor *r)
 
 static void efd_done(struct nvmg_ev *ev, int res, uint32_t flags)
 {
-	struct nvmg_reactor *r = (struct nvmg_reactor *)((char *)ev - offsetof(struct nvmg_reactor, efd_ev));
+	struct nvmg_reactor *r = nvmg_container_of(ev, struct nvmg_reactor, efd_ev);
 	struct nvmg_msg *m;
 
 	(void)flags;

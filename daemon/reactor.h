@@ -5,11 +5,14 @@
 #define NVMG_REACTOR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <liburing.h>
 #include "daemon/bufpool.h"
 
 struct nvmg_reactor;
+
+#define nvmg_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 /* Every SQE's user_data points to one of these; the loop calls fn with the
  * CQE's result and flags. */

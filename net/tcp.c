@@ -193,7 +193,7 @@ static void send_item_done(struct tcp_conn *c, struct send_item *it)
 	it->linked = false;
 	if (it == &c->ctl)
 		return;
-	struct tcp_cmd *cmd = (struct tcp_cmd *)((char *)it - offsetof(struct tcp_cmd, send));
+	struct tcp_cmd *cmd = nvmg_container_of(it, struct tcp_cmd, send);
 
 	if (cmd->state == CMD_SEND)
 		cmd_release(cmd);
@@ -217,7 +217,7 @@ static void conn_send(struct tcp_conn *c);
 
 static void conn_flush(struct nvmg_defer *d)
 {
-	struct tcp_conn *c = (struct tcp_conn *)((char *)d - offsetof(struct tcp_conn, flush_defer));
+	struct tcp_conn *c = nvmg_container_of(d, struct tcp_conn, flush_defer);
 
 	c->hold++;
 	conn_send(c);
@@ -288,7 +288,7 @@ static void conn_send(struct tcp_conn *c)
 
 static void poll_done(struct nvmg_ev *ev, int res, uint32_t flags)
 {
-	struct tcp_conn *c = (struct tcp_conn *)((char *)ev - offsetof(struct tcp_conn, poll_ev));
+	struct tcp_conn *c = nvmg_container_of(ev, struct tcp_conn, poll_ev);
 
 	(void)flags;
 	c->poll_inflight = false;
@@ -834,7 +834,7 @@ static void recv_handle(struct tcp_conn *c, int res);
 
 static void recv_done(struct nvmg_ev *ev, int res, uint32_t flags)
 {
-	struct tcp_conn *c = (struct tcp_conn *)((char *)ev - offsetof(struct tcp_conn, recv_ev));
+	struct tcp_conn *c = nvmg_container_of(ev, struct tcp_conn, recv_ev);
 
 	(void)flags;
 	c->recv_inflight = false;
@@ -907,7 +907,7 @@ static void conn_arm_recv(struct tcp_conn *c)
 
 static void conn_tick(struct nvmg_ticker *t, uint64_t now)
 {
-	struct tcp_conn *c = (struct tcp_conn *)((char *)t - offsetof(struct tcp_conn, ticker));
+	struct tcp_conn *c = nvmg_container_of(t, struct tcp_conn, ticker);
 	struct nvmg_ctrl *ctrl = c->sq.ctrl;
 
 	if (c->closing)
@@ -1031,7 +1031,7 @@ static void conn_check_live(struct tcp_conn *c)
 
 static void conn_flush_and_check(struct nvmg_defer *d)
 {
-	struct tcp_conn *c = (struct tcp_conn *)((char *)d - offsetof(struct tcp_conn, flush_defer));
+	struct tcp_conn *c = nvmg_container_of(d, struct tcp_conn, flush_defer);
 
 	conn_check_live(c);
 	conn_flush(d);

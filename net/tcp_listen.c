@@ -67,7 +67,7 @@ static void hand_off(struct tcp_listener *l, int fd)
 
 static void retry_tick(struct nvmg_ticker *t, uint64_t now)
 {
-	struct tcp_listener *l = (struct tcp_listener *)((char *)t - offsetof(struct tcp_listener, retry));
+	struct tcp_listener *l = nvmg_container_of(t, struct tcp_listener, retry);
 
 	(void)now;
 	nvmg_reactor_del_ticker(l->tr->r, t);
@@ -76,7 +76,7 @@ static void retry_tick(struct nvmg_ticker *t, uint64_t now)
 
 static void accept_done(struct nvmg_ev *ev, int res, uint32_t flags)
 {
-	struct tcp_listener *l = (struct tcp_listener *)((char *)ev - offsetof(struct tcp_listener, ev));
+	struct tcp_listener *l = nvmg_container_of(ev, struct tcp_listener, ev);
 	struct nvmg_tcp *tcp = l->tcp;
 
 	(void)flags;

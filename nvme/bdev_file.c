@@ -97,7 +97,7 @@ static void zero_step(struct file_bdev *f, struct nvmg_bdev_io *io)
 
 static void file_io_done(struct nvmg_ev *ev, int res, uint32_t flags)
 {
-	struct nvmg_bdev_io *io = (struct nvmg_bdev_io *)((char *)ev - offsetof(struct nvmg_bdev_io, ev));
+	struct nvmg_bdev_io *io = nvmg_container_of(ev, struct nvmg_bdev_io, ev);
 	struct file_bdev *f = (struct file_bdev *)io->bdev;
 
 	(void)flags;

@@ -25,7 +25,7 @@ static uint16_t errno_to_status(int err, bool write)
 
 static struct nvmg_req *io_to_req(struct nvmg_bdev_io *io)
 {
-	return (struct nvmg_req *)((char *)io - offsetof(struct nvmg_req, io));
+	return nvmg_container_of(io, struct nvmg_req, io);
 }
 
 static void rw_done(struct nvmg_bdev_io *io, int res)
