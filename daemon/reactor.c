@@ -162,8 +162,10 @@ int nvmg_reactor_post(struct nvmg_reactor *r, void (*fn)(void *arg), void *arg)
 		r->mq_head = m;
 	r->mq_tail = m;
 	pthread_mutex_unlock(&r->mq_lock);
+	/* Queued is delivered: the reactor drains the queue on its next
+	 * wake-up, so a failed kick must not make the caller free arg. */
 	if (write(r->efd, &one, sizeof(one)) != sizeof(one))
-		return -errno;
+		log_err("reactor %u: eventfd write: %s", r->id, strerror(errno));
 	return 0;
 }
 

@@ -113,8 +113,10 @@ struct tcp_conn {
 
 	/* send */
 	struct send_item *send_head, *send_tail;
-	struct send_item ctl;
-	uint8_t ctl_buf[sizeof(struct nvmg_tcp_term) + NVMG_TCP_TERM_MAX_DATA];
+	struct send_item ctl;   /* ICResp */
+	uint8_t ctl_buf[sizeof(struct nvmg_tcp_icresp)];
+	struct send_item term;  /* C2HTermReq: its own item, the ICResp may still be queued */
+	uint8_t term_buf[sizeof(struct nvmg_tcp_term) + NVMG_TCP_TERM_MAX_DATA];
 
 	struct tcp_cmd cmds[NR_CMDS];
 	struct tcp_cmd *free_cmds;
@@ -138,6 +140,11 @@ static struct tcp_conn *sq_to_conn(struct nvmg_sq *sq)
 
 static void send_enqueue(struct tcp_conn *c, struct send_item *it)
 {
+	if (it->linked) {
+		/* Queuing an item twice would loop the list: a bug, not a peer. */
+		log_err("%s: send item queued twice, dropping", c->peer);
+		return;
+	}
 	it->next = NULL;
 	it->first = 0;
 	it->linked = true;
@@ -191,7 +198,7 @@ static void cmd_release(struct tcp_cmd *cmd)
 static void send_item_done(struct tcp_conn *c, struct send_item *it)
 {
 	it->linked = false;
-	if (it == &c->ctl)
+	if (it == &c->ctl || it == &c->term)
 		return;
 	struct tcp_cmd *cmd = nvmg_container_of(it, struct tcp_cmd, send);
 
@@ -402,7 +409,7 @@ static void tcp_queue_response(struct nvmg_req *req)
 /* Fatal error: C2HTermReq echoing the offending header, then close. */
 static void conn_fatal(struct tcp_conn *c, uint16_t fes, uint32_t fei, const void *hdr, size_t hdr_len)
 {
-	struct nvmg_tcp_term *t = (struct nvmg_tcp_term *)c->ctl_buf;
+	struct nvmg_tcp_term *t = (struct nvmg_tcp_term *)c->term_buf;
 
 	if (c->state == CS_TERMINATING || c->closing)
 		return;
@@ -415,12 +422,12 @@ static void conn_fatal(struct tcp_conn *c, uint16_t fes, uint32_t fei, const voi
 	t->hdr.plen = htole32((uint32_t)(sizeof(*t) + hdr_len));
 	t->fes = htole16(fes);
 	t->fei = htole32(fei);
-	memcpy(c->ctl_buf + sizeof(*t), hdr, hdr_len);
-	c->ctl.iov[0] = (struct iovec){ c->ctl_buf, sizeof(*t) + hdr_len };
-	c->ctl.niov = 1;
+	memcpy(c->term_buf + sizeof(*t), hdr, hdr_len);
+	c->term.iov[0] = (struct iovec){ c->term_buf, sizeof(*t) + hdr_len };
+	c->term.niov = 1;
 	c->state = CS_TERMINATING;
 	c->rx_stopped = true;
-	send_enqueue(c, &c->ctl);
+	send_enqueue(c, &c->term);
 	/* Give the TermReq a moment to leave even if the peer stalls. */
 	c->deadline_ms = nvmg_now_ms() + 1000;
 }
@@ -624,6 +631,10 @@ static void handle_capsule(struct tcp_conn *c)
 	status = nvmg_req_init(&cmd->req);
 	if (!status && sgl_status)
 		status = sgl_status;
+	/* Until a Connect succeeds the queue takes one command at a time:
+	 * a second Connect racing the first would bind the socket twice. */
+	if (!status && c->state != CS_LIVE && c->nr_busy > 1)
+		status = NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR;
 	if (!status && in_len && cmd->req.dir != NVMG_DIR_FROM_HOST)
 		status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_DATA) | NVME_SC_DNR;
 	if (!status && cmd_get_buf(cmd))
@@ -668,6 +679,11 @@ static void handle_h2c(struct tcp_conn *c)
 		return;
 	}
 	cmd = &c->cmds[ttag];
+	if (cmd->send.linked) {
+		/* Data for an R2T we have not finished sending. */
+		conn_fatal(c, NVMG_TCP_FES_PDU_SEQUENCE, 0, c->hdr, c->hdr_total);
+		return;
+	}
 	if (len > MAXH2CDATA) {
 		conn_fatal(c, NVMG_TCP_FES_R2T_LIMIT, offsetof(struct nvmg_tcp_data, length), c->hdr, c->hdr_total);
 		return;
@@ -839,6 +855,11 @@ static void recv_done(struct nvmg_ev *ev, int res, uint32_t flags)
 	(void)flags;
 	c->recv_inflight = false;
 	if (c->closing) {
+		if (c->recv_direct && c->rx_cmd &&
+		    (c->rx_cmd->state == CMD_RX || c->rx_cmd->state == CMD_WAIT_H2C))
+			cmd_release(c->rx_cmd);
+		c->recv_direct = false;
+		c->rx_cmd = NULL;
 		conn_maybe_free(c);
 		return;
 	}
@@ -858,6 +879,7 @@ static void recv_handle(struct tcp_conn *c, int res)
 		if (res < 0 && res != -ECONNRESET)
 			log_warn("%s: receive: %s", c->peer, strerror(-res));
 		c->rx_stopped = true;
+		c->deadline_ms = nvmg_now_ms() + c->tr->tcp->opts.handshake_timeout_ms;
 		/* Commands already running finish; then the socket closes. */
 		for (unsigned i = 0; i < NR_CMDS; i++) {
 			enum cmd_state s = c->cmds[i].state;
@@ -912,9 +934,10 @@ static void conn_tick(struct nvmg_ticker *t, uint64_t now)
 
 	if (c->closing)
 		return;
-	if ((c->state != CS_LIVE || !ctrl) && now > c->deadline_ms) {
+	if ((c->state != CS_LIVE || !ctrl || c->rx_stopped) && now > c->deadline_ms) {
 		log_info("%s: %s, closing", c->peer,
 			 c->state == CS_TERMINATING ? "peer did not take the TermReq"
+			 : c->rx_stopped		    ? "peer closed but does not read"
 						    : "no ICReq/Connect within the deadline");
 		conn_close(c, "handshake timeout");
 		return;
@@ -985,6 +1008,10 @@ static void conn_close(struct tcp_conn *c, const char *why)
 	for (unsigned i = 0; i < NR_CMDS; i++) {
 		enum cmd_state s = c->cmds[i].state;
 
+		/* A receive in flight may still write into rx_cmd's buffer:
+		 * that command is released when the receive completes. */
+		if (&c->cmds[i] == c->rx_cmd && c->recv_inflight && c->recv_direct)
+			continue;
 		if (s == CMD_RX || s == CMD_WAIT_H2C || s == CMD_SEND)
 			cmd_release(&c->cmds[i]);
 	}

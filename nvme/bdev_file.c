@@ -140,9 +140,11 @@ static void file_io_done(struct nvmg_ev *ev, int res, uint32_t flags)
 	case NVMG_BDEV_WRITE_ZEROES:
 	case NVMG_BDEV_DEALLOCATE:
 		if (io->stage != ZS_WRITE && (res == -EOPNOTSUPP || res == -EINVAL || res == -ENODEV)) {
-			if (io->stage == ZS_ZERO_RANGE)
+			/* Only "not supported" is remembered; EINVAL may be about
+			 * this one range, so it falls back for this request only. */
+			if (res != -EINVAL && io->stage == ZS_ZERO_RANGE)
 				atomic_store(&f->zero_range_ok, false);
-			else
+			else if (res != -EINVAL)
 				atomic_store(&f->punch_ok, false);
 			io->stage++;
 			zero_step(f, io);

@@ -55,6 +55,10 @@ static void execute_connect(struct nvmg_req *req)
 	struct nvmg_ctrl *c;
 	uint16_t status;
 
+	if (sq->ctrl) { /* the queue is bound already */
+		nvmg_req_complete(req, NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR);
+		return;
+	}
 	status = connect_check(req, cmd, d, &s);
 	if (status)
 		goto out;

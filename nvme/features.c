@@ -205,7 +205,7 @@ void nvmg_execute_set_features(struct nvmg_req *req)
 			break;
 		}
 		pthread_mutex_lock(&c->lock);
-		c->vwc_enabled = cdw11 & NVME_FEAT_VWC_WCE_MASK;
+		__atomic_store_n(&c->vwc_enabled, (cdw11 & NVME_FEAT_VWC_WCE_MASK) != 0, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&c->lock);
 		break;
 	case NVME_FEAT_FID_NUM_QUEUES:

@@ -1,0 +1,106 @@
+"""Regressions found in review: peer behaviour that once hung a reactor or
+corrupted the daemon's memory. Each must leave the daemon serving everyone
+else (the ASan build reports memory errors at teardown)."""
+import random
+import socket
+import struct
+import time
+
+import nvmetcp as n
+
+MIB = 1 << 20
+
+
+def _icreq():
+    return struct.pack("<BBBBI", 0, 0, 128, 0, 128) + struct.pack("<HBBI112x", 0, 0, 0, 0)
+
+
+def test_icreq_and_bad_pdu_in_one_segment(target):
+    # The ICResp and the C2HTermReq are both queued in one receive: the
+    # target must send both and close, not loop on its send list.
+    s = socket.create_connection((target.addr, target.port))
+    s.settimeout(5)
+    s.sendall(_icreq() + _icreq())  # second ICReq: PDU sequence error
+    got = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    s.close()
+    assert got[0] == 0x01 and len(got) >= 128, "ICResp first"
+    term = got[128:]
+    assert term[0] == 0x03, "then a C2HTermReq"
+    assert struct.unpack_from("<H", term, 8)[0] == 0x02, "FES: PDU sequence error"
+    for _ in range(4):  # every reactor still answers
+        target.check_serving()
+
+
+def test_h2cdata_before_r2t_is_a_sequence_error(target):
+    # A host guessing the TTAG and sending data with the capsule, before the
+    # R2T left, gets a TermReq instead of hanging the reactor.
+    c = target.controller(nr_io=1)
+    q = c.io[0]
+    data = bytes(range(256)) * 16
+    s = n.sqe(n.IO_WRITE, nsid=2, cdw10=0, cdw12=len(data) // 512 - 1)
+    struct.pack_into("<H", s, 2, 7)
+    s[24:40] = n.sgl(0, len(data), n.SGL_TRANSPORT_DATA_BLOCK)
+    q.send_raw(q.build_pdu(n.CMD, bytes(s)) + q.h2c_pdu(7, 0, 0, data, last=True))
+    time.sleep(0.5)
+    c.close()
+    target.check_serving()
+    target.check_serving()
+
+
+def test_second_connect_while_first_waits_for_data(target):
+    # The first Connect's data comes by R2T; a second Connect on the same
+    # socket must be refused, not bind the socket to two queue IDs.
+    c = target.controller(nr_io=0)
+    c.set_features(n.FID_NUM_QUEUES, (3 << 16) | 3).check()
+    q = c.new_queue()
+    data = n.connect_data(c.hostid, c.cntlid, target.nqn, c.hostnqn)
+    a = q.submit(n.connect_sqe(1, 31), write=data, incapsule=False, manual_r2t=True)
+    while not a.r2ts:
+        q._pump(time.monotonic() + 5)
+    b = q.submit(n.connect_sqe(2, 31), write=data, incapsule=True)
+    comp_b = q.wait(b)
+    assert (comp_b.sct, comp_b.sc) == (0, 0x0C), comp_b  # Command Sequence Error
+    r2to, r2tl, ttag = a.r2ts[0]
+    q.send_h2c(a, ttag, r2to, r2tl)
+    assert q.wait(a).ok
+    q.close()
+    time.sleep(0.3)
+    c.close()
+    time.sleep(0.3)
+    target.check_serving()
+
+
+def test_close_while_receiving_into_command_buffer(target):
+    # The admin queue goes away (its I/O queue is torn down) while a 1 MiB
+    # H2CData payload is being received straight into a command buffer.
+    for i in range(40):
+        c = target.controller(nr_io=1, timeout=3)
+        q = c.io[0]
+        cmd = q.submit(n.sqe(n.IO_WRITE, nsid=2, cdw12=MIB // 512 - 1), write=b"\0" * MIB,
+                       incapsule=False, manual_r2t=True)
+        while not cmd.r2ts:
+            q._pump(time.monotonic() + 3)
+        _, _, ttag = cmd.r2ts[0]
+        pdu = q.h2c_pdu(cmd.cid, ttag, 0, b"A" * MIB)
+        q.send_raw(pdu[:24])
+        time.sleep(0.01)
+        c.admin.sock.close()
+        time.sleep(random.uniform(0, 0.001))
+        try:
+            q.sock.send(pdu[24:24 + 4096])
+        except OSError:
+            pass
+        q.sock.close()
+        # reuse the reactors' buffer pools with large reads
+        r = target.controller(nr_io=2, timeout=5)
+        for qi in range(2):
+            cmds = [r.io[qi].submit(n.sqe(n.IO_READ, nsid=2, cdw12=MIB // 512 - 1), read_len=MIB)
+                    for _ in range(3)]
+            r.io[qi].wait_all(cmds)
+        r.close()
+    target.check_serving()
