@@ -65,8 +65,10 @@ static void fill_entry(struct nvmf_disc_log_entry *e, const struct nvmg_port *po
 	e->trtype = NVMF_TRTYPE_TCP;
 	e->adrfam = a->adrfam;
 	e->subtype = subtype;
-	/* No TLS; hosts may disable SQ flow control. */
-	e->treq = NVMF_TREQ_NOT_REQUIRED | NVMF_TREQ_DISABLE_SQFLOW;
+	/* "Not specified" as the Linux target reports it: nvme-cli (libnvme
+	 * 1.3+) turns "not required" into a tls connect option that Linux 6.1
+	 * rejects, so connect-all would fail. */
+	e->treq = NVMF_TREQ_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW;
 	e->portid = htole16(port->portid);
 	e->cntlid = htole16(CNTLID_DYNAMIC);
 	e->asqsz = htole16(DISC_ASQSZ);

@@ -49,6 +49,11 @@ def test_discovery_log_lists_port_subsystems(target):
     check_entry(nvm[0], target.port, 1)
     assert nvm[0].cntlid == 0xFFFF          # dynamic controller model
     assert nvm[0].asqsz >= 32
+    # Secure channel "not specified" (no TLS): nvme-cli turns "not required"
+    # into a tls connect option that Linux 6.1 refuses. SQ flow control
+    # disable is offered (bit 2).
+    for e in log.entries:
+        assert e.treq & 0x3 == 0 and e.treq & 0x4, e.treq
     # the header agrees when read on its own (offset 0, 1 KiB)
     hdr = d.get_log_page(n.LID_DISCOVERY, 1024, nsid=0).check().data
     assert struct.unpack_from("<QQ", hdr, 0) == (log.genctr, log.numrec)

@@ -811,7 +811,7 @@ static void test_discovery_log(struct tctx *t)
 	e = disc_entry(r->buf, 1);
 	CHECK(e->subtype == NVME_NQN_NVME && !strcmp(e->subnqn, NQN_A));
 	CHECK(e->trtype == NVMF_TRTYPE_TCP && e->adrfam == NVMF_ADDR_FAMILY_IP4);
-	CHECK(e->treq == (NVMF_TREQ_NOT_REQUIRED | NVMF_TREQ_DISABLE_SQFLOW));
+	CHECK(e->treq == (NVMF_TREQ_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW));
 	CHECK(le16toh(e->portid) == 1 && le16toh(e->cntlid) == 0xffff && le16toh(e->asqsz) == 32);
 	memset(pad, ' ', sizeof(pad));
 	memcpy(pad, "4420", 4);
