@@ -43,7 +43,7 @@ unit: $(BUILD)/unit/test_admin
 
 # Installs what building and testing need (Debian 12), only when missing.
 DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \
-            libssl-dev python3 python3-pytest
+            libssl-dev python3 python3-pytest qemu-system-x86
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -68,3 +68,17 @@ test: deps all asan unit
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- A real Linux NVMe/TCP host in a QEMU guest (tests/vm/, bench/vm_bench.py).
+# Host needs qemu-system-x86; the guest's Debian packages are downloaded once
+# into /var/cache/nvmegate-vm (NVMEGATE_VM_CACHE). `make test` runs the VM
+# suite too (tests/vm/test_vm_linux_host.py, with the ASan daemon).
+.PHONY: vm-image vm-test bench-vm
+vm-image: $(BUILD)/nvmegated
+	$(PYTHON) tests/vm/vmlib.py $(CURDIR)/$(BUILD)/nvmegated
+
+vm-test: $(BUILD)/nvmegated
+	NVMEGATED_VM=$(CURDIR)/$(BUILD)/nvmegated $(PYTHON) -m pytest -q tests/vm
+
+bench-vm: $(BUILD)/nvmegated
+	$(PYTHON) bench/vm_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated

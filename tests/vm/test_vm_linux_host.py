@@ -65,20 +65,25 @@ class GuestRun:
         self.scenarios = scenarios
         self.workdir = workdir
         self.results = {}
-        self.done = False
+        self.done = None
         self.rc = None
         self.build_secs = self.boot_secs = 0.0
         self.error = None
         self.console = os.path.join(workdir, "console.log")
 
     def console_tail(self, n=60):
-        return vmlib.tail(self.console, n)
+        text = vmlib.tail(self.console, n)
+        err = os.path.join(self.workdir, "qemu.stderr")
+        if os.path.exists(err) and os.path.getsize(err):
+            text += "\n---- qemu stderr ----\n" + vmlib.tail(err, 20)
+        return text
 
 
 def _selected(session, module_file):
     names = []
     for item in session.items:
-        if getattr(item, "fspath", None) is None or str(item.fspath) != module_file:
+        path = getattr(item, "path", None) or getattr(item, "fspath", None)
+        if path is None or str(path) != module_file:
             continue
         cs = getattr(item, "callspec", None)
         if cs and "scenario" in cs.params and cs.params["scenario"] not in names:
@@ -114,26 +119,32 @@ def guest(request):
     return run
 
 
+def _stopped_why(guest):
+    if guest.rc == 124 or guest.done == "timeout":
+        return "the guest hit its %ds limit (NVMEGATE_VM_LIMIT)" % GUEST_LIMIT
+    if guest.done == "done":
+        return "the guest finished without running it"
+    return "the guest stopped without finishing (crash or panic)"
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_linux_host(guest, scenario):
     if guest.error:
-        pytest.fail(guest.error)
+        pytest.fail(guest.error, pytrace=False)
     res = guest.results.get(scenario)
     if res is None:
-        why = "the guest stopped before this scenario reported"
-        if guest.rc == 124:
-            why = "the guest hit its %ds limit before this scenario reported" % GUEST_LIMIT
-        pytest.fail("%s (qemu exit status %s).\n---- guest console (tail) ----\n%s"
-                    % (why, guest.rc, guest.console_tail()))
+        pytest.fail("%s before this scenario ran (qemu exit status %s).\n"
+                    "---- guest console (tail) ----\n%s"
+                    % (_stopped_why(guest), guest.rc, guest.console_tail()), pytrace=False)
     if res["status"] != "PASS":
         pytest.fail("scenario %s failed in the guest after %.0fs:\n%s"
                     % (scenario, res["secs"], res["log"]), pytrace=False)
 
 
 def test_guest_finished(guest):
-    """The guest ran to its end and powered off by itself."""
+    """The guest ran its script to the end and powered off by itself."""
     if guest.error:
-        pytest.fail(guest.error)
-    assert guest.done and guest.rc == 0, (
-        "guest did not finish (qemu exit status %s, results complete: %s)\n%s"
-        % (guest.rc, guest.done, guest.console_tail()))
+        pytest.fail(guest.error, pytrace=False)
+    if not (guest.done == "done" and guest.rc == 0):
+        pytest.fail("%s (qemu exit status %s)\n---- guest console (tail) ----\n%s"
+                    % (_stopped_why(guest), guest.rc, guest.console_tail()), pytrace=False)

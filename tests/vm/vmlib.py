@@ -56,7 +56,7 @@ NO_FOLLOW = re.compile(r"^(perl.*|libperl.*|python3.*|libpython3.*|debconf.*|cde
 GUEST_BINS = ["usr/sbin/nvme", "usr/bin/fio", "sbin/mke2fs", "sbin/e2fsck", "sbin/dumpe2fs"]
 GUEST_LINKS = {"usr/sbin/mkfs.ext4": "mke2fs", "usr/sbin/fsck.ext4": "e2fsck"}
 KMODS = ["nvme-core", "nvme-fabrics", "nvme-tcp", "nvmet", "nvmet-tcp", "brd", "ext4",
-         "crc32c-intel", "crc32c_generic", "libcrc32c", "configfs", "loop"]
+         "crc32c-intel", "crc32c_generic", "libcrc32c", "configfs"]
 
 GUEST_HOSTNQN_UUID = "6a1f0c2e-7b7d-4a43-9c8e-0d4c1e2a9b01"
 GUEST_HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:" + GUEST_HOSTNQN_UUID
@@ -191,60 +191,52 @@ def deb_name(pkg, version, arch):
     return "%s_%s_%s.deb" % (pkg, version.replace(":", "%3a"), arch)
 
 
+def _download(pkgs, debs_dir):
+    """apt-get download the [(package, version, arch)] not yet in debs_dir;
+    returns the manifest of the whole set."""
+    names = [deb_name(*p) for p in pkgs]
+    want = [p for p, d in zip(pkgs, names) if not os.path.exists(os.path.join(debs_dir, d))]
+    if want:
+        log("downloading %d packages into %s" % (len(want), debs_dir))
+        res = subprocess.run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root"] +
+                             ["%s=%s" % (p[0], p[1]) for p in want],
+                             cwd=debs_dir, stdout=subprocess.DEVNULL)
+        missing = [d for d in names if not os.path.exists(os.path.join(debs_dir, d))]
+        if res.returncode != 0 or missing:
+            raise RuntimeError("apt-get download failed (missing %s)" % " ".join(missing))
+    return {"debs": names}
+
+
 def fetch_packages():
     """Resolve and download (cached) the guest's packages. Returns the manifest
-    {"kernel": pkg, "debs": [file names]}."""
+    {"kernel": package, "debs": [file names], "lists": apt lists stamp}."""
     debs_dir = os.path.join(CACHE, "debs")
     os.makedirs(debs_dir, exist_ok=True)
     manifest_path = os.path.join(CACHE, "manifest.json")
-    stamp = _lists_stamp()
     try:
         with open(manifest_path) as f:
-            manifest = json.load(f)
-        if manifest.get("lists") == stamp and \
-                all(os.path.exists(os.path.join(debs_dir, d)) for d in manifest["debs"]):
-            return manifest      # apt lists unchanged since the last resolve
+            cached = json.load(f)
+        complete = all(os.path.exists(os.path.join(debs_dir, d)) for d in cached["debs"])
     except (OSError, ValueError, KeyError):
-        pass
-    try:
+        cached, complete = None, False
+    if complete and cached.get("lists") == _lists_stamp():
+        return cached            # apt's lists have not changed since that resolve
+    for attempt in (1, 2):
         try:
             kernel, pkgs = _resolve()
-        except (RuntimeError, subprocess.CalledProcessError):
-            if os.getuid() != 0:
-                raise
-            log("apt lists incomplete: apt-get update")
-            run(["apt-get", "update", "-qq"])
-            kernel, pkgs = _resolve()
-    except (RuntimeError, subprocess.CalledProcessError, FileNotFoundError) as e:
-        # offline or no apt lists: the last resolved set, if all of it is cached
-        try:
-            with open(manifest_path) as f:
-                manifest = json.load(f)
-        except (OSError, ValueError):
-            raise RuntimeError("cannot resolve the guest packages (%s) and no cached manifest" % e)
-        if all(os.path.exists(os.path.join(debs_dir, d)) for d in manifest["debs"]):
-            log("using the cached package set (%s)" % e)
-            return manifest
-        raise
-    manifest = {"kernel": kernel, "debs": [deb_name(*p) for p in pkgs]}
-    want = [(p, d) for p, d in zip(pkgs, manifest["debs"])
-            if not os.path.exists(os.path.join(debs_dir, d))]
-    if want:
-        log("downloading %d packages into %s" % (len(want), debs_dir))
-        cmd = ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root"] + \
-              ["%s=%s" % (p[0], p[1]) for p, _ in want]
-        if subprocess.run(cmd, cwd=debs_dir, stdout=subprocess.DEVNULL).returncode != 0:
-            # a stale candidate (the mirror moved on): refresh the lists once
-            run(["apt-get", "update", "-qq"])
-            kernel, pkgs = _resolve()
-            manifest = {"kernel": kernel, "debs": [deb_name(*p) for p in pkgs]}
-            want = [(p, d) for p, d in zip(pkgs, manifest["debs"])
-                    if not os.path.exists(os.path.join(debs_dir, d))]
-            run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root"] +
-                ["%s=%s" % (p[0], p[1]) for p, _ in want], cwd=debs_dir, stdout=subprocess.DEVNULL)
-        for _, d in want:
-            if not os.path.exists(os.path.join(debs_dir, d)):
-                raise RuntimeError("apt-get download did not produce %s" % d)
+            manifest = _download(pkgs, debs_dir)
+            break
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+            # no or stale apt lists (a candidate the mirror no longer has)
+            if attempt == 1 and os.getuid() == 0:
+                log("%s: apt-get update, then again" % e)
+                if subprocess.run(["apt-get", "update", "-qq"]).returncode == 0:
+                    continue
+            if complete:         # offline: the last resolved set, all cached
+                log("using the cached package set (%s)" % e)
+                return cached
+            raise RuntimeError("cannot get the guest's packages: %s" % e)
+    manifest["kernel"] = kernel
     manifest["lists"] = _lists_stamp()
     with open(manifest_path + ".tmp", "w") as f:
         json.dump(manifest, f, indent=1)
@@ -338,8 +330,8 @@ class Cpio:
 
 
 class Tree:
-    """Files for the guest, collected as {guest path: bytes | ('link', target)},
-    in a merged-/usr layout."""
+    """Files for the guest, {guest path: ("file", bytes, mode) | ("link",
+    target, None)}, in a merged-/usr layout."""
 
     def __init__(self):
         self.files = {}
@@ -357,15 +349,16 @@ class Tree:
             data = f.read()
         if mode is None:
             mode = stat.S_IMODE(os.stat(src).st_mode)
-        self.files[self.merged(guest)] = (data, mode)
+        self.files[self.merged(guest)] = ("file", data, mode)
 
     def add_data(self, guest, data, mode=0o644):
         if isinstance(data, str):
             data = data.encode()
-        self.files[self.merged(guest)] = (data, mode)
+        self.files[self.merged(guest)] = ("file", data, mode)
 
     def add_link(self, guest, target):
-        self.files.setdefault(self.merged(guest), ("link", target))
+        """A symlink, unless something is there already."""
+        self.files.setdefault(self.merged(guest), ("link", target, None))
 
     def write(self, path):
         with open(path + ".tmp", "wb") as f:
@@ -375,20 +368,21 @@ class Tree:
             for d in ("dev", "proc", "sys", "tmp", "run", "data", "mnt", "etc", "root", "var"):
                 c.dir(d)
             for name in sorted(self.files):
-                data, mode = self.files[name]
-                if data == "link":
-                    c.symlink(name, mode)
+                kind, payload, mode = self.files[name]
+                if kind == "link":
+                    c.symlink(name, payload)
                 else:
-                    c.file(name, data, mode)
+                    c.file(name, payload, mode)
             c.close()
         os.replace(path + ".tmp", path)
 
 
 def _lib_dirs(root):
+    """Every directory of the unpacked packages that holds shared libraries."""
     dirs = []
-    for d, _, files in os.walk(root):
-        if "/lib/modules" in d or "/usr/share" in d:
-            continue
+    for d, subdirs, files in os.walk(root):
+        subdirs[:] = [s for s in subdirs if os.path.join(d, s) not in
+                      (os.path.join(root, "lib/modules"), os.path.join(root, "usr/share"))]
         if any(".so" in f for f in files):
             dirs.append(d)
     return dirs
@@ -468,7 +462,7 @@ def add_modules(tree, root, kver, busybox):
             raise RuntimeError("kernel %s has no module %s" % (kver, m))
         done.add(m)
         todo.extend(d.replace("-", "_") for d in _modinfo_depends(index[m]))
-    # depmod needs a real directory tree: stage the chosen modules in a temp dir
+    # busybox depmod works on a directory tree: stage the chosen modules
     stage = os.path.join(OUT, "modstage")
     shutil.rmtree(stage, ignore_errors=True)
     for m in sorted(done):
@@ -485,7 +479,6 @@ def add_modules(tree, root, kver, busybox):
             p = os.path.join(d, f)
             tree.add_file("/" + os.path.relpath(p, stage), p, mode=0o644)
     shutil.rmtree(stage, ignore_errors=True)
-    return sorted(done)
 
 
 def build_base(root, kernel_pkg, path):
@@ -508,7 +501,6 @@ def build_base(root, kernel_pkg, path):
     tree.add_data("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
     tree.add_data("/etc/group", "root:x:0:\n")
     tree.add_data("/etc/hosts", "127.0.0.1 localhost\n")
-    tree.add_data("/etc/kver", kver + "\n")
     tree.write(path)
 
 
@@ -518,11 +510,11 @@ def ns_entry(nsid, path):
     return {"nsid": nsid, "enable": 1, "device": {"path": path}}
 
 
-def guest_config(namespaces=(1, 2), allow_any=False):
+def guest_config(namespaces=(1, 2)):
     nss = {1: ns_entry(1, "/data/ns1.img"), 2: ns_entry(2, "mem:" + NS2_SIZE),
            3: ns_entry(3, "mem:" + NS3_SIZE)}
     return {
-        "hosts": [] if allow_any else [{"nqn": GUEST_HOSTNQN}],
+        "hosts": [{"nqn": GUEST_HOSTNQN}],
         "ports": [
             {"portid": 1, "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1",
                                    "trsvcid": "4420"},
@@ -532,26 +524,26 @@ def guest_config(namespaces=(1, 2), allow_any=False):
         ],
         "subsystems": [{
             "nqn": SUBNQN,
-            "attr": {"allow_any_host": "1" if allow_any else "0", "serial": SERIAL,
-                     "model": MODEL},
-            "allowed_hosts": [] if allow_any else [GUEST_HOSTNQN],
+            "attr": {"allow_any_host": "0", "serial": SERIAL, "model": MODEL},
+            "allowed_hosts": [GUEST_HOSTNQN],
             "namespaces": [nss[n] for n in namespaces],
         }],
-        "nvmegate": {"reactors": 2, "log_level": "info"},
+        # debug logs one line per connection/queue (ICReq digests, SQ flow control)
+        "nvmegate": {"reactors": 2, "log_level": "debug"},
     }
 
 
-def build_overlay(daemon, path, mode, scenarios=(), env=None, base_root=None):
+def build_overlay(daemon, path, mode, scenarios=(), env=None, base_root=None, script=None):
     tree = Tree()
+    if script:
+        tree.add_file("/vm/script.sh", script, mode=0o755)
     add_with_libs(tree, daemon, "/usr/sbin/nvmegated",
                   root=base_root, lib_path=_lib_dirs(base_root) if base_root else None)
     for d in os.listdir(GUEST_DIR):
         p = os.path.join(GUEST_DIR, d)
         if os.path.isfile(p):
-            tree.add_file("/vm/" + d, p, mode=0o755)
-    tree.add_file("/init", os.path.join(GUEST_DIR, "init"), mode=0o755)
-    confs = {"base": guest_config(), "ns3": guest_config((1, 2, 3)),
-             "bench": guest_config(allow_any=True)}
+            tree.add_file("/init" if d == "init" else "/vm/" + d, p, mode=0o755)
+    confs = {"base": guest_config(), "ns3": guest_config((1, 2, 3))}
     for name, c in confs.items():
         tree.add_data("/vm/conf/%s.json" % name, json.dumps(c, indent=1) + "\n")
     settings = {"MODE": mode, "SCENARIOS": " ".join(scenarios), "SUBNQN": SUBNQN,
@@ -563,7 +555,7 @@ def build_overlay(daemon, path, mode, scenarios=(), env=None, base_root=None):
     tree.write(path)
 
 
-def build(daemon, mode="test", scenarios=(), env=None):
+def build(daemon, mode="test", scenarios=(), env=None, script=None):
     """Build (cached) the guest. Returns (kernel path, initrd path)."""
     t0 = time.monotonic()
     os.makedirs(OUT, exist_ok=True)
@@ -583,7 +575,7 @@ def build(daemon, mode="test", scenarios=(), env=None):
             os.replace(kernel + ".tmp", kernel)
         prune((key, bkey), manifest)
         overlay = os.path.join(OUT, "overlay-%s.cpio" % mode)
-        build_overlay(daemon, overlay, mode, scenarios, env, base_root=root)
+        build_overlay(daemon, overlay, mode, scenarios, env, base_root=root, script=script)
         initrd = os.path.join(OUT, "initrd-%s.cpio" % mode)
         with open(initrd + ".tmp", "wb") as o:
             for p in (base, overlay):
@@ -618,22 +610,25 @@ def boot(kernel, initrd, workdir, timeout, smp=4, mem=3072, append=""):
         kernel, initrd, results, console, smp=smp, mem=mem,
         append="nvmegate.timeout=%d %s" % (int(timeout) - 10, append))
     t0 = time.monotonic()
-    rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                        stderr=open(os.path.join(workdir, "qemu.stderr"), "wb")).returncode
+    with open(os.path.join(workdir, "qemu.stderr"), "wb") as err:
+        rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=err).returncode
     return rc, time.monotonic() - t0, console, results
 
 
 def parse_results(path):
-    """{name: {"status": PASS|FAIL, "secs": float, "log": str}}, done flag."""
+    """({name: {"status": PASS|FAIL, "secs": float, "log": str}}, end) where
+    end is "done" (the guest script finished), "timeout" (the guest's own
+    watchdog stopped it) or None (it stopped without a word)."""
     res = {}
     logs = {}
-    done = False
+    done = None
     cur = None
     buf = []
     try:
         text = open(path, "rb").read().decode("utf-8", "replace")
     except FileNotFoundError:
-        return res, False
+        return res, None
     for line in text.splitlines():
         line = line.rstrip("\r")
         if cur is not None:
@@ -651,8 +646,10 @@ def parse_results(path):
         if m:
             cur = m.group(1)
             continue
-        if line.startswith("@@DONE"):
-            done = True
+        if line.startswith("@@DONE") and done is None:
+            done = "done"
+        if line.startswith("@@GUEST-TIMEOUT"):
+            done = "timeout"
     if cur is not None:
         logs[cur] = "\n".join(buf) + "\n[log cut: guest stopped]"
     for name, text in logs.items():
@@ -675,6 +672,26 @@ def default_daemon():
             or os.path.join(REPO, "build", "nvmegated"))
 
 
+def main():
+    import argparse
+    ap = argparse.ArgumentParser(description="Build the test guest; with --script, also boot "
+                                 "it and run a guest shell script (lib.sh helpers available).")
+    ap.add_argument("daemon", nargs="?", default=default_daemon())
+    ap.add_argument("--script", help="run this busybox sh script in the guest, print its output")
+    ap.add_argument("--smp", type=int, default=4)
+    ap.add_argument("--timeout", type=int, default=300)
+    args = ap.parse_args()
+    if not args.script:
+        print(*build(args.daemon))
+        return 0
+    kernel, initrd = build(args.daemon, mode="script", script=args.script)
+    rc, secs, console, results = boot(kernel, initrd, os.path.join(OUT, "script-run"),
+                                      args.timeout, smp=args.smp)
+    with open(results, "rb") as f:
+        sys.stdout.write(f.read().decode("utf-8", "replace"))
+    log("qemu exit %s after %.0fs (console: %s)" % (rc, secs, console))
+    return 0 if rc == 0 else 1
+
+
 if __name__ == "__main__":
-    d = sys.argv[1] if len(sys.argv) > 1 else default_daemon()
-    print(*build(d))
+    sys.exit(main())

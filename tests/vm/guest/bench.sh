@@ -1,7 +1,8 @@
 # Guest benchmark: the same fio jobs against nvmegated (RAM namespace, port
 # 4420) and the kernel's own target (nvmet-tcp on a brd RAM disk, port 4421),
 # both over loopback in this one guest, interleaved so drift hits both.
-# Prints "@@BENCH target job round iops kib_per_s" lines on ttyS1.
+# Prints "@@BENCH target job round iops kib_per_s daemon_cpu_ticks" lines on
+# ttyS1 (the last: nvmegated CPU time during that run, to see it idles).
 . /vm/lib.sh
 
 KNQN=nqn.2026-11.io.nvmegate:kernel-target

@@ -207,15 +207,26 @@ fill_region() {
 	md5sum /tmp/fill.bin | cut -d' ' -f1
 }
 
-# fio_run NAME ARGS...: run fio, log its output, fail the scenario on error
+# fio_run NAME ARGS...: run fio, fail the scenario on any error or verify
+# failure; logs the summary lines (the whole output on failure)
 fio_run() {
 	_name=$1; shift
 	say "+ fio --name=$_name $*"
 	$FIO --name=$_name --output-format=normal "$@" > /tmp/fio.out 2>&1
 	_rc=$?
-	cat /tmp/fio.out
-	[ $_rc = 0 ] || fail "fio $_name exited with status $_rc"
-	grep -q "err= 0" /tmp/fio.out || fail "fio $_name reports errors"
-	! grep -qi "verify.*fail\|bad magic\|crc32c.*mismatch\|verify: bad" /tmp/fio.out ||
-		fail "fio $_name reports a verify failure"
+	_bad=
+	[ $_rc = 0 ] || _bad="fio $_name exited with status $_rc"
+	[ -n "$_bad" ] || grep -q "err= 0" /tmp/fio.out || _bad="fio $_name reports errors"
+	[ -n "$_bad" ] || ! grep -qi "verify.*fail\|bad magic\|crc32c.*mismatch\|verify: bad" /tmp/fio.out ||
+		_bad="fio $_name reports a verify failure"
+	case " $* " in
+	*" --verify="*)   # the verify phase ran: reads were issued
+		_r=$(sed -n 's/.*issued rwts: total=\([0-9]*\),.*/\1/p' /tmp/fio.out | head -n 1)
+		[ -n "$_bad" ] || [ "${_r:-0}" -gt 0 ] || _bad="fio $_name: no verify reads issued" ;;
+	esac
+	if [ -n "$_bad" ]; then
+		cat /tmp/fio.out
+		fail "$_bad"
+	fi
+	grep -E "err=|IOPS=|issued rwts|^ *(READ|WRITE):|^fio: " /tmp/fio.out
 }

@@ -21,31 +21,38 @@ disc_field() {
 		END { if (m) print v }' "$1"
 }
 
-# discover_check OUTPUT_FILE: the log lists the discovery subsystem and ours
+DISC_NQN=nqn.2014-08.org.nvmexpress.discovery
+
+# discover_check OUTPUT_FILE PORT: a discovery log was printed and lists the
+# discovery subsystem itself as reached on PORT
 discover_check() {
 	cat $1
 	grep -q "^Discovery Log Number of Records" $1 || fail "no discovery log printed"
-	[ -n "$(disc_field $1 nqn.2014-08.org.nvmexpress.discovery trtype)" ] ||
-		fail "the discovery subsystem (nqn.2014-08.org.nvmexpress.discovery) is not listed"
-	[ "$(disc_field $1 $SUBNQN trtype)" = tcp ] || fail "$SUBNQN is not listed (as tcp)"
-	[ "$(disc_field $1 $SUBNQN traddr)" = $ADDR ] || fail "$SUBNQN: traddr is not $ADDR"
-	[ "$(disc_field $1 $SUBNQN trsvcid)" = $PORT ] || fail "$SUBNQN: trsvcid is not $PORT"
-	[ "$(disc_field $1 $SUBNQN subtype)" = nvme ] || fail "$SUBNQN: subtype is not 'nvme subsystem'"
+	[ "$(disc_field $1 $DISC_NQN subtype)" = current ] ||
+		fail "the discovery subsystem ($DISC_NQN) is not listed as the current one"
+	[ "$(disc_field $1 $DISC_NQN trsvcid)" = $2 ] || fail "the discovery entry does not name port $2"
+	[ "$(disc_field $1 $DISC_NQN traddr)" = $ADDR ] || fail "the discovery entry does not name $ADDR"
 }
 
 sc_discover() {
 	run $NVME discover -t tcp -a $ADDR -s $PORT > /tmp/disc.out 2>&1 ||
 		{ cat /tmp/disc.out; fail "nvme discover failed"; }
-	discover_check /tmp/disc.out
-	[ "$(disc_field /tmp/disc.out nqn.2014-08.org.nvmexpress.discovery trsvcid)" = $PORT ] ||
-		fail "the discovery entry does not name port $PORT"
+	discover_check /tmp/disc.out $PORT
+	[ "$(disc_field /tmp/disc.out $SUBNQN trtype)" = tcp ] || fail "$SUBNQN is not listed (as tcp)"
+	[ "$(disc_field /tmp/disc.out $SUBNQN traddr)" = $ADDR ] || fail "$SUBNQN: traddr is not $ADDR"
+	[ "$(disc_field /tmp/disc.out $SUBNQN trsvcid)" = $PORT ] || fail "$SUBNQN: trsvcid is not $PORT"
+	[ "$(disc_field /tmp/disc.out $SUBNQN subtype)" = nvme ] || fail "$SUBNQN: subtype is not 'nvme subsystem'"
+	[ "$(grep -c '^=====Discovery Log Entry' /tmp/disc.out)" = 2 ] || fail "expected exactly 2 entries"
 }
 
+# No -s: nvme-cli uses 8009, the config's discovery-only port. Like the
+# kernel target, a port lists only the subsystems it exports (none here);
+# the lead's tests/test_tcp_discovery.py fixes that design, so it is not
+# checked either way here.
 sc_discover_default_port() {
-	# no -s: nvme-cli uses 8009, our discovery-only port
 	run $NVME discover -t tcp -a $ADDR > /tmp/disc.out 2>&1 ||
 		{ cat /tmp/disc.out; fail "nvme discover (port 8009) failed"; }
-	discover_check /tmp/disc.out
+	discover_check /tmp/disc.out $DISC_PORT
 }
 
 sc_connect_all() {
@@ -117,8 +124,11 @@ short_verify() {
 }
 
 sc_connect_digests() {
+	off=$(stat -c %s $DLOG)
 	connect -g -G
 	check_io_queues $(nproc)
+	# (the host refuses an ICResp whose digest flags differ from its ICReq)
+	tail -c +$((off + 1)) $DLOG | grep "ICReq"
 	short_verify $DEV1
 	short_verify $DEV2
 	dmesg | grep -i "digest" && fail "the kernel logged digest errors"
@@ -126,8 +136,10 @@ sc_connect_digests() {
 }
 
 sc_connect_no_sqflow() {
+	off=$(stat -c %s $DLOG)
 	connect -d
 	check_io_queues $(nproc)
+	tail -c +$((off + 1)) $DLOG | grep "connected (size"
 	short_verify $DEV1
 	short_verify $DEV2
 	disconnect
@@ -481,21 +493,23 @@ if [ "$1" = run ]; then
 fi
 
 mkdir -p /tmp/log
-for m in nvme-tcp nvmet-tcp brd ext4 crc32c-intel; do modprobe $m || echo "modprobe $m failed"; done
+for m in nvme-tcp ext4 crc32c-intel; do modprobe $m || echo "modprobe $m failed"; done
 truncate -s $NS1_SIZE /data/ns1.img
 daemon_start base
 for s in $SCENARIOS; do
 	L=/tmp/log/$s.log
+	echo $s > /run/current
 	t0=$(now)
 	echo "==== reset" > $L
 	reset_state >> $L 2>&1
 	echo "==== scenario $s" >> $L
 	off=$(stat -c %s $DLOG)
 	lim=$(limit_of $s)
+	t1=$(now)
 	timeout -s KILL $lim sh /vm/scenarios.sh run $s >> $L 2>&1
 	rc=$?
+	[ $rc != 0 ] && [ $(elapsed $t1) -ge $lim ] && echo "FAIL: scenario timed out after ${lim}s" >> $L
 	secs=$(elapsed $t0)
-	[ $rc != 0 ] && [ $secs -ge $lim ] && echo "FAIL: scenario timed out after ${lim}s" >> $L
 	if [ -e /run/nvmegated.rc ] && [ "$(cat /run/nvmegated.rc)" != 0 ]; then
 		echo "FAIL: nvmegated died during this scenario (exit status $(cat /run/nvmegated.rc))" >> $L
 		rc=1
@@ -508,5 +522,6 @@ for s in $SCENARIOS; do
 		tail -c +$((off + 1)) $DLOG | tail -n 300
 	} >> $L 2>&1
 	echo "[$(now)] $s: $status (${secs}s)"
+	rm -f /run/current
 	emit $s $status $secs $L
 done
