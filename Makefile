@@ -1,13 +1,13 @@
 # nvmegate: `make` builds, `make run` starts a demo target, `make test` tests.
 CC ?= gcc
-PKGS := liburing libnvme json-c libisal openssl
+PKGS := liburing libnvme json-c libisal openssl fuse3
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS := -pthread -luring -ljson-c -lisal -lcrypto
+LDLIBS := -pthread -luring -ljson-c -lisal -lcrypto -lfuse3
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-DAEMON_SRC := $(wildcard daemon/*.c conf/*.c nvme/*.c net/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c conf/*.c nvme/*.c net/*.c fuse/*.c)
 PERF_SRC := $(wildcard tools/perf/*.c)
 HDRS := $(wildcard */*.h tools/perf/*.h)
 
@@ -43,7 +43,7 @@ unit: $(BUILD)/unit/test_admin
 
 # Installs what building and testing need (Debian 12), only when missing.
 DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \
-            libssl-dev python3 python3-pytest qemu-system-x86
+            libssl-dev libfuse3-dev fuse3 fio python3 python3-pytest
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -60,6 +60,16 @@ run: deps all
 	@echo "from a Linux host:"
 	@echo "  nvme discover -t tcp -a 127.0.0.1 -s 4420"
 	@echo "  nvme connect -t tcp -a 127.0.0.1 -s 4420 -n nqn.2026-11.io.nvmegate:demo"
+	@# The FUSE mount (run/fuse) needs /dev/fuse and root; without them the
+	@# demo runs NVMe/TCP only rather than failing to start.
+	@if [ -w /dev/fuse ]; then \
+	  mkdir -p $(RUN_DIR)/fuse; \
+	  echo "the same namespaces as files (FUSE):"; \
+	  echo "  $(CURDIR)/$(RUN_DIR)/fuse/demo/n1 and n2   e.g. losetup -f --show $(RUN_DIR)/fuse/demo/n1"; \
+	else \
+	  $(PYTHON) -c 'import json,sys; c=json.load(open(sys.argv[1])); c["nvmegate"].pop("fuse"); json.dump(c, open(sys.argv[1], "w"), indent=2)' $(RUN_DIR)/nvmegate.json; \
+	  echo "no writable /dev/fuse: starting without the FUSE mount"; \
+	fi
 	exec $(BUILD)/nvmegated -c $(RUN_DIR)/nvmegate.json
 
 test: deps all asan unit
@@ -68,6 +78,21 @@ test: deps all asan unit
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- The core of the FUSE suite in the Linux 6.1 guest of tests/vm
+# (tests/test_fuse_vm.py, also run by `make test`).
+.PHONY: fuse-vm-test
+fuse-vm-test: asan
+	NVMEGATED=$(CURDIR)/$(BUILD)/asan/nvmegated \
+	  $(PYTHON) -m pytest -q tests/test_fuse_vm.py
+
+# ---- FUSE front end vs the backing file vs qemu-storage-daemon's FUSE
+# export (bench/fuse_bench.py). A benchmark, not a test; needs root.
+BENCH_FUSE_PKGS := fio qemu-system-common
+.PHONY: bench-fuse
+bench-fuse: deps $(BUILD)/nvmegated
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_FUSE_PKGS)"
+	$(PYTHON) bench/fuse_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated
 
 # ---- A real Linux NVMe/TCP host in a QEMU guest (tests/vm/, bench/vm_bench.py).
 # Host needs qemu-system-x86; the guest's Debian packages are downloaded once

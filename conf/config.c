@@ -1348,6 +1348,103 @@ static int parse_ports(struct ctx *c, struct nvmg_conf *conf, struct json_object
 
 /* ---- "nvmegate": our own settings ---- */
 
+/* A subsystem's folder in the FUSE mount: one path component. */
+static int check_folder_name(struct ctx *c, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (!len)
+		return fail(c, "must not be empty");
+	if (len > NAME_MAX)
+		return fail(c, "is %zu bytes long (a folder name has at most %d)", len, NAME_MAX);
+	if (!strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/'))
+		return fail(c, "is not a folder name (no \"/\", \".\" or \"..\")");
+	for (const char *p = name; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return fail(c, "contains a control character");
+	return 0;
+}
+
+static const char *fuse_folder_of(const struct nvmg_conf *conf, const char *nqn)
+{
+	for (size_t i = 0; i < conf->nr_fuse_aliases; i++)
+		if (!strcmp(conf->fuse_aliases[i].nqn, nqn))
+			return conf->fuse_aliases[i].name;
+	return nqn;
+}
+
+/* "fuse": {"mountpoint": PATH, "aliases": {SUBSYSTEM_NQN: FOLDER}} */
+static int parse_fuse(struct ctx *c, struct nvmg_conf *conf, struct json_object *o)
+{
+	static const char *const known[] = { "mountpoint", "aliases", NULL };
+	struct json_object *v;
+	const char *str = NULL;
+	struct qbuf q;
+	bool present;
+	size_t old, n = 0;
+	int ret;
+
+	if ((ret = open_obj(c, o, known, NULL)))
+		return ret;
+	v = field(o, "mountpoint", &present);
+	old = push_key(c, "mountpoint");
+	if (!present)
+		return fail(c, "missing required key");
+	if ((ret = get_str(c, v, &str)))
+		return ret;
+	if (!*str)
+		return fail(c, "must not be empty");
+	if (strlen(str) >= PATH_MAX)
+		return fail(c, "is longer than %d bytes", PATH_MAX - 1);
+	if ((ret = dup_str(c, str, &conf->fuse_mountpoint)))
+		return ret;
+	pop(c, old);
+
+	v = field(o, "aliases", &present);
+	if (present) {
+		old = push_key(c, "aliases");
+		if ((ret = want(c, v, json_type_object)))
+			return ret;
+		if ((ret = alloc_array(c, (size_t)json_object_object_length(v),
+				       sizeof(*conf->fuse_aliases), &conf->fuse_aliases)))
+			return ret;
+		json_object_object_foreach(v, k, val) {
+			struct nvmg_conf_alias *a = &conf->fuse_aliases[n];
+			size_t o2 = push_key(c, k);
+			bool known_nqn = false;
+
+			for (size_t i = 0; i < conf->nr_subsys && !known_nqn; i++)
+				known_nqn = !strcmp(conf->subsys[i].nqn, k);
+			if (!known_nqn)
+				return fail(c, "no subsystem has this NQN");
+			if ((ret = get_str(c, val, &str)) || (ret = check_folder_name(c, str)))
+				return ret;
+			for (size_t j = 0; j < n; j++)
+				if (!strcmp(conf->fuse_aliases[j].name, str))
+					return fail(c, "%s is also the alias of %s", quote(&q, str),
+						    conf->fuse_aliases[j].nqn);
+			if ((ret = dup_str(c, k, &a->nqn)) || (ret = dup_str(c, str, &a->name)))
+				return ret;
+			conf->nr_fuse_aliases = ++n;
+			pop(c, o2);
+		}
+		pop(c, old);
+	}
+	/* Every subsystem needs a distinct folder: its alias, else its NQN. */
+	for (size_t i = 0; i < conf->nr_subsys; i++) {
+		const char *name = fuse_folder_of(conf, conf->subsys[i].nqn);
+
+		if (name == conf->subsys[i].nqn && strchr(name, '/'))
+			return fail(c, "subsystem %s has a \"/\" in its NQN: give it a folder "
+				    "name in aliases", quote(&q, name));
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(name, fuse_folder_of(conf, conf->subsys[j].nqn)))
+				return fail(c, "subsystems %s and %s would share the folder %s",
+					    conf->subsys[j].nqn, conf->subsys[i].nqn, quote(&q, name));
+	}
+	return 0;
+}
+
 static int parse_nvmegate(struct ctx *c, struct nvmg_conf *conf, struct json_object *o)
 {
 	static const char *const known[] = { "reactors", "log_level", "handshake_timeout_ms",
@@ -1404,15 +1501,14 @@ static int parse_nvmegate(struct ctx *c, struct nvmg_conf *conf, struct json_obj
 		pop(c, old);
 	}
 
-	/* Reserved for later features: type-checked now so configs stay valid. */
 	v = field(o, "fuse", &present);
 	if (present) {
 		old = push_key(c, "fuse");
-		if ((ret = want(c, v, json_type_object)))
+		if ((ret = parse_fuse(c, conf, v)))
 			return ret;
-		warnf(c, "not implemented yet, ignored");
 		pop(c, old);
 	}
+	/* Reserved for a later feature: type-checked now so configs stay valid. */
 	v = field(o, "control_socket", &present);
 	if (present) {
 		old = push_key(c, "control_socket");
@@ -1525,6 +1621,39 @@ int nvmg_conf_parse(const char *json, struct nvmg_conf **out, char *err, size_t 
 	return parse_buf(json, strlen(json), out, err, errlen, warn, ctx);
 }
 
+/* A relative mountpoint belongs next to the config file, wherever the
+ * daemon was started from: `make run` keeps both under run/. */
+static int absolute_mountpoint(struct ctx *c, const char *file, char **mnt)
+{
+	const char *slash = strrchr(file, '/');
+	char *dir, *real, *abs = NULL;
+	int n;
+
+	dir = slash ? strndup(file, (size_t)(slash - file) + (slash == file)) : strdup(".");
+	if (!dir)
+		return oom(c);
+	real = realpath(dir, NULL);
+	if (!real) {
+		int e = errno;
+
+		free(dir);
+		return fail_code(c, -e, "nvmegate.fuse.mountpoint: cannot resolve the config file's "
+				 "folder: %s", strerror(e));
+	}
+	n = asprintf(&abs, "%s%s%s", real, strcmp(real, "/") ? "/" : "", *mnt);
+	free(real);
+	free(dir);
+	if (n < 0)
+		return oom(c);
+	if (strlen(abs) >= PATH_MAX) {
+		free(abs);
+		return fail(c, "nvmegate.fuse.mountpoint: is longer than %d bytes", PATH_MAX - 1);
+	}
+	free(*mnt);
+	*mnt = abs;
+	return 0;
+}
+
 int nvmg_conf_load(const char *file, struct nvmg_conf **out, char *err, size_t errlen,
 		   nvmg_conf_warn_fn warn, void *ctx)
 {
@@ -1578,6 +1707,13 @@ int nvmg_conf_load(const char *file, struct nvmg_conf **out, char *err, size_t e
 		goto out;
 	}
 	ret = parse_buf(buf, len, out, err, errlen, warn, ctx);
+	if (!ret && (*out)->fuse_mountpoint && (*out)->fuse_mountpoint[0] != '/') {
+		ret = absolute_mountpoint(&c, file, &(*out)->fuse_mountpoint);
+		if (ret) {
+			nvmg_conf_free(*out);
+			*out = NULL;
+		}
+	}
 out:
 	free(buf);
 	close(fd);
@@ -1613,5 +1749,11 @@ void nvmg_conf_free(struct nvmg_conf *conf)
 		free(s->ns);
 	}
 	free(conf->subsys);
+	free(conf->fuse_mountpoint);
+	for (size_t i = 0; i < conf->nr_fuse_aliases; i++) {
+		free(conf->fuse_aliases[i].nqn);
+		free(conf->fuse_aliases[i].name);
+	}
+	free(conf->fuse_aliases);
 	free(conf);
 }

@@ -44,6 +44,14 @@ struct nvmg_conf_subsys {
 
 enum nvmg_adrfam { NVMG_ADRFAM_IPV4, NVMG_ADRFAM_IPV6 };
 
+/* "nvmegate": {"fuse": {"aliases": {NQN: NAME}}}: the folder a subsystem
+ * gets in the FUSE mount instead of its NQN. Kept under "nvmegate" so the
+ * "subsystems" objects stay exactly what nvmetcli reads and writes. */
+struct nvmg_conf_alias {
+	char *nqn;
+	char *name;
+};
+
 struct nvmg_conf_port {
 	uint16_t portid;
 	enum nvmg_adrfam adrfam;
@@ -67,6 +75,12 @@ struct nvmg_conf {
 	unsigned handshake_timeout_ms; /* ICReq + Connect deadline, default 10000 */
 	unsigned max_pending_sockets;  /* half-open sockets, default 128 */
 	unsigned max_queues_per_host;  /* live queues per host NQN, default 1024 */
+	/* "nvmegate": {"fuse": {"mountpoint": PATH, "aliases": {...}}} */
+	char *fuse_mountpoint;         /* NULL: no FUSE front end. nvmg_conf_load makes
+					* a relative path absolute against the config
+					* file's folder. */
+	struct nvmg_conf_alias *fuse_aliases;
+	size_t nr_fuse_aliases;
 };
 
 /* Parse and validate FILE. On success returns 0 and *out (free with

@@ -9,6 +9,7 @@
 #include "conf/config.h"
 #include "daemon/log.h"
 #include "daemon/reactor.h"
+#include "fuse/nvmg_fuse.h"
 #include "net/tcp.h"
 #include "nvme/admin.h"
 #include "nvme/subsys.h"
@@ -18,6 +19,8 @@
 
 /* The process's single target; everything else gets it by pointer. */
 static struct nvmg_target target;
+/* The FUSE front end, when the config asks for one (reload checks it). */
+static struct nvmg_fuse *fuse;
 
 static void usage(FILE *f)
 {
@@ -93,6 +96,7 @@ static void reload(const char *file)
 		log_err("reload: %s; keeping the running configuration", err);
 	else
 		log_info("reload: done");
+	nvmg_fuse_reload(fuse, conf);
 	nvmg_conf_free(conf);
 }
 
@@ -188,6 +192,14 @@ int main(int argc, char **argv)
 		status = 1;
 		goto out_reactors;
 	}
+	/* After the listeners, so a FUSE failure is the only thing to undo;
+	 * before "ready", so a started daemon has its mount. */
+	ret = nvmg_fuse_start(&target, conf, &fuse, err, sizeof(err));
+	if (ret) {
+		log_err("%s", err);
+		status = 1;
+		goto out_tcp;
+	}
 	log_info("nvmegated %s ready: %zu subsystem%s, %zu port%s, %u reactor%s", NVMG_VERSION,
 		 target.nr_subsys, target.nr_subsys == 1 ? "" : "s", target.nr_ports,
 		 target.nr_ports == 1 ? "" : "s", target.nr_reactors, target.nr_reactors == 1 ? "" : "s");
@@ -206,6 +218,10 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	/* FUSE first: its commands finish on the reactors, still running. */
+	nvmg_fuse_stop(fuse);
+	fuse = NULL;
+out_tcp:
 	nvmg_tcp_shutdown(tcp, DRAIN_TIMEOUT_MS);
 out_reactors:
 	stop_reactors();

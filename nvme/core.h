@@ -145,6 +145,12 @@ struct nvmg_target {
 	pthread_mutex_t hosts_lock; /* queue counts per host */
 	struct nvmg_host_count *host_counts;
 	size_t nr_host_counts;
+	/* Optional observer of namespace changes (the FUSE front end): called
+	 * once per added, removed or replaced nsid after a reload applied it,
+	 * on the reloading thread with no lock held, so it may block. Set and
+	 * cleared on that same (main) thread. */
+	void (*ns_changed)(void *ctx, struct nvmg_subsys *s, uint32_t nsid);
+	void *ns_changed_ctx;
 };
 
 /* ---- controllers (nvme/ctrl.c) ---- */
@@ -216,6 +222,19 @@ void nvmg_req_copy_to_buf(struct nvmg_req *req, const void *src, size_t src_len,
 struct nvmg_ctrl *nvmg_ctrl_create(struct nvmg_target *tgt, struct nvmg_subsys *s,
 				   struct nvmg_port *port, const struct nvmf_connect_data *d,
 				   uint32_t kato_ms, uint16_t *status);
+/* A controller for an in-process front end (fuse/): no Connect, no admin
+ * queue, no keep alive, and no host access check (the front end is the
+ * target's own). It is born enabled -- CC.EN=1 with the only CC we accept,
+ * CSTS.RDY=1 -- so I/O queues are bound at once with nvmg_ctrl_install_sq().
+ * Returns it with two references, the subsystem's list and the caller's,
+ * or NULL with *status set. End it with nvmg_ctrl_destroy_local() once its
+ * queues are idle. */
+struct nvmg_ctrl *nvmg_ctrl_create_local(struct nvmg_target *tgt, struct nvmg_subsys *s,
+					 const char *hostnqn, uint16_t *status);
+/* Unbind every queue, take the controller out of its subsystem and drop the
+ * caller's reference. Local queues were never counted per host, so this is
+ * not nvmg_ctrl_remove_sq(). */
+void nvmg_ctrl_destroy_local(struct nvmg_ctrl *c);
 void nvmg_ctrl_get(struct nvmg_ctrl *c);
 void nvmg_ctrl_put(struct nvmg_ctrl *c);
 /* Find a live controller of s by CNTLID and take a reference. */

@@ -2,6 +2,7 @@
  * teardown. A controller's queues may live on different reactors, so its
  * state is under ctrl->lock and teardown travels as messages. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/log.h"
@@ -382,4 +383,37 @@ uint16_t nvmg_ctrl_prop_set(struct nvmg_req *req, uint32_t off, uint64_t val)
 	if (shutdown)
 		ctrl_start_shutdown(c, req->sq->reactor);
 	return 0;
+}
+
+struct nvmg_ctrl *nvmg_ctrl_create_local(struct nvmg_target *tgt, struct nvmg_subsys *s,
+					 const char *hostnqn, uint16_t *status)
+{
+	struct nvmf_connect_data d;
+	struct nvmg_ctrl *c;
+
+	memset(&d, 0, sizeof(d));
+	snprintf(d.hostnqn, sizeof(d.hostnqn), "%s", hostnqn);
+	c = nvmg_ctrl_create(tgt, s, NULL, &d, 0, status);
+	if (!c)
+		return NULL;
+	/* What a host's Property Set of CC would leave behind: 64-byte SQEs,
+	 * 16-byte CQEs, 4 KiB pages, NVM command set, round robin. */
+	pthread_mutex_lock(&c->lock);
+	c->cc = NVME_CC_EN_MASK | 6u << NVME_CC_IOSQES_SHIFT | 4u << NVME_CC_IOCQES_SHIFT;
+	c->csts = NVME_CSTS_RDY_MASK << NVME_CSTS_RDY_SHIFT;
+	pthread_mutex_unlock(&c->lock);
+	return c;
+}
+
+void nvmg_ctrl_destroy_local(struct nvmg_ctrl *c)
+{
+	pthread_mutex_lock(&c->lock);
+	for (unsigned qid = 0; qid <= NVMG_MAX_IO_QUEUES; qid++) {
+		if (c->sqs[qid])
+			c->sqs[qid]->ctrl = NULL;
+		c->sqs[qid] = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	nvmg_ctrl_kill(c, false, "local front end stopped");
+	nvmg_ctrl_put(c);
 }

@@ -344,8 +344,8 @@ static void notify_ns_change(struct nvmg_subsys *s, uint32_t nsid)
 		nvmg_ctrl_ns_changed(s->ctrls[i], nsid);
 }
 
-static int subsys_reload(struct nvmg_subsys *s, const struct nvmg_conf_subsys *c, char *err,
-			 size_t errlen)
+static int subsys_reload(struct nvmg_target *t, struct nvmg_subsys *s,
+			 const struct nvmg_conf_subsys *c, char *err, size_t errlen)
 {
 	struct nvmg_ns **keep, **added, **removed;
 	size_t nr_keep = 0, nr_added = 0, nr_removed = 0;
@@ -414,6 +414,19 @@ static int subsys_reload(struct nvmg_subsys *s, const struct nvmg_conf_subsys *c
 			notify_ns_change(s, added[j]->nsid);
 	}
 	pthread_mutex_unlock(&s->lock);
+	/* The observer runs unlocked: it may wait on the kernel (FUSE). */
+	if (t->ns_changed) {
+		for (size_t j = 0; j < nr_removed; j++)
+			t->ns_changed(t->ns_changed_ctx, s, removed[j]->nsid);
+		for (size_t j = 0; j < nr_added; j++) {
+			bool replaced = false;
+
+			for (size_t k = 0; k < nr_removed; k++)
+				replaced |= removed[k]->nsid == added[j]->nsid;
+			if (!replaced)
+				t->ns_changed(t->ns_changed_ctx, s, added[j]->nsid);
+		}
+	}
 	/* In-flight commands hold their own references. */
 	for (size_t j = 0; j < nr_removed; j++)
 		nvmg_ns_put(removed[j]);
@@ -440,7 +453,7 @@ int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char
 
 		if (!s || s->discovery)
 			continue;
-		ret = subsys_reload(s, &conf->subsys[i], err, errlen);
+		ret = subsys_reload(t, s, &conf->subsys[i], err, errlen);
 		if (ret)
 			return ret;
 	}

@@ -1,0 +1,165 @@
+/* Shared by the FUSE front end's files: session.c (life cycle), mount.c
+ * (mountpoint checks), ops.c (the file system's operations) and
+ * transport.c (NVMe commands on the local controllers' queues). */
+#ifndef NVMG_FUSE_INTERNAL_H
+#define NVMG_FUSE_INTERNAL_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "fuse/nvmg_fuse.h"
+
+/* Commands are routed by stripe: every write to a given block goes to the
+ * same reactor, so the read-modify-write ordering below needs no lock.
+ * Stripe boundaries are block aligned, so a stripe never splits a block. */
+#define NVMG_FUSE_STRIPE (256u << 10)
+#define NVMG_FUSE_MAX_IO (1u << 20)   /* max_write and max_pages: MDTS */
+#define NVMG_FUSE_CMDS_PER_OP 8       /* a 1 MiB op spans at most 5 stripes */
+#define NVMG_FUSE_NR_OPS 256          /* far above what the kernel queues */
+#define NVMG_FUSE_HOSTNQN "nqn.2026-11.io.nvmegate:fuse-frontend"
+
+/* Inode numbers are computed, never stored: root 1, a subsystem's folder
+ * (index + 1) << 32, its namespace files the folder's number | nsid. */
+#define NVMG_FUSE_ROOT 1ull
+static inline uint64_t nvmg_fuse_dir_ino(size_t sub)
+{
+	return (uint64_t)(sub + 1) << 32;
+}
+
+struct nvmg_fuse;
+struct fuse_reactor;
+struct fuse_op;
+
+/* One I/O queue of a local controller: (subsystem, reactor). */
+struct fuse_queue {
+	struct nvmg_sq sq;       /* first: the core's queue */
+	struct fuse_reactor *fr;
+};
+
+struct fuse_sub {
+	struct nvmg_subsys *s;
+	const char *name;        /* folder name: alias or NQN (owned) */
+	struct nvmg_ctrl *ctrl;  /* local controller, NULL until started */
+	struct fuse_queue *queues; /* one per reactor */
+};
+
+/* What a file's I/O needs to know of its namespace, as Identify Namespace
+ * reports it (nsze, LBA format, NSATTR write protect, DLFEAT). */
+struct fuse_geo {
+	size_t sub;
+	uint32_t nsid;
+	uint8_t lba_shift;
+	uint64_t bytes;
+	bool readonly;
+	bool dealloc_zeroes;
+};
+
+enum fuse_op_kind { FOP_READ, FOP_WRITE, FOP_FLUSH, FOP_ZERO, FOP_DEALLOC };
+enum fuse_cmd_kind { FC_READ, FC_WRITE, FC_ZPART, FC_WZ, FC_DSM, FC_FLUSH };
+enum fuse_cmd_state { FCS_NEW, FCS_RUN };
+
+/* One NVMe command slot of an op; it runs on one reactor at a time. */
+struct fuse_cmd {
+	struct nvmg_req req;     /* first: what the core sees */
+	struct fuse_op *op;
+	struct fuse_queue *q;
+	struct fuse_cmd *lnext;  /* inbox or ready list */
+	struct fuse_cmd *wnext, *wprev; /* reactor's started or waiting writes */
+	enum fuse_cmd_kind kind;
+	enum fuse_cmd_state state;
+	uint8_t stage;
+	bool rmw;                /* rewrites bytes it was not given */
+	bool tracked;            /* on the started-writes list */
+	uint16_t status;         /* first NVMe error */
+	uint64_t slba;
+	uint32_t nlb;
+	uint8_t *data;           /* FC_READ/FC_WRITE: nlb blocks inside op->buf */
+	uint32_t head_fill;      /* FC_WRITE: bytes of the first block kept from the medium */
+	uint32_t tail_fill;      /* FC_WRITE: bytes of the last block kept from the medium */
+	uint32_t zoff, zlen;     /* FC_ZPART: the bytes of the block to zero */
+	void *scratch;           /* one block from the reactor's bufpool (RMW) */
+	struct nvme_dsm_range dsm;
+};
+
+/* One FUSE request: split at stripes into commands, answered when the
+ * last one finishes, on whichever reactor that is (fuse_reply_* is
+ * thread-safe). Preallocated; its buffer stays with it between uses. */
+struct fuse_op {
+	struct nvmg_fuse *fs;
+	fuse_req_t freq;
+	enum fuse_op_kind kind;
+	struct fuse_geo geo;
+	uint64_t off, len;       /* the caller's byte range */
+	uint64_t aoff;           /* off rounded down to a block: where buf starts */
+	uint64_t end;            /* off + len */
+	atomic_uint_fast64_t cursor; /* first byte no command has claimed */
+	atomic_uint pending;     /* commands not finished */
+	atomic_int err;          /* first errno */
+	uint8_t *buf;
+	size_t cap;
+	struct fuse_op *next_free;
+	struct fuse_cmd cmds[NVMG_FUSE_CMDS_PER_OP];
+};
+
+struct nvmg_fuse {
+	struct nvmg_target *tgt;
+	char *mountpoint;
+	struct fuse_sub *subs;
+	size_t nr_subs;
+	char **alias_nqns, **alias_names; /* as configured, for reload checks */
+	size_t nr_aliases;
+	struct timespec mtime;   /* start: every file's times */
+
+	/* transport.c */
+	struct fuse_reactor *reactors;
+	unsigned nr_queues;
+	struct fuse_op *ops;
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+	struct fuse_op *free_ops;
+	unsigned nr_free_ops;
+
+	/* session.c */
+	struct fuse_session *se;
+	pthread_t loop_thread;
+	bool loop_started;
+	sem_t loop_done;
+	atomic_bool stopping;    /* the loop's end is ours, not an outside unmount */
+	dev_t dev;               /* the mount's device: fusectl's connection number */
+	unsigned proto_minor;    /* from INIT */
+	bool parallel_dio;       /* FOPEN_PARALLEL_DIRECT_WRITES understood */
+	unsigned max_write;
+};
+
+/* ---- ops.c ---- */
+extern const struct fuse_lowlevel_ops nvmg_fuse_ll_ops;
+/* 0 or -errno: ino must be a namespace file that exists now. */
+int nvmg_fuse_geo(struct nvmg_fuse *fs, fuse_ino_t ino, struct fuse_geo *g);
+
+/* ---- transport.c ---- */
+int nvmg_fuse_transport_start(struct nvmg_fuse *fs, char *err, size_t errlen);
+/* Waits for every op to come back, then unbinds and frees the queues. */
+void nvmg_fuse_transport_stop(struct nvmg_fuse *fs);
+/* Worker thread: run an op for req; replies (now or from a reactor).
+ * wdata holds len bytes for FOP_WRITE. */
+void nvmg_fuse_submit(struct nvmg_fuse *fs, fuse_req_t req, enum fuse_op_kind kind,
+		      const struct fuse_geo *g, uint64_t off, uint64_t len, const void *wdata);
+
+/* ---- mount.c ---- */
+/* Check the mountpoint before mounting: exists, is a folder, nothing live
+ * mounted there; a stale nvmegate mount (its daemon is gone) is lazily
+ * unmounted. 0 or -errno with err filled. */
+int nvmg_fuse_prepare_mountpoint(const char *mnt, char *err, size_t errlen);
+/* The device number of the file system mounted at mnt, from mountinfo
+ * (no FUSE request). 0 or -errno. */
+int nvmg_fuse_mount_dev(const char *mnt, dev_t *dev);
+/* Abort the FUSE connection of dev through fusectl (mounting it if
+ * needed). 0 or -errno. */
+int nvmg_fuse_abort_conn(dev_t dev);
+
+#endif
