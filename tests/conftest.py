@@ -34,18 +34,7 @@ def daemon_binary():
     return os.environ.get("NVMEGATED") or os.path.join(REPO, "build", "asan", "nvmegated")
 
 
-def free_ports(n):
-    """n distinct TCP ports that are free on ADDR right now."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((ADDR, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+free_ports = nvmetcp.free_ports
 
 
 # ------------------------------------------------------------- config model

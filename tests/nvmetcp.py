@@ -1186,3 +1186,17 @@ class Controller:
 def pattern(n, seed=0):
     """Deterministic pseudo-random test data (distinct per seed)."""
     return random.Random(seed).randbytes(n)
+
+
+def free_ports(n, addr="127.0.0.1"):
+    """n distinct TCP ports that are free on addr right now."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((addr, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

@@ -28,7 +28,7 @@ import time
 import pytest
 
 import nvmetcp as n
-from conftest import free_ports
+from nvmetcp import free_ports
 
 FUSE_TIMEOUT = 180          # seconds per test (SIGALRM)
 MOUNT_TIMEOUT = 10.0
