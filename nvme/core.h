@@ -108,6 +108,7 @@ struct nvmg_sq {
 	uint16_t sqhd;
 	bool sqfc_disabled;       /* Connect CATTR bit 2 */
 	bool closing;
+	uint64_t kill_gen;        /* ctrl->kill_gen when installed (ctrl.c) */
 	uint32_t incapsule_max;   /* in-capsule data bytes accepted */
 	struct nvmg_sq_stats stats;
 };
@@ -173,6 +174,7 @@ struct nvmg_ctrl {
 	uint32_t kato_ms;
 	uint64_t last_keepalive_ms;
 	bool dead;
+	uint64_t kill_gen;        /* bumped by every kill: stale messages spare newer queues */
 	struct nvmg_sq *sqs[NVMG_MAX_IO_QUEUES + 1];
 	uint16_t nr_io_queues;    /* granted by Set Features Number of Queues */
 	uint32_t aen_enabled;     /* Async Event Configuration (FID 0Bh) */

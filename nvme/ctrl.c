@@ -118,8 +118,10 @@ uint16_t nvmg_ctrl_install_sq(struct nvmg_ctrl *c, struct nvmg_sq *sq)
 		status = NVMG_SC_CMD(NVME_SC_CONNECT_INVALID_PARAM) | NVME_SC_DNR;
 	else if (sq->qid && !(c->csts & (NVME_CSTS_RDY_MASK << NVME_CSTS_RDY_SHIFT)))
 		status = NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR;
-	else
+	else {
 		c->sqs[sq->qid] = sq;
+		sq->kill_gen = c->kill_gen;
+	}
 	pthread_mutex_unlock(&c->lock);
 	if (!status)
 		sq->ctrl = c;
@@ -160,6 +162,7 @@ void nvmg_ctrl_remove_sq(struct nvmg_ctrl *c, struct nvmg_sq *sq)
 
 struct kill_msg {
 	struct nvmg_ctrl *ctrl;
+	uint64_t gen;
 	uint16_t qid;
 };
 
@@ -171,8 +174,9 @@ static void kill_queue_msg(void *arg)
 
 	pthread_mutex_lock(&c->lock);
 	sq = c->sqs[m->qid];
-	/* Only this reactor frees its queues, so one found here is alive. */
-	if (sq && sq->reactor != nvmg_reactor_self())
+	/* Only this reactor frees its queues, so one found here is alive; a
+	 * queue installed after this kill (same QID, after a reset) is spared. */
+	if (sq && (sq->reactor != nvmg_reactor_self() || sq->kill_gen >= m->gen))
 		sq = NULL;
 	pthread_mutex_unlock(&c->lock);
 	if (sq && !sq->closing)
@@ -189,6 +193,7 @@ void nvmg_ctrl_kill(struct nvmg_ctrl *c, bool io_only, const char *why)
 	was_dead = c->dead;
 	if (!io_only)
 		c->dead = true;
+	c->kill_gen++;
 	for (unsigned qid = io_only ? 1 : 0; qid <= NVMG_MAX_IO_QUEUES; qid++) {
 		struct nvmg_sq *sq = c->sqs[qid];
 		struct kill_msg *m;
@@ -199,6 +204,7 @@ void nvmg_ctrl_kill(struct nvmg_ctrl *c, bool io_only, const char *why)
 		if (!m)
 			continue;
 		m->ctrl = c;
+		m->gen = c->kill_gen;
 		m->qid = (uint16_t)qid;
 		nvmg_ctrl_get(c);
 		if (nvmg_reactor_post(sq->reactor, kill_queue_msg, m)) {

@@ -92,9 +92,28 @@ static void ns_free(struct nvmg_ns *ns)
 	free(ns);
 }
 
+static void *ns_free_thread(void *arg)
+{
+	ns_free(arg);
+	return NULL;
+}
+
 void nvmg_ns_put(struct nvmg_ns *ns)
 {
-	if (atomic_fetch_sub_explicit(&ns->refs, 1, memory_order_acq_rel) == 1)
+	pthread_attr_t attr;
+	pthread_t t;
+	bool started = false;
+
+	if (atomic_fetch_sub_explicit(&ns->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	/* The last reference of a removed namespace can drop on a reactor,
+	 * whose connections must not wait for the closing fdatasync. */
+	if (nvmg_reactor_self() && !pthread_attr_init(&attr)) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = !pthread_create(&t, &attr, ns_free_thread, ns);
+		pthread_attr_destroy(&attr);
+	}
+	if (!started)
 		ns_free(ns);
 }
 
