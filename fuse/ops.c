@@ -263,6 +263,16 @@ static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(d);
 }
 
+/* Look the namespace file up; when that fails the request is answered. */
+static bool geo_or_reply(fuse_req_t req, struct nvmg_fuse *fs, fuse_ino_t ino, struct fuse_geo *g)
+{
+	int ret = nvmg_fuse_geo(fs, ino, g);
+
+	if (ret)
+		fuse_reply_err(req, -ret);
+	return !ret;
+}
+
 /* Direct I/O for every open (FOPEN_DIRECT_IO) rather than invalidating the
  * page cache on remote writes: a TCP host's write lands in the backend
  * without passing here, so a cached page could be stale at any moment and
@@ -276,12 +286,9 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct nvmg_fuse *fs = fs_of(req);
 	struct fuse_open_out out;
 	struct fuse_geo g;
-	int ret = nvmg_fuse_geo(fs, ino, &g);
 
-	if (ret) {
-		fuse_reply_err(req, -ret);
+	if (!geo_or_reply(req, fs, ino, &g))
 		return;
-	}
 	if (g.readonly && (fi->flags & O_ACCMODE) != O_RDONLY) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -311,13 +318,10 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct nvmg_fuse *fs = fs_of(req);
 	struct fuse_geo g;
-	int ret = nvmg_fuse_geo(fs, ino, &g);
 
 	(void)fi;
-	if (ret) {
-		fuse_reply_err(req, -ret);
+	if (!geo_or_reply(req, fs, ino, &g))
 		return;
-	}
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -336,13 +340,10 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	struct nvmg_fuse *fs = fs_of(req);
 	struct fuse_geo g;
-	int ret = nvmg_fuse_geo(fs, ino, &g);
 
 	(void)fi;
-	if (ret) {
-		fuse_reply_err(req, -ret);
+	if (!geo_or_reply(req, fs, ino, &g))
 		return;
-	}
 	if (g.readonly) {
 		fuse_reply_err(req, EROFS);
 		return;
@@ -371,14 +372,11 @@ static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	struct nvmg_fuse *fs = fs_of(req);
 	struct fuse_geo g;
-	int ret = nvmg_fuse_geo(fs, ino, &g);
 
 	(void)datasync;
 	(void)fi;
-	if (ret) {
-		fuse_reply_err(req, -ret);
+	if (!geo_or_reply(req, fs, ino, &g))
 		return;
-	}
 	nvmg_fuse_submit(fs, req, FOP_FLUSH, &g, 0, 0, NULL);
 }
 

@@ -613,8 +613,11 @@ int conn_fabrics_connect(struct perf_conn *c, const struct perf_opts *o,
 	return 0;
 }
 
-int conn_prop_get(struct perf_conn *c, uint32_t off, bool eight, uint64_t *val)
+/* Property Get and Set share one capsule layout. */
+static int prop_cmd(struct perf_conn *c, uint8_t fctype, uint32_t off, bool eight, uint64_t *val)
 {
+	bool get = fctype == nvme_fabrics_type_property_get;
+	const char *what = get ? "Property Get" : "Property Set";
 	union {
 		struct nvmg_sqe sqe;
 		struct nvmg_prop_cmd p;
@@ -625,47 +628,31 @@ int conn_prop_get(struct perf_conn *c, uint32_t off, bool eight, uint64_t *val)
 
 	memset(&u, 0, sizeof(u));
 	u.p.opcode = nvme_admin_fabrics;
-	u.p.fctype = nvme_fabrics_type_property_get;
+	u.p.fctype = fctype;
 	u.p.attrib = eight ? 1 : 0;
 	u.p.offset = htole32(off);
-	rc = conn_sync_cmd(c, &u.sqe, NULL, 0, NULL, 0, &cqe, "Property Get");
+	if (!get)
+		u.p.value = htole64(*val);
+	rc = conn_sync_cmd(c, &u.sqe, NULL, 0, NULL, 0, &cqe, what);
 	if (rc < 0)
 		return -1;
 	if (rc) {
-		perf_err("Property Get 0x%x: %s", off, status_str((uint16_t)rc, true, sbuf, sizeof(sbuf)));
+		perf_err("%s 0x%x: %s", what, off, status_str((uint16_t)rc, true, sbuf, sizeof(sbuf)));
 		return -1;
 	}
-	*val = le64toh(cqe.result);
-	if (!eight)
-		*val &= 0xffffffffu;
+	if (get)
+		*val = le64toh(cqe.result) & (eight ? ~0ull : 0xffffffffull);
 	return 0;
+}
+
+int conn_prop_get(struct perf_conn *c, uint32_t off, bool eight, uint64_t *val)
+{
+	return prop_cmd(c, nvme_fabrics_type_property_get, off, eight, val);
 }
 
 int conn_prop_set(struct perf_conn *c, uint32_t off, uint64_t val)
 {
-	union {
-		struct nvmg_sqe sqe;
-		struct nvmg_prop_cmd p;
-	} u;
-	struct nvmg_cqe cqe;
-	char sbuf[128];
-	int rc;
-
-	memset(&u, 0, sizeof(u));
-	u.p.opcode = nvme_admin_fabrics;
-	u.p.fctype = nvme_fabrics_type_property_set;
-	u.p.attrib = 0;
-	u.p.offset = htole32(off);
-	u.p.value = htole64(val);
-	rc = conn_sync_cmd(c, &u.sqe, NULL, 0, NULL, 0, &cqe, "Property Set");
-	if (rc < 0)
-		return -1;
-	if (rc) {
-		perf_err("Property Set 0x%x = 0x%llx: %s", off, (unsigned long long)val,
-			 status_str((uint16_t)rc, true, sbuf, sizeof(sbuf)));
-		return -1;
-	}
-	return 0;
+	return prop_cmd(c, nvme_fabrics_type_property_set, off, false, &val);
 }
 
 int conn_keep_alive(struct perf_conn *c)
