@@ -184,8 +184,9 @@ int main(int argc, char **argv)
 		status = 1;
 		goto out_reactors;
 	}
-	topts.handshake_timeout_ms = conf->handshake_timeout_ms ? conf->handshake_timeout_ms : 10000;
-	topts.max_pending_sockets = conf->max_pending_sockets ? conf->max_pending_sockets : 128;
+	/* conf/ owns the defaults and ranges (never 0). */
+	topts.handshake_timeout_ms = conf->handshake_timeout_ms;
+	topts.max_pending_sockets = conf->max_pending_sockets;
 	ret = nvmg_tcp_start(&target, &topts, &tcp, err, sizeof(err));
 	if (ret) {
 		log_err("%s", err);

@@ -1,16 +1,7 @@
 /* Request life cycle: parse a command for its queue, complete it. */
 #include <string.h>
-#include <time.h>
 #include "daemon/log.h"
 #include "nvme/core.h"
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 uint16_t nvmg_req_init(struct nvmg_req *req)
 {
@@ -27,7 +18,6 @@ uint16_t nvmg_req_init(struct nvmg_req *req)
 	memset(&req->cqe, 0, sizeof(req->cqe));
 	req->cqe.cid = req->cmd.cid;
 	req->cqe.sqid = htole16(sq->qid);
-	req->start_ns = now_ns();
 
 	/* SQ head moves for every command fetched, whatever its outcome. */
 	if (sq->size)

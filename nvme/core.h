@@ -125,7 +125,6 @@ struct nvmg_req {
 	uint32_t sgl_len;         /* bytes the SGL describes (set by the transport) */
 	void *buf;                /* data_len bytes, owned by the transport */
 	void (*execute)(struct nvmg_req *req);
-	uint64_t start_ns;
 	struct nvmg_bdev_io io;
 	uint32_t sub_count;       /* for multi-part commands (DSM ranges, SHN flush) */
 	uint16_t sub_status;
@@ -188,8 +187,6 @@ struct nvmg_ctrl {
 	int64_t timestamp_offset_ms; /* Set Features Timestamp - local clock */
 	bool timestamp_set;       /* a host set it: Timestamp Origin 001b */
 	bool vwc_enabled;
-	uint32_t shutdown_pending; /* namespaces still flushing for CC.SHN */
-	uint64_t err_count;
 };
 
 /* ---- core.c: request life cycle ---- */

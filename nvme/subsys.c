@@ -305,7 +305,7 @@ int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char 
 	int ret;
 
 	pthread_mutex_init(&t->hosts_lock, NULL);
-	t->max_queues_per_host = conf->max_queues_per_host ? conf->max_queues_per_host : 1024;
+	t->max_queues_per_host = conf->max_queues_per_host;
 	t->discovery = subsys_alloc(NVMG_DISC_NQN);
 	t->subsys = calloc(conf->nr_subsys + 1, sizeof(*t->subsys));
 	t->ports = calloc(conf->nr_ports + 1, sizeof(*t->ports));
