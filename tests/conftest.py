@@ -231,17 +231,21 @@ class TestDeadlineExceeded(Exception):
 
 @pytest.fixture(autouse=True)
 def _test_deadline(request):
-    """No NVMe/TCP or daemon test may hang: SIGALRM fails it after
-    TEST_TIMEOUT seconds. (Other test files keep their own limits.)"""
+    """No test may hang: SIGALRM fails it after a deadline. NVMe/TCP and
+    daemon tests get TEST_TIMEOUT seconds; a module may set its own
+    TEST_DEADLINE; other files keep their own limits."""
     name = os.path.basename(str(request.node.fspath))
-    if not name.startswith(("test_tcp_", "test_daemon_")):
+    limit = getattr(request.module, "TEST_DEADLINE", None)
+    if limit is None and name.startswith(("test_tcp_", "test_daemon_")):
+        limit = TEST_TIMEOUT
+    if limit is None:
         yield
         return
 
     def expired(signum, frame):
-        raise TestDeadlineExceeded("test exceeded %d s" % TEST_TIMEOUT)
+        raise TestDeadlineExceeded("test exceeded %d s" % limit)
     old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_TIMEOUT)
+    signal.alarm(limit)
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)

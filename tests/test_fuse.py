@@ -30,7 +30,7 @@ import pytest
 import nvmetcp as n
 from nvmetcp import free_ports
 
-FUSE_TIMEOUT = 180          # seconds per test (SIGALRM)
+TEST_DEADLINE = 180         # seconds per test (conftest's SIGALRM deadline)
 MOUNT_TIMEOUT = 10.0
 
 FALLOC_FL_KEEP_SIZE = 0x01
@@ -87,17 +87,6 @@ def wait_for(cond, what, timeout=10.0):
         if time.monotonic() > deadline:
             pytest.fail("timed out waiting for %s" % what)
         time.sleep(0.05)
-
-
-@pytest.fixture(autouse=True)
-def _fuse_deadline():
-    def expired(signum, frame):
-        raise TimeoutError("FUSE test exceeded %d s" % FUSE_TIMEOUT)
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(FUSE_TIMEOUT)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture

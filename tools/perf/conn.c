@@ -22,26 +22,31 @@
 #define SETUP_TIMEOUT_S 10
 #define CONNECT_TIMEOUT_MS 5000
 
+/* One line on stderr per message, formatted first so lines never interleave. */
+static void vmsg(const char *kind, const char *fmt, va_list ap)
+{
+	char buf[1024];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	fprintf(stderr, PERF_NAME ": %s%s\n", kind, buf);
+}
+
 void perf_err(const char *fmt, ...)
 {
 	va_list ap;
-	char buf[1024];
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vmsg("", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, PERF_NAME ": %s\n", buf);
 }
 
 void perf_warn(const char *fmt, ...)
 {
 	va_list ap;
-	char buf[1024];
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vmsg("warning: ", fmt, ap);
 	va_end(ap);
-	fprintf(stderr, PERF_NAME ": warning: %s\n", buf);
 }
 
 /* ---- status names ------------------------------------------------------ */
