@@ -14,7 +14,9 @@
 
 #define ZERO_BUF_SIZE (1u << 20)
 
-enum zero_stage { ZS_ZERO_RANGE, ZS_PUNCH, ZS_WRITE };
+/* ZS_SYNC: after the zeros, an fdatasync for FUA (or WCE=0) Write Zeroes,
+ * since fallocate and buffered zero writes are not durable by themselves. */
+enum zero_stage { ZS_ZERO_RANGE, ZS_PUNCH, ZS_WRITE, ZS_SYNC };
 
 struct file_bdev {
 	struct nvmg_bdev b;
@@ -139,6 +141,10 @@ static void file_io_done(struct nvmg_ev *ev, int res, uint32_t flags)
 		return;
 	case NVMG_BDEV_WRITE_ZEROES:
 	case NVMG_BDEV_DEALLOCATE:
+		if (io->stage == ZS_SYNC) {
+			io->complete(io, res < 0 ? res : 0);
+			return;
+		}
 		if (io->stage != ZS_WRITE && (res == -EOPNOTSUPP || res == -EINVAL || res == -ENODEV)) {
 			/* Only "not supported" is remembered; EINVAL may be about
 			 * this one range, so it falls back for this request only. */
@@ -164,6 +170,14 @@ static void file_io_done(struct nvmg_ev *ev, int res, uint32_t flags)
 				io->complete(io, -EIO);
 				return;
 			}
+		}
+		if (io->fua) {
+			struct io_uring_sqe *sqe = nvmg_reactor_sqe(io->reactor);
+
+			io->stage = ZS_SYNC;
+			io_uring_prep_fsync(sqe, f->fd, IORING_FSYNC_DATASYNC);
+			io_uring_sqe_set_data(sqe, &io->ev);
+			return;
 		}
 		io->complete(io, 0);
 		return;

@@ -52,9 +52,10 @@ static void submit(struct nvmg_req *req, enum nvmg_bdev_op op, uint64_t off, uin
 	struct nvmg_bdev_io *io = &req->io;
 
 	io->op = op;
-	/* FUA is cdw12 bit 30. With the volatile write cache turned off
-	 * (Set Features VWC, WCE=0) every write must be durable on completion. */
-	io->fua = op == NVMG_BDEV_WRITE &&
+	/* FUA is cdw12 bit 30 of Write and Write Zeroes. With the volatile
+	 * write cache turned off (Set Features VWC, WCE=0) every write must
+	 * be durable on completion. */
+	io->fua = (op == NVMG_BDEV_WRITE || op == NVMG_BDEV_WRITE_ZEROES) &&
 		  (((le32toh(req->cmd.cdw12) >> 16) & NVME_IO_FUA) ||
 		   !__atomic_load_n(&req->sq->ctrl->vwc_enabled, __ATOMIC_RELAXED));
 	io->offset = off;

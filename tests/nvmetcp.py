@@ -1171,10 +1171,11 @@ class Controller:
     def flush(self, nsid, q=None):
         return self._q(q).execute(sqe(IO_FLUSH, nsid=nsid))
 
-    def write_zeroes(self, nsid, slba, nlb, q=None, deac=False):
+    def write_zeroes(self, nsid, slba, nlb, q=None, deac=False, fua=False):
         return self._q(q).execute(sqe(IO_WRITE_ZEROES, nsid=nsid, cdw10=slba & 0xFFFFFFFF,
                                       cdw11=slba >> 32,
-                                      cdw12=(nlb - 1) | ((1 << 25) if deac else 0)))
+                                      cdw12=(nlb - 1) | ((1 << 25) if deac else 0)
+                                      | ((1 << 30) if fua else 0)))
 
     def deallocate(self, nsid, ranges, q=None):
         """ranges: [(slba, nlb)]; DSM with the Attribute-Deallocate bit."""

@@ -144,18 +144,20 @@ def test_flush(target, nsid):
 
 
 @NS_IDS
-def test_write_zeroes(target, nsid):
+@pytest.mark.parametrize("fua", [False, True], ids=["cached", "fua"])
+def test_write_zeroes(target, nsid, fua):
+    # FUA Write Zeroes takes an extra durability step on the file backend.
     c = target.controller()
     data = n.pattern(64 * 512, 11)
     c.write(nsid, 2000, data).check()
-    c.write_zeroes(nsid, 2008, 16).check()
+    c.write_zeroes(nsid, 2008, 16, fua=fua).check()
     got = c.read(nsid, 2000, 64).check().data
     assert got[:8 * 512] == data[:8 * 512]
     assert got[8 * 512:24 * 512] == bytes(16 * 512)
     assert got[24 * 512:] == data[24 * 512:]
     # a 1 MiB range, no data transfer
     c.write(nsid, 4096, n.pattern(4096, 12)).check()
-    c.write_zeroes(nsid, 4096, 2048).check()
+    c.write_zeroes(nsid, 4096, 2048, fua=fua).check()
     assert c.read(nsid, 4096, 8).check().data == bytes(4096)
 
 
