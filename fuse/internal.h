@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 #include "fuse/nvmg_fuse.h"
 
@@ -68,8 +69,9 @@ struct fuse_cmd {
 	struct nvmg_req req;     /* first: what the core sees */
 	struct fuse_op *op;
 	struct fuse_queue *q;
-	struct fuse_cmd *lnext;  /* inbox or ready list */
-	struct fuse_cmd *wnext, *wprev; /* reactor's started or waiting writes */
+	struct fuse_cmd *lnext;  /* inbox: a lock-free stack, so not a queue.h list */
+	STAILQ_ENTRY(fuse_cmd) rlink;   /* reactor's ready list */
+	TAILQ_ENTRY(fuse_cmd) wlink;    /* reactor's started or waiting writes */
 	enum fuse_cmd_kind kind;
 	enum fuse_cmd_state state;
 	uint8_t stage;

@@ -29,6 +29,8 @@
 #include "daemon/reactor.h"
 #include "fuse/internal.h"
 
+TAILQ_HEAD(fuse_cmd_list, fuse_cmd);
+
 struct fuse_reactor {
 	struct nvmg_fuse *fs;
 	struct nvmg_reactor *r;
@@ -43,10 +45,10 @@ struct fuse_reactor {
 	bool armed;
 	sem_t stopped;
 	/* The reactor's thread only: */
-	struct fuse_cmd *ready_head, *ready_tail;
+	STAILQ_HEAD(, fuse_cmd) ready;
 	struct nvmg_defer run;
-	struct fuse_cmd *writes;              /* write commands started, not finished */
-	struct fuse_cmd *wait_head, *wait_tail; /* waiting for an overlapping one, FIFO */
+	struct fuse_cmd_list writes;          /* write commands started, not finished */
+	struct fuse_cmd_list waits;           /* waiting for an overlapping one, FIFO */
 };
 
 static void run_ready(struct nvmg_defer *d);
@@ -291,12 +293,7 @@ static void awake(struct fuse_reactor *fr)
 /* Reactor thread: run c on this reactor's next pass. */
 static void ready_add(struct fuse_reactor *fr, struct fuse_cmd *c)
 {
-	c->lnext = NULL;
-	if (fr->ready_tail)
-		fr->ready_tail->lnext = c;
-	else
-		fr->ready_head = c;
-	fr->ready_tail = c;
+	STAILQ_INSERT_TAIL(&fr->ready, c, rlink);
 	nvmg_reactor_defer(fr->r, &fr->run);
 }
 
@@ -354,69 +351,42 @@ static bool conflict(const struct fuse_cmd *a, const struct fuse_cmd *b)
 	       b->slba < a->slba + a->nlb;
 }
 
-static bool conflicts_before(const struct fuse_cmd *list, const struct fuse_cmd *stop,
+static bool conflicts_before(const struct fuse_cmd_list *list, const struct fuse_cmd *stop,
 			     const struct fuse_cmd *c)
 {
-	for (const struct fuse_cmd *o = list; o && o != stop; o = o->wnext)
+	const struct fuse_cmd *o;
+
+	TAILQ_FOREACH(o, list, wlink) {
+		if (o == stop)
+			break;
 		if (conflict(o, c))
 			return true;
+	}
 	return false;
 }
 
 static void writes_add(struct fuse_reactor *fr, struct fuse_cmd *c)
 {
-	c->wprev = NULL;
-	c->wnext = fr->writes;
-	if (fr->writes)
-		fr->writes->wprev = c;
-	fr->writes = c;
+	TAILQ_INSERT_HEAD(&fr->writes, c, wlink);
 	c->tracked = true;
 }
 
 static void writes_del(struct fuse_reactor *fr, struct fuse_cmd *c)
 {
-	if (c->wprev)
-		c->wprev->wnext = c->wnext;
-	else
-		fr->writes = c->wnext;
-	if (c->wnext)
-		c->wnext->wprev = c->wprev;
+	TAILQ_REMOVE(&fr->writes, c, wlink);
 	c->tracked = false;
-}
-
-static void wait_add(struct fuse_reactor *fr, struct fuse_cmd *c)
-{
-	c->wnext = NULL;
-	c->wprev = fr->wait_tail;
-	if (fr->wait_tail)
-		fr->wait_tail->wnext = c;
-	else
-		fr->wait_head = c;
-	fr->wait_tail = c;
-}
-
-static void wait_del(struct fuse_reactor *fr, struct fuse_cmd *c)
-{
-	if (c->wprev)
-		c->wprev->wnext = c->wnext;
-	else
-		fr->wait_head = c->wnext;
-	if (c->wnext)
-		c->wnext->wprev = c->wprev;
-	else
-		fr->wait_tail = c->wprev;
 }
 
 /* A write finished: start the waiting ones it no longer blocks, in order. */
 static void wake_waiters(struct fuse_reactor *fr)
 {
-	struct fuse_cmd *c = fr->wait_head, *next;
+	struct fuse_cmd *c, *next;
 
-	for (; c; c = next) {
-		next = c->wnext;
-		if (conflicts_before(fr->writes, NULL, c) || conflicts_before(fr->wait_head, c, c))
+	for (c = TAILQ_FIRST(&fr->waits); c; c = next) {
+		next = TAILQ_NEXT(c, wlink);
+		if (conflicts_before(&fr->writes, NULL, c) || conflicts_before(&fr->waits, c, c))
 			continue;
-		wait_del(fr, c);
+		TAILQ_REMOVE(&fr->waits, c, wlink);
 		writes_add(fr, c);
 		c->state = FCS_RUN;
 		ready_add(fr, c);
@@ -562,9 +532,9 @@ static void cmd_step(struct fuse_reactor *fr, struct fuse_cmd *c)
 {
 	if (c->state == FCS_NEW) {
 		if (is_write(c)) {
-			if (conflicts_before(fr->writes, NULL, c) ||
-			    conflicts_before(fr->wait_head, NULL, c)) {
-				wait_add(fr, c);
+			if (conflicts_before(&fr->writes, NULL, c) ||
+			    conflicts_before(&fr->waits, NULL, c)) {
+				TAILQ_INSERT_TAIL(&fr->waits, c, wlink);
 				return;
 			}
 			writes_add(fr, c);
@@ -608,12 +578,10 @@ static void run_ready(struct nvmg_defer *d)
 
 	for (;;) {
 		inbox_take(fr);
-		while (fr->ready_head) {
-			struct fuse_cmd *c = fr->ready_head;
+		while (!STAILQ_EMPTY(&fr->ready)) {
+			struct fuse_cmd *c = STAILQ_FIRST(&fr->ready);
 
-			fr->ready_head = c->lnext;
-			if (!fr->ready_head)
-				fr->ready_tail = NULL;
+			STAILQ_REMOVE_HEAD(&fr->ready, rlink);
 			cmd_step(fr, c);
 		}
 		atomic_store(&fr->asleep, true);
@@ -726,6 +694,9 @@ int nvmg_fuse_transport_start(struct nvmg_fuse *fs, char *err, size_t errlen)
 	for (unsigned i = 0; i < fs->nr_queues; i++) {
 		fs->reactors[i].efd = -1;
 		atomic_init(&fs->reactors[i].asleep, true);
+		STAILQ_INIT(&fs->reactors[i].ready);
+		TAILQ_INIT(&fs->reactors[i].writes);
+		TAILQ_INIT(&fs->reactors[i].waits);
 		sem_init(&fs->reactors[i].stopped, 0, 0);
 	}
 	for (unsigned i = 0; i < fs->nr_queues; i++) {
