@@ -43,11 +43,12 @@ unit: $(BUILD)/unit/test_admin
 
 # Installs what building and testing need (Debian 12), only when missing.
 DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \
-            libssl-dev libfuse3-dev fuse3 fio python3 python3-pytest
+            libssl-dev libfuse3-dev fuse3 fio python3 python3-pytest tshark \
+            qemu-system-x86
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing packages: $$missing (run as root or install them)"; exit 1; fi; \
 	fi
 
