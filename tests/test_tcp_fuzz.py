@@ -87,7 +87,11 @@ def still_answers(q, rnd):
 def run_cases(target, bystander, seed, case):
     rnd = random.Random(seed)
     for i in range(CASES):
-        q = case(rnd)
+        try:
+            q = case(rnd)
+        except Exception as e:
+            # Name the case: the same seed and index replay it.
+            raise AssertionError("seed %d case %d: %s: %s" % (seed, i, type(e).__name__, e)) from e
         if q is not None:
             q.close()
         if i % CHECK_EVERY == CHECK_EVERY - 1:
