@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "conf/config.h"
 #include "daemon/log.h"
+#include "daemon/notify.h"
 #include "daemon/reactor.h"
 #include "fuse/nvmg_fuse.h"
 #include "net/tcp.h"
@@ -78,6 +80,16 @@ static void stop_reactors(void)
 	target.nr_reactors = 0;
 }
 
+/* systemd's one-line summary (STATUS=), after start-up and each reload. */
+static void notify_status(struct nvmg_tcp *tcp)
+{
+	nvmg_notify("STATUS=serving %zu subsystem%s on %zu port%s, %u connection%s, %u reactor%s",
+		    target.nr_subsys, target.nr_subsys == 1 ? "" : "s", target.nr_ports,
+		    target.nr_ports == 1 ? "" : "s", nvmg_tcp_live_conns(tcp),
+		    nvmg_tcp_live_conns(tcp) == 1 ? "" : "s", target.nr_reactors,
+		    target.nr_reactors == 1 ? "" : "s");
+}
+
 static void reload(const char *file)
 {
 	struct nvmg_conf *conf;
@@ -115,6 +127,7 @@ int main(int argc, char **argv)
 	struct nvmg_tcp *tcp = NULL;
 	struct nvmg_tcp_opts topts;
 	struct nvmg_conf *conf;
+	struct nvmg_watchdog wd = { 0 };
 	char err[512] = "";
 	sigset_t sigs;
 	int opt, ret, status = 0;
@@ -206,16 +219,31 @@ int main(int argc, char **argv)
 		 target.nr_ports == 1 ? "" : "s", target.nr_reactors, target.nr_reactors == 1 ? "" : "s");
 	nvmg_conf_free(conf);
 	conf = NULL;
+	ret = nvmg_watchdog_init(&wd, target.reactors, target.nr_reactors);
+	if (ret)
+		log_err("watchdog: %s; running without it", strerror(-ret));
+	/* Every listener and the FUSE mount are up: systemd may start units
+	 * ordered after us. */
+	nvmg_notify("READY=1\nMAINPID=%ld", (long)getpid());
+	notify_status(tcp);
+	nvmg_watchdog_tick(&wd);
 
 	for (;;) {
-		int sig = sigwaitinfo(&sigs, NULL);
+		struct timespec ts = { (time_t)(wd.interval_ms / 1000),
+				       (long)(wd.interval_ms % 1000) * 1000000L };
+		int sig = wd.interval_ms ? sigtimedwait(&sigs, NULL, &ts) : sigwaitinfo(&sigs, NULL);
 
+		nvmg_watchdog_tick(&wd);
 		if (sig == SIGHUP) {
+			nvmg_notify("RELOADING=1\nSTATUS=reloading %s", file);
 			reload(file);
+			nvmg_notify("READY=1");
+			notify_status(tcp);
 			continue;
 		}
 		if (sig == SIGTERM || sig == SIGINT) {
 			log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			nvmg_notify("STOPPING=1\nSTATUS=shutting down");
 			break;
 		}
 	}
@@ -225,6 +253,7 @@ int main(int argc, char **argv)
 out_tcp:
 	nvmg_tcp_shutdown(tcp, DRAIN_TIMEOUT_MS);
 out_reactors:
+	nvmg_watchdog_free(&wd);
 	stop_reactors();
 	nvmg_tcp_destroy(tcp);
 	ret = nvmg_target_flush_all(&target);

@@ -299,3 +299,8 @@ void nvmg_tcp_destroy(struct nvmg_tcp *tcp)
 	free(tcp->reactors);
 	free(tcp);
 }
+
+unsigned nvmg_tcp_live_conns(struct nvmg_tcp *tcp)
+{
+	return tcp ? atomic_load(&tcp->live_conns) : 0;
+}
