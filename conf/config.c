@@ -1725,6 +1725,12 @@ int nvmg_conf_parse_at(const char *json, const char *file, struct nvmg_conf **ou
 int nvmg_conf_load(const char *file, struct nvmg_conf **out, char *err, size_t errlen,
 		   nvmg_conf_warn_fn warn, void *ctx)
 {
+	return nvmg_conf_load_text(file, out, NULL, err, errlen, warn, ctx);
+}
+
+int nvmg_conf_load_text(const char *file, struct nvmg_conf **out, char **text, char *err,
+			size_t errlen, nvmg_conf_warn_fn warn, void *ctx)
+{
 	struct ctx c = { .err = err, .errlen = errlen };
 	size_t len = 0, cap = 0;
 	char *buf = NULL;
@@ -1777,6 +1783,10 @@ int nvmg_conf_load(const char *file, struct nvmg_conf **out, char *err, size_t e
 	ret = parse_buf(buf, len, out, err, errlen, warn, ctx);
 	if (!ret)
 		ret = absolute_paths(&c, file, out);
+	if (!ret && text) {
+		*text = buf;
+		buf = NULL;
+	}
 out:
 	free(buf);
 	close(fd);

@@ -97,6 +97,9 @@ struct nvmg_conf {
 typedef void (*nvmg_conf_warn_fn)(void *ctx, const char *msg);
 int nvmg_conf_load(const char *file, struct nvmg_conf **out, char *err, size_t errlen,
 		   nvmg_conf_warn_fn warn, void *ctx);
+/* nvmg_conf_load that also returns the file's text (free it) on success. */
+int nvmg_conf_load_text(const char *file, struct nvmg_conf **out, char **text, char *err,
+			size_t errlen, nvmg_conf_warn_fn warn, void *ctx);
 int nvmg_conf_parse(const char *json, struct nvmg_conf **out, char *err, size_t errlen,
 		    nvmg_conf_warn_fn warn, void *ctx);
 /* nvmg_conf_parse, with relative paths resolved as if the text were read

@@ -1101,6 +1101,7 @@ void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port
 	c->sq.port = port;
 	c->sq.reactor = tr->r;
 	c->sq.ops = &tcp_ops;
+	c->sq.peer = c->peer;
 	c->recv_ev.fn = recv_done;
 	c->poll_ev.fn = poll_done;
 	c->flush_defer.fn = conn_flush_and_check;

@@ -32,14 +32,19 @@ struct nvmg_subsys *nvmg_target_find_subsys(struct nvmg_target *t, const char *n
 	return NULL;
 }
 
-bool nvmg_subsys_host_allowed(const struct nvmg_subsys *s, const char *hostnqn)
+bool nvmg_subsys_host_allowed(struct nvmg_subsys *s, const char *hostnqn)
 {
-	if (s->discovery || s->allow_any_host)
+	bool ok = false;
+
+	if (s->discovery)
 		return true;
-	for (size_t i = 0; i < s->nr_allowed_hosts; i++)
-		if (!strcmp(s->allowed_hosts[i], hostnqn))
-			return true;
-	return false;
+	/* Under the lock: `nvmegate host allow/deny` swaps the list. */
+	pthread_mutex_lock(&s->lock);
+	ok = s->allow_any_host;
+	for (size_t i = 0; i < s->nr_allowed_hosts && !ok; i++)
+		ok = !strcmp(s->allowed_hosts[i], hostnqn);
+	pthread_mutex_unlock(&s->lock);
+	return ok;
 }
 
 bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s)
@@ -88,6 +93,8 @@ static void ns_free(struct nvmg_ns *ns)
 		}
 		ns->bdev->ops->close(ns->bdev);
 	}
+	for (unsigned i = 0; i < NVMG_STAT_SLOTS; i++)
+		free(atomic_load_explicit(&ns->stats[i], memory_order_acquire));
 	free(ns->path);
 	free(ns);
 }
@@ -459,8 +466,140 @@ out:
 	return ret;
 }
 
+void nvmg_target_discovery_changed(struct nvmg_target *t)
+{
+	struct nvmg_subsys *d = t->discovery;
+
+	atomic_fetch_add(&t->discovery_genctr, 1);
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->nr_ctrls; i++)
+		nvmg_ctrl_raise_aen(d->ctrls[i], NVME_AER_NOTICE, NVME_AER_NOTICE_DISC_CHANGED,
+				    NVME_LOG_LID_DISCOVER);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static bool strv_has(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return true;
+	return false;
+}
+
+/* Host access: swap in the new list, then tear down the controllers of
+ * hosts no longer allowed. Returns whether anything changed. */
+static int subsys_reload_hosts(struct nvmg_subsys *s, const struct nvmg_conf_subsys *c,
+			       bool *changed)
+{
+	char **hosts = calloc(c->nr_allowed_hosts + 1, sizeof(char *)), **old;
+	struct nvmg_ctrl **kill = NULL;
+	size_t nr_old, nr_kill = 0;
+	bool same;
+
+	*changed = false;
+	if (!hosts)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nr_allowed_hosts; i++) {
+		hosts[i] = strdup(c->allowed_hosts[i]);
+		if (!hosts[i]) {
+			for (size_t j = 0; j < i; j++)
+				free(hosts[j]);
+			free(hosts);
+			return -ENOMEM;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	same = s->allow_any_host == c->allow_any_host && s->nr_allowed_hosts == c->nr_allowed_hosts;
+	for (size_t i = 0; same && i < c->nr_allowed_hosts; i++)
+		same = strv_has(s->allowed_hosts, s->nr_allowed_hosts, c->allowed_hosts[i]);
+	if (same) {
+		pthread_mutex_unlock(&s->lock);
+		for (size_t i = 0; i < c->nr_allowed_hosts; i++)
+			free(hosts[i]);
+		free(hosts);
+		return 0;
+	}
+	old = s->allowed_hosts;
+	nr_old = s->nr_allowed_hosts;
+	s->allowed_hosts = hosts;
+	s->nr_allowed_hosts = c->nr_allowed_hosts;
+	s->allow_any_host = c->allow_any_host;
+	if (!s->allow_any_host && s->nr_ctrls)
+		kill = calloc(s->nr_ctrls, sizeof(*kill));
+	for (size_t i = 0; kill && i < s->nr_ctrls; i++) {
+		struct nvmg_ctrl *ctrl = s->ctrls[i];
+
+		/* Local (FUSE) controllers are the target's own. */
+		if (ctrl->admin_reactor &&
+		    !strv_has(s->allowed_hosts, s->nr_allowed_hosts, ctrl->hostnqn)) {
+			nvmg_ctrl_get(ctrl);
+			kill[nr_kill++] = ctrl;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	*changed = true;
+	log_info("subsystem %s: %s", s->nqn,
+		 s->allow_any_host ? "any host may connect" : "allowed hosts changed");
+	for (size_t i = 0; i < nr_old; i++)
+		free(old[i]);
+	free(old);
+	/* Outside s->lock: killing takes the controller out of s. */
+	for (size_t i = 0; i < nr_kill; i++) {
+		nvmg_ctrl_kill(kill[i], false, "host no longer allowed");
+		nvmg_ctrl_put(kill[i]);
+	}
+	free(kill);
+	return 0;
+}
+
+int nvmg_target_resize_ns(struct nvmg_target *t, const char *nqn, uint32_t nsid, uint64_t bytes,
+			  uint64_t *blocks, char *err, size_t errlen)
+{
+	struct nvmg_subsys *s = nvmg_target_find_subsys(t, nqn);
+	struct nvmg_ns *ns;
+	uint64_t nsze;
+	int ret;
+
+	if (!s || s->discovery) {
+		snprintf(err, errlen, "no subsystem %s", nqn);
+		return -ENOENT;
+	}
+	ns = nvmg_subsys_get_ns(s, nsid);
+	if (!ns) {
+		snprintf(err, errlen, "subsystem %s has no namespace %u", nqn, nsid);
+		return -ENOENT;
+	}
+	ret = -EINVAL;
+	if (!ns->bdev->ops->resize) {
+		snprintf(err, errlen, "namespace %u (%s) cannot be resized: its backend keeps no "
+			 "data across a size change; remove it and add a new one", nsid, ns->path);
+		ret = -EOPNOTSUPP;
+	} else if (bytes % (1u << ns->lba_shift)) {
+		snprintf(err, errlen, "%llu is not a multiple of the namespace's %u-byte blocks",
+			 (unsigned long long)bytes, 1u << ns->lba_shift);
+	} else if ((ret = ns->bdev->ops->resize(ns->bdev, bytes))) {
+		snprintf(err, errlen, "namespace %u (%s): resize: %s", nsid, ns->path, strerror(-ret));
+	} else if (!(nsze = nvmg_bdev_size(ns->bdev) >> ns->lba_shift)) {
+		snprintf(err, errlen, "namespace %u (%s): now smaller than one block", nsid, ns->path);
+		ret = -EINVAL;
+	} else {
+		__atomic_store_n(&ns->nsze, nsze, __ATOMIC_RELAXED);
+		*blocks = nsze;
+		log_info("subsystem %s: namespace %u resized to %llu blocks", s->nqn, nsid,
+			 (unsigned long long)nsze);
+		pthread_mutex_lock(&s->lock);
+		notify_ns_change(s, nsid);
+		pthread_mutex_unlock(&s->lock);
+		if (t->ns_changed)
+			t->ns_changed(t->ns_changed_ctx, s, nsid);
+	}
+	nvmg_ns_put(ns);
+	return ret;
+}
+
 int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char *err, size_t errlen)
 {
+	bool disc_changed = false;
 	int ret;
 
 	/* Subsystems and ports are fixed for the daemon's life for now; say
@@ -470,12 +609,20 @@ int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char
 	for (size_t i = 0; i < conf->nr_subsys; i++) {
 		struct nvmg_subsys *s = nvmg_target_find_subsys(t, conf->subsys[i].nqn);
 
+		bool changed;
+
 		if (!s || s->discovery)
 			continue;
 		ret = subsys_reload(t, s, &conf->subsys[i], err, errlen);
+		if (!ret && (ret = subsys_reload_hosts(s, &conf->subsys[i], &changed)))
+			snprintf(err, errlen, "out of memory");
 		if (ret)
 			return ret;
+		disc_changed |= changed;
 	}
+	/* Which subsystems a host finds depends on its access. */
+	if (disc_changed)
+		nvmg_target_discovery_changed(t);
 	return 0;
 }
 
