@@ -65,6 +65,7 @@ run: deps all
 	@echo "from a Linux host:"
 	@echo "  nvme discover -t tcp -a 127.0.0.1 -s 4420"
 	@echo "  nvme connect -t tcp -a 127.0.0.1 -s 4420 -n nqn.2026-11.io.nvmegate:demo"
+	@echo "control it: $(BUILD)/nvmegate -s $(RUN_DIR)/control.sock status|list|stats"
 	@# The FUSE mount (run/fuse) needs /dev/fuse and root; without them the
 	@# demo runs NVMe/TCP only rather than failing to start.
 	@if [ -w /dev/fuse ]; then \

@@ -286,6 +286,67 @@ static struct json_object *edit_host_deny(struct json_object *root, struct json_
 	return edit_host(root, req, done, donelen, false);
 }
 
+static struct json_object *edit_port_add(struct json_object *root, struct json_object *req,
+					  char *done, size_t donelen)
+{
+	struct json_object *fail = NULL, *ports = arr_get(root, "ports"), *p, *addr, *subs, *v;
+	const char *traddr;
+	uint64_t portid, svc;
+	char svcs[8];
+
+	if (ctl_u64(req, "portid", true, 65535, &portid, &fail) ||
+	    ctl_str(req, "traddr", true, &traddr, &fail) ||
+	    ctl_u64(req, "trsvcid", true, 65535, &svc, &fail))
+		return fail;
+	v = json_object_new_int64((int64_t)portid);
+	if (find_in(ports, "portid", v) >= 0) {
+		json_object_put(v);
+		return ctl_fail(true, "port %llu already exists", (unsigned long long)portid);
+	}
+	if (json_object_object_get_ex(req, "subsystems", &subs)) {
+		if (!json_object_is_type(subs, json_type_array)) {
+			json_object_put(v);
+			return ctl_fail(true, "argument \"subsystems\" must be an array of NQNs");
+		}
+		subs = json_object_get(subs);
+	} else {
+		subs = json_object_new_array();
+	}
+	snprintf(svcs, sizeof(svcs), "%llu", (unsigned long long)svc);
+	addr = json_object_new_object();
+	json_object_object_add(addr, "trtype", json_object_new_string("tcp"));
+	json_object_object_add(addr, "adrfam", json_object_new_string(strchr(traddr, ':') ? "ipv6" : "ipv4"));
+	json_object_object_add(addr, "traddr", json_object_new_string(traddr));
+	json_object_object_add(addr, "trsvcid", json_object_new_string(svcs));
+	p = json_object_new_object();
+	json_object_object_add(p, "portid", v);
+	json_object_object_add(p, "addr", addr);
+	json_object_object_add(p, "referrals", json_object_new_array());
+	json_object_object_add(p, "subsystems", subs);
+	json_object_array_add(ports, p);
+	snprintf(done, donelen, "add port %llu (%s:%s)", (unsigned long long)portid, traddr, svcs);
+	return NULL;
+}
+
+static struct json_object *edit_port_remove(struct json_object *root, struct json_object *req,
+					     char *done, size_t donelen)
+{
+	struct json_object *fail = NULL, *ports = arr_get(root, "ports"), *v;
+	uint64_t portid;
+	long i;
+
+	if (ctl_u64(req, "portid", true, 65535, &portid, &fail))
+		return fail;
+	v = json_object_new_int64((int64_t)portid);
+	i = find_in(ports, "portid", v);
+	json_object_put(v);
+	if (i < 0)
+		return ctl_fail(true, "no port %llu", (unsigned long long)portid);
+	json_object_array_del_idx(ports, (size_t)i, 1);
+	snprintf(done, donelen, "remove port %llu", (unsigned long long)portid);
+	return NULL;
+}
+
 /* ---- commands that act directly ---- */
 
 static struct json_object *cmd_ns_resize(struct nvmg_daemon *d, struct json_object *req)
@@ -441,6 +502,8 @@ static const struct {
 	{ "ns-resize", cmd_ns_resize, NULL },
 	{ "host-allow", NULL, edit_host_allow },
 	{ "host-deny", NULL, edit_host_deny },
+	{ "port-add", NULL, edit_port_add },
+	{ "port-remove", NULL, edit_port_remove },
 	{ "save", cmd_save, NULL },
 	{ "reload", cmd_reload, NULL },
 };

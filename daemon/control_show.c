@@ -30,6 +30,7 @@ struct json_object *ctl_cmd_status(struct nvmg_daemon *d, struct json_object *re
 	size_t ctrls = 0, nss = 0;
 
 	(void)req;
+	pthread_rwlock_rdlock(&t->model_lock);
 	for (size_t i = 0; i < t->nr_subsys; i++) {
 		pthread_mutex_lock(&t->subsys[i]->lock);
 		ctrls += t->subsys[i]->nr_ctrls;
@@ -42,8 +43,9 @@ struct json_object *ctl_cmd_status(struct nvmg_daemon *d, struct json_object *re
 	json_object_object_add(r, "config", jstr(d->conf_file));
 	json_object_object_add(r, "reactors", json_object_new_int((int)t->nr_reactors));
 	json_object_object_add(r, "subsystems", ju64(t->nr_subsys));
-	json_object_object_add(r, "namespaces", ju64(nss));
 	json_object_object_add(r, "ports", ju64(t->nr_ports));
+	pthread_rwlock_unlock(&t->model_lock);
+	json_object_object_add(r, "namespaces", ju64(nss));
 	json_object_object_add(r, "controllers", ju64(ctrls));
 	json_object_object_add(r, "connections", ju64(nvmg_tcp_live_conns(d->tcp)));
 	pthread_mutex_lock(&d->lock);
@@ -214,6 +216,8 @@ struct json_object *ctl_cmd_list(struct nvmg_daemon *d, struct json_object *req)
 			   *ports = json_object_new_array(), *ctrls = json_object_new_array();
 
 	(void)req;
+	/* The lists of subsystems and ports change only under model_lock. */
+	pthread_rwlock_rdlock(&t->model_lock);
 	for (size_t i = 0; i < t->nr_subsys; i++) {
 		struct nvmg_subsys *s = t->subsys[i];
 		struct json_object *o = json_object_new_object(), *nsa = json_object_new_array();
@@ -246,6 +250,7 @@ struct json_object *ctl_cmd_list(struct nvmg_daemon *d, struct json_object *req)
 		json_object_object_add(o, "subsystems", strv(p->subsys_nqns, p->nr_subsys));
 		json_object_array_add(ports, o);
 	}
+	pthread_rwlock_unlock(&t->model_lock);
 	json_object_object_add(r, "subsystems", subs);
 	json_object_object_add(r, "ports", ports);
 	json_object_object_add(r, "controllers", ctrls);
@@ -266,6 +271,7 @@ struct json_object *ctl_cmd_stats(struct nvmg_daemon *d, struct json_object *req
 		json_object_put(ctrls);
 		return ctl_fail(false, "out of memory");
 	}
+	pthread_rwlock_rdlock(&t->model_lock);
 	for (size_t i = 0; i < t->nr_subsys; i++) {
 		struct nvmg_subsys *s = t->subsys[i];
 		size_t n;
@@ -290,6 +296,7 @@ struct json_object *ctl_cmd_stats(struct nvmg_daemon *d, struct json_object *req
 		put_nss(nss, n);
 		append_all(ctrls, ctrls_json(s, true));
 	}
+	pthread_rwlock_unlock(&t->model_lock);
 	free(sum);
 	json_object_object_add(r, "namespaces", nsa);
 	json_object_object_add(r, "controllers", ctrls);

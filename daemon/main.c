@@ -83,11 +83,13 @@ static void stop_reactors(void)
 /* systemd's one-line summary (STATUS=), after start-up and each reload. */
 static void notify_status(void)
 {
+	pthread_rwlock_rdlock(&dmn.target.model_lock);
 	nvmg_notify("STATUS=serving %zu subsystem%s on %zu port%s, %u connection%s, %u reactor%s",
 		    dmn.target.nr_subsys, dmn.target.nr_subsys == 1 ? "" : "s", dmn.target.nr_ports,
 		    dmn.target.nr_ports == 1 ? "" : "s", nvmg_tcp_live_conns(dmn.tcp),
 		    nvmg_tcp_live_conns(dmn.tcp) == 1 ? "" : "s", dmn.target.nr_reactors,
 		    dmn.target.nr_reactors == 1 ? "" : "s");
+	pthread_rwlock_unlock(&dmn.target.model_lock);
 }
 
 static void reload(const char *file)

@@ -1137,6 +1137,15 @@ void nvmg_tcp_reactor_drain(struct tcp_reactor *tr)
 	}
 }
 
+void nvmg_tcp_reactor_close_port(struct tcp_reactor *tr, struct nvmg_port *port)
+{
+	for (struct tcp_conn *c = tr->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->sq.port == port)
+			conn_close(c, "port removed");
+	}
+}
+
 void nvmg_tcp_reactor_close_all(struct tcp_reactor *tr)
 {
 	tr->draining = true;

@@ -134,14 +134,29 @@ struct nvmg_req {
 	uint64_t start_ns;        /* nvmg_req_init time, for latency statistics */
 };
 
-/* The whole model: immutable lists of subsystems and ports (reloads change
- * namespaces inside subsystems, under their locks). */
+/* The whole model. Reloads change namespaces and host lists inside
+ * subsystems under their locks, and the lists of subsystems and ports (and
+ * what each port exports) under model_lock. A removed subsystem or port is
+ * retired, not freed, until the target is destroyed: controllers and
+ * connections may still point at it while they are torn down. */
 struct nvmg_target {
 	struct nvmg_subsys *discovery;
+	pthread_rwlock_t model_lock; /* subsys, ports, each port's subsys_nqns */
 	struct nvmg_subsys **subsys;
 	size_t nr_subsys;
 	struct nvmg_port **ports;
 	size_t nr_ports;
+	struct nvmg_subsys **retired_subsys;
+	size_t nr_retired_subsys;
+	struct nvmg_port **retired_ports;
+	size_t nr_retired_ports;
+	/* The transport's listeners follow the port list (net/tcp_listen.c sets
+	 * these): called by reloads on the reloading thread, no lock held.
+	 * port_add returns 0 or -errno with err filled; port_remove closes the
+	 * listener and every connection that came through it. */
+	int (*port_add)(void *ctx, struct nvmg_port *p, char *err, size_t errlen);
+	void (*port_remove)(void *ctx, struct nvmg_port *p);
+	void *port_ctx;
 	struct nvmg_reactor **reactors;
 	unsigned nr_reactors;
 	unsigned max_queues_per_host;
@@ -264,12 +279,16 @@ void nvmg_ctrl_clear_aen_mask(struct nvmg_ctrl *c, uint8_t type);
 void nvmg_ctrl_abort_aers(struct nvmg_ctrl *c, uint16_t status);
 
 /* ---- subsys.c ---- */
+/* Any thread; the result stays valid for the target's life (removed
+ * subsystems are retired, not freed). */
 struct nvmg_subsys *nvmg_target_find_subsys(struct nvmg_target *t, const char *nqn);
 bool nvmg_subsys_host_allowed(struct nvmg_subsys *s, const char *hostnqn);
 /* The discovery log changed: bump its generation counter and raise the
  * discovery-change event on every discovery controller. */
 void nvmg_target_discovery_changed(struct nvmg_target *t);
-bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s);
+bool nvmg_port_exports(struct nvmg_target *t, const struct nvmg_port *p, const struct nvmg_subsys *s);
+/* The same with t->model_lock already held (read or write). */
+bool nvmg_port_exports_locked(const struct nvmg_port *p, const struct nvmg_subsys *s);
 /* Look up an active namespace and take a reference; NULL if none. */
 struct nvmg_ns *nvmg_subsys_get_ns(struct nvmg_subsys *s, uint32_t nsid);
 void nvmg_ns_put(struct nvmg_ns *ns);

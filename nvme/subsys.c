@@ -24,12 +24,16 @@ static void copy_padded(char *dst, size_t len, const char *src)
 
 struct nvmg_subsys *nvmg_target_find_subsys(struct nvmg_target *t, const char *nqn)
 {
+	struct nvmg_subsys *s = NULL;
+
 	if (!strcmp(nqn, NVMG_DISC_NQN))
 		return t->discovery;
-	for (size_t i = 0; i < t->nr_subsys; i++)
+	pthread_rwlock_rdlock(&t->model_lock);
+	for (size_t i = 0; i < t->nr_subsys && !s; i++)
 		if (!strcmp(t->subsys[i]->nqn, nqn))
-			return t->subsys[i];
-	return NULL;
+			s = t->subsys[i];
+	pthread_rwlock_unlock(&t->model_lock);
+	return s;
 }
 
 bool nvmg_subsys_host_allowed(struct nvmg_subsys *s, const char *hostnqn)
@@ -47,7 +51,7 @@ bool nvmg_subsys_host_allowed(struct nvmg_subsys *s, const char *hostnqn)
 	return ok;
 }
 
-bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s)
+bool nvmg_port_exports_locked(const struct nvmg_port *p, const struct nvmg_subsys *s)
 {
 	if (s->discovery)
 		return true;
@@ -55,6 +59,16 @@ bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s)
 		if (!strcmp(p->subsys_nqns[i], s->nqn))
 			return true;
 	return false;
+}
+
+bool nvmg_port_exports(struct nvmg_target *t, const struct nvmg_port *p, const struct nvmg_subsys *s)
+{
+	bool ret;
+
+	pthread_rwlock_rdlock(&t->model_lock);
+	ret = nvmg_port_exports_locked(p, s);
+	pthread_rwlock_unlock(&t->model_lock);
+	return ret;
 }
 
 struct nvmg_ns *nvmg_subsys_get_ns(struct nvmg_subsys *s, uint32_t nsid)
@@ -184,7 +198,7 @@ static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, st
 	return 0;
 }
 
-static void subsys_free(struct nvmg_subsys *s)
+void nvmg_subsys_free(struct nvmg_subsys *s)
 {
 	if (!s)
 		return;
@@ -221,7 +235,7 @@ static int cmp_ns(const void *a, const void *b)
 	return x->nsid < y->nsid ? -1 : x->nsid > y->nsid;
 }
 
-static int subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys *c, char *err,
+int nvmg_subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys *c, char *err,
 			size_t errlen)
 {
 	struct nvmg_subsys *s = subsys_alloc(c->nqn);
@@ -257,7 +271,7 @@ static int subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys 
 			continue;
 		ret = ns_open(s, &c->ns[i], &s->ns[s->nr_ns], err, errlen);
 		if (ret) {
-			subsys_free(s);
+			nvmg_subsys_free(s);
 			return ret;
 		}
 		s->nr_ns++;
@@ -266,12 +280,12 @@ static int subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys 
 	*out = s;
 	return 0;
 nomem:
-	subsys_free(s);
+	nvmg_subsys_free(s);
 	snprintf(err, errlen, "out of memory");
 	return -ENOMEM;
 }
 
-static void port_free(struct nvmg_port *p)
+void nvmg_port_free(struct nvmg_port *p)
 {
 	if (!p)
 		return;
@@ -281,7 +295,7 @@ static void port_free(struct nvmg_port *p)
 	free(p);
 }
 
-static int port_build(struct nvmg_port **out, const struct nvmg_conf_port *c)
+int nvmg_port_build(struct nvmg_port **out, const struct nvmg_conf_port *c)
 {
 	struct nvmg_port *p = calloc(1, sizeof(*p));
 
@@ -312,6 +326,7 @@ int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char 
 	int ret;
 
 	pthread_mutex_init(&t->hosts_lock, NULL);
+	pthread_rwlock_init(&t->model_lock, NULL);
 	t->max_queues_per_host = conf->max_queues_per_host;
 	t->discovery = subsys_alloc(NVMG_DISC_NQN);
 	t->subsys = calloc(conf->nr_subsys + 1, sizeof(*t->subsys));
@@ -325,13 +340,13 @@ int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char 
 	copy_padded(t->discovery->model, sizeof(t->discovery->model), "nvmegate discovery");
 	nvmg_derive_serial(t->discovery->nqn, t->discovery->serial);
 	for (size_t i = 0; i < conf->nr_subsys; i++) {
-		ret = subsys_build(&t->subsys[i], &conf->subsys[i], err, errlen);
+		ret = nvmg_subsys_build(&t->subsys[i], &conf->subsys[i], err, errlen);
 		if (ret)
 			return ret;
 		t->nr_subsys++;
 	}
 	for (size_t i = 0; i < conf->nr_ports; i++) {
-		ret = port_build(&t->ports[i], &conf->ports[i]);
+		ret = nvmg_port_build(&t->ports[i], &conf->ports[i]);
 		if (ret) {
 			snprintf(err, errlen, "out of memory");
 			return ret;
@@ -599,13 +614,14 @@ int nvmg_target_resize_ns(struct nvmg_target *t, const char *nqn, uint32_t nsid,
 
 int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char *err, size_t errlen)
 {
-	bool disc_changed = false;
+	bool disc_changed = false, changed_topology = false;
 	int ret;
 
-	/* Subsystems and ports are fixed for the daemon's life for now; say
-	 * so instead of silently ignoring a change. */
-	if (conf->nr_subsys != t->nr_subsys || conf->nr_ports != t->nr_ports)
-		log_warn("reload: subsystem or port changes need a restart; applying namespace changes only");
+	pthread_mutex_lock(&t->hosts_lock);
+	t->max_queues_per_host = conf->max_queues_per_host;
+	pthread_mutex_unlock(&t->hosts_lock);
+	/* Namespaces of the subsystems that stay first, then the topology:
+	 * new subsystems come with their namespaces already open. */
 	for (size_t i = 0; i < conf->nr_subsys; i++) {
 		struct nvmg_subsys *s = nvmg_target_find_subsys(t, conf->subsys[i].nqn);
 
@@ -620,8 +636,11 @@ int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char
 			return ret;
 		disc_changed |= changed;
 	}
-	/* Which subsystems a host finds depends on its access. */
-	if (disc_changed)
+	ret = nvmg_target_reconfig(t, conf, &changed_topology, err, errlen);
+	if (ret)
+		return ret;
+	/* Which subsystems a host finds depends on its access and the ports. */
+	if (disc_changed || changed_topology)
 		nvmg_target_discovery_changed(t);
 	return 0;
 }
@@ -649,14 +668,21 @@ int nvmg_target_flush_all(struct nvmg_target *t)
 void nvmg_target_destroy(struct nvmg_target *t)
 {
 	for (size_t i = 0; i < t->nr_subsys; i++)
-		subsys_free(t->subsys[i]);
+		nvmg_subsys_free(t->subsys[i]);
 	free(t->subsys);
-	subsys_free(t->discovery);
+	nvmg_subsys_free(t->discovery);
 	for (size_t i = 0; i < t->nr_ports; i++)
-		port_free(t->ports[i]);
+		nvmg_port_free(t->ports[i]);
 	free(t->ports);
+	for (size_t i = 0; i < t->nr_retired_subsys; i++)
+		nvmg_subsys_free(t->retired_subsys[i]);
+	free(t->retired_subsys);
+	for (size_t i = 0; i < t->nr_retired_ports; i++)
+		nvmg_port_free(t->retired_ports[i]);
+	free(t->retired_ports);
 	free(t->host_counts);
 	pthread_mutex_destroy(&t->hosts_lock);
+	pthread_rwlock_destroy(&t->model_lock);
 	memset(t, 0, sizeof(*t));
 }
 

@@ -31,6 +31,8 @@ static void usage(FILE *f)
 		"  ns resize NQN NSID [SIZE]      SIZE in bytes (K/M/G/T suffix); none: re-read\n"
 		"  host allow NQN HOSTNQN\n"
 		"  host deny NQN HOSTNQN\n"
+		"  port add PORTID ADDR SERVICE [NQN...]  listen (ADDR numeric; NQNs it exports)\n"
+		"  port remove PORTID             close the port and its connections\n"
 		"  save [FILE]                    write the running config (default: the daemon's file)\n"
 		"  reload                         re-read the daemon's config file (like SIGHUP)\n"
 		"  -s, --socket PATH   control socket (default $NVMEGATE_SOCKET or " DEFAULT_SOCKET ")\n"
@@ -262,7 +264,34 @@ static int build(int argc, char **argv, struct json_object *req, bool *prometheu
 		add_str(req, "host", argv[3]);
 		return 0;
 	}
-	if (!strcmp(cmd, "ns") || !strcmp(cmd, "host"))
+	if (!strcmp(cmd, "port") && sub && !strcmp(sub, "add")) {
+		struct json_object *subs;
+
+		if (argc < 5)
+			return bad("%s", "usage: nvmegate port add PORTID ADDR SERVICE [NQN...]");
+		add_str(req, "cmd", "port-add");
+		if (!parse_u64(argv[2], 65535, &v))
+			return bad("PORTID must be a number from 0 to 65535, not '%s'", argv[2]);
+		add_int(req, "portid", v);
+		add_str(req, "traddr", argv[3]);
+		if (!parse_u64(argv[4], 65535, &v) || !v)
+			return bad("SERVICE must be a TCP port number from 1 to 65535, not '%s'", argv[4]);
+		add_int(req, "trsvcid", v);
+		subs = json_object_new_array();
+		for (int i = 5; i < argc; i++)
+			json_object_array_add(subs, json_object_new_string(argv[i]));
+		json_object_object_add(req, "subsystems", subs);
+		return 0;
+	}
+	if (!strcmp(cmd, "port") && sub && !strcmp(sub, "remove")) {
+		NEED(3, "port remove PORTID");
+		add_str(req, "cmd", "port-remove");
+		if (!parse_u64(argv[2], 65535, &v))
+			return bad("PORTID must be a number from 0 to 65535, not '%s'", argv[2]);
+		add_int(req, "portid", v);
+		return 0;
+	}
+	if (!strcmp(cmd, "ns") || !strcmp(cmd, "host") || !strcmp(cmd, "port"))
 		return bad("'%s' needs a subcommand (see --help)", cmd);
 	return bad("unknown command '%s'", cmd);
 #undef NEED
