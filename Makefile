@@ -43,8 +43,13 @@ $(BUILD)/unit/test_admin: $(UNIT_ADMIN_SRC) $(HDRS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(UNIT_ADMIN_SRC) $(LDLIBS)
 
-unit: $(BUILD)/unit/test_admin
+$(BUILD)/unit/test_stats: tests/unit/test_stats.c nvme/stats.c $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ tests/unit/test_stats.c nvme/stats.c
+
+unit: $(BUILD)/unit/test_admin $(BUILD)/unit/test_stats
 	$(BUILD)/unit/test_admin
+	$(BUILD)/unit/test_stats
 
 # Installs what building and testing need (Debian 12), only when missing.
 DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \

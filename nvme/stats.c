@@ -72,6 +72,9 @@ uint64_t nvmg_lat_percentile(const struct nvmg_lat_hist *h, double p)
 		if (seen >= want) {
 			uint64_t up = bucket_upper(i);
 
+			/* The last bucket also holds everything longer. */
+			if (i == NVMG_LAT_BUCKETS - 1)
+				return h->max_ns;
 			return up < h->max_ns ? up : h->max_ns;
 		}
 	}
