@@ -36,3 +36,19 @@ def add_control(sock):
     def extra(t):
         t.config["nvmegate"]["control"] = {"socket": str(sock)}
     return extra
+
+
+def port_like(cfg, portid, port, subsystems):
+    """A copy of cfg's first port with another id, TCP port and exports."""
+    import copy
+    p = copy.deepcopy(cfg["ports"][0])
+    p["portid"] = portid
+    p["addr"]["trsvcid"] = str(port)
+    p["subsystems"] = list(subsystems)
+    return p
+
+
+def subsys_with(nqn, namespaces):
+    """An open subsystem with namespaces [(nsid, path)]."""
+    return {"nqn": nqn, "attr": {"allow_any_host": "1"}, "allowed_hosts": [],
+            "namespaces": [{"nsid": i, "enable": 1, "device": {"path": p}} for i, p in namespaces]}

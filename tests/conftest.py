@@ -296,7 +296,7 @@ class Target:
     disc_port discovery only (no subsystems)
     """
 
-    def __init__(self, start, tmp_path, inline_data_size=16384, extra=None):
+    def __init__(self, start, tmp_path, inline_data_size=16384, extra=None, **start_kw):
         self.addr = ADDR
         self.port, self.disc_port = free_ports(2)
         tag = uuid.uuid4().hex[:8]
@@ -323,7 +323,7 @@ class Target:
         if extra:
             extra(self)
         self.ctrls = []
-        self.daemon = start(self.config)
+        self.daemon = start(self.config, **start_kw)   # e.g. env=, wait=
 
     def controller(self, nqn=None, nr_io=1, port=None, connect=True, **kw):
         """A connected (admin + nr_io I/O queues, enabled) Controller."""

@@ -15,21 +15,19 @@ import pytest
 
 import nvmetcp as n
 from cli import Cli, add_control, cli_binary
-from conftest import Target
 
 TEST_DEADLINE = 120
 AEN_NS_ATTR_CHANGED = 0x00040002
 
 
 @pytest.fixture
-def ct(nvmegated, tmp_path):
-    """A Target (see conftest) with a control socket, and a Cli for it."""
+def ct(make_target, tmp_path):
+    """A target (see conftest) with a control socket, and a Cli for it."""
     sock = tmp_path / "control.sock"
-    t = Target(nvmegated, tmp_path, extra=add_control(sock))
+    t = make_target(extra=add_control(sock))
     t.cli = Cli(sock)
     t.sock = sock
-    yield t
-    t.close_all()
+    return t
 
 
 def ns_of(listing, nqn):
@@ -291,23 +289,23 @@ def test_socket_mode_0600_by_default(ct):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to another group needs root")
-def test_socket_group(nvmegated, tmp_path):
+def test_socket_group(make_target, tmp_path):
     group = grp.getgrgid(1).gr_name if 1 != os.getegid() else grp.getgrgid(2).gr_name
     sock = tmp_path / "g.sock"
 
     def extra(t):
         t.config["nvmegate"]["control"] = {"socket": str(sock), "group": group}
-    Target(nvmegated, tmp_path, extra=extra)
+    make_target(extra=extra)
     st = os.stat(sock)
     assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == grp.getgrnam(group).gr_gid
 
 
-def test_unknown_group_refuses_to_start(nvmegated, tmp_path):
+def test_unknown_group_refuses_to_start(make_target, tmp_path):
     sock = tmp_path / "g.sock"
 
     def extra(t):
         t.config["nvmegate"]["control"] = {"socket": str(sock), "group": "no-such-group-xyz"}
-    d = Target(lambda cfg: nvmegated(cfg, wait=False), tmp_path, extra=extra).daemon
+    d = make_target(extra=extra, wait=False).daemon
     assert d.proc.wait(10) == 1
     d.proc = None
     assert 'no group named "no-such-group-xyz"' in d.log()

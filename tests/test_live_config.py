@@ -13,8 +13,7 @@ import time
 import pytest
 
 import nvmetcp as n
-from cli import Cli, add_control
-from conftest import Target, port_entry, subsys_entry, ns_entry, NQN_PREFIX
+from cli import Cli, add_control, port_like, subsys_with
 
 TEST_DEADLINE = 120
 AEN_DISC_CHANGED = 0x0070F002      # notice, discovery log changed (F0h), log page 70h
@@ -22,12 +21,11 @@ AEN_CFG_DISC = 1 << 31
 
 
 @pytest.fixture
-def lt(nvmegated, tmp_path):
+def lt(make_target, tmp_path):
     sock = tmp_path / "control.sock"
-    t = Target(nvmegated, tmp_path, extra=add_control(sock))
+    t = make_target(extra=add_control(sock))
     t.cli = Cli(sock)
-    yield t
-    t.close_all()
+    return t
 
 
 def discovery_ctrl(t, hostnqn=None, port=None):
@@ -148,7 +146,7 @@ def test_sighup_moves_a_port_and_changes_exports(lt):
     cfg = lt.config_copy()
     # port 1 stops exporting the restricted subsystem; port 2 moves
     cfg["ports"][0]["subsystems"] = [lt.nqn]
-    cfg["ports"][1] = port_entry(2, newp, [lt.nqn_restricted])
+    cfg["ports"][1] = port_like(cfg, 2, newp, [lt.nqn_restricted])
     out = sighup(lt, cfg)
     assert "reload: done" in out, out
     wait_closed(c.admin)                        # no longer exported where it came from
@@ -173,7 +171,7 @@ def test_discovery_aen_on_export_change(lt):
     aer = d.submit_aer()
     cfg = lt.config_copy()
     cfg["ports"][0]["subsystems"] = [lt.nqn_restricted]
-    cfg["ports"].append(port_entry(5, int(lt.cli.json("list")["ports"][2]["trsvcid"]), []))
+    cfg["ports"].append(port_like(cfg, 5, int(lt.cli.json("list")["ports"][2]["trsvcid"]), []))
     sighup(lt, cfg)
     assert d.admin.wait(aer, timeout=5).result == AEN_DISC_CHANGED
     assert nvm_subnqns(d) == []                 # the open subsystem left this port
@@ -182,9 +180,9 @@ def test_discovery_aen_on_export_change(lt):
 # ------------------------------------------------------------- subsystems
 
 def test_sighup_adds_and_removes_subsystems(lt, tmp_path):
-    nqn2 = NQN_PREFIX + "added-" + str(time.monotonic_ns())
+    nqn2 = lt.nqn + "-added"
     cfg = lt.config_copy()
-    cfg["subsystems"].append(subsys_entry(nqn2, [ns_entry(1, "mem:4M"), ns_entry(3, "mem:8M")]))
+    cfg["subsystems"].append(subsys_with(nqn2, [(1, "mem:4M"), (3, "mem:8M")]))
     cfg["ports"][0]["subsystems"].append(nqn2)
     d = discovery_ctrl(lt, port=lt.port)
     aer = d.submit_aer()
@@ -217,10 +215,10 @@ def test_sighup_unappliable_file_keeps_everything(lt):
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     cfg = lt.config_copy()
-    cfg["ports"].append(port_entry(3, busy.getsockname()[1], [lt.nqn]))
-    cfg["subsystems"].append(subsys_entry(NQN_PREFIX + "never", [ns_entry(1, "mem:1M")]))
+    cfg["ports"].append(port_like(cfg, 3, busy.getsockname()[1], [lt.nqn]))
+    cfg["subsystems"].append(subsys_with(lt.nqn + "-never", [(1, "mem:1M")]))
     sub = [s for s in cfg["subsystems"] if s["nqn"] == lt.nqn][0]
-    sub["namespaces"].append(ns_entry(9, "mem:1M"))
+    sub["namespaces"].append({"nsid": 9, "enable": 1, "device": {"path": "mem:1M"}})
     out = sighup(lt, cfg)
     assert "Address already in use" in out and "keeping the running configuration" in out, out
     busy.close()

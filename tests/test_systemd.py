@@ -14,8 +14,7 @@ import time
 
 import pytest
 
-import nvmetcp as n
-from conftest import REPO, Target
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TEST_DEADLINE = 120
 MOUNT_NS_OPTIONS = ("ProtectSystem", "ProtectHome", "PrivateTmp", "ReadWritePaths",
@@ -151,18 +150,17 @@ def notify(tmp_path):
     s.close()
 
 
-def notified_target(nvmegated, tmp_path, notify, watchdog_usec=None, extra=None):
+def notified_target(make_target, notify, watchdog_usec=None, extra=None):
+    """A target started with our NOTIFY_SOCKET; not waited for: the test
+    takes READY=1 as the sign it is up."""
     env = {"NOTIFY_SOCKET": notify.path}
     if watchdog_usec:
         env["WATCHDOG_USEC"] = str(watchdog_usec)
-
-    def start(config):
-        return nvmegated(config, wait=False, env=env)
-    return Target(start, tmp_path, extra=extra)
+    return make_target(extra=extra, env=env, wait=False)
 
 
-def test_ready_only_when_listeners_accept(nvmegated, tmp_path, notify):
-    t = notified_target(nvmegated, tmp_path, notify)
+def test_ready_only_when_listeners_accept(make_target, tmp_path, notify):
+    t = notified_target(make_target, notify)
     m = notify.wait_for("READY", "1")
     # READY=1 means served: each port accepts right away, no retry loop
     for port in (t.port, t.disc_port):
@@ -175,26 +173,26 @@ def test_ready_only_when_listeners_accept(nvmegated, tmp_path, notify):
 
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/fuse"),
                     reason="needs root and /dev/fuse")
-def test_ready_only_when_fuse_is_mounted(nvmegated, tmp_path, notify):
+def test_ready_only_when_fuse_is_mounted(make_target, tmp_path, notify):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
 
     def add_fuse(t):
         t.config["nvmegate"]["fuse"] = {"mountpoint": str(mnt), "aliases": {t.nqn: "t1"}}
-    t = notified_target(nvmegated, tmp_path, notify, extra=add_fuse)
+    t = notified_target(make_target, notify, extra=add_fuse)
     notify.wait_for("READY", "1")
     assert os.path.getsize(mnt / "t1" / "n2") == 64 << 20
     t.daemon.stop()
 
 
-def test_no_ready_when_start_up_fails(nvmegated, tmp_path, notify):
+def test_no_ready_when_start_up_fails(make_target, tmp_path, notify):
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
 
     def take_port(t):
         t.config["ports"][0]["addr"]["trsvcid"] = str(busy.getsockname()[1])
-    t = notified_target(nvmegated, tmp_path, notify, extra=take_port)
+    t = notified_target(make_target, notify, extra=take_port)
     assert t.daemon.proc.wait(10) != 0
     t.daemon.proc = None
     while notify.recv(0.2):
@@ -203,8 +201,8 @@ def test_no_ready_when_start_up_fails(nvmegated, tmp_path, notify):
     busy.close()
 
 
-def test_reload_and_stop_are_announced(nvmegated, tmp_path, notify):
-    t = notified_target(nvmegated, tmp_path, notify)
+def test_reload_and_stop_are_announced(make_target, tmp_path, notify):
+    t = notified_target(make_target, notify)
     notify.wait_for("READY", "1")
     t.daemon.send_signal(signal.SIGHUP)
     notify.wait_for("RELOADING", "1")
@@ -214,8 +212,8 @@ def test_reload_and_stop_are_announced(nvmegated, tmp_path, notify):
     assert t.daemon.stop() == 0
 
 
-def test_watchdog_pings(nvmegated, tmp_path, notify):
-    t = notified_target(nvmegated, tmp_path, notify, watchdog_usec=400000)
+def test_watchdog_pings(make_target, tmp_path, notify):
+    t = notified_target(make_target, notify, watchdog_usec=400000)
     notify.wait_for("READY", "1")
     # about every 100 ms (a quarter of WATCHDOG_USEC), and never slower
     # than half of it
@@ -223,8 +221,8 @@ def test_watchdog_pings(nvmegated, tmp_path, notify):
     t.check_serving()
 
 
-def test_no_watchdog_without_watchdog_usec(nvmegated, tmp_path, notify):
-    notified_target(nvmegated, tmp_path, notify)
+def test_no_watchdog_without_watchdog_usec(make_target, tmp_path, notify):
+    notified_target(make_target, notify)
     notify.wait_for("READY", "1")
     assert notify.count("WATCHDOG", 1.0) == 0
 
@@ -242,10 +240,10 @@ def reactor_tids(pid):
     return sorted(out)
 
 
-def test_stuck_reactor_stops_the_watchdog(nvmegated, tmp_path, notify):
+def test_stuck_reactor_stops_the_watchdog(make_target, tmp_path, notify):
     libc = ctypes.CDLL(None, use_errno=True)
     libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-    t = notified_target(nvmegated, tmp_path, notify, watchdog_usec=400000)
+    t = notified_target(make_target, notify, watchdog_usec=400000)
     notify.wait_for("READY", "1")
     tids = reactor_tids(t.daemon.proc.pid)
     assert len(tids) == 2, tids
