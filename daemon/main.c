@@ -160,11 +160,19 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	nvmg_log_set_level(conf->log_level);
+	if (nvmg_daemon_keep_fixed(&dmn, conf)) {
+		log_err("out of memory");
+		nvmg_conf_free(conf);
+		nvmg_daemon_free_fixed(&dmn);
+		free(dmn.running_json);
+		return 1;
+	}
 
 	ret = nvmg_reactor_probe(&feat);
 	if (ret) {
 		log_err("io_uring is not available: %s", strerror(-ret));
 		nvmg_conf_free(conf);
+		nvmg_daemon_free_fixed(&dmn);
 		free(dmn.running_json);
 		return 1;
 	}
@@ -270,6 +278,7 @@ out_target:
 	nvmg_target_destroy(&dmn.target);
 	nvmg_conf_free(conf);
 	free(dmn.running_json);
+	nvmg_daemon_free_fixed(&dmn);
 	pthread_mutex_destroy(&dmn.lock);
 	if (!status)
 		log_info("stopped");

@@ -228,3 +228,17 @@ def test_sighup_unappliable_file_keeps_everything(lt):
     c.read(2, 0, 8).check()
     lt.check_serving()
     assert lt.daemon.alive()
+
+
+def test_start_only_settings_are_reported_not_silently_ignored(lt):
+    cfg = lt.config_copy()
+    cfg["nvmegate"]["reactors"] = 1
+    cfg["nvmegate"]["max_queues_per_host"] = 7       # applies live
+    out = sighup(lt, cfg)
+    assert "reload: done" in out, out
+    assert "nvmegate.reactors changes at the next restart" in out
+    assert lt.cli.json("status")["reactors"] == 2
+    # the queue cap per host did change: admin + 6 I/O queues fit, an 8th not
+    c = lt.controller(nr_io=6)
+    comp = c.connect_io(check=False)
+    assert not comp.ok, comp
