@@ -385,20 +385,40 @@ static void notify_ns_change(struct nvmg_subsys *s, uint32_t nsid)
 		nvmg_ctrl_ns_changed(s->ctrls[i], nsid);
 }
 
-static int subsys_reload(struct nvmg_target *t, struct nvmg_subsys *s,
-			 const struct nvmg_conf_subsys *c, char *err, size_t errlen)
-{
+/* A subsystem's namespace changes, prepared (backends opened, memory
+ * allocated) for every subsystem before any is committed, so a reload that
+ * fails anywhere changes nothing. Reloads are serialized by the caller. */
+struct ns_plan {
+	struct nvmg_subsys *s;
 	struct nvmg_ns **keep, **added, **removed;
-	size_t nr_keep = 0, nr_added = 0, nr_removed = 0;
+	size_t nr_added;
+};
+
+static void ns_plan_drop(struct ns_plan *p)
+{
+	for (size_t j = 0; p->added && j < p->nr_added; j++)
+		nvmg_ns_put(p->added[j]);
+	free(p->keep);
+	free(p->added);
+	free(p->removed);
+	memset(p, 0, sizeof(*p));
+}
+
+static int ns_plan_prepare(struct ns_plan *p, struct nvmg_subsys *s,
+			   const struct nvmg_conf_subsys *c, char *err, size_t errlen)
+{
+	size_t nr_added = 0;
 	int ret = 0;
 
-	keep = calloc(c->nr_ns + s->nr_ns + 1, sizeof(*keep));
-	added = calloc(c->nr_ns + 1, sizeof(*added));
-	removed = calloc(s->nr_ns + 1, sizeof(*removed));
-	if (!keep || !added || !removed) {
-		ret = -ENOMEM;
+	memset(p, 0, sizeof(*p));
+	p->s = s;
+	p->keep = calloc(c->nr_ns + s->nr_ns + 1, sizeof(*p->keep));
+	p->added = calloc(c->nr_ns + 1, sizeof(*p->added));
+	p->removed = calloc(s->nr_ns + 1, sizeof(*p->removed));
+	if (!p->keep || !p->added || !p->removed) {
 		snprintf(err, errlen, "out of memory");
-		goto out;
+		ns_plan_drop(p);
+		return -ENOMEM;
 	}
 	/* Open new backends first, without the lock: a failure leaves the
 	 * running configuration untouched. */
@@ -416,11 +436,25 @@ static int subsys_reload(struct nvmg_target *t, struct nvmg_subsys *s,
 			if (same)
 				continue;
 		}
-		ret = ns_open(s, cn, &added[nr_added], err, errlen);
-		if (ret)
-			goto out;
+		ret = ns_open(s, cn, &p->added[nr_added], err, errlen);
+		if (ret) {
+			p->nr_added = nr_added;
+			ns_plan_drop(p);
+			return ret;
+		}
 		nr_added++;
 	}
+	p->nr_added = nr_added;
+	return 0;
+}
+
+/* Cannot fail: everything was opened and allocated by ns_plan_prepare. */
+static void ns_plan_commit(struct nvmg_target *t, struct ns_plan *p, const struct nvmg_conf_subsys *c)
+{
+	struct nvmg_subsys *s = p->s;
+	struct nvmg_ns **keep = p->keep, **added = p->added, **removed = p->removed;
+	size_t nr_keep = 0, nr_added = p->nr_added, nr_removed = 0;
+
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->nr_ns; i++) {
 		const struct nvmg_conf_ns *cn = conf_find_ns(c, s->ns[i]->nsid);
@@ -471,14 +505,9 @@ static int subsys_reload(struct nvmg_target *t, struct nvmg_subsys *s,
 	/* In-flight commands hold their own references. */
 	for (size_t j = 0; j < nr_removed; j++)
 		nvmg_ns_put(removed[j]);
-	nr_added = 0;
-out:
-	for (size_t j = 0; j < nr_added; j++)
-		nvmg_ns_put(added[j]);
-	free(keep);
 	free(added);
 	free(removed);
-	return ret;
+	memset(p, 0, sizeof(*p));
 }
 
 void nvmg_target_discovery_changed(struct nvmg_target *t)
@@ -614,35 +643,53 @@ int nvmg_target_resize_ns(struct nvmg_target *t, const char *nqn, uint32_t nsid,
 
 int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char *err, size_t errlen)
 {
+	struct ns_plan *plans = calloc(conf->nr_subsys + 1, sizeof(*plans));
 	bool disc_changed = false, changed_topology = false;
-	int ret;
+	int ret = 0;
 
+	if (!plans) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* 1. Open what the subsystems that stay will need; 2. the topology
+	 * (atomic itself); only then 3. commit, which cannot fail: a file
+	 * that cannot be applied changes nothing. */
+	for (size_t i = 0; i < conf->nr_subsys && !ret; i++) {
+		struct nvmg_subsys *s = nvmg_target_find_subsys(t, conf->subsys[i].nqn);
+
+		if (s && !s->discovery)
+			ret = ns_plan_prepare(&plans[i], s, &conf->subsys[i], err, errlen);
+	}
+	if (!ret)
+		ret = nvmg_target_reconfig(t, conf, &changed_topology, err, errlen);
+	if (ret) {
+		for (size_t i = 0; i < conf->nr_subsys; i++)
+			ns_plan_drop(&plans[i]);
+		free(plans);
+		return ret;
+	}
 	pthread_mutex_lock(&t->hosts_lock);
 	t->max_queues_per_host = conf->max_queues_per_host;
 	pthread_mutex_unlock(&t->hosts_lock);
-	/* Namespaces of the subsystems that stay first, then the topology:
-	 * new subsystems come with their namespaces already open. */
 	for (size_t i = 0; i < conf->nr_subsys; i++) {
-		struct nvmg_subsys *s = nvmg_target_find_subsys(t, conf->subsys[i].nqn);
+		struct nvmg_subsys *s = plans[i].s;
+		bool changed = false;
 
-		bool changed;
-
-		if (!s || s->discovery)
+		if (!s)
 			continue;
-		ret = subsys_reload(t, s, &conf->subsys[i], err, errlen);
-		if (!ret && (ret = subsys_reload_hosts(s, &conf->subsys[i], &changed)))
-			snprintf(err, errlen, "out of memory");
-		if (ret)
-			return ret;
+		ns_plan_commit(t, &plans[i], &conf->subsys[i]);
+		/* Only out of memory; namespaces are applied by then. */
+		if (subsys_reload_hosts(s, &conf->subsys[i], &changed) && !ret) {
+			snprintf(err, errlen, "out of memory applying allowed hosts");
+			ret = -ENOMEM;
+		}
 		disc_changed |= changed;
 	}
-	ret = nvmg_target_reconfig(t, conf, &changed_topology, err, errlen);
-	if (ret)
-		return ret;
+	free(plans);
 	/* Which subsystems a host finds depends on its access and the ports. */
 	if (disc_changed || changed_topology)
 		nvmg_target_discovery_changed(t);
-	return 0;
+	return ret;
 }
 
 int nvmg_target_flush_all(struct nvmg_target *t)

@@ -6,6 +6,7 @@ through the CLI; a file that cannot be applied is refused and what runs
 stays."""
 
 import copy
+import json
 import signal
 import socket
 import time
@@ -225,9 +226,30 @@ def test_sighup_unappliable_file_keeps_everything(lt):
     st = lt.cli.json("list")
     assert [p["portid"] for p in st["ports"]] == [1, 2]
     assert [s["nqn"] for s in st["subsystems"]] == [lt.nqn, lt.nqn_restricted]
+    assert [ns["nsid"] for ns in st["subsystems"][0]["namespaces"]] == [1, 2, 3]
+    assert c.active_ns() == [1, 2, 3]
     c.read(2, 0, 8).check()
     lt.check_serving()
     assert lt.daemon.alive()
+
+
+def test_sighup_failing_in_the_second_subsystem_changes_nothing(lt, tmp_path):
+    c = lt.controller(nr_io=1)
+    c.set_features(n.FID_ASYNC_EVENT_CONFIG, 1 << 8).check()
+    aer = c.submit_aer()
+    cfg = lt.config_copy()
+    cfg["subsystems"][0]["namespaces"].append({"nsid": 4, "enable": 1, "device": {"path": "mem:1M"}})
+    cfg["subsystems"][1]["namespaces"].append(
+        {"nsid": 2, "enable": 1, "device": {"path": str(tmp_path / "missing.img")}})
+    out = sighup(lt, cfg)
+    assert "missing.img" in out and "keeping the running configuration" in out, out
+    assert c.active_ns() == [1, 2, 3]
+    with pytest.raises(n.NvmeTimeout):
+        c.admin.wait(aer, timeout=0.5)           # no event for a change that did not happen
+    # and `save` writes what runs, not the rejected file
+    lt.cli.ok("save", tmp_path / "saved.json")
+    saved = json.load(open(tmp_path / "saved.json"))
+    assert [ns["nsid"] for ns in saved["subsystems"][0]["namespaces"]] == [1, 2, 3]
 
 
 def test_start_only_settings_are_reported_not_silently_ignored(lt):
