@@ -8,6 +8,10 @@ import subprocess
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def daemon_binary():
+    return os.environ.get("NVMEGATED") or os.path.join(REPO, "build", "asan", "nvmegated")
+
+
 def cli_binary():
     return os.environ.get("NVMEGATE_CLI") or os.path.join(REPO, "build", "nvmegate")
 

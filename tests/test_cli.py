@@ -14,7 +14,7 @@ import time
 import pytest
 
 import nvmetcp as n
-from cli import Cli, add_control, cli_binary
+from cli import Cli, add_control, cli_binary, daemon_binary
 
 TEST_DEADLINE = 120
 AEN_NS_ATTR_CHANGED = 0x00040002
@@ -409,3 +409,24 @@ def test_concurrent_cli_calls_during_io(ct):
     assert done[0] > 0
     nss = ns_of(ct.cli.json("list"), ct.nqn)
     assert {100 + k for k in range(24) if k % 5 == 4} <= set(nss)
+
+
+@pytest.mark.parametrize("control,msg", [
+    ({"socket": ""}, "nvmegate.control.socket: must not be empty"),
+    ({"socket": 5}, "nvmegate.control.socket: expected a string"),
+    ({"socket": "/" + "x" * 120}, "nvmegate.control.socket: is longer than 107 bytes"),
+    ({"group": ""}, "nvmegate.control.group: must not be empty"),
+    ({"bogus": 1}, "nvmegate.control.bogus: unknown key"),
+], ids=["empty", "type", "long", "group", "unknown"])
+def test_control_config_errors_name_the_key(tmp_path, control, msg):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"hosts": [], "ports": [], "subsystems": [],
+                                "nvmegate": {"control": control}}))
+    r = subprocess.run([daemon_binary(), "--check-config", "-c", str(path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and msg in r.stderr, r.stderr
+
+
+def test_relative_socket_is_next_to_the_config(make_target, tmp_path):
+    t = make_target(extra=add_control("rel.sock"))
+    assert Cli(tmp_path / "rel.sock").json("status")["pid"] == t.daemon.proc.pid
