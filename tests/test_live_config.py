@@ -264,3 +264,57 @@ def test_start_only_settings_are_reported_not_silently_ignored(lt):
     c = lt.controller(nr_io=6)
     comp = c.connect_io(check=False)
     assert not comp.ok, comp
+
+
+# -------------------------------------------------- teardown under load
+
+def perf_bin():
+    import os
+    from cli import REPO
+    return os.environ.get("NVMEGATE_PERF") or os.path.join(REPO, "build", "nvmegate-perf")
+
+
+def start_load(t, nqn, port, hostnqn=None, nsid=1):
+    import subprocess
+    args = [perf_bin(), "-a", t.addr, "-s", str(port), "-n", nqn, "-N", str(nsid), "-q", "2",
+            "-d", "32", "-b", "16k", "-w", "randrw", "-t", "20", "--io-timeout", "5"]
+    if hostnqn:
+        args += ["--hostnqn", hostnqn]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("how", ["port-remove", "host-deny", "subsystem-remove"])
+def test_teardown_while_hosts_do_io(lt, how):
+    """Removing what busy hosts use must end their connections cleanly; the
+    daemon keeps serving the rest (and ASan checks the teardown)."""
+    [p] = n.free_ports(1)
+    lt.cli.ok("port", "add", 7, "127.0.0.1", p, lt.nqn, lt.nqn_restricted)
+    if how == "host-deny":
+        load = start_load(lt, lt.nqn_restricted, p, hostnqn=lt.allowed_host)
+    else:
+        load = start_load(lt, lt.nqn, p, nsid=2)
+    deadline = time.monotonic() + 10
+    while not lt.cli.json("list")["controllers"]:
+        assert time.monotonic() < deadline and load.poll() is None, load.communicate()
+        time.sleep(0.05)
+    time.sleep(0.5)                              # I/O in flight
+    if how == "port-remove":
+        lt.cli.ok("port", "remove", 7)
+    elif how == "host-deny":
+        lt.cli.ok("host", "deny", lt.nqn_restricted, lt.allowed_host)
+    else:
+        cfg = lt.config_copy()
+        cfg["subsystems"] = [s for s in cfg["subsystems"] if s["nqn"] != lt.nqn]
+        cfg["ports"] = [dict(q, subsystems=[x for x in q["subsystems"] if x != lt.nqn])
+                        for q in cfg["ports"]] + [port_like(cfg, 7, p, [lt.nqn_restricted])]
+        assert "reload: done" in sighup(lt, cfg)
+        assert 7 in [q["portid"] for q in lt.cli.json("list")["ports"]]   # the port stayed
+    out, err = load.communicate(timeout=30)
+    assert load.returncode != 0, "the load must lose its connections:\n" + out + err
+    assert lt.daemon.alive()
+    assert lt.cli.json("list")["controllers"] == []
+    if how != "subsystem-remove":
+        lt.check_serving()
+    c = lt.controller(nqn=lt.nqn_restricted, hostnqn=lt.allowed_host, nr_io=1) \
+        if how != "host-deny" else lt.controller(nr_io=1)
+    c.read(1, 0, 8).check()
