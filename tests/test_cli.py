@@ -5,6 +5,7 @@ the socket, save -> restart -> same state, and CLI calls during I/O."""
 import grp
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -35,13 +36,24 @@ def ns_of(listing, nqn):
             for ns in s["namespaces"]}
 
 
+def status_when(cli, cond, timeout=5):
+    """The status once cond(status) holds: closed sockets (like the
+    fixture's readiness probes) leave the count asynchronously."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = cli.json("status")
+        if cond(st) or time.monotonic() > deadline:
+            return st
+        time.sleep(0.05)
+
+
 def test_status(ct):
-    st = ct.cli.json("status")
+    st = status_when(ct.cli, lambda s: s["connections"] == 0)
     assert st["pid"] == ct.daemon.proc.pid
     assert (st["subsystems"], st["namespaces"], st["ports"], st["reactors"]) == (2, 4, 2, 2)
     assert st["connections"] == 0 and st["controllers"] == 0
     c = ct.controller(nr_io=2)
-    st = ct.cli.json("status")
+    st = status_when(ct.cli, lambda s: s["connections"] == 3)
     assert st["connections"] == 3 and st["controllers"] == 1
     text = ct.cli.ok("status")
     assert "nvmegated" in text and "2 subsystems" in text and "3 connections" in text
@@ -99,14 +111,28 @@ def test_stats_count_io_per_namespace_and_connection(ct):
     assert "P99(us)" in text and ("%s n2" % ct.nqn[:36]) in text
 
 
+PROM_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? '
+                         r'(-?[0-9.e+-]+|NaN|\+Inf)$')
+
+
 def parse_prometheus(text):
-    samples, types = {}, {}
+    """Samples and types of a text exposition, checking its grammar: every
+    sample line is well formed and belongs to a family with HELP and TYPE."""
+    samples, types, helps = {}, {}, set()
     for line in text.splitlines():
-        if line.startswith("# TYPE "):
+        if line.startswith("# HELP "):
+            helps.add(line.split()[2])
+        elif line.startswith("# TYPE "):
             _, _, name, kind = line.split()
+            assert kind in ("counter", "gauge", "summary", "histogram"), line
             types[name] = kind
-        elif line and not line.startswith("#"):
+        elif line:
+            m = PROM_SAMPLE.match(line)
+            assert m, "not a Prometheus sample: %r" % line
+            family = re.sub(r"_(sum|count)$", "", m.group(1))
+            assert family in types and family in helps, line
             key, value = line.rsplit(" ", 1)
+            assert key not in samples, "duplicate sample %s" % key
             samples[key] = float(value)
     return samples, types
 
