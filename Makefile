@@ -1,21 +1,22 @@
 # nvmegate: `make` builds, `make run` starts a demo target, `make test` tests.
 CC ?= gcc
-PKGS := liburing libnvme json-c libisal openssl fuse3
+PKGS := liburing libnvme json-c libisal openssl fuse3 libsystemd
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS := -pthread -luring -ljson-c -lisal -lcrypto -lfuse3
+LDLIBS := -pthread -luring -ljson-c -lisal -lcrypto -lfuse3 -lsystemd
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 DAEMON_SRC := $(wildcard daemon/*.c conf/*.c nvme/*.c net/*.c fuse/*.c)
 PERF_SRC := $(wildcard tools/perf/*.c)
-HDRS := $(wildcard */*.h tools/perf/*.h)
+CLI_SRC := $(wildcard tools/cli/*.c)
+HDRS := $(wildcard */*.h tools/perf/*.h tools/cli/*.h)
 
 BUILD := build
 PYTHON := /usr/bin/python3
 
-.PHONY: all asan run test unit clean deps
-all: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf
+.PHONY: all asan run test unit clean deps install
+all: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/nvmegate
 
 $(BUILD)/nvmegated: $(DAEMON_SRC) $(HDRS) Makefile
 	@mkdir -p $(@D)
@@ -29,6 +30,10 @@ $(BUILD)/nvmegate-perf: $(PERF_SRC) $(HDRS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(PERF_SRC) $(LDLIBS) -lm
 
+$(BUILD)/nvmegate: $(CLI_SRC) $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(CLI_SRC) -ljson-c
+
 asan: $(BUILD)/asan/nvmegated
 
 # C unit tests: each links the files it tests plus its own fakes.
@@ -38,13 +43,18 @@ $(BUILD)/unit/test_admin: $(UNIT_ADMIN_SRC) $(HDRS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(UNIT_ADMIN_SRC) $(LDLIBS)
 
-unit: $(BUILD)/unit/test_admin
+$(BUILD)/unit/test_stats: tests/unit/test_stats.c nvme/stats.c $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ tests/unit/test_stats.c nvme/stats.c
+
+unit: $(BUILD)/unit/test_admin $(BUILD)/unit/test_stats
 	$(BUILD)/unit/test_admin
+	$(BUILD)/unit/test_stats
 
 # Installs what building and testing need (Debian 12), only when missing.
 DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \
             libssl-dev libfuse3-dev fuse3 fio python3 python3-pytest tshark \
-            qemu-system-x86
+            qemu-system-x86 libsystemd-dev systemd
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -61,6 +71,7 @@ run: deps all
 	@echo "from a Linux host:"
 	@echo "  nvme discover -t tcp -a 127.0.0.1 -s 4420"
 	@echo "  nvme connect -t tcp -a 127.0.0.1 -s 4420 -n nqn.2026-11.io.nvmegate:demo"
+	@echo "control it: $(BUILD)/nvmegate -s $(RUN_DIR)/control.sock status|list|stats"
 	@# The FUSE mount (run/fuse) needs /dev/fuse and root; without them the
 	@# demo runs NVMe/TCP only rather than failing to start.
 	@if [ -w /dev/fuse ]; then \
@@ -75,7 +86,25 @@ run: deps all
 
 test: deps all asan unit
 	NVMEGATED=$(CURDIR)/$(BUILD)/asan/nvmegated NVMEGATE_PERF=$(CURDIR)/$(BUILD)/nvmegate-perf \
-	  $(PYTHON) -m pytest -q tests
+	  NVMEGATE_CLI=$(CURDIR)/$(BUILD)/nvmegate $(PYTHON) -m pytest -q tests
+
+# Installs the daemon, the CLI, the systemd unit, a default config (kept if
+# one exists) and the man pages. DESTDIR for staging, PREFIX for the tree.
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+install: $(BUILD)/nvmegated $(BUILD)/nvmegate
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(SYSCONFDIR)/nvmegate
+	install -m 0755 $(BUILD)/nvmegated $(BUILD)/nvmegate $(DESTDIR)$(SBINDIR)/
+	sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/etc/nvmegate/|$(SYSCONFDIR)/nvmegate/|g' \
+	  systemd/nvmegated.service > $(DESTDIR)$(UNITDIR)/nvmegated.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/nvmegated.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/nvmegate/nvmegate.json || \
+	  install -m 0640 conf/nvmegate.json $(DESTDIR)$(SYSCONFDIR)/nvmegate/nvmegate.json
+	install -m 0644 man/nvmegated.8 man/nvmegate.8 $(DESTDIR)$(MANDIR)/man8/
 
 clean:
 	rm -rf $(BUILD)

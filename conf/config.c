@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define DISCOVERY_NQN "nqn.2014-08.org.nvmexpress.discovery"
@@ -1445,11 +1446,52 @@ static int parse_fuse(struct ctx *c, struct nvmg_conf *conf, struct json_object 
 	return 0;
 }
 
+/* "control": {"socket": PATH, "group": NAME}: the nvmegate CLI's socket. */
+static int parse_control(struct ctx *c, struct nvmg_conf *conf, struct json_object *o)
+{
+	static const char *const known[] = { "socket", "group", NULL };
+	struct sockaddr_un sun;
+	struct json_object *v;
+	const char *str = NULL;
+	bool present;
+	size_t old;
+	int ret;
+
+	if ((ret = open_obj(c, o, known, NULL)))
+		return ret;
+	v = field(o, "socket", &present);
+	if (present) {
+		old = push_key(c, "socket");
+		if ((ret = get_str(c, v, &str)))
+			return ret;
+		if (!*str)
+			return fail(c, "must not be empty");
+		if (strlen(str) >= sizeof(sun.sun_path))
+			return fail(c, "is longer than %zu bytes (a Unix socket path)",
+				    sizeof(sun.sun_path) - 1);
+		if ((ret = dup_str(c, str, &conf->control_socket)))
+			return ret;
+		pop(c, old);
+	}
+	v = field(o, "group", &present);
+	if (present) {
+		old = push_key(c, "group");
+		if ((ret = get_str(c, v, &str)))
+			return ret;
+		if (!*str)
+			return fail(c, "must not be empty");
+		if ((ret = dup_str(c, str, &conf->control_group)))
+			return ret;
+		pop(c, old);
+	}
+	return 0;
+}
+
 static int parse_nvmegate(struct ctx *c, struct nvmg_conf *conf, struct json_object *o)
 {
 	static const char *const known[] = { "reactors", "log_level", "handshake_timeout_ms",
 					     "max_pending_sockets", "max_queues_per_host",
-					     "fuse", "control_socket", NULL };
+					     "fuse", "control", NULL };
 	static const struct {
 		const char *key;
 		int64_t min, max;
@@ -1508,13 +1550,11 @@ static int parse_nvmegate(struct ctx *c, struct nvmg_conf *conf, struct json_obj
 			return ret;
 		pop(c, old);
 	}
-	/* Reserved for a later feature: type-checked now so configs stay valid. */
-	v = field(o, "control_socket", &present);
+	v = field(o, "control", &present);
 	if (present) {
-		old = push_key(c, "control_socket");
-		if ((ret = get_str(c, v, &str)))
+		old = push_key(c, "control");
+		if ((ret = parse_control(c, conf, v)))
 			return ret;
-		warnf(c, "not implemented yet, ignored");
 		pop(c, old);
 	}
 	return 0;
@@ -1623,7 +1663,7 @@ int nvmg_conf_parse(const char *json, struct nvmg_conf **out, char *err, size_t 
 
 /* A relative mountpoint belongs next to the config file, wherever the
  * daemon was started from: `make run` keeps both under run/. */
-static int absolute_mountpoint(struct ctx *c, const char *file, char **mnt)
+static int absolute_path(struct ctx *c, const char *file, const char *key, size_t max, char **mnt)
 {
 	const char *slash = strrchr(file, '/');
 	char *dir, *real, *abs = NULL;
@@ -1637,25 +1677,59 @@ static int absolute_mountpoint(struct ctx *c, const char *file, char **mnt)
 		int e = errno;
 
 		free(dir);
-		return fail_code(c, -e, "nvmegate.fuse.mountpoint: cannot resolve the config file's "
-				 "folder: %s", strerror(e));
+		return fail_code(c, -e, "%s: cannot resolve the config file's folder: %s", key,
+				 strerror(e));
 	}
 	n = asprintf(&abs, "%s%s%s", real, strcmp(real, "/") ? "/" : "", *mnt);
 	free(real);
 	free(dir);
 	if (n < 0)
 		return oom(c);
-	if (strlen(abs) >= PATH_MAX) {
+	if (strlen(abs) >= max) {
 		free(abs);
-		return fail(c, "nvmegate.fuse.mountpoint: is longer than %d bytes", PATH_MAX - 1);
+		return fail(c, "%s: %s is longer than %zu bytes", key, abs, max - 1);
 	}
 	free(*mnt);
 	*mnt = abs;
 	return 0;
 }
 
+/* Relative paths in "nvmegate" are relative to the config file's folder. */
+static int absolute_paths(struct ctx *c, const char *file, struct nvmg_conf **out)
+{
+	struct sockaddr_un sun;
+	int ret = 0;
+
+	if ((*out)->fuse_mountpoint && (*out)->fuse_mountpoint[0] != '/')
+		ret = absolute_path(c, file, "nvmegate.fuse.mountpoint", PATH_MAX,
+				    &(*out)->fuse_mountpoint);
+	if (!ret && (*out)->control_socket && (*out)->control_socket[0] != '/')
+		ret = absolute_path(c, file, "nvmegate.control.socket", sizeof(sun.sun_path),
+				    &(*out)->control_socket);
+	if (ret) {
+		nvmg_conf_free(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
+int nvmg_conf_parse_at(const char *json, const char *file, struct nvmg_conf **out, char *err,
+		       size_t errlen, nvmg_conf_warn_fn warn, void *ctx)
+{
+	struct ctx c = { .err = err, .errlen = errlen };
+	int ret = parse_buf(json, strlen(json), out, err, errlen, warn, ctx);
+
+	return ret ? ret : absolute_paths(&c, file, out);
+}
+
 int nvmg_conf_load(const char *file, struct nvmg_conf **out, char *err, size_t errlen,
 		   nvmg_conf_warn_fn warn, void *ctx)
+{
+	return nvmg_conf_load_text(file, out, NULL, err, errlen, warn, ctx);
+}
+
+int nvmg_conf_load_text(const char *file, struct nvmg_conf **out, char **text, char *err,
+			size_t errlen, nvmg_conf_warn_fn warn, void *ctx)
 {
 	struct ctx c = { .err = err, .errlen = errlen };
 	size_t len = 0, cap = 0;
@@ -1707,12 +1781,11 @@ int nvmg_conf_load(const char *file, struct nvmg_conf **out, char *err, size_t e
 		goto out;
 	}
 	ret = parse_buf(buf, len, out, err, errlen, warn, ctx);
-	if (!ret && (*out)->fuse_mountpoint && (*out)->fuse_mountpoint[0] != '/') {
-		ret = absolute_mountpoint(&c, file, &(*out)->fuse_mountpoint);
-		if (ret) {
-			nvmg_conf_free(*out);
-			*out = NULL;
-		}
+	if (!ret)
+		ret = absolute_paths(&c, file, out);
+	if (!ret && text) {
+		*text = buf;
+		buf = NULL;
 	}
 out:
 	free(buf);
@@ -1750,6 +1823,8 @@ void nvmg_conf_free(struct nvmg_conf *conf)
 	}
 	free(conf->subsys);
 	free(conf->fuse_mountpoint);
+	free(conf->control_socket);
+	free(conf->control_group);
 	for (size_t i = 0; i < conf->nr_fuse_aliases; i++) {
 		free(conf->fuse_aliases[i].nqn);
 		free(conf->fuse_aliases[i].name);

@@ -81,6 +81,11 @@ struct nvmg_conf {
 					* file's folder. */
 	struct nvmg_conf_alias *fuse_aliases;
 	size_t nr_fuse_aliases;
+	/* "nvmegate": {"control": {"socket": PATH, "group": NAME}} */
+	char *control_socket;          /* NULL: $RUNTIME_DIRECTORY/control.sock under
+					* systemd, else no control socket. Made
+					* absolute like fuse_mountpoint. */
+	char *control_group;           /* NULL: root (the daemon's user) only */
 };
 
 /* Parse and validate FILE. On success returns 0 and *out (free with
@@ -92,8 +97,15 @@ struct nvmg_conf {
 typedef void (*nvmg_conf_warn_fn)(void *ctx, const char *msg);
 int nvmg_conf_load(const char *file, struct nvmg_conf **out, char *err, size_t errlen,
 		   nvmg_conf_warn_fn warn, void *ctx);
+/* nvmg_conf_load that also returns the file's text (free it) on success. */
+int nvmg_conf_load_text(const char *file, struct nvmg_conf **out, char **text, char *err,
+			size_t errlen, nvmg_conf_warn_fn warn, void *ctx);
 int nvmg_conf_parse(const char *json, struct nvmg_conf **out, char *err, size_t errlen,
 		    nvmg_conf_warn_fn warn, void *ctx);
+/* nvmg_conf_parse, with relative paths resolved as if the text were read
+ * from FILE (the control socket's edits of the running config). */
+int nvmg_conf_parse_at(const char *json, const char *file, struct nvmg_conf **out, char *err,
+		       size_t errlen, nvmg_conf_warn_fn warn, void *ctx);
 void nvmg_conf_free(struct nvmg_conf *conf);
 
 /* "mem:SIZE" with an optional K/M/G/T (binary) suffix. Returns 0 or -EINVAL.

@@ -5,9 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "conf/config.h"
+#include "daemon/control.h"
+#include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "daemon/notify.h"
 #include "daemon/reactor.h"
 #include "fuse/nvmg_fuse.h"
 #include "net/tcp.h"
@@ -17,10 +21,8 @@
 #define EXIT_CONFIG 2
 #define DRAIN_TIMEOUT_MS 5000
 
-/* The process's single target; everything else gets it by pointer. */
-static struct nvmg_target target;
-/* The FUSE front end, when the config asks for one (reload checks it). */
-static struct nvmg_fuse *fuse;
+/* The process's single daemon state; everything else gets it by pointer. */
+static struct nvmg_daemon dmn;
 
 static void usage(FILE *f)
 {
@@ -52,15 +54,15 @@ static int start_reactors(unsigned n)
 {
 	int ret = 0;
 
-	target.reactors = calloc(n, sizeof(*target.reactors));
-	if (!target.reactors)
+	dmn.target.reactors = calloc(n, sizeof(*dmn.target.reactors));
+	if (!dmn.target.reactors)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++) {
-		target.reactors[i] = nvmg_reactor_create(i, &ret);
-		if (!target.reactors[i])
+		dmn.target.reactors[i] = nvmg_reactor_create(i, &ret);
+		if (!dmn.target.reactors[i])
 			return ret;
-		target.nr_reactors++;
-		ret = nvmg_reactor_start(target.reactors[i]);
+		dmn.target.nr_reactors++;
+		ret = nvmg_reactor_start(dmn.target.reactors[i]);
 		if (ret)
 			return ret;
 	}
@@ -69,35 +71,36 @@ static int start_reactors(unsigned n)
 
 static void stop_reactors(void)
 {
-	for (unsigned i = 0; i < target.nr_reactors; i++)
-		nvmg_reactor_stop(target.reactors[i]);
-	for (unsigned i = 0; i < target.nr_reactors; i++)
-		nvmg_reactor_destroy(target.reactors[i]);
-	free(target.reactors);
-	target.reactors = NULL;
-	target.nr_reactors = 0;
+	for (unsigned i = 0; i < dmn.target.nr_reactors; i++)
+		nvmg_reactor_stop(dmn.target.reactors[i]);
+	for (unsigned i = 0; i < dmn.target.nr_reactors; i++)
+		nvmg_reactor_destroy(dmn.target.reactors[i]);
+	free(dmn.target.reactors);
+	dmn.target.reactors = NULL;
+	dmn.target.nr_reactors = 0;
+}
+
+/* systemd's one-line summary (STATUS=), after start-up and each reload. */
+static void notify_status(void)
+{
+	pthread_rwlock_rdlock(&dmn.target.model_lock);
+	nvmg_notify("STATUS=serving %zu subsystem%s on %zu port%s, %u connection%s, %u reactor%s",
+		    dmn.target.nr_subsys, dmn.target.nr_subsys == 1 ? "" : "s", dmn.target.nr_ports,
+		    dmn.target.nr_ports == 1 ? "" : "s", nvmg_tcp_live_conns(dmn.tcp),
+		    nvmg_tcp_live_conns(dmn.tcp) == 1 ? "" : "s", dmn.target.nr_reactors,
+		    dmn.target.nr_reactors == 1 ? "" : "s");
+	pthread_rwlock_unlock(&dmn.target.model_lock);
 }
 
 static void reload(const char *file)
 {
-	struct nvmg_conf *conf;
 	char err[512] = "";
-	int ret;
 
 	log_info("SIGHUP: reloading %s", file);
-	ret = nvmg_conf_load(file, &conf, err, sizeof(err), warn_cb, NULL);
-	if (ret) {
+	if (nvmg_daemon_reload(&dmn, err, sizeof(err)))
 		log_err("reload: %s: %s; keeping the running configuration", file, err);
-		return;
-	}
-	nvmg_log_set_level(conf->log_level);
-	ret = nvmg_target_reload(&target, conf, err, sizeof(err));
-	if (ret)
-		log_err("reload: %s; keeping the running configuration", err);
 	else
 		log_info("reload: done");
-	nvmg_fuse_reload(fuse, conf);
-	nvmg_conf_free(conf);
 }
 
 int main(int argc, char **argv)
@@ -112,9 +115,9 @@ int main(int argc, char **argv)
 	const char *file = NULL;
 	bool check_only = false;
 	struct nvmg_reactor_features feat;
-	struct nvmg_tcp *tcp = NULL;
 	struct nvmg_tcp_opts topts;
 	struct nvmg_conf *conf;
+	struct nvmg_watchdog wd = { 0 };
 	char err[512] = "";
 	sigset_t sigs;
 	int opt, ret, status = 0;
@@ -142,7 +145,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_CONFIG;
 	}
-	ret = nvmg_conf_load(file, &conf, err, sizeof(err), warn_cb, NULL);
+	dmn.conf_file = file;
+	dmn.start_ms = nvmg_now_ms();
+	pthread_mutex_init(&dmn.lock, NULL);
+	ret = nvmg_conf_load_text(file, &conf, &dmn.running_json, err, sizeof(err), warn_cb, NULL);
 	if (ret) {
 		fprintf(stderr, "nvmegated: %s: %s\n", file, err);
 		return EXIT_CONFIG;
@@ -150,14 +156,24 @@ int main(int argc, char **argv)
 	if (check_only) {
 		printf("config OK\n");
 		nvmg_conf_free(conf);
+		free(dmn.running_json);
 		return 0;
 	}
 	nvmg_log_set_level(conf->log_level);
+	if (nvmg_daemon_keep_fixed(&dmn, conf)) {
+		log_err("out of memory");
+		nvmg_conf_free(conf);
+		nvmg_daemon_free_fixed(&dmn);
+		free(dmn.running_json);
+		return 1;
+	}
 
 	ret = nvmg_reactor_probe(&feat);
 	if (ret) {
 		log_err("io_uring is not available: %s", strerror(-ret));
 		nvmg_conf_free(conf);
+		nvmg_daemon_free_fixed(&dmn);
+		free(dmn.running_json);
 		return 1;
 	}
 	if (!feat.fallocate)
@@ -172,7 +188,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	ret = nvmg_target_build(&target, conf, err, sizeof(err));
+	ret = nvmg_target_build(&dmn.target, conf, err, sizeof(err));
 	if (ret) {
 		log_err("%s", err);
 		status = 1;
@@ -187,7 +203,7 @@ int main(int argc, char **argv)
 	/* conf/ owns the defaults and ranges (never 0). */
 	topts.handshake_timeout_ms = conf->handshake_timeout_ms;
 	topts.max_pending_sockets = conf->max_pending_sockets;
-	ret = nvmg_tcp_start(&target, &topts, &tcp, err, sizeof(err));
+	ret = nvmg_tcp_start(&dmn.target, &topts, &dmn.tcp, err, sizeof(err));
 	if (ret) {
 		log_err("%s", err);
 		status = 1;
@@ -195,46 +211,75 @@ int main(int argc, char **argv)
 	}
 	/* After the listeners, so a FUSE failure is the only thing to undo;
 	 * before "ready", so a started daemon has its mount. */
-	ret = nvmg_fuse_start(&target, conf, &fuse, err, sizeof(err));
+	ret = nvmg_fuse_start(&dmn.target, conf, &dmn.fuse, err, sizeof(err));
 	if (ret) {
 		log_err("%s", err);
 		status = 1;
 		goto out_tcp;
 	}
+	/* The CLI's socket last: a command never sees a half-started daemon. */
+	ret = nvmg_control_start(&dmn, conf, err, sizeof(err));
+	if (ret) {
+		log_err("%s", err);
+		status = 1;
+		goto out_fuse;
+	}
 	log_info("nvmegated %s ready: %zu subsystem%s, %zu port%s, %u reactor%s", NVMG_VERSION,
-		 target.nr_subsys, target.nr_subsys == 1 ? "" : "s", target.nr_ports,
-		 target.nr_ports == 1 ? "" : "s", target.nr_reactors, target.nr_reactors == 1 ? "" : "s");
+		 dmn.target.nr_subsys, dmn.target.nr_subsys == 1 ? "" : "s", dmn.target.nr_ports,
+		 dmn.target.nr_ports == 1 ? "" : "s", dmn.target.nr_reactors, dmn.target.nr_reactors == 1 ? "" : "s");
 	nvmg_conf_free(conf);
 	conf = NULL;
+	ret = nvmg_watchdog_init(&wd, dmn.target.reactors, dmn.target.nr_reactors);
+	if (ret)
+		log_err("watchdog: %s; running without it", strerror(-ret));
+	/* Every listener and the FUSE mount are up: systemd may start units
+	 * ordered after us. */
+	nvmg_notify("READY=1\nMAINPID=%ld", (long)getpid());
+	notify_status();
+	nvmg_watchdog_tick(&wd);
 
 	for (;;) {
-		int sig = sigwaitinfo(&sigs, NULL);
+		struct timespec ts = { (time_t)(wd.interval_ms / 1000),
+				       (long)(wd.interval_ms % 1000) * 1000000L };
+		int sig = wd.interval_ms ? sigtimedwait(&sigs, NULL, &ts) : sigwaitinfo(&sigs, NULL);
 
+		nvmg_watchdog_tick(&wd);
 		if (sig == SIGHUP) {
+			nvmg_notify("RELOADING=1\nSTATUS=reloading %s", file);
 			reload(file);
+			nvmg_notify("READY=1");
+			notify_status();
 			continue;
 		}
 		if (sig == SIGTERM || sig == SIGINT) {
 			log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			nvmg_notify("STOPPING=1\nSTATUS=shutting down");
 			break;
 		}
 	}
+	/* No more configuration changes from the CLI. */
+	nvmg_control_stop(&dmn);
+out_fuse:
 	/* FUSE first: its commands finish on the reactors, still running. */
-	nvmg_fuse_stop(fuse);
-	fuse = NULL;
+	nvmg_fuse_stop(dmn.fuse);
+	dmn.fuse = NULL;
 out_tcp:
-	nvmg_tcp_shutdown(tcp, DRAIN_TIMEOUT_MS);
+	nvmg_tcp_shutdown(dmn.tcp, DRAIN_TIMEOUT_MS);
 out_reactors:
+	nvmg_watchdog_free(&wd);
 	stop_reactors();
-	nvmg_tcp_destroy(tcp);
-	ret = nvmg_target_flush_all(&target);
+	nvmg_tcp_destroy(dmn.tcp);
+	ret = nvmg_target_flush_all(&dmn.target);
 	if (ret) {
 		log_err("flush on shutdown: %s", strerror(-ret));
 		status = 1;
 	}
 out_target:
-	nvmg_target_destroy(&target);
+	nvmg_target_destroy(&dmn.target);
 	nvmg_conf_free(conf);
+	free(dmn.running_json);
+	nvmg_daemon_free_fixed(&dmn);
+	pthread_mutex_destroy(&dmn.lock);
 	if (!status)
 		log_info("stopped");
 	return status;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -310,10 +311,14 @@ struct nvmg_reactor *nvmg_reactor_create(unsigned id, int *err)
 
 int nvmg_reactor_start(struct nvmg_reactor *r)
 {
+	char name[16];
 	int ret = pthread_create(&r->thread, NULL, reactor_main, r);
 
 	if (ret)
 		return -ret;
+	/* Named so top -H, gdb and the watchdog test can tell them apart. */
+	snprintf(name, sizeof(name), "nvmg-reactor%u", r->id);
+	pthread_setname_np(r->thread, name);
 	sem_wait(&r->started);
 	if (r->start_err) {
 		pthread_join(r->thread, NULL);

@@ -51,7 +51,7 @@ int nvmg_fuse_geo(struct nvmg_fuse *fs, fuse_ino_t ino, struct fuse_geo *g)
 	if (!ns)
 		return -ENOENT;
 	g->lba_shift = ns->lba_shift;
-	g->bytes = ns->nsze << ns->lba_shift;
+	g->bytes = nvmg_ns_nsze(ns) << ns->lba_shift;
 	g->readonly = ns->readonly;
 	g->dealloc_zeroes = ns->bdev && ns->bdev->dealloc_zeroes;
 	nvmg_ns_put(ns);
@@ -440,7 +440,7 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 
 		pthread_mutex_lock(&s->lock);
 		for (size_t j = 0; j < s->nr_ns; j++)
-			bytes += s->ns[j]->nsze << s->ns[j]->lba_shift;
+			bytes += nvmg_ns_nsze(s->ns[j]) << s->ns[j]->lba_shift;
 		files += s->nr_ns;
 		pthread_mutex_unlock(&s->lock);
 	}

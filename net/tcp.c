@@ -1101,6 +1101,7 @@ void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port
 	c->sq.port = port;
 	c->sq.reactor = tr->r;
 	c->sq.ops = &tcp_ops;
+	c->sq.peer = c->peer;
 	c->recv_ev.fn = recv_done;
 	c->poll_ev.fn = poll_done;
 	c->flush_defer.fn = conn_flush_and_check;
@@ -1133,6 +1134,15 @@ void nvmg_tcp_reactor_drain(struct tcp_reactor *tr)
 			continue;
 		/* No new commands; running ones finish and are answered. */
 		shutdown(c->fd, SHUT_RD);
+	}
+}
+
+void nvmg_tcp_reactor_close_port(struct tcp_reactor *tr, struct nvmg_port *port)
+{
+	for (struct tcp_conn *c = tr->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->sq.port == port)
+			conn_close(c, "port removed");
 	}
 }
 

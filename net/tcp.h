@@ -20,5 +20,7 @@ int nvmg_tcp_start(struct nvmg_target *t, const struct nvmg_tcp_opts *o, struct 
  * leave (up to timeout_ms) before closing every connection. */
 void nvmg_tcp_shutdown(struct nvmg_tcp *tcp, unsigned timeout_ms);
 void nvmg_tcp_destroy(struct nvmg_tcp *tcp);
+/* Open connections (any state); 0 for NULL. Any thread. */
+unsigned nvmg_tcp_live_conns(struct nvmg_tcp *tcp);
 
 #endif

@@ -35,6 +35,8 @@ struct nvmg_tcp {
 void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port);
 /* Runs on tr's reactor: finish or close every connection it owns. */
 void nvmg_tcp_reactor_drain(struct tcp_reactor *tr);
+/* Runs on tr's reactor: close the connections that came through port. */
+void nvmg_tcp_reactor_close_port(struct tcp_reactor *tr, struct nvmg_port *port);
 /* Runs on tr's reactor: close every connection now. */
 void nvmg_tcp_reactor_close_all(struct tcp_reactor *tr);
 

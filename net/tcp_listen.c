@@ -21,6 +21,7 @@ struct tcp_listener {
 	struct nvmg_ticker retry; /* re-arm after EMFILE and friends */
 	atomic_bool stopping;
 	atomic_bool closed;
+	bool removed;             /* port removed by a reload: fd may be reused */
 	uint64_t last_full_log;
 };
 
@@ -167,6 +168,128 @@ static int listener_open(struct nvmg_tcp *tcp, struct nvmg_port *p, bool v6only,
 	return 0;
 }
 
+static void log_listening(const struct tcp_listener *l)
+{
+	log_info("listening on %s%s%s:%s (port %u, %zu subsystem%s)",
+		 l->port->adrfam == AF_INET6 ? "[" : "", l->port->traddr,
+		 l->port->adrfam == AF_INET6 ? "]" : "", l->port->trsvcid, l->port->portid,
+		 l->port->nr_subsys, l->port->nr_subsys == 1 ? "" : "s");
+}
+
+/* Bind p's socket and add its listener (not armed yet). */
+static int listener_add(struct nvmg_tcp *tcp, struct nvmg_port *p, struct nvmg_port *const *all,
+			size_t nr_all, char *err, size_t errlen)
+{
+	struct tcp_listener *l, **nl;
+	bool v6only = false;
+	int ret;
+
+	nl = realloc(tcp->listeners, (tcp->nr_listeners + 1) * sizeof(*nl));
+	if (!nl)
+		return -ENOMEM;
+	tcp->listeners = nl;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	/* "::" is dual-stack like the kernel target's, unless a v4 port
+	 * shares its port number. */
+	for (size_t j = 0; j < nr_all; j++)
+		if (all[j]->adrfam == AF_INET && !strcmp(all[j]->trsvcid, p->trsvcid))
+			v6only = true;
+	ret = listener_open(tcp, p, v6only, &l->fd);
+	if (ret) {
+		snprintf(err, errlen, "port %u (%s%s%s:%s): %s", p->portid,
+			 p->adrfam == AF_INET6 ? "[" : "", p->traddr, p->adrfam == AF_INET6 ? "]" : "",
+			 p->trsvcid, strerror(-ret));
+		free(l);
+		return ret;
+	}
+	l->tcp = tcp;
+	l->port = p;
+	l->tr = &tcp->reactors[tcp->nr_listeners % tcp->nr_reactors];
+	l->ev.fn = accept_done;
+	l->retry.fn = retry_tick;
+	tcp->listeners[tcp->nr_listeners++] = l;
+	return 0;
+}
+
+struct close_port_msg {
+	struct tcp_reactor *tr;
+	struct nvmg_port *port;
+};
+
+static void close_port_run(void *arg)
+{
+	struct close_port_msg *m = arg;
+
+	nvmg_tcp_reactor_close_port(m->tr, m->port);
+	free(m);
+}
+
+static void sleep_ms(unsigned ms);
+
+/* Reload hook: a port went away. Its listener stops (the accept handler
+ * closes the socket), then every reactor closes the connections that came
+ * through it; adoptions posted before the close arrive before it. */
+static void tcp_port_remove(void *ctx, struct nvmg_port *p)
+{
+	struct nvmg_tcp *tcp = ctx;
+
+	for (size_t i = 0; i < tcp->nr_listeners; i++) {
+		struct tcp_listener *l = tcp->listeners[i];
+
+		if (l->port != p || l->removed)
+			continue;
+		l->removed = true;
+		atomic_store(&l->stopping, true);
+		shutdown(l->fd, SHUT_RDWR);
+		for (unsigned waited = 0; !atomic_load(&l->closed) && waited < 2000; waited += 10)
+			sleep_ms(10);
+		if (!atomic_load(&l->closed))
+			log_warn("port %u: listener did not stop within 2 s", p->portid);
+	}
+	for (unsigned i = 0; i < tcp->nr_reactors; i++) {
+		struct close_port_msg *m = malloc(sizeof(*m));
+
+		if (!m) {
+			log_err("port %u: out of memory closing its connections", p->portid);
+			continue;
+		}
+		*m = (struct close_port_msg){ &tcp->reactors[i], p };
+		if (nvmg_reactor_post(tcp->reactors[i].r, close_port_run, m))
+			free(m);
+	}
+}
+
+/* Reload hook: a new port. */
+static int tcp_port_add(void *ctx, struct nvmg_port *p, char *err, size_t errlen)
+{
+	struct nvmg_tcp *tcp = ctx;
+	struct nvmg_target *t = tcp->tgt;
+	struct tcp_listener *l;
+	int ret;
+
+	pthread_rwlock_rdlock(&t->model_lock);
+	ret = listener_add(tcp, p, t->ports, t->nr_ports, err, errlen);
+	pthread_rwlock_unlock(&t->model_lock);
+	if (ret) {
+		if (ret == -ENOMEM)
+			snprintf(err, errlen, "out of memory");
+		return ret;
+	}
+	l = tcp->listeners[tcp->nr_listeners - 1];
+	ret = nvmg_reactor_post(l->tr->r, accept_arm_msg, l);
+	if (ret) {
+		snprintf(err, errlen, "port %u: cannot start listener: %s", p->portid, strerror(-ret));
+		close(l->fd);
+		free(l);
+		tcp->nr_listeners--;
+		return ret;
+	}
+	log_listening(l);
+	return 0;
+}
+
 int nvmg_tcp_start(struct nvmg_target *t, const struct nvmg_tcp_opts *o, struct nvmg_tcp **out,
 		   char *err, size_t errlen)
 {
@@ -179,8 +302,7 @@ int nvmg_tcp_start(struct nvmg_target *t, const struct nvmg_tcp_opts *o, struct 
 	tcp->opts = *o;
 	tcp->nr_reactors = t->nr_reactors;
 	tcp->reactors = calloc(t->nr_reactors, sizeof(*tcp->reactors));
-	tcp->listeners = calloc(t->nr_ports + 1, sizeof(*tcp->listeners));
-	if (!tcp->reactors || !tcp->listeners) {
+	if (!tcp->reactors) {
 		nvmg_tcp_destroy(tcp);
 		return -ENOMEM;
 	}
@@ -189,34 +311,13 @@ int nvmg_tcp_start(struct nvmg_target *t, const struct nvmg_tcp_opts *o, struct 
 		tcp->reactors[i].r = t->reactors[i];
 	}
 	for (size_t i = 0; i < t->nr_ports; i++) {
-		struct nvmg_port *p = t->ports[i];
-		struct tcp_listener *l = calloc(1, sizeof(*l));
-		bool v6only = false;
-
-		if (!l) {
-			nvmg_tcp_destroy(tcp);
-			return -ENOMEM;
-		}
-		/* "::" is dual-stack like the kernel target's, unless a v4
-		 * port shares its port number. */
-		for (size_t j = 0; j < t->nr_ports; j++)
-			if (t->ports[j]->adrfam == AF_INET && !strcmp(t->ports[j]->trsvcid, p->trsvcid))
-				v6only = true;
-		ret = listener_open(tcp, p, v6only, &l->fd);
+		ret = listener_add(tcp, t->ports[i], t->ports, t->nr_ports, err, errlen);
 		if (ret) {
-			snprintf(err, errlen, "port %u (%s%s%s:%s): %s", p->portid,
-				 p->adrfam == AF_INET6 ? "[" : "", p->traddr, p->adrfam == AF_INET6 ? "]" : "",
-				 p->trsvcid, strerror(-ret));
-			free(l);
+			if (ret == -ENOMEM)
+				snprintf(err, errlen, "out of memory");
 			nvmg_tcp_destroy(tcp);
 			return ret;
 		}
-		l->tcp = tcp;
-		l->port = p;
-		l->tr = &tcp->reactors[i % tcp->nr_reactors];
-		l->ev.fn = accept_done;
-		l->retry.fn = retry_tick;
-		tcp->listeners[tcp->nr_listeners++] = l;
 	}
 	/* Arm accepts on their reactors: each ring has one submitter. */
 	for (size_t i = 0; i < tcp->nr_listeners; i++) {
@@ -228,11 +329,11 @@ int nvmg_tcp_start(struct nvmg_target *t, const struct nvmg_tcp_opts *o, struct 
 			nvmg_tcp_destroy(tcp);
 			return ret;
 		}
-		log_info("listening on %s%s%s:%s (port %u, %zu subsystem%s)",
-			 l->port->adrfam == AF_INET6 ? "[" : "", l->port->traddr,
-			 l->port->adrfam == AF_INET6 ? "]" : "", l->port->trsvcid, l->port->portid,
-			 l->port->nr_subsys, l->port->nr_subsys == 1 ? "" : "s");
+		log_listening(l);
 	}
+	t->port_add = tcp_port_add;
+	t->port_remove = tcp_port_remove;
+	t->port_ctx = tcp;
 	*out = tcp;
 	return 0;
 }
@@ -262,9 +363,13 @@ static void wait_conns(struct nvmg_tcp *tcp, unsigned timeout_ms)
 
 void nvmg_tcp_shutdown(struct nvmg_tcp *tcp, unsigned timeout_ms)
 {
+	tcp->tgt->port_add = NULL;
+	tcp->tgt->port_remove = NULL;
 	for (size_t i = 0; i < tcp->nr_listeners; i++) {
 		struct tcp_listener *l = tcp->listeners[i];
 
+		if (l->removed)
+			continue;
 		atomic_store(&l->stopping, true);
 		/* Wakes the pending accept, whose handler closes the socket. */
 		shutdown(l->fd, SHUT_RDWR);
@@ -280,7 +385,8 @@ void nvmg_tcp_shutdown(struct nvmg_tcp *tcp, unsigned timeout_ms)
 		wait_conns(tcp, 5000);
 	}
 	for (size_t i = 0; i < tcp->nr_listeners; i++)
-		for (unsigned waited = 0; !atomic_load(&tcp->listeners[i]->closed) && waited < 2000; waited += 10)
+		for (unsigned waited = 0; !tcp->listeners[i]->removed &&
+		     !atomic_load(&tcp->listeners[i]->closed) && waited < 2000; waited += 10)
 			sleep_ms(10);
 }
 
@@ -298,4 +404,9 @@ void nvmg_tcp_destroy(struct nvmg_tcp *tcp)
 	free(tcp->listeners);
 	free(tcp->reactors);
 	free(tcp);
+}
+
+unsigned nvmg_tcp_live_conns(struct nvmg_tcp *tcp)
+{
+	return tcp ? atomic_load(&tcp->live_conns) : 0;
 }

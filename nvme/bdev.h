@@ -38,6 +38,9 @@ struct nvmg_bdev;
 struct nvmg_bdev_ops {
 	const char *name;
 	void (*submit)(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg_bdev_io *io);
+	/* Change the size to size bytes (0: re-read it, after the file or
+	 * device grew outside). Not on a reactor. NULL: not resizable. */
+	int (*resize)(struct nvmg_bdev *b, uint64_t size);
 	/* Synchronous flush for shutdown paths. */
 	int (*flush_sync)(struct nvmg_bdev *b);
 	void (*close)(struct nvmg_bdev *b);
@@ -45,7 +48,7 @@ struct nvmg_bdev_ops {
 
 struct nvmg_bdev {
 	const struct nvmg_bdev_ops *ops;
-	uint64_t size;         /* bytes */
+	uint64_t size;         /* bytes; resize stores it relaxed, readers load it relaxed */
 	uint32_t block_size;   /* minimum I/O alignment the backend wants */
 	bool volatile_cache;   /* Flush does something: advertise VWC */
 	bool dealloc_zeroes;   /* deallocated blocks read back as zeros */
@@ -56,6 +59,11 @@ struct nvmg_bdev {
 int nvmg_bdev_open(const char *path, bool readonly, struct nvmg_bdev **out);
 int nvmg_bdev_file_open(const char *path, bool readonly, struct nvmg_bdev **out);
 int nvmg_bdev_mem_open(uint64_t size, struct nvmg_bdev **out);
+
+static inline uint64_t nvmg_bdev_size(const struct nvmg_bdev *b)
+{
+	return __atomic_load_n(&b->size, __ATOMIC_RELAXED);
+}
 
 static inline void nvmg_bdev_submit(struct nvmg_bdev *b, struct nvmg_reactor *r,
 				    struct nvmg_bdev_io *io)

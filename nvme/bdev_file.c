@@ -191,7 +191,7 @@ static void file_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg
 
 	io->ev.fn = file_io_done;
 	io->done = 0;
-	if (io->op != NVMG_BDEV_FLUSH && (io->offset > b->size || io->len > b->size - io->offset)) {
+	if (io->op != NVMG_BDEV_FLUSH && (io->offset > nvmg_bdev_size(b) || io->len > nvmg_bdev_size(b) - io->offset)) {
 		io->complete(io, -EINVAL);
 		return;
 	}
@@ -242,8 +242,31 @@ static void file_close(struct nvmg_bdev *b)
 	free(f);
 }
 
+static int file_resize(struct nvmg_bdev *b, uint64_t size)
+{
+	struct file_bdev *f = nvmg_container_of(b, struct file_bdev, b);
+	uint64_t now;
+	struct stat st;
+
+	if (size && f->is_blk)
+		return -EOPNOTSUPP; /* a device's size is the device's: grow it, then re-read */
+	if (size && (b->readonly || ftruncate(f->fd, (off_t)size)))
+		return b->readonly ? -EROFS : -errno;
+	if (f->is_blk) {
+		if (ioctl(f->fd, BLKGETSIZE64, &now))
+			return -errno;
+	} else {
+		if (fstat(f->fd, &st))
+			return -errno;
+		now = (uint64_t)st.st_size;
+	}
+	__atomic_store_n(&b->size, now, __ATOMIC_RELAXED);
+	return 0;
+}
+
 static const struct nvmg_bdev_ops file_ops = {
 	.name = "file",
+	.resize = file_resize,
 	.submit = file_submit,
 	.flush_sync = file_flush_sync,
 	.close = file_close,

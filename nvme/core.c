@@ -1,5 +1,7 @@
 /* Request life cycle: parse a command for its queue, complete it. */
+#include <stdlib.h>
 #include <string.h>
+#include "daemon/reactor.h"
 #include "daemon/log.h"
 #include "nvme/core.h"
 
@@ -15,6 +17,7 @@ uint16_t nvmg_req_init(struct nvmg_req *req)
 	req->execute = NULL;
 	req->sub_count = 0;
 	req->sub_status = 0;
+	req->start_ns = sq->qid ? nvmg_now_ns() : 0;
 	memset(&req->cqe, 0, sizeof(req->cqe));
 	req->cqe.cid = req->cmd.cid;
 	req->cqe.sqid = htole16(sq->qid);
@@ -56,6 +59,47 @@ uint16_t nvmg_req_check_len(struct nvmg_req *req)
 	return 0;
 }
 
+/* The namespace's statistics slot of this reactor, made on first use. */
+static struct nvmg_io_stats *ns_stats_slot(struct nvmg_ns *ns, struct nvmg_reactor *r)
+{
+	unsigned id = r ? nvmg_reactor_id(r) : NVMG_STAT_SLOTS;
+	struct nvmg_io_stats *st;
+
+	if (id >= NVMG_STAT_SLOTS)
+		return NULL; /* more reactors than slots: namespace totals skip them */
+	st = atomic_load_explicit(&ns->stats[id], memory_order_acquire);
+	if (!st) {
+		/* Only this reactor writes slot id, so no compare-and-swap. */
+		st = calloc(1, sizeof(*st));
+		if (st)
+			atomic_store_explicit(&ns->stats[id], st, memory_order_release);
+	}
+	return st;
+}
+
+static void account(struct nvmg_req *req, uint16_t status)
+{
+	struct nvmg_sq *sq = req->sq;
+	uint64_t lat = nvmg_now_ns() - req->start_ns;
+	struct nvmg_io_stats *st;
+
+	nvmg_lat_record(&sq->stats.lat, lat);
+	if (!req->ns || !(st = ns_stats_slot(req->ns, sq->reactor)))
+		return;
+	if (status) {
+		NVMG_STAT_ADD(st->errors, 1);
+	} else if (req->cmd.opcode == nvme_cmd_read) {
+		NVMG_STAT_ADD(st->read_cmds, 1);
+		NVMG_STAT_ADD(st->read_bytes, req->data_len);
+	} else if (req->cmd.opcode == nvme_cmd_write) {
+		NVMG_STAT_ADD(st->write_cmds, 1);
+		NVMG_STAT_ADD(st->write_bytes, req->data_len);
+	} else {
+		NVMG_STAT_ADD(st->other_cmds, 1);
+	}
+	nvmg_lat_record(&st->lat, lat);
+}
+
 void nvmg_req_complete(struct nvmg_req *req, uint16_t status)
 {
 	struct nvmg_sq *sq = req->sq;
@@ -63,7 +107,9 @@ void nvmg_req_complete(struct nvmg_req *req, uint16_t status)
 	req->cqe.sqhd = htole16(sq->sqhd);
 	req->cqe.status = htole16((uint16_t)(status << 1));
 	if (status)
-		sq->stats.errors++;
+		NVMG_STAT_ADD(sq->stats.errors, 1);
+	if (req->start_ns)
+		account(req, status);
 	if (req->ns) {
 		nvmg_ns_put(req->ns);
 		req->ns = NULL;

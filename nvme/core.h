@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include "nvme/spec.h"
 #include "nvme/bdev.h"
+#include "nvme/stats.h"
 #include "conf/config.h"
 
 #define NVMG_MQES 127            /* CAP.MQES, 0's based: 128 entries */
@@ -43,10 +44,13 @@ struct nvmg_ns {
 	char *path;
 	bool readonly;
 	uint8_t lba_shift;  /* 9 or 12 */
-	uint64_t nsze;      /* blocks */
+	uint64_t nsze;      /* blocks; changed by resize: use nvmg_ns_nsze() */
 	uint8_t nguid[16];
 	uint8_t uuid[16];
 	uint8_t eui64[8];
+	/* One slot per reactor id, allocated by that reactor on its first
+	 * command (stats.c readers see NULL or a live slot). */
+	struct nvmg_io_stats *_Atomic stats[NVMG_STAT_SLOTS];
 };
 
 struct nvmg_port {
@@ -79,12 +83,9 @@ struct nvmg_subsys {
 	uint16_t next_cntlid;
 };
 
-/* Per-queue counters; owned by the queue's reactor, read racily for logs. */
-struct nvmg_sq_stats {
-	uint64_t read_cmds, write_cmds;
-	uint64_t read_bytes, write_bytes;
-	uint64_t errors;
-};
+/* Per-queue counters: owned by the queue's reactor, read with relaxed loads
+ * by the SMART log and the control socket. */
+#define nvmg_sq_stats nvmg_io_stats
 
 /* What the core needs from a transport. */
 struct nvmg_transport_ops {
@@ -110,6 +111,8 @@ struct nvmg_sq {
 	bool closing;
 	uint64_t kill_gen;        /* ctrl->kill_gen when installed (ctrl.c) */
 	uint32_t incapsule_max;   /* in-capsule data bytes accepted */
+	const char *peer;         /* transport's peer address, for `nvmegate list`; may be NULL */
+	uint64_t connected_ms;    /* nvmg_now_ms() when bound to its controller */
 	struct nvmg_sq_stats stats;
 };
 
@@ -128,16 +131,32 @@ struct nvmg_req {
 	struct nvmg_bdev_io io;
 	uint32_t sub_count;       /* for multi-part commands (DSM ranges, SHN flush) */
 	uint16_t sub_status;
+	uint64_t start_ns;        /* nvmg_req_init time, for latency statistics */
 };
 
-/* The whole model: immutable lists of subsystems and ports (reloads change
- * namespaces inside subsystems, under their locks). */
+/* The whole model. Reloads change namespaces and host lists inside
+ * subsystems under their locks, and the lists of subsystems and ports (and
+ * what each port exports) under model_lock. A removed subsystem or port is
+ * retired, not freed, until the target is destroyed: controllers and
+ * connections may still point at it while they are torn down. */
 struct nvmg_target {
 	struct nvmg_subsys *discovery;
+	pthread_rwlock_t model_lock; /* subsys, ports, each port's subsys_nqns */
 	struct nvmg_subsys **subsys;
 	size_t nr_subsys;
 	struct nvmg_port **ports;
 	size_t nr_ports;
+	struct nvmg_subsys **retired_subsys;
+	size_t nr_retired_subsys;
+	struct nvmg_port **retired_ports;
+	size_t nr_retired_ports;
+	/* The transport's listeners follow the port list (net/tcp_listen.c sets
+	 * these): called by reloads on the reloading thread, no lock held.
+	 * port_add returns 0 or -errno with err filled; port_remove closes the
+	 * listener and every connection that came through it. */
+	int (*port_add)(void *ctx, struct nvmg_port *p, char *err, size_t errlen);
+	void (*port_remove)(void *ctx, struct nvmg_port *p);
+	void *port_ctx;
 	struct nvmg_reactor **reactors;
 	unsigned nr_reactors;
 	unsigned max_queues_per_host;
@@ -260,12 +279,23 @@ void nvmg_ctrl_clear_aen_mask(struct nvmg_ctrl *c, uint8_t type);
 void nvmg_ctrl_abort_aers(struct nvmg_ctrl *c, uint16_t status);
 
 /* ---- subsys.c ---- */
+/* Any thread; the result stays valid for the target's life (removed
+ * subsystems are retired, not freed). */
 struct nvmg_subsys *nvmg_target_find_subsys(struct nvmg_target *t, const char *nqn);
-bool nvmg_subsys_host_allowed(const struct nvmg_subsys *s, const char *hostnqn);
-bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s);
+bool nvmg_subsys_host_allowed(struct nvmg_subsys *s, const char *hostnqn);
+/* The discovery log changed: bump its generation counter and raise the
+ * discovery-change event on every discovery controller. */
+void nvmg_target_discovery_changed(struct nvmg_target *t);
+bool nvmg_port_exports(struct nvmg_target *t, const struct nvmg_port *p, const struct nvmg_subsys *s);
+/* The same with t->model_lock already held (read or write). */
+bool nvmg_port_exports_locked(const struct nvmg_port *p, const struct nvmg_subsys *s);
 /* Look up an active namespace and take a reference; NULL if none. */
 struct nvmg_ns *nvmg_subsys_get_ns(struct nvmg_subsys *s, uint32_t nsid);
 void nvmg_ns_put(struct nvmg_ns *ns);
+static inline uint64_t nvmg_ns_nsze(const struct nvmg_ns *ns)
+{
+	return __atomic_load_n(&ns->nsze, __ATOMIC_RELAXED);
+}
 /* Queue accounting per host NQN; returns false when over the cap. */
 bool nvmg_target_host_queue_get(struct nvmg_target *t, const char *hostnqn);
 void nvmg_target_host_queue_put(struct nvmg_target *t, const char *hostnqn);

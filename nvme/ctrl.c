@@ -121,6 +121,7 @@ uint16_t nvmg_ctrl_install_sq(struct nvmg_ctrl *c, struct nvmg_sq *sq)
 	else {
 		c->sqs[sq->qid] = sq;
 		sq->kill_gen = c->kill_gen;
+		sq->connected_ms = nvmg_now_ms();
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (!status)

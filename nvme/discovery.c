@@ -117,15 +117,17 @@ uint16_t nvmg_discovery_log(struct nvmg_sq *sq, void *buf, uint64_t off, uint32_
 
 	fill_entry(&e, sq->port, &a, NVME_NQN_CURR, NVMG_DISC_NQN);
 	window_put(&w, DISC_HDR_SIZE + numrec++ * DISC_ENTRY_SIZE, &e, sizeof(e));
+	pthread_rwlock_rdlock(&tgt->model_lock);
 	for (size_t i = 0; i < tgt->nr_subsys; i++) {
-		const struct nvmg_subsys *s = tgt->subsys[i];
+		struct nvmg_subsys *s = tgt->subsys[i];
 
-		if (s->discovery || !nvmg_port_exports(sq->port, s) ||
+		if (s->discovery || !nvmg_port_exports_locked(sq->port, s) ||
 		    !nvmg_subsys_host_allowed(s, c->hostnqn))
 			continue;
 		fill_entry(&e, sq->port, &a, NVME_NQN_NVME, s->nqn);
 		window_put(&w, DISC_HDR_SIZE + numrec++ * DISC_ENTRY_SIZE, &e, sizeof(e));
 	}
+	pthread_rwlock_unlock(&tgt->model_lock);
 
 	/* The header goes last: only then is NUMREC known. */
 	memset(&hdr, 0, sizeof(hdr));

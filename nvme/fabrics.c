@@ -30,7 +30,7 @@ static uint16_t connect_check(struct nvmg_req *req, const struct nvmg_connect_cm
 	if (!d->hostnqn[0])
 		return connect_fail(req, INVALID_PARAM, NVMG_IPO_DATA(offsetof(struct nvmf_connect_data, hostnqn)));
 	s = nvmg_target_find_subsys(sq->tgt, d->subsysnqn);
-	if (!s || !nvmg_port_exports(sq->port, s)) {
+	if (!s || !nvmg_port_exports(sq->tgt, sq->port, s)) {
 		log_info("connect from %s: subsystem %s not found on port %u", d->hostnqn, d->subsysnqn,
 			 sq->port->portid);
 		return connect_fail(req, INVALID_PARAM,

@@ -77,7 +77,7 @@ static void identify_ctrl(struct nvmg_req *req, struct nvme_id_ctrl *id)
 
 static void identify_ns(struct nvme_id_ns *id, const struct nvmg_ns *ns)
 {
-	id->nsze = id->ncap = id->nuse = htole64(ns->nsze);
+	id->nsze = id->ncap = id->nuse = htole64(nvmg_ns_nsze(ns));
 	id->nsfeat = NVME_NS_FEAT_ID_REUSE;
 	id->nlbaf = 0;
 	id->flbas = 0;

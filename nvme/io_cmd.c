@@ -36,11 +36,11 @@ static void rw_done(struct nvmg_bdev_io *io, int res)
 
 	if (!res) {
 		if (io->op == NVMG_BDEV_READ) {
-			st->read_cmds++;
-			st->read_bytes += io->len;
+			NVMG_STAT_ADD(st->read_cmds, 1);
+			NVMG_STAT_ADD(st->read_bytes, io->len);
 		} else if (io->op == NVMG_BDEV_WRITE) {
-			st->write_cmds++;
-			st->write_bytes += io->len;
+			NVMG_STAT_ADD(st->write_cmds, 1);
+			NVMG_STAT_ADD(st->write_bytes, io->len);
 		}
 	}
 	nvmg_req_complete(req, errno_to_status(res, write));
@@ -166,7 +166,7 @@ static void execute_dsm(struct nvmg_req *req)
 	for (uint32_t i = 0; i < nr; i++) {
 		uint64_t slba = le64toh(r[i].slba), nlb = le32toh(r[i].nlb);
 
-		if (slba > req->ns->nsze || nlb > req->ns->nsze - slba) {
+		if (slba > nvmg_ns_nsze(req->ns) || nlb > nvmg_ns_nsze(req->ns) - slba) {
 			nvmg_req_complete(req, NVMG_SC_GENERIC(NVME_SC_LBA_RANGE) | NVME_SC_DNR);
 			return;
 		}
@@ -180,7 +180,7 @@ static uint16_t check_range(const struct nvmg_req *req, uint64_t *nlb_out)
 {
 	uint64_t slba = slba_of(req), nlb = (le32toh(req->cmd.cdw12) & 0xffff) + 1ull;
 
-	if (slba >= req->ns->nsze || nlb > req->ns->nsze - slba)
+	if (slba >= nvmg_ns_nsze(req->ns) || nlb > nvmg_ns_nsze(req->ns) - slba)
 		return NVMG_SC_GENERIC(NVME_SC_LBA_RANGE) | NVME_SC_DNR;
 	*nlb_out = nlb;
 	return 0;

@@ -51,10 +51,10 @@ static void log_smart(struct nvmg_req *req, uint64_t off)
 
 		if (!sq)
 			continue;
-		sum.read_cmds += sq->stats.read_cmds;
-		sum.write_cmds += sq->stats.write_cmds;
-		sum.read_bytes += sq->stats.read_bytes;
-		sum.write_bytes += sq->stats.write_bytes;
+		sum.read_cmds += NVMG_STAT_GET(sq->stats.read_cmds);
+		sum.write_cmds += NVMG_STAT_GET(sq->stats.write_cmds);
+		sum.read_bytes += NVMG_STAT_GET(sq->stats.read_bytes);
+		sum.write_bytes += NVMG_STAT_GET(sq->stats.write_bytes);
 	}
 	pthread_mutex_unlock(&c->lock);
 

@@ -24,25 +24,34 @@ static void copy_padded(char *dst, size_t len, const char *src)
 
 struct nvmg_subsys *nvmg_target_find_subsys(struct nvmg_target *t, const char *nqn)
 {
+	struct nvmg_subsys *s = NULL;
+
 	if (!strcmp(nqn, NVMG_DISC_NQN))
 		return t->discovery;
-	for (size_t i = 0; i < t->nr_subsys; i++)
+	pthread_rwlock_rdlock(&t->model_lock);
+	for (size_t i = 0; i < t->nr_subsys && !s; i++)
 		if (!strcmp(t->subsys[i]->nqn, nqn))
-			return t->subsys[i];
-	return NULL;
+			s = t->subsys[i];
+	pthread_rwlock_unlock(&t->model_lock);
+	return s;
 }
 
-bool nvmg_subsys_host_allowed(const struct nvmg_subsys *s, const char *hostnqn)
+bool nvmg_subsys_host_allowed(struct nvmg_subsys *s, const char *hostnqn)
 {
-	if (s->discovery || s->allow_any_host)
+	bool ok = false;
+
+	if (s->discovery)
 		return true;
-	for (size_t i = 0; i < s->nr_allowed_hosts; i++)
-		if (!strcmp(s->allowed_hosts[i], hostnqn))
-			return true;
-	return false;
+	/* Under the lock: `nvmegate host allow/deny` swaps the list. */
+	pthread_mutex_lock(&s->lock);
+	ok = s->allow_any_host;
+	for (size_t i = 0; i < s->nr_allowed_hosts && !ok; i++)
+		ok = !strcmp(s->allowed_hosts[i], hostnqn);
+	pthread_mutex_unlock(&s->lock);
+	return ok;
 }
 
-bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s)
+bool nvmg_port_exports_locked(const struct nvmg_port *p, const struct nvmg_subsys *s)
 {
 	if (s->discovery)
 		return true;
@@ -50,6 +59,16 @@ bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s)
 		if (!strcmp(p->subsys_nqns[i], s->nqn))
 			return true;
 	return false;
+}
+
+bool nvmg_port_exports(struct nvmg_target *t, const struct nvmg_port *p, const struct nvmg_subsys *s)
+{
+	bool ret;
+
+	pthread_rwlock_rdlock(&t->model_lock);
+	ret = nvmg_port_exports_locked(p, s);
+	pthread_rwlock_unlock(&t->model_lock);
+	return ret;
 }
 
 struct nvmg_ns *nvmg_subsys_get_ns(struct nvmg_subsys *s, uint32_t nsid)
@@ -88,6 +107,8 @@ static void ns_free(struct nvmg_ns *ns)
 		}
 		ns->bdev->ops->close(ns->bdev);
 	}
+	for (unsigned i = 0; i < NVMG_STAT_SLOTS; i++)
+		free(atomic_load_explicit(&ns->stats[i], memory_order_acquire));
 	free(ns->path);
 	free(ns);
 }
@@ -177,7 +198,7 @@ static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, st
 	return 0;
 }
 
-static void subsys_free(struct nvmg_subsys *s)
+void nvmg_subsys_free(struct nvmg_subsys *s)
 {
 	if (!s)
 		return;
@@ -214,7 +235,7 @@ static int cmp_ns(const void *a, const void *b)
 	return x->nsid < y->nsid ? -1 : x->nsid > y->nsid;
 }
 
-static int subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys *c, char *err,
+int nvmg_subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys *c, char *err,
 			size_t errlen)
 {
 	struct nvmg_subsys *s = subsys_alloc(c->nqn);
@@ -250,7 +271,7 @@ static int subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys 
 			continue;
 		ret = ns_open(s, &c->ns[i], &s->ns[s->nr_ns], err, errlen);
 		if (ret) {
-			subsys_free(s);
+			nvmg_subsys_free(s);
 			return ret;
 		}
 		s->nr_ns++;
@@ -259,12 +280,12 @@ static int subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys 
 	*out = s;
 	return 0;
 nomem:
-	subsys_free(s);
+	nvmg_subsys_free(s);
 	snprintf(err, errlen, "out of memory");
 	return -ENOMEM;
 }
 
-static void port_free(struct nvmg_port *p)
+void nvmg_port_free(struct nvmg_port *p)
 {
 	if (!p)
 		return;
@@ -274,7 +295,7 @@ static void port_free(struct nvmg_port *p)
 	free(p);
 }
 
-static int port_build(struct nvmg_port **out, const struct nvmg_conf_port *c)
+int nvmg_port_build(struct nvmg_port **out, const struct nvmg_conf_port *c)
 {
 	struct nvmg_port *p = calloc(1, sizeof(*p));
 
@@ -305,6 +326,7 @@ int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char 
 	int ret;
 
 	pthread_mutex_init(&t->hosts_lock, NULL);
+	pthread_rwlock_init(&t->model_lock, NULL);
 	t->max_queues_per_host = conf->max_queues_per_host;
 	t->discovery = subsys_alloc(NVMG_DISC_NQN);
 	t->subsys = calloc(conf->nr_subsys + 1, sizeof(*t->subsys));
@@ -318,13 +340,13 @@ int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char 
 	copy_padded(t->discovery->model, sizeof(t->discovery->model), "nvmegate discovery");
 	nvmg_derive_serial(t->discovery->nqn, t->discovery->serial);
 	for (size_t i = 0; i < conf->nr_subsys; i++) {
-		ret = subsys_build(&t->subsys[i], &conf->subsys[i], err, errlen);
+		ret = nvmg_subsys_build(&t->subsys[i], &conf->subsys[i], err, errlen);
 		if (ret)
 			return ret;
 		t->nr_subsys++;
 	}
 	for (size_t i = 0; i < conf->nr_ports; i++) {
-		ret = port_build(&t->ports[i], &conf->ports[i]);
+		ret = nvmg_port_build(&t->ports[i], &conf->ports[i]);
 		if (ret) {
 			snprintf(err, errlen, "out of memory");
 			return ret;
@@ -363,20 +385,40 @@ static void notify_ns_change(struct nvmg_subsys *s, uint32_t nsid)
 		nvmg_ctrl_ns_changed(s->ctrls[i], nsid);
 }
 
-static int subsys_reload(struct nvmg_target *t, struct nvmg_subsys *s,
-			 const struct nvmg_conf_subsys *c, char *err, size_t errlen)
-{
+/* A subsystem's namespace changes, prepared (backends opened, memory
+ * allocated) for every subsystem before any is committed, so a reload that
+ * fails anywhere changes nothing. Reloads are serialized by the caller. */
+struct ns_plan {
+	struct nvmg_subsys *s;
 	struct nvmg_ns **keep, **added, **removed;
-	size_t nr_keep = 0, nr_added = 0, nr_removed = 0;
+	size_t nr_added;
+};
+
+static void ns_plan_drop(struct ns_plan *p)
+{
+	for (size_t j = 0; p->added && j < p->nr_added; j++)
+		nvmg_ns_put(p->added[j]);
+	free(p->keep);
+	free(p->added);
+	free(p->removed);
+	memset(p, 0, sizeof(*p));
+}
+
+static int ns_plan_prepare(struct ns_plan *p, struct nvmg_subsys *s,
+			   const struct nvmg_conf_subsys *c, char *err, size_t errlen)
+{
+	size_t nr_added = 0;
 	int ret = 0;
 
-	keep = calloc(c->nr_ns + s->nr_ns + 1, sizeof(*keep));
-	added = calloc(c->nr_ns + 1, sizeof(*added));
-	removed = calloc(s->nr_ns + 1, sizeof(*removed));
-	if (!keep || !added || !removed) {
-		ret = -ENOMEM;
+	memset(p, 0, sizeof(*p));
+	p->s = s;
+	p->keep = calloc(c->nr_ns + s->nr_ns + 1, sizeof(*p->keep));
+	p->added = calloc(c->nr_ns + 1, sizeof(*p->added));
+	p->removed = calloc(s->nr_ns + 1, sizeof(*p->removed));
+	if (!p->keep || !p->added || !p->removed) {
 		snprintf(err, errlen, "out of memory");
-		goto out;
+		ns_plan_drop(p);
+		return -ENOMEM;
 	}
 	/* Open new backends first, without the lock: a failure leaves the
 	 * running configuration untouched. */
@@ -394,11 +436,25 @@ static int subsys_reload(struct nvmg_target *t, struct nvmg_subsys *s,
 			if (same)
 				continue;
 		}
-		ret = ns_open(s, cn, &added[nr_added], err, errlen);
-		if (ret)
-			goto out;
+		ret = ns_open(s, cn, &p->added[nr_added], err, errlen);
+		if (ret) {
+			p->nr_added = nr_added;
+			ns_plan_drop(p);
+			return ret;
+		}
 		nr_added++;
 	}
+	p->nr_added = nr_added;
+	return 0;
+}
+
+/* Cannot fail: everything was opened and allocated by ns_plan_prepare. */
+static void ns_plan_commit(struct nvmg_target *t, struct ns_plan *p, const struct nvmg_conf_subsys *c)
+{
+	struct nvmg_subsys *s = p->s;
+	struct nvmg_ns **keep = p->keep, **added = p->added, **removed = p->removed;
+	size_t nr_keep = 0, nr_added = p->nr_added, nr_removed = 0;
+
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->nr_ns; i++) {
 		const struct nvmg_conf_ns *cn = conf_find_ns(c, s->ns[i]->nsid);
@@ -449,34 +505,191 @@ static int subsys_reload(struct nvmg_target *t, struct nvmg_subsys *s,
 	/* In-flight commands hold their own references. */
 	for (size_t j = 0; j < nr_removed; j++)
 		nvmg_ns_put(removed[j]);
-	nr_added = 0;
-out:
-	for (size_t j = 0; j < nr_added; j++)
-		nvmg_ns_put(added[j]);
-	free(keep);
 	free(added);
 	free(removed);
+	memset(p, 0, sizeof(*p));
+}
+
+void nvmg_target_discovery_changed(struct nvmg_target *t)
+{
+	struct nvmg_subsys *d = t->discovery;
+
+	atomic_fetch_add(&t->discovery_genctr, 1);
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < d->nr_ctrls; i++)
+		nvmg_ctrl_raise_aen(d->ctrls[i], NVME_AER_NOTICE, NVME_AER_NOTICE_DISC_CHANGED,
+				    NVME_LOG_LID_DISCOVER);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static bool strv_has(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return true;
+	return false;
+}
+
+/* Host access: swap in the new list, then tear down the controllers of
+ * hosts no longer allowed. Returns whether anything changed. */
+static int subsys_reload_hosts(struct nvmg_subsys *s, const struct nvmg_conf_subsys *c,
+			       bool *changed)
+{
+	char **hosts = calloc(c->nr_allowed_hosts + 1, sizeof(char *)), **old;
+	struct nvmg_ctrl **kill = NULL;
+	size_t nr_old, nr_kill = 0;
+	bool same;
+
+	*changed = false;
+	if (!hosts)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nr_allowed_hosts; i++) {
+		hosts[i] = strdup(c->allowed_hosts[i]);
+		if (!hosts[i]) {
+			for (size_t j = 0; j < i; j++)
+				free(hosts[j]);
+			free(hosts);
+			return -ENOMEM;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	same = s->allow_any_host == c->allow_any_host && s->nr_allowed_hosts == c->nr_allowed_hosts;
+	for (size_t i = 0; same && i < c->nr_allowed_hosts; i++)
+		same = strv_has(s->allowed_hosts, s->nr_allowed_hosts, c->allowed_hosts[i]);
+	if (same) {
+		pthread_mutex_unlock(&s->lock);
+		for (size_t i = 0; i < c->nr_allowed_hosts; i++)
+			free(hosts[i]);
+		free(hosts);
+		return 0;
+	}
+	old = s->allowed_hosts;
+	nr_old = s->nr_allowed_hosts;
+	s->allowed_hosts = hosts;
+	s->nr_allowed_hosts = c->nr_allowed_hosts;
+	s->allow_any_host = c->allow_any_host;
+	if (!s->allow_any_host && s->nr_ctrls)
+		kill = calloc(s->nr_ctrls, sizeof(*kill));
+	for (size_t i = 0; kill && i < s->nr_ctrls; i++) {
+		struct nvmg_ctrl *ctrl = s->ctrls[i];
+
+		/* Local (FUSE) controllers are the target's own. */
+		if (ctrl->admin_reactor &&
+		    !strv_has(s->allowed_hosts, s->nr_allowed_hosts, ctrl->hostnqn)) {
+			nvmg_ctrl_get(ctrl);
+			kill[nr_kill++] = ctrl;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	*changed = true;
+	log_info("subsystem %s: %s", s->nqn,
+		 s->allow_any_host ? "any host may connect" : "allowed hosts changed");
+	for (size_t i = 0; i < nr_old; i++)
+		free(old[i]);
+	free(old);
+	/* Outside s->lock: killing takes the controller out of s. */
+	for (size_t i = 0; i < nr_kill; i++) {
+		nvmg_ctrl_kill(kill[i], false, "host no longer allowed");
+		nvmg_ctrl_put(kill[i]);
+	}
+	free(kill);
+	return 0;
+}
+
+int nvmg_target_resize_ns(struct nvmg_target *t, const char *nqn, uint32_t nsid, uint64_t bytes,
+			  uint64_t *blocks, char *err, size_t errlen)
+{
+	struct nvmg_subsys *s = nvmg_target_find_subsys(t, nqn);
+	struct nvmg_ns *ns;
+	uint64_t nsze;
+	int ret;
+
+	if (!s || s->discovery) {
+		snprintf(err, errlen, "no subsystem %s", nqn);
+		return -ENOENT;
+	}
+	ns = nvmg_subsys_get_ns(s, nsid);
+	if (!ns) {
+		snprintf(err, errlen, "subsystem %s has no namespace %u", nqn, nsid);
+		return -ENOENT;
+	}
+	ret = -EINVAL;
+	if (!ns->bdev->ops->resize) {
+		snprintf(err, errlen, "namespace %u (%s) cannot be resized: its backend keeps no "
+			 "data across a size change; remove it and add a new one", nsid, ns->path);
+		ret = -EOPNOTSUPP;
+	} else if (bytes % (1u << ns->lba_shift)) {
+		snprintf(err, errlen, "%llu is not a multiple of the namespace's %u-byte blocks",
+			 (unsigned long long)bytes, 1u << ns->lba_shift);
+	} else if ((ret = ns->bdev->ops->resize(ns->bdev, bytes))) {
+		snprintf(err, errlen, "namespace %u (%s): resize: %s", nsid, ns->path, strerror(-ret));
+	} else if (!(nsze = nvmg_bdev_size(ns->bdev) >> ns->lba_shift)) {
+		snprintf(err, errlen, "namespace %u (%s): now smaller than one block", nsid, ns->path);
+		ret = -EINVAL;
+	} else {
+		__atomic_store_n(&ns->nsze, nsze, __ATOMIC_RELAXED);
+		*blocks = nsze;
+		log_info("subsystem %s: namespace %u resized to %llu blocks", s->nqn, nsid,
+			 (unsigned long long)nsze);
+		pthread_mutex_lock(&s->lock);
+		notify_ns_change(s, nsid);
+		pthread_mutex_unlock(&s->lock);
+		if (t->ns_changed)
+			t->ns_changed(t->ns_changed_ctx, s, nsid);
+	}
+	nvmg_ns_put(ns);
 	return ret;
 }
 
 int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char *err, size_t errlen)
 {
-	int ret;
+	struct ns_plan *plans = calloc(conf->nr_subsys + 1, sizeof(*plans));
+	bool disc_changed = false, changed_topology = false;
+	int ret = 0;
 
-	/* Subsystems and ports are fixed for the daemon's life for now; say
-	 * so instead of silently ignoring a change. */
-	if (conf->nr_subsys != t->nr_subsys || conf->nr_ports != t->nr_ports)
-		log_warn("reload: subsystem or port changes need a restart; applying namespace changes only");
-	for (size_t i = 0; i < conf->nr_subsys; i++) {
+	if (!plans) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* 1. Open what the subsystems that stay will need; 2. the topology
+	 * (atomic itself); only then 3. commit, which cannot fail: a file
+	 * that cannot be applied changes nothing. */
+	for (size_t i = 0; i < conf->nr_subsys && !ret; i++) {
 		struct nvmg_subsys *s = nvmg_target_find_subsys(t, conf->subsys[i].nqn);
 
-		if (!s || s->discovery)
-			continue;
-		ret = subsys_reload(t, s, &conf->subsys[i], err, errlen);
-		if (ret)
-			return ret;
+		if (s && !s->discovery)
+			ret = ns_plan_prepare(&plans[i], s, &conf->subsys[i], err, errlen);
 	}
-	return 0;
+	if (!ret)
+		ret = nvmg_target_reconfig(t, conf, &changed_topology, err, errlen);
+	if (ret) {
+		for (size_t i = 0; i < conf->nr_subsys; i++)
+			ns_plan_drop(&plans[i]);
+		free(plans);
+		return ret;
+	}
+	pthread_mutex_lock(&t->hosts_lock);
+	t->max_queues_per_host = conf->max_queues_per_host;
+	pthread_mutex_unlock(&t->hosts_lock);
+	for (size_t i = 0; i < conf->nr_subsys; i++) {
+		struct nvmg_subsys *s = plans[i].s;
+		bool changed = false;
+
+		if (!s)
+			continue;
+		ns_plan_commit(t, &plans[i], &conf->subsys[i]);
+		/* Only out of memory; namespaces are applied by then. */
+		if (subsys_reload_hosts(s, &conf->subsys[i], &changed) && !ret) {
+			snprintf(err, errlen, "out of memory applying allowed hosts");
+			ret = -ENOMEM;
+		}
+		disc_changed |= changed;
+	}
+	free(plans);
+	/* Which subsystems a host finds depends on its access and the ports. */
+	if (disc_changed || changed_topology)
+		nvmg_target_discovery_changed(t);
+	return ret;
 }
 
 int nvmg_target_flush_all(struct nvmg_target *t)
@@ -502,14 +715,21 @@ int nvmg_target_flush_all(struct nvmg_target *t)
 void nvmg_target_destroy(struct nvmg_target *t)
 {
 	for (size_t i = 0; i < t->nr_subsys; i++)
-		subsys_free(t->subsys[i]);
+		nvmg_subsys_free(t->subsys[i]);
 	free(t->subsys);
-	subsys_free(t->discovery);
+	nvmg_subsys_free(t->discovery);
 	for (size_t i = 0; i < t->nr_ports; i++)
-		port_free(t->ports[i]);
+		nvmg_port_free(t->ports[i]);
 	free(t->ports);
+	for (size_t i = 0; i < t->nr_retired_subsys; i++)
+		nvmg_subsys_free(t->retired_subsys[i]);
+	free(t->retired_subsys);
+	for (size_t i = 0; i < t->nr_retired_ports; i++)
+		nvmg_port_free(t->retired_ports[i]);
+	free(t->retired_ports);
 	free(t->host_counts);
 	pthread_mutex_destroy(&t->hosts_lock);
+	pthread_rwlock_destroy(&t->model_lock);
 	memset(t, 0, sizeof(*t));
 }
 

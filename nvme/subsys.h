@@ -6,9 +6,25 @@
 #include "nvme/core.h"
 
 int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char *err, size_t errlen);
-/* Apply namespace additions/removals; subsystems and ports are fixed
- * for now. Returns 0 or -errno with err filled (nothing changed then). */
+/* Apply every difference: namespaces, allowed hosts, subsystems, ports and
+ * their exports, raising the events hosts are owed. Returns 0 or -errno
+ * with err filled; a failing step leaves its own part unchanged. */
 int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char *err, size_t errlen);
+/* reconfig.c: subsystems and ports added/removed/readdressed and port
+ * exports; *changed says whether the discovery log changed. */
+int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bool *changed,
+			 char *err, size_t errlen);
+/* Building blocks shared by subsys.c and reconfig.c. */
+int nvmg_subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys *c, char *err,
+		      size_t errlen);
+void nvmg_subsys_free(struct nvmg_subsys *s);
+int nvmg_port_build(struct nvmg_port **out, const struct nvmg_conf_port *c);
+void nvmg_port_free(struct nvmg_port *p);
+/* Change a namespace's size (bytes; 0 re-reads the backend's size) and
+ * raise the namespace-attribute event. *blocks gets the new NSZE. Returns 0
+ * or -errno with err filled. */
+int nvmg_target_resize_ns(struct nvmg_target *t, const char *nqn, uint32_t nsid, uint64_t bytes,
+			  uint64_t *blocks, char *err, size_t errlen);
 /* Flush every namespace's backend (shutdown). Returns 0 or the first error. */
 int nvmg_target_flush_all(struct nvmg_target *t);
 void nvmg_target_destroy(struct nvmg_target *t);

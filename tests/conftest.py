@@ -96,8 +96,9 @@ def sparse_file(path, size):
 # ------------------------------------------------------------------- daemon
 
 class Daemon:
-    def __init__(self, binary, workdir, config, name="nvmegated"):
+    def __init__(self, binary, workdir, config, name="nvmegated", env=None):
         self.binary = binary
+        self.env = env or {}   # extra environment (e.g. NOTIFY_SOCKET)
         self.workdir = str(workdir)
         self.config = config
         self.conf_path = os.path.join(self.workdir, name + ".json")
@@ -124,6 +125,7 @@ class Daemon:
         self.write_config()
         env = dict(os.environ)
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env.update(self.env)
         log = open(self.log_path, "ab")
         self.log_offset = log.tell()
         log.write(b"==== nvmegated run %d: %s -c %s\n" % (self.runs, self.binary.encode(),
@@ -257,8 +259,8 @@ def nvmegated(tmp_path, request):
     checked for a clean exit) at teardown."""
     started = []
 
-    def start(config, name="nvmegated", wait=True):
-        d = Daemon(daemon_binary(), tmp_path, config, name=name)
+    def start(config, name="nvmegated", wait=True, env=None):
+        d = Daemon(daemon_binary(), tmp_path, config, name=name, env=env)
         started.append(d)
         return d.start(wait=wait)
 
@@ -294,7 +296,7 @@ class Target:
     disc_port discovery only (no subsystems)
     """
 
-    def __init__(self, start, tmp_path, inline_data_size=16384, extra=None):
+    def __init__(self, start, tmp_path, inline_data_size=16384, extra=None, **start_kw):
         self.addr = ADDR
         self.port, self.disc_port = free_ports(2)
         tag = uuid.uuid4().hex[:8]
@@ -321,7 +323,7 @@ class Target:
         if extra:
             extra(self)
         self.ctrls = []
-        self.daemon = start(self.config)
+        self.daemon = start(self.config, **start_kw)   # e.g. env=, wait=
 
     def controller(self, nqn=None, nr_io=1, port=None, connect=True, **kw):
         """A connected (admin + nr_io I/O queues, enabled) Controller."""

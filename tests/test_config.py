@@ -222,7 +222,6 @@ def test_unimplemented_features_warn_once_each(check, img):
     sub = cfg["subsystems"][0]
     sub["attr"]["qid_max"] = "4"
     sub["namespaces"][0].update({"ana_grpid": 2, "buffered_io": "1"})
-    cfg["nvmegate"] = {"control_socket": "/run/nvmegate.sock"}
     r = check(cfg)
     assert_ok(r, [
         "ports[0].param.pi_enable: not implemented",
@@ -231,7 +230,6 @@ def test_unimplemented_features_warn_once_each(check, img):
         "subsystems[0].attr.qid_max: not implemented",
         "subsystems[0].namespaces[0].ana_grpid: not implemented",
         "subsystems[0].namespaces[0].buffered_io: not implemented",
-        "nvmegate.control_socket: not implemented",
     ])
 
 

@@ -74,7 +74,7 @@ void nvmg_ns_put(struct nvmg_ns *ns)
 	atomic_fetch_sub(&ns->refs, 1);
 }
 
-bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s)
+bool nvmg_port_exports_locked(const struct nvmg_port *p, const struct nvmg_subsys *s)
 {
 	for (size_t i = 0; i < p->nr_subsys; i++)
 		if (!strcmp(p->subsys_nqns[i], s->nqn))
@@ -82,7 +82,7 @@ bool nvmg_port_exports(const struct nvmg_port *p, const struct nvmg_subsys *s)
 	return false;
 }
 
-bool nvmg_subsys_host_allowed(const struct nvmg_subsys *s, const char *hostnqn)
+bool nvmg_subsys_host_allowed(struct nvmg_subsys *s, const char *hostnqn)
 {
 	if (s->allow_any_host)
 		return true;
@@ -229,6 +229,7 @@ static struct world *world_new(void)
 	w->subs[0] = &w->a;
 	w->subs[1] = &w->b;
 	w->subs[2] = &w->c;
+	pthread_rwlock_init(&w->tgt.model_lock, NULL);
 	w->tgt.discovery = &w->disc;
 	w->tgt.subsys = w->subs;
 	w->tgt.nr_subsys = 3;

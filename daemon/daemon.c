@@ -1,0 +1,99 @@
+/* Applying configurations to the running daemon. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "daemon/daemon.h"
+#include "daemon/log.h"
+#include "fuse/nvmg_fuse.h"
+#include "nvme/subsys.h"
+
+static void warn_cb(void *ctx, const char *msg)
+{
+	(void)ctx;
+	log_warn("%s", msg);
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+int nvmg_daemon_keep_fixed(struct nvmg_daemon *d, const struct nvmg_conf *conf)
+{
+	d->fixed.reactors = conf->reactors;
+	d->fixed.handshake_timeout_ms = conf->handshake_timeout_ms;
+	d->fixed.max_pending_sockets = conf->max_pending_sockets;
+	d->fixed.control_socket = conf->control_socket ? strdup(conf->control_socket) : NULL;
+	d->fixed.control_group = conf->control_group ? strdup(conf->control_group) : NULL;
+	if ((conf->control_socket && !d->fixed.control_socket) ||
+	    (conf->control_group && !d->fixed.control_group))
+		return -ENOMEM;
+	return 0;
+}
+
+void nvmg_daemon_free_fixed(struct nvmg_daemon *d)
+{
+	free(d->fixed.control_socket);
+	free(d->fixed.control_group);
+	d->fixed.control_socket = d->fixed.control_group = NULL;
+}
+
+/* Threads, sockets and the handshake deadline are set up once. */
+static void warn_fixed(const struct nvmg_daemon *d, const struct nvmg_conf *conf)
+{
+	if (conf->reactors != d->fixed.reactors)
+		log_warn("reload: nvmegate.reactors changes at the next restart");
+	if (conf->handshake_timeout_ms != d->fixed.handshake_timeout_ms ||
+	    conf->max_pending_sockets != d->fixed.max_pending_sockets)
+		log_warn("reload: nvmegate.handshake_timeout_ms and max_pending_sockets change at "
+			 "the next restart");
+	if (str_differs(conf->control_socket, d->fixed.control_socket) ||
+	    str_differs(conf->control_group, d->fixed.control_group))
+		log_warn("reload: nvmegate.control changes at the next restart");
+}
+
+static int apply_conf(struct nvmg_daemon *d, struct nvmg_conf *conf, char *text, char *err,
+		      size_t errlen)
+{
+	int ret = nvmg_target_reload(&d->target, conf, err, errlen);
+
+	if (!ret) {
+		warn_fixed(d, conf);
+		nvmg_log_set_level(conf->log_level);
+		nvmg_fuse_reload(d->fuse, conf);
+		free(d->running_json);
+		d->running_json = text;
+		text = NULL;
+		d->changes++;
+	}
+	nvmg_conf_free(conf);
+	free(text);
+	return ret;
+}
+
+int nvmg_daemon_apply_locked(struct nvmg_daemon *d, char *text, char *err, size_t errlen)
+{
+	struct nvmg_conf *conf;
+	int ret = nvmg_conf_parse_at(text, d->conf_file, &conf, err, errlen, warn_cb, NULL);
+
+	if (ret) {
+		free(text);
+		return ret;
+	}
+	return apply_conf(d, conf, text, err, errlen);
+}
+
+int nvmg_daemon_reload(struct nvmg_daemon *d, char *err, size_t errlen)
+{
+	struct nvmg_conf *conf;
+	char *text = NULL;
+	int ret;
+
+	pthread_mutex_lock(&d->lock);
+	ret = nvmg_conf_load_text(d->conf_file, &conf, &text, err, errlen, warn_cb, NULL);
+	if (!ret)
+		ret = apply_conf(d, conf, text, err, errlen);
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
