@@ -42,12 +42,19 @@ struct fuse_queue {
 	struct fuse_reactor *fr;
 };
 
+/* A subsystem's folder. Entries are only appended (by reloads, while the
+ * workers read lock-free), so an index -- and the inode numbers made of it
+ * -- never changes meaning; a removed subsystem's entry stays, marked gone. */
 struct fuse_sub {
 	struct nvmg_subsys *s;
 	const char *name;        /* folder name: alias or NQN (owned) */
 	struct nvmg_ctrl *ctrl;  /* local controller, NULL until started */
 	struct fuse_queue *queues; /* one per reactor */
+	atomic_bool gone;        /* removed by a reload: no folder */
 };
+
+/* Room for subsystems added at runtime beyond those at start. */
+#define NVMG_FUSE_SUBS_SPARE 256
 
 /* What a file's I/O needs to know of its namespace, as Identify Namespace
  * reports it (nsze, LBA format, NSATTR write protect, DLFEAT). */
@@ -111,8 +118,9 @@ struct fuse_op {
 struct nvmg_fuse {
 	struct nvmg_target *tgt;
 	char *mountpoint;
-	struct fuse_sub *subs;
-	size_t nr_subs;
+	struct fuse_sub *subs;   /* cap_subs entries, nr_subs of them published */
+	_Atomic size_t nr_subs;
+	size_t cap_subs;
 	char **alias_nqns, **alias_names; /* as configured, for reload checks */
 	size_t nr_aliases;
 	struct timespec mtime;   /* start: every file's times */
@@ -145,6 +153,11 @@ int nvmg_fuse_geo(struct nvmg_fuse *fs, fuse_ino_t ino, struct fuse_geo *g);
 
 /* ---- transport.c ---- */
 int nvmg_fuse_transport_start(struct nvmg_fuse *fs, char *err, size_t errlen);
+/* Give sub its local controller and one queue per reactor (start, or a
+ * subsystem added by a reload). 0 or -errno with err filled. */
+int nvmg_fuse_sub_attach(struct nvmg_fuse *fs, struct fuse_sub *sub, char *err, size_t errlen);
+/* Undo (part of) nvmg_fuse_sub_attach; no op may be using sub. */
+void nvmg_fuse_sub_detach(struct fuse_sub *sub);
 /* Waits for every op to come back, then unbinds and frees the queues. */
 void nvmg_fuse_transport_stop(struct nvmg_fuse *fs);
 /* Worker thread: run an op for req; replies (now or from a reactor).

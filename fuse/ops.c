@@ -41,6 +41,16 @@ static bool ino_split(const struct nvmg_fuse *fs, fuse_ino_t ino, size_t *sub, u
 	return true;
 }
 
+/* Folders shown now: subsystems not removed by a reload. */
+static size_t live_subs(const struct nvmg_fuse *fs)
+{
+	size_t n = atomic_load(&fs->nr_subs), live = 0;
+
+	for (size_t i = 0; i < n; i++)
+		live += !atomic_load(&fs->subs[i].gone);
+	return live;
+}
+
 int nvmg_fuse_geo(struct nvmg_fuse *fs, fuse_ino_t ino, struct fuse_geo *g)
 {
 	struct nvmg_ns *ns;
@@ -74,12 +84,14 @@ static int fill_attr(struct nvmg_fuse *fs, fuse_ino_t ino, struct stat *st)
 	int ret;
 
 	if (ino == NVMG_FUSE_ROOT) {
-		dir_attr(fs, ino, (nlink_t)(2 + fs->nr_subs), st);
+		dir_attr(fs, ino, (nlink_t)(2 + live_subs(fs)), st);
 		return 0;
 	}
 	if (!ino_split(fs, ino, &g.sub, &g.nsid))
 		return -ENOENT;
 	if (!g.nsid) {
+		if (atomic_load(&fs->subs[g.sub].gone))
+			return -ENOENT;
 		dir_attr(fs, ino, 2, st);
 		return 0;
 	}
@@ -139,8 +151,10 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint32_t nsid;
 
 	if (parent == NVMG_FUSE_ROOT) {
-		for (size_t i = 0; i < fs->nr_subs; i++) {
-			if (!strcmp(fs->subs[i].name, name)) {
+		size_t n = atomic_load(&fs->nr_subs);
+
+		for (size_t i = 0; i < n; i++) {
+			if (!atomic_load(&fs->subs[i].gone) && !strcmp(fs->subs[i].name, name)) {
 				reply_entry(req, nvmg_fuse_dir_ino(i));
 				return;
 			}
@@ -150,6 +164,10 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (!ino_split(fs, parent, &sub, &nsid) || nsid) {
 		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (atomic_load(&fs->subs[sub].gone)) {
+		fuse_reply_err(req, ENOENT);
 		return;
 	}
 	nsid = parse_ns_name(name);
@@ -218,9 +236,11 @@ static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)fi;
 	if (ino == NVMG_FUSE_ROOT) {
-		d = calloc(fs->nr_subs + 2, sizeof(*d));
-		if (d)
-			for (size_t i = 0; i < fs->nr_subs; i++)
+		size_t n = atomic_load(&fs->nr_subs);
+
+		d = calloc(n + 2, sizeof(*d));
+		for (size_t i = 0; d && i < n; i++)
+			if (!atomic_load(&fs->subs[i].gone))
 				d[2 + nr++] = (struct dent){ nvmg_fuse_dir_ino(i), S_IFDIR,
 							     fs->subs[i].name, 0 };
 	} else if (ino_split(fs, ino, &sub, &nsid) && !nsid) {
@@ -435,7 +455,7 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	uint64_t bytes = 0, files = 0;
 
 	(void)ino;
-	for (size_t i = 0; i < fs->nr_subs; i++) {
+	for (size_t i = 0, n = atomic_load(&fs->nr_subs); i < n; i++) {
 		struct nvmg_subsys *s = fs->subs[i].s;
 
 		pthread_mutex_lock(&s->lock);
@@ -447,7 +467,7 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = sv.f_frsize = 4096;
 	sv.f_blocks = bytes / 4096;
-	sv.f_files = files + fs->nr_subs + 1;
+	sv.f_files = files + live_subs(fs) + 1;
 	sv.f_namemax = 255;
 	fuse_reply_statfs(req, &sv);
 }

@@ -156,6 +156,15 @@ static void fs_free(struct nvmg_fuse *fs)
 	free(fs);
 }
 
+/* A subsystem's folder: its alias, else its NQN. */
+static const char *folder_name(const struct nvmg_fuse *fs, const char *nqn)
+{
+	for (size_t j = 0; j < fs->nr_aliases; j++)
+		if (!strcmp(fs->alias_nqns[j], nqn))
+			return fs->alias_names[j];
+	return nqn;
+}
+
 static int fs_alloc(struct nvmg_target *t, const struct nvmg_conf *conf, struct nvmg_fuse **out)
 {
 	struct nvmg_fuse *fs = calloc(1, sizeof(*fs));
@@ -165,7 +174,8 @@ static int fs_alloc(struct nvmg_target *t, const struct nvmg_conf *conf, struct 
 	fs->tgt = t;
 	clock_gettime(CLOCK_REALTIME, &fs->mtime);
 	fs->mountpoint = strdup(conf->fuse_mountpoint);
-	fs->subs = calloc(t->nr_subsys + 1, sizeof(*fs->subs));
+	fs->cap_subs = t->nr_subsys + NVMG_FUSE_SUBS_SPARE;
+	fs->subs = calloc(fs->cap_subs, sizeof(*fs->subs));
 	fs->alias_nqns = calloc(conf->nr_fuse_aliases + 1, sizeof(char *));
 	fs->alias_names = calloc(conf->nr_fuse_aliases + 1, sizeof(char *));
 	if (!fs->mountpoint || !fs->subs || !fs->alias_nqns || !fs->alias_names)
@@ -178,13 +188,8 @@ static int fs_alloc(struct nvmg_target *t, const struct nvmg_conf *conf, struct 
 			goto nomem;
 	}
 	for (size_t i = 0; i < t->nr_subsys; i++) {
-		const char *name = t->subsys[i]->nqn;
-
-		for (size_t j = 0; j < conf->nr_fuse_aliases; j++)
-			if (!strcmp(conf->fuse_aliases[j].nqn, name))
-				name = conf->fuse_aliases[j].name;
 		fs->subs[i].s = t->subsys[i];
-		fs->subs[i].name = strdup(name);
+		fs->subs[i].name = strdup(folder_name(fs, t->subsys[i]->nqn));
 		fs->nr_subs++;
 		if (!fs->subs[i].name)
 			goto nomem;
@@ -269,6 +274,87 @@ int nvmg_fuse_start(struct nvmg_target *t, const struct nvmg_conf *conf, struct 
 	return 0;
 }
 
+static bool running(struct nvmg_subsys *const *v, size_t n, const struct nvmg_subsys *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == s)
+			return true;
+	return false;
+}
+
+/* A new subsystem gets a folder (a new entry: its inode numbers are new,
+ * so nothing cached for an old one with the same name applies). */
+static void sub_add(struct nvmg_fuse *fs, struct nvmg_subsys *s)
+{
+	size_t n = atomic_load(&fs->nr_subs);
+	struct fuse_sub *sub = &fs->subs[n];
+	char err[256] = "";
+
+	if (n == fs->cap_subs) {
+		log_warn("FUSE: no room for %s: %zu folders since start; it shows after a restart",
+			 s->nqn, n);
+		return;
+	}
+	memset(sub, 0, sizeof(*sub));
+	sub->s = s;
+	sub->name = strdup(folder_name(fs, s->nqn));
+	if (!sub->name || nvmg_fuse_sub_attach(fs, sub, err, sizeof(err))) {
+		log_err("FUSE: %s: %s", s->nqn, sub->name ? err : "out of memory");
+		nvmg_fuse_sub_detach(sub);
+		free((char *)sub->name);
+		sub->name = NULL;
+		return;
+	}
+	/* Release: a worker that sees the count sees the entry whole. */
+	atomic_store(&fs->nr_subs, n + 1);
+	log_info("FUSE: %s/%s follows new subsystem %s", fs->mountpoint, sub->name, s->nqn);
+}
+
+/* After a reload: folders for added subsystems, none for removed ones
+ * (removed ones are retired, not freed, so sub->s stays readable). */
+static void follow_subsystems(struct nvmg_fuse *fs)
+{
+	struct nvmg_target *t = fs->tgt;
+	struct nvmg_subsys **now;
+	size_t n, known = atomic_load(&fs->nr_subs);
+	bool changed = false;
+
+	pthread_rwlock_rdlock(&t->model_lock);
+	n = t->nr_subsys;
+	now = calloc(n + 1, sizeof(*now));
+	if (now)
+		memcpy(now, t->subsys, n * sizeof(*now));
+	pthread_rwlock_unlock(&t->model_lock);
+	if (!now) {
+		log_err("FUSE: out of memory following subsystem changes");
+		return;
+	}
+	for (size_t i = 0; i < known; i++) {
+		struct fuse_sub *sub = &fs->subs[i];
+
+		if (atomic_load(&sub->gone) || running(now, n, sub->s))
+			continue;
+		atomic_store(&sub->gone, true);
+		fuse_lowlevel_notify_inval_entry(fs->se, NVMG_FUSE_ROOT, sub->name,
+						 strlen(sub->name));
+		log_info("FUSE: %s/%s removed with its subsystem", fs->mountpoint, sub->name);
+		changed = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool have = false;
+
+		for (size_t j = 0; j < known && !have; j++)
+			have = fs->subs[j].s == now[i] && !atomic_load(&fs->subs[j].gone);
+		if (!have) {
+			sub_add(fs, now[i]);
+			changed = true;
+		}
+	}
+	free(now);
+	if (changed)
+		fuse_lowlevel_notify_inval_inode(fs->se, NVMG_FUSE_ROOT, 0, 0);
+}
+
 void nvmg_fuse_reload(struct nvmg_fuse *fs, const struct nvmg_conf *conf)
 {
 	bool same;
@@ -286,6 +372,7 @@ void nvmg_fuse_reload(struct nvmg_fuse *fs, const struct nvmg_conf *conf)
 	if (!same)
 		log_warn("reload: FUSE mountpoint or alias changes need a restart; keeping %s",
 			 fs->mountpoint);
+	follow_subsystems(fs);
 }
 
 void nvmg_fuse_stop(struct nvmg_fuse *fs)

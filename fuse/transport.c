@@ -670,6 +670,48 @@ void nvmg_fuse_submit(struct nvmg_fuse *fs, fuse_req_t req, enum fuse_op_kind ki
 
 /* --------------------------------------------------------- life cycle */
 
+int nvmg_fuse_sub_attach(struct nvmg_fuse *fs, struct fuse_sub *sub, char *err, size_t errlen)
+{
+	struct nvmg_target *t = fs->tgt;
+	uint16_t status = 0;
+
+	sub->queues = calloc(fs->nr_queues, sizeof(*sub->queues));
+	if (!sub->queues) {
+		snprintf(err, errlen, "FUSE: out of memory");
+		return -ENOMEM;
+	}
+	sub->ctrl = nvmg_ctrl_create_local(t, sub->s, NVMG_FUSE_HOSTNQN, &status);
+	if (!sub->ctrl) {
+		snprintf(err, errlen, "FUSE: no controller for %s (status %#x)", sub->s->nqn, status);
+		return -EBUSY;
+	}
+	for (unsigned i = 0; i < fs->nr_queues; i++) {
+		struct fuse_queue *q = &sub->queues[i];
+
+		q->fr = &fs->reactors[i];
+		q->sq.tgt = t;
+		q->sq.reactor = q->fr->r;
+		q->sq.ops = &fuse_transport_ops;
+		q->sq.qid = (uint16_t)(i + 1);
+		status = nvmg_ctrl_install_sq(sub->ctrl, &q->sq);
+		if (status) {
+			snprintf(err, errlen, "FUSE: queue %u of %s: status %#x", i + 1, sub->s->nqn,
+				 status);
+			return -EBUSY;
+		}
+	}
+	return 0;
+}
+
+void nvmg_fuse_sub_detach(struct fuse_sub *sub)
+{
+	if (sub->ctrl)
+		nvmg_ctrl_destroy_local(sub->ctrl);
+	sub->ctrl = NULL;
+	free(sub->queues);
+	sub->queues = NULL;
+}
+
 int nvmg_fuse_transport_start(struct nvmg_fuse *fs, char *err, size_t errlen)
 {
 	struct nvmg_target *t = fs->tgt;
@@ -715,35 +757,10 @@ int nvmg_fuse_transport_start(struct nvmg_fuse *fs, char *err, size_t errlen)
 		}
 	}
 	for (size_t s = 0; s < fs->nr_subs; s++) {
-		struct fuse_sub *sub = &fs->subs[s];
-		uint16_t status = 0;
+		int ret = nvmg_fuse_sub_attach(fs, &fs->subs[s], err, errlen);
 
-		sub->queues = calloc(fs->nr_queues, sizeof(*sub->queues));
-		if (!sub->queues) {
-			snprintf(err, errlen, "FUSE: out of memory");
-			return -ENOMEM;
-		}
-		sub->ctrl = nvmg_ctrl_create_local(t, sub->s, NVMG_FUSE_HOSTNQN, &status);
-		if (!sub->ctrl) {
-			snprintf(err, errlen, "FUSE: no controller for %s (status %#x)", sub->s->nqn,
-				 status);
-			return -EBUSY;
-		}
-		for (unsigned i = 0; i < fs->nr_queues; i++) {
-			struct fuse_queue *q = &sub->queues[i];
-
-			q->fr = &fs->reactors[i];
-			q->sq.tgt = t;
-			q->sq.reactor = q->fr->r;
-			q->sq.ops = &fuse_transport_ops;
-			q->sq.qid = (uint16_t)(i + 1);
-			status = nvmg_ctrl_install_sq(sub->ctrl, &q->sq);
-			if (status) {
-				snprintf(err, errlen, "FUSE: queue %u of %s: status %#x", i + 1,
-					 sub->s->nqn, status);
-				return -EBUSY;
-			}
-		}
+		if (ret)
+			return ret;
 	}
 	/* Each ring has a single submitter: arm on the reactor itself. */
 	for (unsigned i = 0; i < fs->nr_queues; i++) {
@@ -781,15 +798,8 @@ void nvmg_fuse_transport_stop(struct nvmg_fuse *fs)
 				 NVMG_FUSE_NR_OPS - fs->nr_free_ops == 1 ? "" : "s", waited += 5);
 	}
 	pthread_mutex_unlock(&fs->pool_lock);
-	for (size_t s = 0; s < fs->nr_subs; s++) {
-		struct fuse_sub *sub = &fs->subs[s];
-
-		if (sub->ctrl)
-			nvmg_ctrl_destroy_local(sub->ctrl);
-		sub->ctrl = NULL;
-		free(sub->queues);
-		sub->queues = NULL;
-	}
+	for (size_t s = 0; s < fs->nr_subs; s++)
+		nvmg_fuse_sub_detach(&fs->subs[s]);
 	for (unsigned i = 0; i < fs->nr_queues; i++) {
 		struct fuse_reactor *fr = &fs->reactors[i];
 		uint64_t one = 1;

@@ -620,6 +620,52 @@ def test_reload_adds_and_removes_namespaces(ft, tmp_path):
     wait_for(lambda: os.stat(ft.path(7)).st_size == 3 << 20, "resized n7")
 
 
+def test_reload_adds_and_removes_subsystems(ft):
+    """A subsystem added at runtime gets its folder (named by its NQN: it
+    has no alias), shared with NVMe/TCP; removed, the folder goes and open
+    files fail."""
+    nqn = ft.t.nqn + "-added"
+    cfg = ft.t.config_copy()
+    cfg["subsystems"].append({"nqn": nqn, "attr": {"allow_any_host": "1"}, "allowed_hosts": [],
+                              "namespaces": [{"nsid": 1, "enable": 1,
+                                              "device": {"path": "mem:4M"}}]})
+    cfg["ports"][0]["subsystems"].append(nqn)
+    before = set(os.listdir(ft.mnt))
+    assert "t1" in before and nqn not in before
+    ft.daemon.reload(cfg)
+    wait_for(lambda: nqn in os.listdir(ft.mnt), "new subsystem folder")
+    assert set(os.listdir(ft.mnt)) == before | {nqn}
+    path = os.path.join(ft.mnt, nqn, "n1")
+    assert os.listdir(os.path.join(ft.mnt, nqn)) == ["n1"]
+    assert os.stat(path).st_size == 4 << 20
+    data = n.pattern(4096, 21)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.pwrite(fd, data, 8192)
+        c = ft.t.controller(nqn=nqn)
+        assert c.read(1, 16, 8).check().data == data
+        c.write(1, 64, data[::-1]).check()
+        assert os.pread(fd, 4096, 64 * 512) == data[::-1]
+        c.close()
+        ft.daemon.reload(ft.t.config_copy())
+        wait_for(lambda: nqn not in os.listdir(ft.mnt), "removed subsystem folder")
+        assert set(os.listdir(ft.mnt)) == before
+        with pytest.raises(FileNotFoundError):
+            os.stat(path)
+        with pytest.raises(OSError) as e:
+            os.pread(fd, 512, 0)
+        assert e.value.errno in (errno.ENOENT, errno.ENXIO)
+    finally:
+        os.close(fd)
+    # The first subsystem's files were never disturbed.
+    assert sorted(os.listdir(ft.dir)) == ["n1", "n2", "n3", "n4"]
+    # And the same NQN can come back: a fresh, empty folder again.
+    ft.daemon.reload(cfg)
+    wait_for(lambda: nqn in os.listdir(ft.mnt), "re-added subsystem folder")
+    with open(os.path.join(ft.mnt, nqn, "n1"), "rb") as f:
+        assert f.read(4096) == bytes(4096)
+
+
 def test_removed_namespace_fails_open_files(ft):
     fd = ft.open(2)
     try:
