@@ -3,7 +3,7 @@ Wireshark's NVMe/TCP dissector (tshark).
 
 Our own initiator (nvmetcp.py) and the kernel host in the guest agree with
 the target, but both could share a misreading of the spec. Here every PDU
-the target sends is captured on loopback and decoded by tshark with header
+the target sends is recorded (see Capture) and decoded by tshark with header
 and data digest checking on; the test fails on any malformed PDU, any
 NVMe/TCP or NVMe expert warning or error on a frame from the target, a
 digest the dissector computes differently, or a PDU kind that never showed
@@ -12,7 +12,8 @@ up (so a capture that decoded nothing cannot pass).
 
 import os
 import shutil
-import signal
+import socket
+import struct
 import subprocess
 import time
 
@@ -29,33 +30,89 @@ DIGEST_BAD, DIGEST_GOOD = "0", "1"
 ICRESP, C2H_TERM, CAPSULE_RESP, C2H_DATA, R2T = 1, 3, 5, 7, 9
 
 class Capture:
-    """tshark capturing the target's ports on loopback into a pcapng."""
+    """Records every byte the initiator's sockets send and receive and
+    writes the streams into a pcap with synthetic IPv4/TCP framing.
 
-    def __init__(self, path, ports):
+    A live capture on lo lost whole connections under CPU load (dumpcap's
+    start is not observable), so the dissector reads the exact byte streams
+    instead: NVMe/TCP is a stream protocol and tshark reassembles PDUs by
+    TCP sequence number, so only segment boundaries differ from the wire.
+    """
+
+    MSS = 16384
+
+    def __init__(self, path, ports, monkeypatch):
         assert TSHARK, "tshark is missing: `make deps` installs it"
         self.path = path
         self.ports = ports
-        filt = " or ".join("tcp port %d" % p for p in ports)
-        self.err = open(str(path) + ".log", "w+")
-        self.proc = subprocess.Popen([TSHARK, "-q", "-i", "lo", "-f", filt, "-w", str(path)],
-                                     stdout=subprocess.DEVNULL, stderr=self.err)
-        deadline = time.monotonic() + 20
-        while "Capturing on" not in self._log():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                pytest.fail("tshark did not start capturing: %s" % self._log())
-            time.sleep(0.05)
+        self.events = []          # (time, conn, from_client, bytes)
+        self.conns = []           # [client port, server port]
+        real = socket.create_connection
+        cap = self
 
-    def _log(self):
-        self.err.seek(0)
-        return self.err.read()
+        class Recorder:
+            def __init__(self, sock):
+                self._s = sock
+                self._id = len(cap.conns)
+                cap.conns.append((sock.getsockname()[1], sock.getpeername()[1]))
+
+            def sendall(self, data):
+                self._s.sendall(data)
+                cap.events.append((time.time(), self._id, True, bytes(data)))
+
+            def send(self, data):
+                sent = self._s.send(data)
+                cap.events.append((time.time(), self._id, True, bytes(data[:sent])))
+                return sent
+
+            def recv(self, size, *flags):
+                b = self._s.recv(size, *flags)
+                if b:
+                    cap.events.append((time.time(), self._id, False, b))
+                return b
+
+            def __getattr__(self, name):
+                return getattr(self._s, name)
+
+        monkeypatch.setattr(socket, "create_connection",
+                            lambda *a, **kw: Recorder(real(*a, **kw)))
 
     def stop(self):
-        time.sleep(0.3)  # let the last segments reach the capture
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=20)
-        log = self._log()
-        assert "dropped" not in log or " 0 packets dropped" in log, log
+        """Writes the pcap: a handshake per connection, then each recorded
+        chunk in the order it happened, with consistent SEQ/ACK numbers."""
+        out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101)]
+        t0 = self.events[0][0] if self.events else time.time()
+
+        def pkt(ts, conn, from_client, flags, seq, ack, payload=b""):
+            cport, sport = self.conns[conn]
+            src, dst = (cport, sport) if from_client else (sport, cport)
+            tcp = struct.pack("!HHIIBBHHH", src, dst, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                              5 << 4, flags, 65535, 0, 0)
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 0, 0x4000, 64, 6, 0,
+                             bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
+            frame = ip + tcp + payload
+            usec = int(ts * 1e6)
+            out.append(struct.pack("<IIII", usec // 1000000, usec % 1000000, len(frame), len(frame)))
+            out.append(frame)
+
+        SYN, ACK, PSH = 0x02, 0x10, 0x08
+        nxt = {}   # (conn, from_client) -> next sequence number
+        started = set()
+        for ts, conn, from_client, data in self.events:
+            if conn not in started:
+                started.add(conn)
+                nxt[conn, True], nxt[conn, False] = 1000, 5000
+                pkt(ts, conn, True, SYN, 999, 0)
+                pkt(ts, conn, False, SYN | ACK, 4999, 1000)
+                pkt(ts, conn, True, ACK, 1000, 5000)
+            for off in range(0, len(data), self.MSS):
+                chunk = data[off:off + self.MSS]
+                pkt(ts, conn, from_client, PSH | ACK, nxt[conn, from_client],
+                    nxt[conn, not from_client], chunk)
+                nxt[conn, from_client] += len(chunk)
+        with open(str(self.path), "wb") as f:
+            for part in out:
+                f.write(part)
 
     def frames(self):
         """[(srcport, [pdu types], [(severity, protocol, message)], malformed)]"""
@@ -133,8 +190,8 @@ def exercise(t, c):
 
 
 @pytest.mark.parametrize("digests", [False, True], ids=["plain", "digests"])
-def test_dissector_reads_target_pdus(target, tmp_path, digests):
-    cap = Capture(tmp_path / "nvme.pcapng", [target.port, target.disc_port])
+def test_dissector_reads_target_pdus(target, tmp_path, digests, monkeypatch):
+    cap = Capture(tmp_path / "nvme.pcap", [target.port, target.disc_port], monkeypatch)
     try:
         c = target.controller(nr_io=2, hdgst=digests, ddgst=digests)
         exercise(target, c)
@@ -158,8 +215,8 @@ def test_dissector_reads_target_pdus(target, tmp_path, digests):
     sent = [t for r in rows if r["src"] in ours for t in r["types"]]
     for kind, name in ((ICRESP, "ICResp"), (CAPSULE_RESP, "CapsuleResp"),
                        (C2H_DATA, "C2HData"), (R2T, "R2T"), (C2H_TERM, "C2HTermReq")):
-        assert kind in sent, "the dissector saw no %s from the target (types %s)" \
-            % (name, sorted(set(sent)))
+        assert kind in sent, "the dissector saw no %s from the target (types %s, %d frames)" \
+            % (name, sorted(set(sent)), len(rows))
     assert not nvme_problems(rows, ours), "\n".join(nvme_problems(rows, ours))
     hd = [s for r in rows if r["src"] in ours for s in r["hdgst"]]
     dd = [s for r in rows if r["src"] in ours for s in r["ddgst"]]
