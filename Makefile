@@ -7,9 +7,9 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread \
 LDLIBS := -pthread -luring -ljson-c -lisal -lcrypto -lfuse3
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-DAEMON_SRC := $(wildcard daemon/*.c conf/*.c nvme/*.c net/*.c fuse/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c conf/*.c nvme/*.c nvme/pcie/*.c net/*.c fuse/*.c)
 PERF_SRC := $(wildcard tools/perf/*.c)
-HDRS := $(wildcard */*.h tools/perf/*.h)
+HDRS := $(wildcard */*.h */*/*.h tools/perf/*.h)
 
 BUILD := build
 PYTHON := /usr/bin/python3
