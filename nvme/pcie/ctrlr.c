@@ -1,5 +1,6 @@
 /* Controller bring-up, namespaces, per-reactor I/O queues and shutdown. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,14 +372,18 @@ int pcie_ctrlr_ns_info(struct pcie_ctrlr *c, struct pcie_ns *ns, char *err, size
 	if (le32toh(c->id.ver) >= 0x10300 && !admin_data(c, &cmd, NULL)) {
 		const uint8_t *p = c->admin_buf.va;
 
-		for (size_t off = 0; off + 4 <= PCIE_PAGE;) {
-			const struct nvme_ns_id_desc *d = (const void *)(p + off);
+		/* Descriptors are byte-packed (a 1-byte CSI one leaves the next at
+		 * an odd offset): read NIDT/NIDL as bytes, never as a struct. */
+		for (size_t off = 0; off + sizeof(struct nvme_ns_id_desc) <= PCIE_PAGE;) {
+			uint8_t nidt = p[off + offsetof(struct nvme_ns_id_desc, nidt)];
+			uint8_t nidl = p[off + offsetof(struct nvme_ns_id_desc, nidl)];
+			size_t data = off + sizeof(struct nvme_ns_id_desc);
 
-			if (!d->nidt || off + 4 + d->nidl > PCIE_PAGE)
+			if (!nidt || data + nidl > PCIE_PAGE)
 				break;
-			if (d->nidt == NVME_NIDT_UUID && d->nidl == 16)
-				memcpy(ns->b.uuid, p + off + 4, 16);
-			off += 4 + d->nidl;
+			if (nidt == NVME_NIDT_UUID && nidl == 16)
+				memcpy(ns->b.uuid, p + data, 16);
+			off = data + nidl;
 		}
 	}
 	pthread_mutex_unlock(&c->admin_lock);

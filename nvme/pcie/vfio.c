@@ -1,5 +1,6 @@
 /* VFIO type1 access to one PCI device. */
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -99,21 +100,29 @@ static int read_iova_ranges(struct nvmg_vfio *v)
 	if (info && (info->flags & VFIO_IOMMU_INFO_CAPS) && info->cap_offset) {
 		uint32_t off = info->cap_offset;
 
+		/* The kernel packs capabilities at 4-byte offsets: copy fields
+		 * out rather than casting to the 8-byte aligned structs. */
 		while (off && off + sizeof(struct vfio_info_cap_header) <= sz) {
-			struct vfio_info_cap_header *h = (void *)((char *)info + off);
+			const uint8_t *p = (const uint8_t *)info + off;
+			struct vfio_info_cap_header h;
 
-			if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
-				struct vfio_iommu_type1_info_cap_iova_range *r = (void *)h;
+			memcpy(&h, p, sizeof(h));
+			if (h.id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
+				size_t base = offsetof(struct vfio_iommu_type1_info_cap_iova_range, iova_ranges);
+				uint32_t nr;
 
-				for (uint32_t i = 0; i < r->nr_iovas && v->nr_ranges < NVMG_VFIO_MAX_RANGES; i++) {
-					v->ranges[v->nr_ranges].start = r->iova_ranges[i].start;
-					v->ranges[v->nr_ranges].last = r->iova_ranges[i].end;
+				memcpy(&nr, p + offsetof(struct vfio_iommu_type1_info_cap_iova_range, nr_iovas),
+				       sizeof(nr));
+				for (uint32_t i = 0; i < nr && v->nr_ranges < NVMG_VFIO_MAX_RANGES &&
+						     off + base + (i + 1) * 16 <= sz; i++) {
+					memcpy(&v->ranges[v->nr_ranges].start, p + base + i * 16, 8);
+					memcpy(&v->ranges[v->nr_ranges].last, p + base + i * 16 + 8, 8);
 					v->nr_ranges++;
 				}
 			}
-			if (h->next <= off)
+			if (h.next <= off)
 				break;
-			off = h->next;
+			off = h.next;
 		}
 	}
 	free(info);
