@@ -98,7 +98,7 @@ bench-fuse: deps $(BUILD)/nvmegated
 # Host needs qemu-system-x86; the guest's Debian packages are downloaded once
 # into /var/cache/nvmegate-vm (NVMEGATE_VM_CACHE). `make test` runs the VM
 # suite too (tests/vm/test_vm_linux_host.py, with the ASan daemon).
-.PHONY: vm-image vm-test bench-vm
+.PHONY: vm-image vm-test bench-vm bench-pcie
 vm-image: $(BUILD)/nvmegated
 	$(PYTHON) tests/vm/vmlib.py $(CURDIR)/$(BUILD)/nvmegated
 
@@ -107,3 +107,8 @@ vm-test: $(BUILD)/nvmegated
 
 bench-vm: $(BUILD)/nvmegated
 	$(PYTHON) bench/vm_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated
+
+# ---- The userspace PCIe driver vs the kernel's nvme driver on QEMU's NVMe
+# controller in the guest (bench/pcie_bench.py; tests/vm/test_vm_pcie.py).
+bench-pcie: $(BUILD)/nvmegated
+	$(PYTHON) bench/pcie_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated

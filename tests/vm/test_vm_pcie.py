@@ -45,7 +45,14 @@ NS1_MB, NS2_MB = 256, 128
 EXTRA_MODULES = ["virt/lib/irqbypass.ko", "drivers/vfio/vfio.ko", "drivers/vfio/vfio_iommu_type1.ko",
                  "drivers/vfio/vfio_virqfd.ko", "drivers/vfio/pci/vfio-pci-core.ko",
                  "drivers/vfio/pci/vfio-pci.ko", "drivers/nvme/host/nvme.ko", "fs/fuse/fuse.ko"]
-WRAPPER = "exec sh /vm/pcie.sh > /dev/console 2>&1\n"
+
+
+def qemu_cmd(kernel, initrd, workdir, limit, results, console):
+    """The guest: q35 + intel-iommu, one NVMe controller with two namespaces."""
+    return (["timeout", "-k", "5", str(limit)] +
+            vmlib.qemu_cmd(kernel, initrd, results, console, smp=SMP, mem=MEM_MB,
+                           append="intel_iommu=on iommu=pt nvmegate.timeout=%d" % (limit - 10)) +
+            qemu_extra(workdir))
 
 
 def qemu_extra(workdir):
@@ -77,12 +84,14 @@ class Run:
     console = ""
 
 
-def build_initrd(tmp, scenarios):
+def build_initrd(tmp, scenarios, daemon=None, guest_script="pcie.sh", env=None):
+    """Kernel and initrd running guest/<guest_script> (also bench/pcie_bench.py)."""
     script = os.path.join(tmp, "pcie-wrapper.sh")
     with open(script, "w") as f:
-        f.write(WRAPPER)
-    kernel, initrd = vmlib.build(vmlib.default_daemon(), mode="script", script=script,
-                                 env={"PCIE_SCENARIOS": " ".join(scenarios)})
+        f.write("exec sh /vm/%s > /dev/console 2>&1\n" % guest_script)
+    env = dict(env or {}, PCIE_SCENARIOS=" ".join(scenarios))
+    kernel, initrd = vmlib.build(daemon or vmlib.default_daemon(), mode="script", script=script,
+                                 env=env)
     manifest = vmlib.fetch_packages()
     root = vmlib.unpack(manifest, vmlib.manifest_key(manifest))
     kver = manifest["kernel"][len("linux-image-"):]
@@ -121,10 +130,7 @@ def guest():
     for p in (results, run.console):
         if os.path.exists(p):
             os.unlink(p)
-    cmd = (["timeout", "-k", "5", str(GUEST_LIMIT)] +
-           vmlib.qemu_cmd(kernel, initrd, results, run.console, smp=SMP, mem=MEM_MB,
-                          append="intel_iommu=on iommu=pt nvmegate.timeout=%d" % (GUEST_LIMIT - 10)) +
-           qemu_extra(workdir))
+    cmd = qemu_cmd(kernel, initrd, workdir, GUEST_LIMIT, results, run.console)
     t0 = time.monotonic()
     with open(os.path.join(workdir, "qemu.stderr"), "wb") as err:
         run.rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
