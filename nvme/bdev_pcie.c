@@ -35,7 +35,16 @@ static void pcie_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg
 		io->complete(io, -EROFS);
 		return;
 	}
+	/* ENODEV, not EIO: hosts must not read a media error into it. */
+	if (atomic_load_explicit(&ns->c->gone, memory_order_acquire)) {
+		io->complete(io, -ENODEV);
+		return;
+	}
 	qp = pcie_ctrlr_ioq(ns->c, r);
+	if (!qp && atomic_load(&ns->c->resetting)) {
+		io->complete(io, -EAGAIN);
+		return;
+	}
 	if (!qp) {
 		/* More reactors than the device has queues, or creation failed
 		 * (logged): this reactor cannot reach the device. */

@@ -10,7 +10,6 @@
 #include "daemon/log.h"
 #include "nvme/pcie/pcie.h"
 
-#define WANT_QUEUES 64
 #define CAP_CSS_NVM (1ull << 37)
 #define CAP_MPSMIN(cap) (((cap) >> 48) & 0xf)
 #define SHN_TIMEOUT_MS 10000
@@ -20,7 +19,13 @@ int pcie_admin(struct pcie_ctrlr *c, struct nvmg_sqe *cmd, uint32_t *cdw0)
 	int ret;
 
 	pthread_mutex_lock(&c->admin_lock);
-	ret = pcie_qp_sync(&c->admin, cmd, PCIE_ADMIN_TIMEOUT_MS, cdw0);
+	/* Under the lock: removal unmaps the registers holding it. */
+	if (atomic_load(&c->gone))
+		ret = -ENODEV;
+	else if (atomic_load(&c->resetting) && !(c->svc_running && pthread_equal(pthread_self(), c->svc)))
+		ret = -EAGAIN; /* the controller is disabled: only the reset may talk */
+	else
+		ret = pcie_qp_sync(&c->admin, cmd, PCIE_ADMIN_TIMEOUT_MS, cdw0);
 	pthread_mutex_unlock(&c->admin_lock);
 	return ret;
 }
@@ -51,7 +56,7 @@ static int wait_csts(struct pcie_ctrlr *c, uint32_t mask, uint32_t want, uint32_
 	}
 }
 
-static int disable(struct pcie_ctrlr *c)
+int pcie_ctrlr_disable(struct pcie_ctrlr *c)
 {
 	uint32_t cc = nvmg_vfio_rd32(&c->vfio, NVME_REG_CC);
 
@@ -60,7 +65,7 @@ static int disable(struct pcie_ctrlr *c)
 	return wait_csts(c, NVME_CSTS_RDY_MASK << NVME_CSTS_RDY_SHIFT, 0, c->to_ms);
 }
 
-static int enable(struct pcie_ctrlr *c, char *err, size_t errlen)
+int pcie_ctrlr_enable(struct pcie_ctrlr *c, char *err, size_t errlen)
 {
 	uint32_t aqa = (uint32_t)(c->admin.depth - 1) << 16 | (uint32_t)(c->admin.depth - 1);
 	uint32_t cc = 1u /* EN */ | 0u << 4 /* CSS NVM */ | 0u << 7 /* MPS 4 KiB */ |
@@ -146,7 +151,7 @@ static int identify_ctrlr(struct pcie_ctrlr *c, char *err, size_t errlen)
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.opcode = nvme_admin_set_features;
 	cmd.cdw10 = htole32(NVME_FEAT_FID_NUM_QUEUES);
-	cmd.cdw11 = htole32((WANT_QUEUES - 1) << 16 | (WANT_QUEUES - 1));
+	cmd.cdw11 = htole32((PCIE_WANT_QUEUES - 1) << 16 | (PCIE_WANT_QUEUES - 1));
 	ret = pcie_admin(c, &cmd, &dw0);
 	if (ret) {
 		snprintf(err, errlen, "%s: Set Features Number of Queues failed: %s%d", c->bdf,
@@ -154,8 +159,8 @@ static int identify_ctrlr(struct pcie_ctrlr *c, char *err, size_t errlen)
 		return ret < 0 ? ret : -EIO;
 	}
 	c->nr_ioq = (dw0 & 0xffff) < (dw0 >> 16) ? (dw0 & 0xffff) + 1 : (dw0 >> 16) + 1;
-	if (c->nr_ioq > WANT_QUEUES)
-		c->nr_ioq = WANT_QUEUES;
+	if (c->nr_ioq > PCIE_WANT_QUEUES)
+		c->nr_ioq = PCIE_WANT_QUEUES;
 	return 0;
 }
 
@@ -170,6 +175,10 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 	snprintf(c->bdf, sizeof(c->bdf), "%s", bdf);
 	pthread_mutex_init(&c->admin_lock, NULL);
 	atomic_init(&c->gone, false);
+	atomic_init(&c->resetting, false);
+	atomic_init(&c->reset_req, false);
+	atomic_init(&c->stop, false);
+	c->req_efd = c->wake_efd = -1;
 	ret = nvmg_vfio_open(&c->vfio, bdf, err, errlen);
 	if (ret) {
 		pthread_mutex_destroy(&c->admin_lock);
@@ -194,7 +203,7 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 		ret = -ENODEV;
 		goto fail_vfio;
 	}
-	ret = disable(c);
+	ret = pcie_ctrlr_disable(c);
 	if (ret) {
 		snprintf(err, errlen, "%s: controller did not stop within CAP.TO (%u ms): %s", bdf,
 			 c->to_ms, strerror(-ret));
@@ -207,7 +216,7 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 	ret = nvmg_dma_alloc(&c->vfio, 2 * PCIE_PAGE, &c->admin_buf, err, errlen);
 	if (ret)
 		goto fail_admin;
-	ret = enable(c, err, errlen);
+	ret = pcie_ctrlr_enable(c, err, errlen);
 	if (ret)
 		goto fail_buf;
 	ret = identify_ctrlr(c, err, errlen);
@@ -224,14 +233,24 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 		nvmg_vfio_set_msix(&c->vfio, NULL, 0);
 		close_efds(c);
 	}
+	ret = pcie_svc_start(c);
+	if (ret) {
+		snprintf(err, errlen, "%s: cannot start its service thread: %s", bdf, strerror(-ret));
+		goto fail_msix;
+	}
 	log_info("pcie %s: NVMe %u.%u \"%.40s\" sn \"%.20s\": %u namespace(s), %u I/O queues, "
 		 "max transfer %u KiB, doorbell stride %u, %s",
 		 bdf, vs >> 16, (vs >> 8) & 0xff, c->id.mn, c->id.sn, le32toh(c->id.nn), c->nr_ioq,
 		 c->max_xfer >> 10, c->dstrd, c->nr_vec ? "MSI-X" : "polled");
 	*out = c;
 	return 0;
+fail_msix:
+	pcie_svc_stop(c);
+	nvmg_vfio_set_msix(&c->vfio, NULL, 0);
+	close_efds(c);
+	free(c->ioq);
 fail_enabled:
-	disable(c);
+	pcie_ctrlr_disable(c);
 fail_buf:
 	nvmg_dma_free(&c->vfio, &c->admin_buf);
 fail_admin:
@@ -243,13 +262,46 @@ fail_vfio:
 	return ret;
 }
 
+/* Create I/O CQ then SQ for qp on the device (also after a reset). */
+int pcie_ctrlr_create_queue(struct pcie_ctrlr *c, struct pcie_qpair *qp)
+{
+	struct nvmg_sqe cmd;
+	int ret;
+
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.opcode = nvme_admin_create_cq;
+	pcie_sqe_prp(&cmd, qp->cq_iova, 0);
+	cmd.cdw10 = htole32((uint32_t)(qp->depth - 1) << 16 | qp->qid);
+	/* PC=1; IEN and the vector only when an eventfd listens on it. */
+	cmd.cdw11 = htole32(qp->efd >= 0 ? (uint32_t)qp->qid << 16 | 3u : 1u);
+	ret = pcie_admin(c, &cmd, NULL);
+	if (ret) {
+		log_err("pcie %s: Create I/O CQ %u: %s%d", c->bdf, qp->qid, ret < 0 ? "error " : "status 0x", ret);
+		return -EIO;
+	}
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.opcode = nvme_admin_create_sq;
+	pcie_sqe_prp(&cmd, qp->sq_iova, 0);
+	cmd.cdw10 = htole32((uint32_t)(qp->depth - 1) << 16 | qp->qid);
+	cmd.cdw11 = htole32((uint32_t)qp->qid << 16 | 1u);
+	ret = pcie_admin(c, &cmd, NULL);
+	if (ret) {
+		log_err("pcie %s: Create I/O SQ %u: %s%d", c->bdf, qp->qid, ret < 0 ? "error " : "status 0x", ret);
+		memset(&cmd, 0, sizeof(cmd));
+		cmd.opcode = nvme_admin_delete_cq;
+		cmd.cdw10 = htole32(qp->qid);
+		pcie_admin(c, &cmd, NULL);
+		return -EIO;
+	}
+	return 0;
+}
+
 /* Creates the calling reactor's queue pair on its first I/O. */
 struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r)
 {
 	unsigned id = nvmg_reactor_id(r);
 	uint16_t qid = (uint16_t)(id + 1);
 	struct pcie_qpair *qp;
-	struct nvmg_sqe cmd;
 	char err[256] = "";
 	int ret;
 
@@ -269,34 +321,19 @@ struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r)
 	}
 	qp->r = r;
 	qp->efd = qid < c->nr_vec ? c->efds[qid] : -1;
-
-	memset(&cmd, 0, sizeof(cmd));
-	cmd.opcode = nvme_admin_create_cq;
-	pcie_sqe_prp(&cmd, qp->cq_iova, 0);
-	cmd.cdw10 = htole32((uint32_t)(qp->depth - 1) << 16 | qid);
-	/* PC=1; IEN and the vector only when an eventfd listens on it. */
-	cmd.cdw11 = htole32(qp->efd >= 0 ? (uint32_t)qid << 16 | 3u : 1u);
-	ret = pcie_admin(c, &cmd, NULL);
-	if (ret) {
-		log_err("pcie %s: Create I/O CQ %u: %s%d", c->bdf, qid, ret < 0 ? "error " : "status 0x", ret);
+	if (pcie_ctrlr_create_queue(c, qp))
+		goto fail;
+	/* Published under the admin lock, where a reset takes its list of
+	 * queues to re-create; one that started meanwhile already
+	 * destroyed this queue on the device. */
+	pthread_mutex_lock(&c->admin_lock);
+	if (atomic_load(&c->resetting) || atomic_load(&c->gone)) {
+		pthread_mutex_unlock(&c->admin_lock);
 		goto fail;
 	}
-	memset(&cmd, 0, sizeof(cmd));
-	cmd.opcode = nvme_admin_create_sq;
-	pcie_sqe_prp(&cmd, qp->sq_iova, 0);
-	cmd.cdw10 = htole32((uint32_t)(qp->depth - 1) << 16 | qid);
-	cmd.cdw11 = htole32((uint32_t)qid << 16 | 1u);
-	ret = pcie_admin(c, &cmd, NULL);
-	if (ret) {
-		log_err("pcie %s: Create I/O SQ %u: %s%d", c->bdf, qid, ret < 0 ? "error " : "status 0x", ret);
-		memset(&cmd, 0, sizeof(cmd));
-		cmd.opcode = nvme_admin_delete_cq;
-		cmd.cdw10 = htole32(qid);
-		pcie_admin(c, &cmd, NULL);
-		goto fail;
-	}
-	log_debug("pcie %s: I/O queue %u (%u entries) for reactor %u", c->bdf, qid, qp->depth, id);
 	c->ioq[id] = qp;
+	pthread_mutex_unlock(&c->admin_lock);
+	log_debug("pcie %s: I/O queue %u (%u entries) for reactor %u", c->bdf, qid, qp->depth, id);
 	return qp;
 fail:
 	pcie_qp_free(qp);
@@ -412,9 +449,11 @@ int pcie_ctrlr_smart(struct pcie_ctrlr *c, struct nvme_smart_log *log)
 void pcie_ctrlr_close(struct pcie_ctrlr *c)
 {
 	struct nvmg_sqe cmd;
-	bool gone = atomic_load(&c->gone) || nvmg_vfio_rd32(&c->vfio, NVME_REG_CSTS) == UINT32_MAX;
+	bool gone;
 	int ret;
 
+	pcie_svc_stop(c);
+	gone = atomic_load(&c->gone) || nvmg_vfio_rd32(&c->vfio, NVME_REG_CSTS) == UINT32_MAX;
 	for (unsigned i = 0; i < c->nr_ioq; i++) {
 		struct pcie_qpair *qp = c->ioq[i];
 
@@ -450,7 +489,7 @@ void pcie_ctrlr_close(struct pcie_ctrlr *c)
 			log_err("pcie %s: shutdown did not complete: %s", c->bdf, strerror(-ret));
 		else
 			log_info("pcie %s: clean shutdown", c->bdf);
-		disable(c);
+		pcie_ctrlr_disable(c);
 	}
 	nvmg_vfio_set_msix(&c->vfio, NULL, 0);
 	close_efds(c);

@@ -22,6 +22,7 @@
 #define PCIE_MAX_XFER (1u << 20) /* one PRP list page covers it */
 #define PCIE_IO_TIMEOUT_MS 30000
 #define PCIE_ADMIN_TIMEOUT_MS 10000
+#define PCIE_WANT_QUEUES 64      /* asked of Set Features Number of Queues */
 
 struct pcie_ctrlr;
 
@@ -62,7 +63,6 @@ struct pcie_qpair {
 	struct nvmg_ticker ticker;
 	bool ticking;
 	struct { struct nvmg_bdev_io *io; int res; } *done; /* reap scratch */
-	bool failed;              /* refuse new I/O (device gone / reset failed) */
 };
 
 /* One controller, shared by all of its exported namespaces. */
@@ -82,7 +82,16 @@ struct pcie_ctrlr {
 	struct pcie_qpair **ioq;   /* index = reactor id; created on first use */
 	int *efds;                 /* MSI-X eventfds, index = vector */
 	unsigned nr_vec;
-	atomic_bool gone;          /* BAR reads all-ones: surprise removal */
+	/* Slow path (ctrlr.c): a service thread per controller performs
+	 * resets and device removal, so reactors never block on them. While
+	 * resetting or gone, reactors touch no register and fail new I/O. */
+	atomic_bool gone;          /* removed or dead: I/O fails with ENODEV */
+	atomic_bool resetting;     /* I/O fails with EAGAIN (host retries) */
+	atomic_bool reset_req, stop;
+	int req_efd;               /* VFIO device request: the kernel wants it back */
+	int wake_efd;              /* reset request or stop */
+	pthread_t svc;
+	bool svc_running;
 };
 
 /* Per exported namespace (the nvmg_bdev of one NSID). */
@@ -103,6 +112,15 @@ int pcie_admin(struct pcie_ctrlr *c, struct nvmg_sqe *cmd, uint32_t *cdw0);
 int pcie_ctrlr_ns_info(struct pcie_ctrlr *c, struct pcie_ns *ns, char *err, size_t errlen);
 int pcie_ctrlr_smart(struct pcie_ctrlr *c, struct nvme_smart_log *log);
 struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r);
+int pcie_ctrlr_disable(struct pcie_ctrlr *c);
+int pcie_ctrlr_enable(struct pcie_ctrlr *c, char *err, size_t errlen);
+int pcie_ctrlr_create_queue(struct pcie_ctrlr *c, struct pcie_qpair *qp);
+
+/* reset.c */
+int pcie_svc_start(struct pcie_ctrlr *c);
+void pcie_svc_stop(struct pcie_ctrlr *c);
+/* From a reactor: ask the service thread for a controller reset. */
+void pcie_ctrlr_request_reset(struct pcie_ctrlr *c, const char *why);
 
 /* qpair.c */
 int pcie_qp_alloc(struct pcie_ctrlr *c, struct pcie_qpair *qp, uint16_t qid, uint16_t depth,
@@ -112,6 +130,10 @@ void pcie_qp_submit(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bdev_
 /* Admin queue: post one command, poll its completion. */
 int pcie_qp_sync(struct pcie_qpair *qp, struct nvmg_sqe *cmd, uint32_t timeout_ms, uint32_t *cdw0);
 void pcie_qp_detach(struct pcie_qpair *qp);
+/* On the owning reactor: complete everything outstanding or waiting with
+ * res (the controller is disabled or gone, so no DMA is pending); with
+ * reset_rings, the rings restart empty for re-created queues. */
+void pcie_qp_abort_all(struct pcie_qpair *qp, int res, bool reset_rings);
 
 static inline void pcie_sqe_prp(struct nvmg_sqe *cmd, uint64_t prp1, uint64_t prp2)
 {

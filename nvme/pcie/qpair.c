@@ -309,8 +309,12 @@ void pcie_qp_submit(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bdev_
 	io->stage = 0;
 	io->parts = 0;
 	io->err = 0;
-	if (qp->failed || atomic_load_explicit(&qp->c->gone, memory_order_relaxed)) {
-		io->complete(io, -EIO);
+	if (atomic_load_explicit(&qp->c->gone, memory_order_acquire)) {
+		io->complete(io, -ENODEV);
+		return;
+	}
+	if (atomic_load_explicit(&qp->c->resetting, memory_order_acquire)) {
+		io->complete(io, -EAGAIN);
 		return;
 	}
 	if (io->op == NVMG_BDEV_FLUSH) {
@@ -420,9 +424,16 @@ static void notify_done(struct nvmg_ev *ev, int res, uint32_t flags)
 	if (res < 0 && res != -ETIME && res != -EINTR && res != -EAGAIN)
 		log_err("pcie %s: queue %u: completion notification: %s", qp->c->bdf, qp->qid,
 			strerror(-res));
-	nfin = reap(qp);
-	if (qp->sq_tail != tail0)
-		ring_sq(qp);
+	if (atomic_load_explicit(&qp->c->gone, memory_order_acquire) ||
+	    atomic_load_explicit(&qp->c->resetting, memory_order_acquire)) {
+		/* No register access now: the service thread's abort message
+		 * completes what is outstanding. */
+		nfin = 0;
+	} else {
+		nfin = reap(qp);
+		if (qp->sq_tail != tail0)
+			ring_sq(qp);
+	}
 	finish_all(qp, nfin);
 	if (qp->outstanding) {
 		arm(qp);
@@ -436,17 +447,13 @@ static void notify_done(struct nvmg_ev *ev, int res, uint32_t flags)
 	atomic_store_explicit(&qp->armed, false, memory_order_release);
 }
 
-/* Fail everything outstanding; the slots stay taken because the device
- * may still complete or DMA into them. */
-static void qp_fail(struct pcie_qpair *qp, const char *why)
+void pcie_qp_abort_all(struct pcie_qpair *qp, int res, bool reset_rings)
 {
 	unsigned nfin = 0;
 
-	if (qp->failed)
-		return;
-	log_err("pcie %s: queue %u: %s: failing %u outstanding command%s", qp->c->bdf, qp->qid, why,
-		qp->outstanding, qp->outstanding == 1 ? "" : "s");
-	qp->failed = true;
+	if (qp->outstanding || qp->wait_head)
+		log_warn("pcie %s: queue %u: failing %u outstanding command%s (%s)", qp->c->bdf, qp->qid,
+			 qp->outstanding, qp->outstanding == 1 ? "" : "s", strerror(-res));
 	for (uint16_t i = 0; i < qp->depth; i++) {
 		struct pcie_slot *s = &qp->slots[i];
 		struct nvmg_bdev_io *io = s->io;
@@ -454,8 +461,10 @@ static void qp_fail(struct pcie_qpair *qp, const char *why)
 		if (!io)
 			continue;
 		s->io = NULL;
+		s->next_free = qp->free_head;
+		qp->free_head = i;
 		if (!io->err)
-			io->err = -EIO;
+			io->err = res;
 		if (!--io->parts && !(io->stage & ST_WAITING))
 			qp->done[nfin++] = (typeof(qp->done[0])){ io, io->err };
 	}
@@ -465,12 +474,21 @@ static void qp_fail(struct pcie_qpair *qp, const char *why)
 		qp->wait_head = io->next;
 		io->stage &= ~ST_WAITING;
 		if (!io->err)
-			io->err = -EIO;
+			io->err = res;
 		if (!io->parts)
 			qp->done[nfin++] = (typeof(qp->done[0])){ io, io->err };
 	}
 	qp->wait_tail = NULL;
 	qp->outstanding = 0;
+	if (reset_rings) {
+		qp->sq_tail = qp->cq_head = 0;
+		qp->phase = 1;
+		memset((void *)qp->cq, 0, (size_t)qp->depth * sizeof(struct nvmg_cqe));
+	}
+	if (qp->ticking) {
+		qp->ticking = false;
+		nvmg_reactor_del_ticker(qp->r, &qp->ticker);
+	}
 	finish_all(qp, nfin);
 }
 
@@ -480,16 +498,21 @@ static void qp_tick(struct nvmg_ticker *t, uint64_t now_ms)
 {
 	struct pcie_qpair *qp = nvmg_container_of(t, struct pcie_qpair, ticker);
 	struct pcie_ctrlr *c = qp->c;
-	uint32_t csts = nvmg_vfio_rd32(&c->vfio, NVME_REG_CSTS);
+	uint32_t csts;
 	uint64_t one = 1;
 
+	if (atomic_load_explicit(&c->gone, memory_order_acquire) ||
+	    atomic_load_explicit(&c->resetting, memory_order_acquire))
+		return;
+	csts = nvmg_vfio_rd32(&c->vfio, NVME_REG_CSTS);
+
 	if (csts == UINT32_MAX) {
-		atomic_store(&c->gone, true);
-		qp_fail(qp, "device removed (registers read all ones)");
+		/* Surprise removal: the service thread fails I/O and lets go. */
+		pcie_ctrlr_request_reset(c, "registers read all ones (device removed?)");
 		return;
 	}
 	if (NVME_CSTS_CFS(csts)) {
-		qp_fail(qp, "controller fatal status (CSTS.CFS)");
+		pcie_ctrlr_request_reset(c, "controller fatal status (CSTS.CFS)");
 		return;
 	}
 	if ((le16toh(qp->cq[qp->cq_head].status) & 1) == qp->phase && qp->efd >= 0) {
@@ -506,7 +529,7 @@ static void qp_tick(struct nvmg_ticker *t, uint64_t now_ms)
 		if (!s->io || now_ms - s->start_ms < PCIE_IO_TIMEOUT_MS)
 			continue;
 		if (s->aborted) {
-			qp_fail(qp, "command timed out after abort");
+			pcie_ctrlr_request_reset(c, "a command timed out again after Abort");
 			return;
 		}
 		log_warn("pcie %s: queue %u: command %u timed out after %u ms, aborting", c->bdf,

@@ -270,19 +270,15 @@ out:
 void nvmg_vfio_close(struct nvmg_vfio *v)
 {
 	if (v->device >= 0) {
-		nvmg_vfio_set_msix(v, NULL, 0);
+		nvmg_vfio_set_req(v, -1);
 		nvmg_vfio_bus_master(v, 0);
 	}
-	if (v->bar0)
-		munmap((void *)v->bar0, v->bar0_size);
-	v->bar0 = NULL;
-	if (v->device >= 0)
-		close(v->device);
+	nvmg_vfio_release_device(v);
 	if (v->group >= 0)
 		close(v->group);
 	if (v->container >= 0)
 		close(v->container);
-	v->device = v->group = v->container = -1;
+	v->group = v->container = -1;
 	pthread_mutex_destroy(&v->lock);
 }
 
@@ -341,7 +337,32 @@ int nvmg_vfio_unmap(struct nvmg_vfio *v, uint64_t iova, size_t len)
 	return ioctl(v->container, VFIO_IOMMU_UNMAP_DMA, &unmap) ? -errno : 0;
 }
 
+static int set_irqs(struct nvmg_vfio *v, unsigned index, const int *fds, unsigned n);
+
 int nvmg_vfio_set_msix(struct nvmg_vfio *v, const int *fds, unsigned n)
+{
+	return set_irqs(v, VFIO_PCI_MSIX_IRQ_INDEX, fds, n);
+}
+
+int nvmg_vfio_set_req(struct nvmg_vfio *v, int fd)
+{
+	return set_irqs(v, VFIO_PCI_REQ_IRQ_INDEX, fd >= 0 ? &fd : NULL, fd >= 0);
+}
+
+void nvmg_vfio_release_device(struct nvmg_vfio *v)
+{
+	if (v->device < 0)
+		return;
+	set_irqs(v, VFIO_PCI_MSIX_IRQ_INDEX, NULL, 0);
+	set_irqs(v, VFIO_PCI_REQ_IRQ_INDEX, NULL, 0);
+	if (v->bar0)
+		munmap((void *)v->bar0, v->bar0_size);
+	v->bar0 = NULL;
+	close(v->device);
+	v->device = -1;
+}
+
+static int set_irqs(struct nvmg_vfio *v, unsigned index, const int *fds, unsigned n)
 {
 	size_t sz = sizeof(struct vfio_irq_set) + n * sizeof(int);
 	struct vfio_irq_set *set = calloc(1, sz);
@@ -350,7 +371,7 @@ int nvmg_vfio_set_msix(struct nvmg_vfio *v, const int *fds, unsigned n)
 	if (!set)
 		return -ENOMEM;
 	set->argsz = (uint32_t)sz;
-	set->index = VFIO_PCI_MSIX_IRQ_INDEX;
+	set->index = index;
 	set->start = 0;
 	set->count = n;
 	set->flags = n ? VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER

@@ -33,6 +33,12 @@ int nvmg_vfio_unmap(struct nvmg_vfio *v, uint64_t iova, size_t len);
 /* Routes MSI-X vectors 0..n-1 to fds (-1 leaves a vector unused); n = 0
  * turns MSI-X off. */
 int nvmg_vfio_set_msix(struct nvmg_vfio *v, const int *fds, unsigned n);
+/* The device-request eventfd: signalled when the kernel wants the device
+ * back (hot unplug, sysfs remove); fd -1 unregisters. */
+int nvmg_vfio_set_req(struct nvmg_vfio *v, int fd);
+/* Gives the device up (the kernel's remove waits for this); the container
+ * stays, so DMA mappings can still be torn down. */
+void nvmg_vfio_release_device(struct nvmg_vfio *v);
 /* Turns bus mastering off so the device can no longer DMA. */
 void nvmg_vfio_bus_master(struct nvmg_vfio *v, int on);
 

@@ -34,6 +34,7 @@ SCENARIOS = [
     "smart_log",            # SMART log over TCP is the device's
     "ext4",                 # mkfs/mount/fsck over TCP on the 4 KiB namespace
     "shutdown_giveback",    # SIGTERM: CC.SHN; --unbind; the kernel reads our data and ext4
+    "removal",              # sysfs remove under I/O: I/O fails, daemon lets go and keeps serving
     "no_dmar_faults",       # no IOMMU fault in the whole run, no sanitizer report
 ]
 

@@ -253,6 +253,35 @@ sc_shutdown_giveback() {
 	must umount /mnt/t
 }
 
+# Hot removal while a host reads: the kernel asks for the device back
+# (VFIO device request), nvmegated fails its I/O, lets go, and keeps
+# serving; a PCI rescan brings the device back to the kernel driver.
+sc_removal() {
+	must $DAEMON --bind $BDF
+	daemon_start pcie || fail "nvmegated did not start"
+	connect
+	w=$(fill_region $DEV1 10 1)
+	[ "$(md5_region $DEV1 10 1)" = "$w" ] || fail "I/O does not work before the removal"
+	$FIO --name=bg --filename=$DEV1 --rw=randread --bs=4k --iodepth=8 --ioengine=libaio --direct=1 \
+		--time_based --runtime=60 > /tmp/bg.out 2>&1 &
+	bg=$!
+	sleep 2
+	say "removing $BDF (sysfs remove waits until its user lets go)"
+	timeout 30 sh -c "echo 1 > /sys/bus/pci/devices/$BDF/remove" || fail "sysfs remove did not finish"
+	[ -e /sys/bus/pci/devices/$BDF ] && fail "the device is still there"
+	grep "pcie $BDF" $DLOG | tail -n 5
+	grep -q "pcie $BDF: device removed" $DLOG || fail "no removal message"
+	daemon_running || fail "nvmegated died"
+	dd if=$DEV1 of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null && fail "a read on the removed device succeeded"
+	must $NVME id-ctrl /dev/$CTRL > /dev/null
+	kill $bg 2>/dev/null; wait $bg
+	disconnect
+	daemon_stop || fail "nvmegated did not stop cleanly after the removal"
+	echo 1 > /sys/bus/pci/rescan
+	K1=$(wait_kdev 1) || fail "after a rescan the kernel does not see the device"
+	[ "$(md5_region $K1 10 1)" = "$w" ] || fail "data written before the removal is not there"
+}
+
 sc_no_dmar_faults() {
 	dmesg > /tmp/dmesg.all
 	grep -i "dmar" /tmp/dmesg.all | tail -n 20
