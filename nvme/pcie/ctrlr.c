@@ -296,6 +296,25 @@ int pcie_ctrlr_create_queue(struct pcie_ctrlr *c, struct pcie_qpair *qp)
 	return 0;
 }
 
+/* Map the reactor's network buffer arena for zero copy; without it every
+ * transfer bounces through the slots' buffers, which still works. */
+static void map_arena(struct pcie_ctrlr *c, struct pcie_qpair *qp, struct nvmg_reactor *r)
+{
+	void *base;
+	size_t size;
+	int ret = nvmg_bufpool_arena(nvmg_reactor_bufpool(r), &base, &size);
+
+	if (!ret)
+		ret = nvmg_vfio_map(&c->vfio, base, size, &qp->zc_iova);
+	if (ret) {
+		log_warn("pcie %s: queue %u: buffer arena not mapped (%s): data is copied", c->bdf,
+			 qp->qid, strerror(-ret));
+		return;
+	}
+	qp->zc_base = base;
+	qp->zc_size = size;
+}
+
 /* Creates the calling reactor's queue pair on its first I/O. */
 struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r)
 {
@@ -321,6 +340,7 @@ struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r)
 	}
 	qp->r = r;
 	qp->efd = qid < c->nr_vec ? c->efds[qid] : -1;
+	map_arena(c, qp, r);
 	if (pcie_ctrlr_create_queue(c, qp))
 		goto fail;
 	/* Published under the admin lock, where a reset takes its list of
@@ -333,7 +353,8 @@ struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r)
 	}
 	c->ioq[id] = qp;
 	pthread_mutex_unlock(&c->admin_lock);
-	log_debug("pcie %s: I/O queue %u (%u entries) for reactor %u", c->bdf, qid, qp->depth, id);
+	log_info("pcie %s: I/O queue %u (%u entries, %s) for reactor %u%s", c->bdf, qid, qp->depth,
+		 qp->efd >= 0 ? "MSI-X" : "polled", id, qp->zc_base ? ", network buffers mapped: zero copy" : "");
 	return qp;
 fail:
 	pcie_qp_free(qp);

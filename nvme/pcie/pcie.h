@@ -36,6 +36,7 @@ struct pcie_slot {
 	uint64_t start_ms;
 	uint16_t next_free;
 	bool aborted;
+	bool zc;                 /* data moves in place (no bounce copy) */
 };
 
 struct pcie_qpair {
@@ -63,6 +64,11 @@ struct pcie_qpair {
 	struct nvmg_ticker ticker;
 	bool ticking;
 	struct { struct nvmg_bdev_io *io; int res; } *done; /* reap scratch */
+	/* The reactor's buffer arena (daemon/bufpool), mapped for the device:
+	 * network buffers from it need no bounce copy. */
+	uint8_t *zc_base;
+	size_t zc_size;
+	uint64_t zc_iova;
 };
 
 /* One controller, shared by all of its exported namespaces. */

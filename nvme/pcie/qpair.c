@@ -81,6 +81,9 @@ fail:
 
 void pcie_qp_free(struct pcie_qpair *qp)
 {
+	if (qp->zc_base)
+		nvmg_vfio_unmap(&qp->c->vfio, qp->zc_iova, qp->zc_size);
+	qp->zc_base = NULL;
 	nvmg_dma_free(&qp->c->vfio, &qp->mem);
 	free(qp->slots);
 	free(qp->done);
@@ -136,6 +139,15 @@ static bool finished(const struct nvmg_bdev_io *io)
 	return !io->parts && !(io->stage & ST_WAITING) && (io->err || all_sent(io));
 }
 
+/* Does io's whole buffer lie in the device-mapped arena? */
+static bool zero_copy(const struct pcie_qpair *qp, const struct nvmg_bdev_io *io)
+{
+	const uint8_t *b = io->buf;
+
+	return qp->zc_base && b >= qp->zc_base && io->len <= qp->zc_size &&
+	       (size_t)(b - qp->zc_base) <= qp->zc_size - io->len;
+}
+
 /* Bytes the next command of io may cover. */
 static uint64_t part_len(const struct pcie_qpair *qp, const struct pcie_ns *ns,
 			 const struct nvmg_bdev_io *io)
@@ -150,7 +162,10 @@ static uint64_t part_len(const struct pcie_qpair *qp, const struct pcie_ns *ns,
 		max = 1ull << (31 + ns->lba_shift); /* NLB is 32 bits */
 		break;
 	default:
-		max = qp->c->max_xfer < PCIE_CHUNK ? qp->c->max_xfer : PCIE_CHUNK;
+		/* In place: up to MDTS; bounced: up to the slot's buffer. */
+		max = qp->c->max_xfer;
+		if (!zero_copy(qp, io) && max > PCIE_CHUNK)
+			max = PCIE_CHUNK;
 		break;
 	}
 	return left < max ? left : max;
@@ -164,6 +179,9 @@ static void post_part(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bde
 	uint64_t len = io->len ? part_len(qp, ns, io) : 0, off = io->offset + io->done;
 	uint64_t slba = off >> ns->lba_shift, nlb = len >> ns->lba_shift;
 	struct nvmg_sqe cmd;
+	bool zc = (io->op == NVMG_BDEV_READ || io->op == NVMG_BDEV_WRITE) && zero_copy(qp, io);
+	uint64_t data_iova = zc ? qp->zc_iova + (uint64_t)((uint8_t *)io->buf + io->done - qp->zc_base)
+				: s->bounce_iova;
 
 	qp->free_head = s->next_free;
 	memset(&cmd, 0, sizeof(cmd));
@@ -175,13 +193,14 @@ static void post_part(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bde
 	case NVMG_BDEV_READ:
 		cmd.opcode = nvme_cmd_read;
 		cmd.cdw12 = htole32((uint32_t)(nlb - 1));
-		build_prp(s, &cmd, s->bounce_iova, len);
+		build_prp(s, &cmd, data_iova, len);
 		break;
 	case NVMG_BDEV_WRITE:
 		cmd.opcode = nvme_cmd_write;
-		memcpy(s->bounce, (uint8_t *)io->buf + io->done, len);
+		if (!zc)
+			memcpy(s->bounce, (uint8_t *)io->buf + io->done, len);
 		cmd.cdw12 = htole32((uint32_t)(nlb - 1) | (io->fua ? 1u << 30 : 0));
-		build_prp(s, &cmd, s->bounce_iova, len);
+		build_prp(s, &cmd, data_iova, len);
 		break;
 	case NVMG_BDEV_WRITE_ZEROES:
 		if (ns->has_wz) {
@@ -218,6 +237,7 @@ static void post_part(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bde
 	s->len = len;
 	s->start_ms = nvmg_now_ms();
 	s->aborted = false;
+	s->zc = zc;
 	io->done += len;
 	io->parts++;
 	qp->outstanding++;
@@ -370,7 +390,7 @@ static unsigned reap(struct pcie_qpair *qp)
 		if (res)
 			log_warn("pcie %s: queue %u: command %u (opcode of op %d) failed: status 0x%x",
 				 qp->c->bdf, qp->qid, cid, io->op, st >> 1);
-		else if (io->op == NVMG_BDEV_READ)
+		else if (io->op == NVMG_BDEV_READ && !s->zc)
 			memcpy((uint8_t *)io->buf + s->off, s->bounce, s->len);
 		if (res && !io->err)
 			io->err = res;

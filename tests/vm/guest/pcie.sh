@@ -173,6 +173,9 @@ sc_fio_verify() {
 		--iodepth=32 --offset=16M --size=24M --verify=crc32c --verify_fatal=1
 	fio_run ns1_512 --filename=$DEV1 --rw=randwrite --bs=512 --ioengine=libaio --direct=1 \
 		--iodepth=8 --offset=96M --size=1M --verify=md5 --verify_fatal=1
+	grep "I/O queue" $DLOG | tail -n 2
+	[ "$(grep -c "pcie $BDF: I/O queue . (.*MSI-X) for reactor .*zero copy" $DLOG)" -ge 2 ] ||
+		fail "not every reactor's queue pair is in use with MSI-X and zero copy"
 }
 
 sc_fuse_same_bytes() {
