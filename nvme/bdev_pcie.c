@@ -48,7 +48,7 @@ static void pcie_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg
 	if (!qp) {
 		/* More reactors than the device has queues, or creation failed
 		 * (logged): this reactor cannot reach the device. */
-		if (nvmg_reactor_id(r) >= ns->c->nr_ioq)
+		if (nvmg_reactor_id(r) >= ns->c->nr_ioq && !atomic_exchange(&ns->c->warned_queues, true))
 			log_err("pcie %s: reactor %u has no I/O queue (device grants %u): lower \"reactors\"",
 				ns->c->bdf, nvmg_reactor_id(r), ns->c->nr_ioq);
 		io->complete(io, -EIO);

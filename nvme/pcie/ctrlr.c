@@ -178,6 +178,7 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 	atomic_init(&c->resetting, false);
 	atomic_init(&c->reset_req, false);
 	atomic_init(&c->stop, false);
+	atomic_init(&c->warned_queues, false);
 	c->req_efd = c->wake_efd = -1;
 	ret = nvmg_vfio_open(&c->vfio, bdf, err, errlen);
 	if (ret) {

@@ -94,6 +94,7 @@ struct pcie_ctrlr {
 	atomic_bool gone;          /* removed or dead: I/O fails with ENODEV */
 	atomic_bool resetting;     /* I/O fails with EAGAIN (host retries) */
 	atomic_bool reset_req, stop;
+	atomic_bool warned_queues; /* "reactor has no I/O queue" said once */
 	int req_efd;               /* VFIO device request: the kernel wants it back */
 	int wake_efd;              /* reset request or stop */
 	pthread_t svc;

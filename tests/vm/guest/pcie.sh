@@ -121,6 +121,8 @@ sc_config_errors() {
 sc_start() {
 	insmod /lib/modules/$(uname -r)/kernel/fs/fuse/fuse.ko 2>/dev/null
 	mkdir -p $MNT
+	# hugepages for the driver's queues and command buffers (dma.c)
+	echo 48 > /proc/sys/vm/nr_hugepages
 	off=$(stat -c %s $DLOG)
 	daemon_start pcie || fail "nvmegated did not start"
 	tail -c +$((off + 1)) $DLOG > /tmp/start.log
@@ -174,6 +176,9 @@ sc_fio_verify() {
 	fio_run ns1_512 --filename=$DEV1 --rw=randwrite --bs=512 --ioengine=libaio --direct=1 \
 		--iodepth=8 --offset=96M --size=1M --verify=md5 --verify_fatal=1
 	grep "I/O queue" $DLOG | tail -n 2
+	grep HugePages_ /proc/meminfo
+	used=$(awk '/HugePages_Total/ { t = $2 } /HugePages_Free/ { f = $2 } END { print t - f }' /proc/meminfo)
+	[ "$used" -ge 18 ] || fail "the queue pairs' DMA memory is not on hugepages ($used in use)"
 	[ "$(grep -c "pcie $BDF: I/O queue . (.*MSI-X) for reactor .*zero copy" $DLOG)" -ge 2 ] ||
 		fail "not every reactor's queue pair is in use with MSI-X and zero copy"
 }
