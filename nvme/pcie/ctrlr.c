@@ -174,6 +174,7 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 		return -ENOMEM;
 	snprintf(c->bdf, sizeof(c->bdf), "%s", bdf);
 	pthread_mutex_init(&c->admin_lock, NULL);
+	pthread_mutex_init(&c->abort_lock, NULL);
 	atomic_init(&c->gone, false);
 	atomic_init(&c->resetting, false);
 	atomic_init(&c->reset_req, false);
@@ -259,6 +260,7 @@ fail_admin:
 fail_vfio:
 	nvmg_vfio_close(&c->vfio);
 	pthread_mutex_destroy(&c->admin_lock);
+	pthread_mutex_destroy(&c->abort_lock);
 	free(c);
 	return ret;
 }
@@ -519,5 +521,6 @@ void pcie_ctrlr_close(struct pcie_ctrlr *c)
 	pcie_qp_free(&c->admin);
 	nvmg_vfio_close(&c->vfio);
 	pthread_mutex_destroy(&c->admin_lock);
+	pthread_mutex_destroy(&c->abort_lock);
 	free(c);
 }

@@ -95,6 +95,9 @@ struct pcie_ctrlr {
 	atomic_bool resetting;     /* I/O fails with EAGAIN (host retries) */
 	atomic_bool reset_req, stop;
 	atomic_bool warned_queues; /* "reactor has no I/O queue" said once */
+	pthread_mutex_t abort_lock;
+	uint32_t aborts[32];       /* Abort CDW10s (CID << 16 | SQID) to send */
+	unsigned nr_aborts;
 	int req_efd;               /* VFIO device request: the kernel wants it back */
 	int wake_efd;              /* reset request or stop */
 	pthread_t svc;
@@ -128,6 +131,8 @@ int pcie_svc_start(struct pcie_ctrlr *c);
 void pcie_svc_stop(struct pcie_ctrlr *c);
 /* From a reactor: ask the service thread for a controller reset. */
 void pcie_ctrlr_request_reset(struct pcie_ctrlr *c, const char *why);
+/* From a reactor: have the service thread send Abort for (sqid, cid). */
+void pcie_ctrlr_request_abort(struct pcie_ctrlr *c, uint16_t sqid, uint16_t cid);
 
 /* qpair.c */
 int pcie_qp_alloc(struct pcie_ctrlr *c, struct pcie_qpair *qp, uint16_t qid, uint16_t depth,

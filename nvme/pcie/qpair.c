@@ -543,8 +543,6 @@ static void qp_tick(struct nvmg_ticker *t, uint64_t now_ms)
 	}
 	for (uint16_t i = 0; i < qp->depth; i++) {
 		struct pcie_slot *s = &qp->slots[i];
-		struct nvmg_sqe cmd;
-		int ret;
 
 		if (!s->io || now_ms - s->start_ms < PCIE_IO_TIMEOUT_MS)
 			continue;
@@ -554,13 +552,9 @@ static void qp_tick(struct nvmg_ticker *t, uint64_t now_ms)
 		}
 		log_warn("pcie %s: queue %u: command %u timed out after %u ms, aborting", c->bdf,
 			 qp->qid, i, PCIE_IO_TIMEOUT_MS);
-		memset(&cmd, 0, sizeof(cmd));
-		cmd.opcode = nvme_admin_abort_cmd;
-		cmd.cdw10 = htole32((uint32_t)i << 16 | qp->qid);
-		ret = pcie_admin(c, &cmd, NULL);
-		if (ret)
-			log_warn("pcie %s: abort of queue %u command %u: %s%d", c->bdf, qp->qid, i,
-				 ret < 0 ? "error " : "status 0x", ret);
+		/* Sent by the service thread: the admin queue may be slow too,
+		 * and this reactor serves other connections meanwhile. */
+		pcie_ctrlr_request_abort(c, qp->qid, i);
 		s->aborted = true;
 		s->start_ms = now_ms;
 	}

@@ -158,6 +158,44 @@ void pcie_ctrlr_request_reset(struct pcie_ctrlr *c, const char *why)
 		log_err("pcie %s: cannot wake the service thread", c->bdf);
 }
 
+void pcie_ctrlr_request_abort(struct pcie_ctrlr *c, uint16_t sqid, uint16_t cid)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&c->abort_lock);
+	if (c->nr_aborts < sizeof(c->aborts) / sizeof(c->aborts[0]))
+		c->aborts[c->nr_aborts++] = (uint32_t)cid << 16 | sqid;
+	pthread_mutex_unlock(&c->abort_lock);
+	if (write(c->wake_efd, &one, sizeof(one)) != sizeof(one))
+		log_err("pcie %s: cannot wake the service thread", c->bdf);
+}
+
+/* Abort is best effort: if the command still does not complete, the next
+ * timeout resets the controller. */
+static void send_aborts(struct pcie_ctrlr *c)
+{
+	uint32_t todo[sizeof(c->aborts) / sizeof(c->aborts[0])];
+	unsigned n;
+
+	pthread_mutex_lock(&c->abort_lock);
+	n = c->nr_aborts;
+	memcpy(todo, c->aborts, n * sizeof(todo[0]));
+	c->nr_aborts = 0;
+	pthread_mutex_unlock(&c->abort_lock);
+	for (unsigned i = 0; i < n; i++) {
+		struct nvmg_sqe cmd;
+		int ret;
+
+		memset(&cmd, 0, sizeof(cmd));
+		cmd.opcode = nvme_admin_abort_cmd;
+		cmd.cdw10 = htole32(todo[i]);
+		ret = pcie_admin(c, &cmd, NULL);
+		if (ret)
+			log_warn("pcie %s: Abort of queue %u command %u: %s%d", c->bdf, todo[i] & 0xffff,
+				 todo[i] >> 16, ret < 0 ? "error " : "status 0x", ret);
+	}
+}
+
 static void *svc_main(void *arg)
 {
 	struct pcie_ctrlr *c = arg;
@@ -179,6 +217,8 @@ static void *svc_main(void *arg)
 		}
 		if (atomic_exchange(&c->reset_req, false) && !atomic_load(&c->gone))
 			do_reset(c);
+		else if (!atomic_load(&c->gone) && !atomic_load(&c->resetting))
+			send_aborts(c);
 	}
 	return NULL;
 }
