@@ -38,8 +38,18 @@ $(BUILD)/unit/test_admin: $(UNIT_ADMIN_SRC) $(HDRS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(UNIT_ADMIN_SRC) $(LDLIBS)
 
-unit: $(BUILD)/unit/test_admin
+# The PCIe driver against a software model of a controller (its fake VFIO
+# replaces nvme/pcie/vfio.c).
+UNIT_PCIE_SRC := tests/unit/test_pcie.c daemon/reactor.c daemon/bufpool.c daemon/log.c \
+                 daemon/devreg.c nvme/bdev_pcie.c nvme/pcie/ctrlr.c nvme/pcie/qpair.c \
+                 nvme/pcie/reset.c nvme/pcie/dma.c
+$(BUILD)/unit/test_pcie: $(UNIT_PCIE_SRC) $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(UNIT_PCIE_SRC) $(LDLIBS)
+
+unit: $(BUILD)/unit/test_admin $(BUILD)/unit/test_pcie
 	$(BUILD)/unit/test_admin
+	$(BUILD)/unit/test_pcie
 
 # Installs what building and testing need (Debian 12), only when missing.
 DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \

@@ -14,18 +14,23 @@
 #define CAP_MPSMIN(cap) (((cap) >> 48) & 0xf)
 #define SHN_TIMEOUT_MS 10000
 
+/* With admin_lock held: removal unmaps the registers holding it, and a
+ * disabled controller (reset) only takes the reset's own commands. */
+static int admin_locked(struct pcie_ctrlr *c, struct nvmg_sqe *cmd, uint32_t *cdw0)
+{
+	if (atomic_load(&c->gone))
+		return -ENODEV;
+	if (atomic_load(&c->resetting) && !(c->svc_running && pthread_equal(pthread_self(), c->svc)))
+		return -EAGAIN;
+	return pcie_qp_sync(&c->admin, cmd, PCIE_ADMIN_TIMEOUT_MS, cdw0);
+}
+
 int pcie_admin(struct pcie_ctrlr *c, struct nvmg_sqe *cmd, uint32_t *cdw0)
 {
 	int ret;
 
 	pthread_mutex_lock(&c->admin_lock);
-	/* Under the lock: removal unmaps the registers holding it. */
-	if (atomic_load(&c->gone))
-		ret = -ENODEV;
-	else if (atomic_load(&c->resetting) && !(c->svc_running && pthread_equal(pthread_self(), c->svc)))
-		ret = -EAGAIN; /* the controller is disabled: only the reset may talk */
-	else
-		ret = pcie_qp_sync(&c->admin, cmd, PCIE_ADMIN_TIMEOUT_MS, cdw0);
+	ret = admin_locked(c, cmd, cdw0);
 	pthread_mutex_unlock(&c->admin_lock);
 	return ret;
 }
@@ -35,7 +40,7 @@ int pcie_admin(struct pcie_ctrlr *c, struct nvmg_sqe *cmd, uint32_t *cdw0)
 static int admin_data(struct pcie_ctrlr *c, struct nvmg_sqe *cmd, uint32_t *cdw0)
 {
 	pcie_sqe_prp(cmd, c->admin_buf.iova, c->admin_buf.iova + PCIE_PAGE);
-	return pcie_qp_sync(&c->admin, cmd, PCIE_ADMIN_TIMEOUT_MS, cdw0);
+	return admin_locked(c, cmd, cdw0);
 }
 
 static int wait_csts(struct pcie_ctrlr *c, uint32_t mask, uint32_t want, uint32_t timeout_ms)
@@ -195,6 +200,7 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 		ret = -ENODEV;
 		goto fail_vfio;
 	}
+	c->io_timeout_ms = PCIE_IO_TIMEOUT_MS;
 	c->dstrd = 4u << NVME_CAP_DSTRD(c->cap);
 	c->mqes = (uint32_t)NVME_CAP_MQES(c->cap) + 1;
 	c->to_ms = (uint32_t)NVME_CAP_TO(c->cap) * 500;

@@ -80,6 +80,7 @@ struct pcie_ctrlr {
 	uint32_t mqes;            /* entries per queue, 1's based */
 	uint32_t to_ms;           /* CAP.TO */
 	uint32_t max_xfer;        /* bytes, from MDTS */
+	uint32_t io_timeout_ms;   /* PCIE_IO_TIMEOUT_MS (tests shorten it) */
 	struct nvme_id_ctrl id;
 	pthread_mutex_t admin_lock;
 	struct pcie_qpair admin;

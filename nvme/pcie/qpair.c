@@ -544,14 +544,14 @@ static void qp_tick(struct nvmg_ticker *t, uint64_t now_ms)
 	for (uint16_t i = 0; i < qp->depth; i++) {
 		struct pcie_slot *s = &qp->slots[i];
 
-		if (!s->io || now_ms - s->start_ms < PCIE_IO_TIMEOUT_MS)
+		if (!s->io || now_ms - s->start_ms < c->io_timeout_ms)
 			continue;
 		if (s->aborted) {
 			pcie_ctrlr_request_reset(c, "a command timed out again after Abort");
 			return;
 		}
 		log_warn("pcie %s: queue %u: command %u timed out after %u ms, aborting", c->bdf,
-			 qp->qid, i, PCIE_IO_TIMEOUT_MS);
+			 qp->qid, i, c->io_timeout_ms);
 		/* Sent by the service thread: the admin queue may be slow too,
 		 * and this reactor serves other connections meanwhile. */
 		pcie_ctrlr_request_abort(c, qp->qid, i);
