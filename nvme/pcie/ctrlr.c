@@ -148,6 +148,9 @@ static int identify_ctrlr(struct pcie_ctrlr *c, char *err, size_t errlen)
 			 ret < 0 ? "error " : "status 0x", ret < 0 ? ret : ret);
 		return ret < 0 ? ret : -EIO;
 	}
+	/* SGLS bits 1:0 = 01b or 10b: SGLs for the NVM command set (we only
+	 * ever need dword-aligned Data Block descriptors). */
+	c->use_sgl = (le32toh(c->id.sgls) & 3) == 1 || (le32toh(c->id.sgls) & 3) == 2;
 	/* MDTS is in units of CAP.MPSMIN pages (4 KiB here); 0 = no limit. */
 	c->max_xfer = PCIE_MAX_XFER;
 	if (c->id.mdts && c->id.mdts < 20 && (PCIE_PAGE << c->id.mdts) < c->max_xfer)
@@ -247,9 +250,9 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 		goto fail_msix;
 	}
 	log_info("pcie %s: NVMe %u.%u \"%.40s\" sn \"%.20s\": %u namespace(s), %u I/O queues, "
-		 "max transfer %u KiB, doorbell stride %u, %s",
+		 "max transfer %u KiB, doorbell stride %u, %s, %s",
 		 bdf, vs >> 16, (vs >> 8) & 0xff, c->id.mn, c->id.sn, le32toh(c->id.nn), c->nr_ioq,
-		 c->max_xfer >> 10, c->dstrd, c->nr_vec ? "MSI-X" : "polled");
+		 c->max_xfer >> 10, c->dstrd, c->nr_vec ? "MSI-X" : "polled", c->use_sgl ? "SGLs" : "PRPs");
 	*out = c;
 	return 0;
 fail_msix:

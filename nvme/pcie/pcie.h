@@ -20,6 +20,7 @@
 #define PCIE_IO_DEPTH 128        /* capped by CAP.MQES */
 #define PCIE_CHUNK (128u << 10)  /* bounce buffer per command slot */
 #define PCIE_MAX_XFER (1u << 20) /* one PRP list page covers it */
+#define PCIE_SGL_THRESHOLD (32u << 10) /* SGLs from this size, PRPs below */
 #define PCIE_IO_TIMEOUT_MS 30000
 #define PCIE_ADMIN_TIMEOUT_MS 10000
 #define PCIE_WANT_QUEUES 64      /* asked of Set Features Number of Queues */
@@ -81,6 +82,7 @@ struct pcie_ctrlr {
 	uint32_t to_ms;           /* CAP.TO */
 	uint32_t max_xfer;        /* bytes, from MDTS */
 	uint32_t io_timeout_ms;   /* PCIE_IO_TIMEOUT_MS (tests shorten it) */
+	bool use_sgl;             /* SGLS: one Data Block descriptor per command */
 	struct nvme_id_ctrl id;
 	pthread_mutex_t admin_lock;
 	struct pcie_qpair admin;

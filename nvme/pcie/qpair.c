@@ -129,6 +129,23 @@ static void build_prp(struct pcie_slot *s, struct nvmg_sqe *cmd, uint64_t iova, 
 	pcie_sqe_prp(cmd, iova, s->prp_iova);
 }
 
+/* Our buffers are contiguous in IOVA space: one SGL Data Block
+ * descriptor describes any transfer. Like Linux (sgl_threshold), small
+ * transfers keep PRPs, which controllers handle at least as fast. */
+static void build_dptr(const struct pcie_qpair *qp, struct pcie_slot *s, struct nvmg_sqe *cmd,
+		       uint64_t iova, uint64_t len)
+{
+	if (!qp->c->use_sgl || len < PCIE_SGL_THRESHOLD) {
+		build_prp(s, cmd, iova, len);
+		return;
+	}
+	cmd->flags = (uint8_t)((cmd->flags & ~NVMG_PSDT_MASK) | NVMG_PSDT_SGL_MPTR_CONTIG);
+	cmd->dptr.addr = htole64(iova);
+	cmd->dptr.length = htole32((uint32_t)len);
+	memset(cmd->dptr.rsvd, 0, sizeof(cmd->dptr.rsvd));
+	cmd->dptr.type = 0; /* Data Block descriptor, address subtype */
+}
+
 static bool all_sent(const struct nvmg_bdev_io *io)
 {
 	return io->len ? io->done >= io->len : (io->stage & ST_SENT);
@@ -193,14 +210,14 @@ static void post_part(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bde
 	case NVMG_BDEV_READ:
 		cmd.opcode = nvme_cmd_read;
 		cmd.cdw12 = htole32((uint32_t)(nlb - 1));
-		build_prp(s, &cmd, data_iova, len);
+		build_dptr(qp, s, &cmd, data_iova, len);
 		break;
 	case NVMG_BDEV_WRITE:
 		cmd.opcode = nvme_cmd_write;
 		if (!zc)
 			memcpy(s->bounce, (uint8_t *)io->buf + io->done, len);
 		cmd.cdw12 = htole32((uint32_t)(nlb - 1) | (io->fua ? 1u << 30 : 0));
-		build_prp(s, &cmd, data_iova, len);
+		build_dptr(qp, s, &cmd, data_iova, len);
 		break;
 	case NVMG_BDEV_WRITE_ZEROES:
 		if (ns->has_wz) {
@@ -211,7 +228,7 @@ static void post_part(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bde
 			cmd.opcode = nvme_cmd_write;
 			memset(s->bounce, 0, len);
 			cmd.cdw12 = htole32((uint32_t)(nlb - 1));
-			build_prp(s, &cmd, s->bounce_iova, len);
+			build_dptr(qp, s, &cmd, s->bounce_iova, len);
 		}
 		break;
 	case NVMG_BDEV_DEALLOCATE: {

@@ -128,6 +128,7 @@ sc_start() {
 	tail -c +$((off + 1)) $DLOG > /tmp/start.log
 	grep "pcie $BDF" /tmp/start.log
 	grep -q "pcie $BDF: .*MSI-X" /tmp/start.log || fail "not using MSI-X"
+	grep -q "pcie $BDF: .*SGLs" /tmp/start.log || fail "not using SGLs (QEMU's NVMe has them)"
 	grep -q "pcie $BDF: namespace 1: 524288 blocks of 512 bytes" /tmp/start.log || fail "namespace 1 geometry"
 	grep -q "pcie $BDF: namespace 2: 32768 blocks of 4096 bytes" /tmp/start.log || fail "namespace 2 geometry"
 	[ "$(grep -c "pcie $BDF: NVMe" /tmp/start.log)" = 1 ] || fail "the controller was opened more than once"
@@ -165,14 +166,18 @@ sc_identity() {
 	[ "$(md5_region $DEV2 8 4)" = "$(cat /tmp/k2.md5)" ] || fail "ns 2: data the kernel wrote reads differently"
 }
 
-# Sizes beyond the device's MDTS (QEMU: 512 KiB) and beyond two pages
-# (PRP lists), many commands in flight on both reactors' queues.
+# Sizes beyond the device's MDTS (QEMU: 512 KiB), SGLs (32 KiB and up) and
+# PRP lists (three to seven pages), many commands in flight on both
+# reactors' queues.
 sc_fio_verify() {
 	connect
 	fio_run ns1 --filename=$DEV1 --rw=randwrite --bsrange=4k-1m --ioengine=libaio --direct=1 \
 		--iodepth=16 --offset=32M --size=48M --verify=crc32c --verify_fatal=1
 	fio_run ns2 --filename=$DEV2 --rw=randwrite --bsrange=4k-256k --ioengine=io_uring --direct=1 \
 		--iodepth=32 --offset=16M --size=24M --verify=crc32c --verify_fatal=1
+	# 20 KiB: below the SGL threshold, so a PRP list of 4 entries
+	fio_run prp_list --filename=$DEV1 --rw=randwrite --bs=20k --ioengine=libaio --direct=1 \
+		--iodepth=16 --offset=100M --size=4M --verify=crc32c --verify_fatal=1
 	fio_run ns1_512 --filename=$DEV1 --rw=randwrite --bs=512 --ioengine=libaio --direct=1 \
 		--iodepth=8 --offset=96M --size=1M --verify=md5 --verify_fatal=1
 	grep "I/O queue" $DLOG | tail -n 2
