@@ -458,7 +458,7 @@ static void notify_done(struct nvmg_ev *ev, int res, uint32_t flags)
 	unsigned nfin;
 
 	(void)flags;
-	if (res < 0 && res != -ETIME && res != -EINTR && res != -EAGAIN)
+	if (res < 0 && res != -ETIME && res != -EINTR && res != -EAGAIN && res != -ECANCELED)
 		log_err("pcie %s: queue %u: completion notification: %s", qp->c->bdf, qp->qid,
 			strerror(-res));
 	if (atomic_load_explicit(&qp->c->gone, memory_order_acquire) ||
@@ -525,6 +525,15 @@ void pcie_qp_abort_all(struct pcie_qpair *qp, int res, bool reset_rings)
 	if (qp->ticking) {
 		qp->ticking = false;
 		nvmg_reactor_del_ticker(qp->r, &qp->ticker);
+	}
+	/* Nothing outstanding, but the eventfd read stays armed (a removed
+	 * device never interrupts again): cancel it, so its handler runs and
+	 * lets go of qp instead of teardown waiting for it. */
+	if (atomic_load_explicit(&qp->armed, memory_order_relaxed) && qp->efd >= 0) {
+		struct io_uring_sqe *sqe = nvmg_reactor_sqe(qp->r);
+
+		io_uring_prep_cancel(sqe, &qp->ev, 0);
+		io_uring_sqe_set_data(sqe, NULL);
 	}
 	finish_all(qp, nfin);
 }
