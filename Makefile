@@ -7,10 +7,10 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread \
 LDLIBS := -pthread -luring -ljson-c -lisal -lcrypto -lfuse3 -lsystemd
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-DAEMON_SRC := $(wildcard daemon/*.c conf/*.c nvme/*.c net/*.c fuse/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c conf/*.c nvme/*.c nvme/pcie/*.c net/*.c fuse/*.c)
 PERF_SRC := $(wildcard tools/perf/*.c)
 CLI_SRC := $(wildcard tools/cli/*.c)
-HDRS := $(wildcard */*.h tools/perf/*.h tools/cli/*.h)
+HDRS := $(wildcard */*.h */*/*.h)
 
 BUILD := build
 PYTHON := /usr/bin/python3
@@ -47,9 +47,19 @@ $(BUILD)/unit/test_stats: tests/unit/test_stats.c nvme/stats.c $(HDRS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ tests/unit/test_stats.c nvme/stats.c
 
-unit: $(BUILD)/unit/test_admin $(BUILD)/unit/test_stats
+# The PCIe driver against a software model of a controller (its fake VFIO
+# replaces nvme/pcie/vfio.c).
+UNIT_PCIE_SRC := tests/unit/test_pcie.c daemon/reactor.c daemon/bufpool.c daemon/log.c \
+                 daemon/devreg.c nvme/bdev_pcie.c nvme/pcie/ctrlr.c nvme/pcie/qpair.c \
+                 nvme/pcie/reset.c nvme/pcie/dma.c
+$(BUILD)/unit/test_pcie: $(UNIT_PCIE_SRC) $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(UNIT_PCIE_SRC) $(LDLIBS)
+
+unit: $(BUILD)/unit/test_admin $(BUILD)/unit/test_stats $(BUILD)/unit/test_pcie
 	$(BUILD)/unit/test_admin
 	$(BUILD)/unit/test_stats
+	$(BUILD)/unit/test_pcie
 
 # Installs what building and testing need (Debian 12), only when missing.
 DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \
@@ -128,7 +138,7 @@ bench-fuse: deps $(BUILD)/nvmegated
 # Host needs qemu-system-x86; the guest's Debian packages are downloaded once
 # into /var/cache/nvmegate-vm (NVMEGATE_VM_CACHE). `make test` runs the VM
 # suite too (tests/vm/test_vm_linux_host.py, with the ASan daemon).
-.PHONY: vm-image vm-test bench-vm
+.PHONY: vm-image vm-test bench-vm bench-pcie
 vm-image: $(BUILD)/nvmegated
 	$(PYTHON) tests/vm/vmlib.py $(CURDIR)/$(BUILD)/nvmegated
 
@@ -137,3 +147,8 @@ vm-test: $(BUILD)/nvmegated
 
 bench-vm: $(BUILD)/nvmegated
 	$(PYTHON) bench/vm_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated
+
+# ---- The userspace PCIe driver vs the kernel's nvme driver on QEMU's NVMe
+# controller in the guest (bench/pcie_bench.py; tests/vm/test_vm_pcie.py).
+bench-pcie: $(BUILD)/nvmegated
+	$(PYTHON) bench/pcie_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated

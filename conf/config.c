@@ -5,6 +5,7 @@
 #include "conf/config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -525,6 +526,33 @@ int nvmg_conf_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int nvmg_conf_parse_pcie(const char *s, char *bdf, uint32_t *nsid)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || strncmp(s, "pcie:", 5))
+		return -EINVAL;
+	s += 5;
+	/* DDDD:BB:DD.F, hex, exactly as in /sys/bus/pci/devices */
+	for (int i = 0; i < 12; i++) {
+		bool sep = i == 4 || i == 7 || i == 10;
+
+		if (sep ? s[i] != (i == 10 ? '.' : ':') : !isxdigit((unsigned char)s[i]))
+			return -EINVAL;
+	}
+	if (s[11] > '7' || s[8] > '1' || s[12] != '/' || s[13] < '1' || s[13] > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s + 13, &end, 10);
+	if (errno || *end || v == 0 || v >= 0xffffffffull)
+		return -EINVAL;
+	memcpy(bdf, s, 12);
+	bdf[12] = '\0';
+	*nsid = (uint32_t)v;
+	return 0;
+}
+
 /* "1.3" / "1.2.1" -> NVMe VS: major 31:16, minor 15:8, tertiary 7:0. */
 static int parse_version(const char *s, uint32_t *vs)
 {
@@ -755,6 +783,14 @@ static int parse_device(struct ctx *c, struct nvmg_conf_ns *ns, struct json_obje
 			if (size % ns->lba_size)
 				return fail(c, "size %" PRIu64 " is not a multiple of lba_size %u",
 					    size, (unsigned)ns->lba_size);
+		}
+		if (str && !strncmp(str, "pcie:", 5)) {
+			char bdf[16];
+			uint32_t nsid;
+
+			if (nvmg_conf_parse_pcie(str, bdf, &nsid))
+				return fail(c, "%s is not a PCIe namespace (pcie:DDDD:BB:DD.F/NSID, "
+					       "e.g. pcie:0000:01:00.0/1)", quote(&q, str));
 		}
 		if (str && (ret = dup_str(c, str, &ns->path)))
 			return ret;

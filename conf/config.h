@@ -113,4 +113,8 @@ void nvmg_conf_free(struct nvmg_conf *conf);
  * SIZE is decimal and > 0; the loader also checks it against lba_size. */
 int nvmg_conf_parse_size(const char *s, uint64_t *out);
 
+/* "pcie:DDDD:BB:DD.F/NSID" (the device's PCI address as sysfs spells it,
+ * and a namespace ID of that device). bdf gets 13 bytes. 0 or -EINVAL. */
+int nvmg_conf_parse_pcie(const char *s, char *bdf, uint32_t *nsid);
+
 #endif

@@ -1,5 +1,19 @@
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include "daemon/bufpool.h"
+
+/* ASan cannot see arena buffers as heap: poison what is not handed out,
+ * so the sanitizer build still catches overruns into pooled memory. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 /* Keep at most this many bytes idle per class: enough for a full queue
  * of large I/O without pinning memory forever after a burst. */
@@ -14,6 +28,43 @@ static int class_of(size_t len)
 	return c < NVMG_BUF_CLASSES ? c : -1;
 }
 
+static int arena_init(struct nvmg_bufpool *p)
+{
+	void *a;
+
+	if (p->arena)
+		return 0;
+	if (p->arena_failed)
+		return -ENOMEM;
+	a = mmap(NULL, NVMG_BUF_ARENA_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (a == MAP_FAILED) {
+		p->arena_failed = 1;
+		return -ENOMEM;
+	}
+	p->arena = a;
+	p->arena_used = 0;
+	POISON(a, NVMG_BUF_ARENA_SIZE);
+	return 0;
+}
+
+static int in_arena(const struct nvmg_bufpool *p, const void *buf)
+{
+	return p->arena && (const unsigned char *)buf >= p->arena &&
+	       (const unsigned char *)buf < p->arena + NVMG_BUF_ARENA_SIZE;
+}
+
+int nvmg_bufpool_arena(struct nvmg_bufpool *p, void **base, size_t *size)
+{
+	int ret = arena_init(p);
+
+	if (ret)
+		return ret;
+	*base = p->arena;
+	*size = NVMG_BUF_ARENA_SIZE;
+	return 0;
+}
+
 void *nvmg_buf_get(struct nvmg_bufpool *p, size_t len)
 {
 	int c = class_of(len ? len : 1);
@@ -25,9 +76,19 @@ void *nvmg_buf_get(struct nvmg_bufpool *p, size_t len)
 		buf = p->free[c];
 		p->free[c] = p->free[c]->next;
 		p->nr_free[c]--;
+		UNPOISON(buf, (size_t)1 << (c + NVMG_BUF_MIN_SHIFT));
 		return buf;
 	}
-	if (posix_memalign(&buf, 4096, (size_t)1 << (c + NVMG_BUF_MIN_SHIFT)))
+	size_t sz = (size_t)1 << (c + NVMG_BUF_MIN_SHIFT);
+
+	/* Class sizes are multiples of 4 KiB: the bump stays page aligned. */
+	if (!arena_init(p) && NVMG_BUF_ARENA_SIZE - p->arena_used >= sz) {
+		buf = p->arena + p->arena_used;
+		p->arena_used += sz;
+		UNPOISON(buf, sz);
+		return buf;
+	}
+	if (posix_memalign(&buf, 4096, sz))
 		return NULL;
 	return buf;
 }
@@ -39,13 +100,18 @@ void nvmg_buf_put(struct nvmg_bufpool *p, void *buf, size_t len)
 
 	if (!buf)
 		return;
-	if (c < 0 || ((size_t)p->nr_free[c] + 1) << (c + NVMG_BUF_MIN_SHIFT) > IDLE_BYTES_PER_CLASS) {
+	/* Arena buffers cannot go back to malloc: they stay pooled (the
+	 * arena bounds them). */
+	if (!in_arena(p, buf) &&
+	    (c < 0 || ((size_t)p->nr_free[c] + 1) << (c + NVMG_BUF_MIN_SHIFT) > IDLE_BYTES_PER_CLASS)) {
 		free(buf);
 		return;
 	}
 	f->next = p->free[c];
 	p->free[c] = f;
 	p->nr_free[c]++;
+	if (in_arena(p, buf))
+		POISON((char *)buf + sizeof(*f), ((size_t)1 << (c + NVMG_BUF_MIN_SHIFT)) - sizeof(*f));
 }
 
 void nvmg_bufpool_drain(struct nvmg_bufpool *p)
@@ -55,8 +121,15 @@ void nvmg_bufpool_drain(struct nvmg_bufpool *p)
 			struct nvmg_buf_free *f = p->free[c];
 
 			p->free[c] = f->next;
-			free(f);
+			if (!in_arena(p, f))
+				free(f);
 		}
 		p->nr_free[c] = 0;
 	}
+	if (p->arena) {
+		UNPOISON(p->arena, NVMG_BUF_ARENA_SIZE);
+		munmap(p->arena, NVMG_BUF_ARENA_SIZE);
+	}
+	p->arena = NULL;
+	p->arena_used = 0;
 }

@@ -14,14 +14,25 @@ struct nvmg_buf_free {
 	struct nvmg_buf_free *next;
 };
 
+/* New buffers are carved from one arena per pool while it lasts, so a DMA
+ * backend (nvme/pcie) can map the arena once and move data between the
+ * socket's buffer and the device with no copy. Pages are only touched
+ * when used, until a backend maps (and so pins) the arena. */
+#define NVMG_BUF_ARENA_SIZE (32u << 20)
+
 struct nvmg_bufpool {
 	struct nvmg_buf_free *free[NVMG_BUF_CLASSES];
 	unsigned nr_free[NVMG_BUF_CLASSES];
+	unsigned char *arena;    /* NVMG_BUF_ARENA_SIZE bytes, or NULL */
+	size_t arena_used;
+	int arena_failed;
 };
 
 /* Returns a buffer of at least len bytes (len <= 1 MiB) or NULL. */
 void *nvmg_buf_get(struct nvmg_bufpool *p, size_t len);
 void nvmg_buf_put(struct nvmg_bufpool *p, void *buf, size_t len);
 void nvmg_bufpool_drain(struct nvmg_bufpool *p);
+/* The pool's arena (created on first use): 0, or -ENOMEM. */
+int nvmg_bufpool_arena(struct nvmg_bufpool *p, void **base, size_t *size);
 
 #endif

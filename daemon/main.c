@@ -16,6 +16,7 @@
 #include "fuse/nvmg_fuse.h"
 #include "net/tcp.h"
 #include "nvme/admin.h"
+#include "nvme/pcie/bind.h"
 #include "nvme/subsys.h"
 
 #define EXIT_CONFIG 2
@@ -27,9 +28,11 @@ static struct nvmg_daemon dmn;
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: nvmegated -c FILE [--check-config]\n"
+		"usage: nvmegated -c FILE [--check-config] | --bind BDF | --unbind BDF\n"
 		"  -c, --config FILE   JSON configuration (a superset of `nvmetcli save`)\n"
 		"      --check-config  validate FILE and exit (0 valid, 2 invalid)\n"
+		"      --bind BDF      give PCI device BDF (0000:01:00.0) to vfio-pci for pcie: namespaces\n"
+		"      --unbind BDF    give it back to the kernel's nvme driver\n"
 		"  -V, --version       print the version\n"
 		"  -h, --help          this text\n"
 		"Signals: SIGHUP reloads the configuration, SIGTERM stops cleanly.\n");
@@ -108,6 +111,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 'C' },
+		{ "bind", required_argument, NULL, 'B' },
+		{ "unbind", required_argument, NULL, 'U' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -130,6 +135,15 @@ int main(int argc, char **argv)
 		case 'C':
 			check_only = true;
 			break;
+		case 'B':
+		case 'U':
+			ret = nvmg_pcie_bind(optarg, opt == 'B', err, sizeof(err));
+			if (ret) {
+				fprintf(stderr, "nvmegated: %s\n", err);
+				return 1;
+			}
+			printf("%s: bound to %s\n", optarg, opt == 'B' ? "vfio-pci" : "nvme");
+			return 0;
 		case 'V':
 			printf("nvmegated %s\n", NVMG_VERSION);
 			return 0;

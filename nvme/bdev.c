@@ -4,7 +4,8 @@
 #include "conf/config.h"
 #include "nvme/bdev.h"
 
-int nvmg_bdev_open(const char *path, bool readonly, struct nvmg_bdev **out)
+int nvmg_bdev_open(const char *path, bool readonly, struct nvmg_bdev **out, char *err,
+		   size_t errlen)
 {
 	if (!path || !*path)
 		return -EINVAL;
@@ -18,6 +19,14 @@ int nvmg_bdev_open(const char *path, bool readonly, struct nvmg_bdev **out)
 		if (!ret && readonly)
 			(*out)->readonly = true;
 		return ret;
+	}
+	if (!strncmp(path, "pcie:", 5)) {
+		char bdf[16];
+		uint32_t nsid;
+
+		if (nvmg_conf_parse_pcie(path, bdf, &nsid))
+			return -EINVAL;
+		return nvmg_bdev_pcie_open(bdf, nsid, readonly, out, err, errlen);
 	}
 	return nvmg_bdev_file_open(path, readonly, out);
 }

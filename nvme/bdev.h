@@ -8,7 +8,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include <stddef.h>
 #include "daemon/reactor.h"
+#include "nvme/spec.h"
 
 enum nvmg_bdev_op {
 	NVMG_BDEV_READ,
@@ -29,6 +31,10 @@ struct nvmg_bdev_io {
 	int stage;       /* backend-private fallback state */
 	struct nvmg_bdev *bdev;       /* set by submit, for the completion path */
 	struct nvmg_reactor *reactor;
+	/* Backend-private: commands split in parts (pcie). */
+	struct nvmg_bdev_io *next;
+	uint32_t parts;
+	int err;
 	/* res: 0 or negative errno. */
 	void (*complete)(struct nvmg_bdev_io *io, int res);
 };
@@ -44,6 +50,8 @@ struct nvmg_bdev_ops {
 	/* Synchronous flush for shutdown paths. */
 	int (*flush_sync)(struct nvmg_bdev *b);
 	void (*close)(struct nvmg_bdev *b);
+	/* Optional: the device's own SMART / health log (pcie). */
+	int (*smart_log)(struct nvmg_bdev *b, struct nvme_smart_log *log);
 };
 
 struct nvmg_bdev {
@@ -53,12 +61,21 @@ struct nvmg_bdev {
 	bool volatile_cache;   /* Flush does something: advertise VWC */
 	bool dealloc_zeroes;   /* deallocated blocks read back as zeros */
 	bool readonly;
+	/* Identifiers of a real namespace (pcie), passed through to hosts;
+	 * all-zero means "none", and the config or derived ones are used. */
+	uint8_t nguid[16];
+	uint8_t uuid[16];
+	uint8_t eui64[8];
 };
 
-/* Open by config path: "mem:SIZE" or a file / block device path. */
-int nvmg_bdev_open(const char *path, bool readonly, struct nvmg_bdev **out);
+/* Open by config path: "mem:SIZE", "pcie:BDF/NSID" or a file / block
+ * device path. err (may be NULL) gets a reason beyond errno when known. */
+int nvmg_bdev_open(const char *path, bool readonly, struct nvmg_bdev **out, char *err,
+		   size_t errlen);
 int nvmg_bdev_file_open(const char *path, bool readonly, struct nvmg_bdev **out);
 int nvmg_bdev_mem_open(uint64_t size, struct nvmg_bdev **out);
+int nvmg_bdev_pcie_open(const char *bdf, uint32_t nsid, bool readonly, struct nvmg_bdev **out,
+			char *err, size_t errlen);
 
 static inline uint64_t nvmg_bdev_size(const struct nvmg_bdev *b)
 {

@@ -243,6 +243,10 @@ uint16_t nvmg_parse_io(struct nvmg_req *req)
 	default: /* dsm */
 		req->dir = NVMG_DIR_FROM_HOST;
 		req->data_len = ((le32toh(req->cmd.cdw10) & 0xff) + 1) * (uint32_t)sizeof(struct nvme_dsm_range);
+		/* Linux sends room for 256 ranges whatever NR says (as devices
+		 * may DMA that much): take the whole buffer, use NR ranges. */
+		if (req->sgl_len > req->data_len && req->sgl_len <= 256 * sizeof(struct nvme_dsm_range))
+			req->data_len = req->sgl_len;
 		req->execute = execute_dsm;
 		return 0;
 	}

@@ -38,12 +38,45 @@ static uint64_t data_units(uint64_t bytes)
 	return bytes / 512000 + (bytes % 512000 != 0);
 }
 
+/* A real device behind the namespace asked for (or the first one in the
+ * subsystem for NSID FFFFFFFFh) answers with its own health data. */
+static bool device_smart(struct nvmg_req *req, struct nvme_smart_log *log)
+{
+	struct nvmg_subsys *s = req->sq->ctrl->subsys;
+	uint32_t nsid = le32toh(req->cmd.nsid);
+	struct nvmg_ns *ns = NULL;
+	bool ok;
+
+	if (nsid && nsid != NVME_NSID_ALL) {
+		ns = nvmg_subsys_get_ns(s, nsid);
+	} else {
+		pthread_mutex_lock(&s->lock);
+		for (size_t i = 0; i < s->nr_ns && !ns; i++) {
+			if (s->ns[i]->bdev && s->ns[i]->bdev->ops && s->ns[i]->bdev->ops->smart_log) {
+				ns = s->ns[i];
+				atomic_fetch_add(&ns->refs, 1);
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (!ns)
+		return false;
+	ok = ns->bdev && ns->bdev->ops && ns->bdev->ops->smart_log && !ns->bdev->ops->smart_log(ns->bdev, log);
+	nvmg_ns_put(ns);
+	return ok;
+}
+
 static void log_smart(struct nvmg_req *req, uint64_t off)
 {
 	struct nvmg_ctrl *c = req->sq->ctrl;
 	struct nvmg_sq_stats sum = { 0 };
 	struct nvme_smart_log log;
 	uint16_t temp = htole16(TEMPERATURE_K);
+
+	if (device_smart(req, &log)) {
+		nvmg_req_copy_to_buf(req, &log, sizeof(log), off);
+		return;
+	}
 
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i <= NVMG_MAX_IO_QUEUES; i++) {

@@ -139,13 +139,22 @@ void nvmg_ns_put(struct nvmg_ns *ns)
 }
 
 /* The identifiers a namespace gets: the config's, else derived. */
-static void ns_ids_from_conf(const char *subnqn, const struct nvmg_conf_ns *c, uint8_t nguid[16],
-			     uint8_t uuid[16], uint8_t eui64[8])
+static void ns_ids_from_conf(const char *subnqn, const struct nvmg_conf_ns *c,
+			     const struct nvmg_bdev *b, uint8_t nguid[16], uint8_t uuid[16],
+			     uint8_t eui64[8])
 {
 	static const uint8_t zero[16];
 	uint8_t d_nguid[16], d_uuid[16], d_eui64[8];
 
 	nvmg_derive_ns_ids(subnqn, c->nsid, d_nguid, d_uuid, d_eui64);
+	/* A real device's own identifiers beat derived ones: hosts keep
+	 * seeing the same namespace whichever path they use. */
+	if (memcmp(b->nguid, zero, 16))
+		memcpy(d_nguid, b->nguid, 16);
+	if (memcmp(b->uuid, zero, 16))
+		memcpy(d_uuid, b->uuid, 16);
+	if (memcmp(b->eui64, zero, 8))
+		memcpy(d_eui64, b->eui64, 8);
 	memcpy(nguid, c->has_nguid && memcmp(c->nguid, zero, 16) ? c->nguid : d_nguid, 16);
 	memcpy(uuid, c->has_uuid ? c->uuid : d_uuid, 16);
 	memcpy(eui64, c->has_eui64 ? c->eui64 : d_eui64, 8);
@@ -164,10 +173,12 @@ static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, st
 	ns->readonly = c->readonly;
 	ns->path = xstrdup(c->path);
 	ns->lba_shift = c->lba_size == 4096 ? 12 : 9;
-	ret = nvmg_bdev_open(c->path, c->readonly, &ns->bdev);
+	char why[256] = "";
+
+	ret = nvmg_bdev_open(c->path, c->readonly, &ns->bdev, why, sizeof(why));
 	if (ret) {
 		snprintf(err, errlen, "subsystem %s namespace %u: %s: %s", s->nqn, c->nsid, c->path,
-			 strerror(-ret));
+			 why[0] ? why : strerror(-ret));
 		free(ns->path);
 		free(ns);
 		return ret;
@@ -193,7 +204,7 @@ static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, st
 		return -EINVAL;
 	}
 	/* Unset identifiers are derived, so they survive restarts. */
-	ns_ids_from_conf(s->nqn, c, ns->nguid, ns->uuid, ns->eui64);
+	ns_ids_from_conf(s->nqn, c, ns->bdev, ns->nguid, ns->uuid, ns->eui64);
 	*out = ns;
 	return 0;
 }
@@ -373,7 +384,7 @@ static bool ns_same(const struct nvmg_subsys *s, const struct nvmg_ns *ns, const
 	if (strcmp(ns->path, c->path) || ns->readonly != (c->readonly || ns->bdev->readonly) ||
 	    ns->lba_shift != (c->lba_size == 4096 ? 12 : 9))
 		return false;
-	ns_ids_from_conf(s->nqn, c, tmp.nguid, tmp.uuid, tmp.eui64);
+	ns_ids_from_conf(s->nqn, c, ns->bdev, tmp.nguid, tmp.uuid, tmp.eui64);
 	return !memcmp(tmp.nguid, ns->nguid, 16) && !memcmp(tmp.uuid, ns->uuid, 16) &&
 	       !memcmp(tmp.eui64, ns->eui64, 8);
 }

@@ -208,6 +208,23 @@ def test_mem_sizes_ok(check, img, size):
     assert_ok(check(cfg))
 
 
+@pytest.mark.parametrize("path", ["pcie:0000:01:00.0/1", "pcie:abcd:ff:1f.7/4294967294"])
+def test_pcie_paths_ok(check, img, path):
+    cfg = minimal(img)
+    cfg["subsystems"][0]["namespaces"][0]["device"]["path"] = path
+    assert_ok(check(cfg))
+
+
+@pytest.mark.parametrize("path", ["pcie:0000:01:00.0", "pcie:01:00.0/1", "pcie:0000:01:00.0/0",
+                                  "pcie:0000:01:00.8/1", "pcie:0000:01:20.0/1", "pcie:0000:01:00.0/1x",
+                                  "pcie:0000:01:00.0/4294967295", "pcie:0000-01:00.0/1"])
+def test_pcie_path_malformed(check, img, path):
+    cfg = minimal(img)
+    cfg["subsystems"][0]["namespaces"][0]["device"]["path"] = path
+    assert_error(check(cfg), 'subsystems[0].namespaces[0].device.path: "%s" is not a PCIe namespace '
+                 '(pcie:DDDD:BB:DD.F/NSID, e.g. pcie:0000:01:00.0/1)' % path)
+
+
 # ---- warnings for nvmetcli features we do not implement ----
 
 def test_unimplemented_features_warn_once_each(check, img):

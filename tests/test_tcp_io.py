@@ -1,6 +1,8 @@
 """NVM command set I/O over NVMe/TCP: data paths, digests, SQ flow control,
 flush, write zeroes, deallocate, read-only namespaces and I/O errors."""
 
+import struct
+
 import pytest
 
 import nvmetcp as n
@@ -244,6 +246,23 @@ def test_transfer_limit_is_mdts(target):
     assert (comp.sct, comp.sc) == (n.SCT_GENERIC, n.SC_INVALID_FIELD), comp
     c.write(MEM_NS, 0, n.pattern(1 << 20, 9)).check()
     assert c.read(MEM_NS, 0, 2048).check().data == n.pattern(1 << 20, 9)
+
+
+def test_dsm_buffer_larger_than_ranges(target):
+    """Linux (6.1) always sends a 4 KiB DSM buffer (room for 256 ranges)
+    whatever NR says: the ranges NR counts are honoured, the rest ignored."""
+    c = target.controller()
+    data = n.pattern(16 * 512, 78)
+    c.write(MEM_NS, 0, data).check()
+    buf = struct.pack("<IIQ", 0, 4, 4) + bytes(4096 - 16)
+    c._q(None).execute(n.sqe(n.IO_DSM, nsid=MEM_NS, cdw10=0, cdw11=1 << 2), write=buf).check()
+    got = c.read(MEM_NS, 0, 16).check().data
+    assert got[4 * 512:8 * 512] == bytes(4 * 512)
+    assert got[:4 * 512] == data[:4 * 512] and got[8 * 512:] == data[8 * 512:]
+    # beyond 256 ranges' worth is still refused
+    comp = c._q(None).execute(n.sqe(n.IO_DSM, nsid=MEM_NS, cdw10=0, cdw11=1 << 2),
+                              write=buf + bytes(16))
+    assert (comp.sct, comp.sc) == (n.SCT_GENERIC, 0x0F), comp  # Data SGL Length Invalid
 
 
 def test_dsm_range_data_layout(target):

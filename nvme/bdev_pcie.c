@@ -1,0 +1,120 @@
+/* PCIe backend: one namespace of a userspace-driven NVMe controller.
+ * Namespaces of one device share its controller (daemon/devreg); each
+ * reactor submits on its own I/O queue pair. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "daemon/devreg.h"
+#include "daemon/log.h"
+#include "nvme/pcie/pcie.h"
+
+static void *ctrlr_open(const char *bdf, char *err, size_t errlen, int *ret)
+{
+	struct pcie_ctrlr *c = NULL;
+
+	*ret = pcie_ctrlr_open(bdf, &c, err, errlen);
+	return *ret ? NULL : c;
+}
+
+static void ctrlr_close(void *dev)
+{
+	pcie_ctrlr_close(dev);
+}
+
+static void pcie_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg_bdev_io *io)
+{
+	struct pcie_ns *ns = (struct pcie_ns *)b;
+	struct pcie_qpair *qp;
+
+	if (io->op != NVMG_BDEV_FLUSH && (io->offset > b->size || io->len > b->size - io->offset)) {
+		io->complete(io, -EINVAL);
+		return;
+	}
+	if (b->readonly && io->op != NVMG_BDEV_READ && io->op != NVMG_BDEV_FLUSH) {
+		io->complete(io, -EROFS);
+		return;
+	}
+	/* ENODEV, not EIO: hosts must not read a media error into it. */
+	if (atomic_load_explicit(&ns->c->gone, memory_order_acquire)) {
+		io->complete(io, -ENODEV);
+		return;
+	}
+	qp = pcie_ctrlr_ioq(ns->c, r);
+	if (!qp && atomic_load(&ns->c->resetting)) {
+		io->complete(io, -EAGAIN);
+		return;
+	}
+	if (!qp) {
+		/* More reactors than the device has queues, or creation failed
+		 * (logged): this reactor cannot reach the device. */
+		if (nvmg_reactor_id(r) >= ns->c->nr_ioq && !atomic_exchange(&ns->c->warned_queues, true))
+			log_err("pcie %s: reactor %u has no I/O queue (device grants %u): lower \"reactors\"",
+				ns->c->bdf, nvmg_reactor_id(r), ns->c->nr_ioq);
+		io->complete(io, -EIO);
+		return;
+	}
+	pcie_qp_submit(qp, ns, io);
+}
+
+static int pcie_smart_log(struct nvmg_bdev *b, struct nvme_smart_log *log)
+{
+	return pcie_ctrlr_smart(((struct pcie_ns *)b)->c, log);
+}
+
+static void pcie_close(struct nvmg_bdev *b)
+{
+	struct pcie_ns *ns = (struct pcie_ns *)b;
+
+	nvmg_devreg_put(ns->c->bdf, ctrlr_close);
+	free(ns);
+}
+
+static const struct nvmg_bdev_ops pcie_ops = {
+	.name = "pcie",
+	.submit = pcie_submit,
+	/* No flush_sync: close ends in CC.SHN, which makes the device
+	 * write back its cache; I/O queues are per reactor, not callable
+	 * from the closing thread. */
+	.close = pcie_close,
+	.smart_log = pcie_smart_log,
+};
+
+int nvmg_bdev_pcie_open(const char *bdf, uint32_t nsid, bool readonly, struct nvmg_bdev **out,
+			char *err, size_t errlen)
+{
+	struct pcie_ns *ns = calloc(1, sizeof(*ns));
+	char why[256] = "";
+	int ret;
+
+	if (!ns)
+		return -ENOMEM;
+	if (!nvmg_vfio_valid_bdf(bdf)) {
+		free(ns);
+		return -EINVAL;
+	}
+	ns->c = nvmg_devreg_get(bdf, ctrlr_open, why, sizeof(why), &ret);
+	if (!ns->c) {
+		if (err)
+			snprintf(err, errlen, "%s", why[0] ? why : strerror(-ret));
+		free(ns);
+		return ret ? ret : -ENODEV;
+	}
+	ns->nsid = nsid;
+	ns->b.ops = &pcie_ops;
+	ret = pcie_ctrlr_ns_info(ns->c, ns, why, sizeof(why));
+	if (ret) {
+		if (err)
+			snprintf(err, errlen, "%s", why);
+		nvmg_devreg_put(bdf, ctrlr_close);
+		free(ns);
+		return ret;
+	}
+	ns->b.readonly = readonly;
+	log_info("pcie %s: namespace %u: %llu blocks of %u bytes%s%s%s", bdf, nsid,
+		 (unsigned long long)(ns->b.size >> ns->lba_shift), 1u << ns->lba_shift,
+		 ns->b.volatile_cache ? ", volatile cache" : "", ns->has_wz ? ", write zeroes" : "",
+		 ns->has_dsm ? (ns->b.dealloc_zeroes ? ", deallocate (reads zeros)" : ", deallocate") : "");
+	*out = &ns->b;
+	return 0;
+}

@@ -1,0 +1,61 @@
+/* Hugepages when the system has them (fewer IOMMU entries, no THP
+ * migration), else locked anonymous memory. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include "nvme/pcie/dma.h"
+
+#define HUGE_2M (2ul << 20)
+
+int nvmg_dma_alloc(struct nvmg_vfio *v, size_t len, struct nvmg_dma *d, char *err, size_t errlen)
+{
+	struct rlimit rl;
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->len = (len + HUGE_2M - 1) & ~(HUGE_2M - 1);
+	d->va = mmap(NULL, d->len, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE, -1, 0);
+	if (d->va != MAP_FAILED) {
+		d->huge = true;
+	} else {
+		d->len = (len + 4095) & ~(size_t)4095;
+		d->va = mmap(NULL, d->len, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (d->va == MAP_FAILED) {
+			d->va = NULL;
+			snprintf(err, errlen, "cannot allocate %zu bytes of DMA memory", len);
+			return -ENOMEM;
+		}
+		/* No fork() may share these pages copy-on-write with us. */
+		madvise(d->va, d->len, MADV_DONTFORK);
+	}
+	/* MAP_DMA pins the pages itself (and counts them against
+	 * RLIMIT_MEMLOCK); it fails with ENOMEM when the limit is too low. */
+	ret = nvmg_vfio_map(v, d->va, d->len, &d->iova);
+	if (ret) {
+		if (ret == -ENOMEM && !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY)
+			snprintf(err, errlen,
+				 "VFIO_IOMMU_MAP_DMA of %zu KiB: locked-memory limit too low "
+				 "(RLIMIT_MEMLOCK %llu KiB; raise it, e.g. ulimit -l unlimited or "
+				 "LimitMEMLOCK=infinity)", d->len >> 10, (unsigned long long)rl.rlim_cur >> 10);
+		else
+			snprintf(err, errlen, "VFIO_IOMMU_MAP_DMA of %zu KiB: %s", d->len >> 10,
+				 strerror(-ret));
+		munmap(d->va, d->len);
+		d->va = NULL;
+		return ret;
+	}
+	return 0;
+}
+
+void nvmg_dma_free(struct nvmg_vfio *v, struct nvmg_dma *d)
+{
+	if (!d->va)
+		return;
+	nvmg_vfio_unmap(v, d->iova, d->len);
+	munmap(d->va, d->len);
+	d->va = NULL;
+}
