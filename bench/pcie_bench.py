@@ -87,14 +87,7 @@ def main():
         print(row)
         print("%-32s" % "  per round" +
               "".join("%16s" % "/".join(map(str, vals.get((t, job), []))) for t, _ in TARGETS))
-    for e in errors:
-        print("error:", e)
-    if errors or not ok or rc != 0:
-        print("\nbenchmark incomplete (qemu exit %s); guest log:" % rc)
-        log = re.search(r"@@LOG-BEGIN bench\n(.*?)@@LOG-END bench", text, re.S)
-        print(log.group(1) if log else vmlib.tail(console))
-        return 1
-    return 0
+    return vmlib.bench_verdict(errors, ok, rc, text, console)
 
 
 if __name__ == "__main__":

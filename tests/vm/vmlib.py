@@ -665,6 +665,19 @@ def tail(path, n=80):
     return "\n".join(lines[-n:])
 
 
+def bench_verdict(errors, ok, rc, text, console):
+    """A benchmark's exit status; prints its errors and, when it is
+    incomplete, the guest's bench log (else the console's tail)."""
+    for e in errors:
+        print("error:", e)
+    if errors or not ok or rc != 0:
+        print("\nbenchmark incomplete (qemu exit %s); guest log:" % rc)
+        log = re.search(r"@@LOG-BEGIN bench\n(.*?)@@LOG-END bench", text, re.S)
+        print(log.group(1) if log else tail(console))
+        return 1
+    return 0
+
+
 def default_daemon():
     """NVMEGATED_VM, else NVMEGATED (make test: the ASan build), else the
     release build."""

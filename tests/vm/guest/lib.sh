@@ -230,3 +230,21 @@ fio_run() {
 	fi
 	grep -E "err=|IOPS=|issued rwts|^ *(READ|WRITE):|^fio: " /tmp/fio.out
 }
+
+# One scenario's result and its log (cut unless it failed) to the host on ttyS1.
+emit() {   # NAME STATUS SECS LOGFILE
+	{
+		echo "@@RESULT $1 $2 $3"
+		echo "@@LOG-BEGIN $1"
+		n=$(wc -l < $4)
+		max=150; [ $2 = FAIL ] && max=1500
+		if [ $n -gt $max ]; then
+			head -n $((max / 3)) $4
+			echo "[... $((n - max)) lines cut ...]"
+			tail -n $((max - max / 3)) $4
+		else
+			cat $4
+		fi
+		echo "@@LOG-END $1"
+	} > /dev/ttyS1
+}

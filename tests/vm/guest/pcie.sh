@@ -308,23 +308,6 @@ sc_no_dmar_faults() {
 
 # ---------------------------------------------------------------- runner
 
-emit() {   # NAME STATUS SECS LOGFILE
-	{
-		echo "@@RESULT $1 $2 $3"
-		echo "@@LOG-BEGIN $1"
-		n=$(wc -l < $4)
-		max=150; [ $2 = FAIL ] && max=1500
-		if [ $n -gt $max ]; then
-			head -n $((max / 3)) $4
-			echo "[... $((n - max)) lines cut ...]"
-			tail -n $((max - max / 3)) $4
-		else
-			cat $4
-		fi
-		echo "@@LOG-END $1"
-	} > /dev/ttyS1
-}
-
 BDF=$(find_bdf)
 export BDF
 if [ "$1" = run ]; then
