@@ -61,6 +61,15 @@ def drain(q, settle=SETTLE):
             return pdus, True
 
 
+def send_and_drain(q, data):
+    """Sends data and drains the answer; True when the target closed."""
+    try:
+        q.send_raw(data)
+    except n.ConnectionClosed:
+        return True
+    return drain(q)[1]
+
+
 def still_answers(q, rnd):
     """A queue the target kept open must still complete a command."""
     cid = 0xF000 | rnd.randrange(0x800)
@@ -109,11 +118,7 @@ def test_fuzz_garbage(target, bystander):
         q = target.queue(timeout=5)
         if rnd.random() < 0.5:
             q.icreq()
-        try:
-            q.send_raw(rand_bytes(rnd, rnd.choice([1, 7, 8, 9, 24, 72, 128, 300])))
-        except n.ConnectionClosed:
-            return q
-        drain(q)
+        send_and_drain(q, rand_bytes(rnd, rnd.choice([1, 7, 8, 9, 24, 72, 128, 300])))
         return q
     run_cases(target, bystander, 1, case)
 
@@ -127,12 +132,8 @@ def test_fuzz_icreq(target, bystander):
         flags = rnd.choice([0, 0, rnd.getrandbits(8)])
         spec = struct.pack("<HBBI", rnd.choice([0, 0, 1, 0xFFFF]), rnd.choice([0, 1, 31, 32, 255]),
                            rnd.getrandbits(8), rnd.getrandbits(32)) + rand_bytes(rnd, 112)
-        try:
-            q.send_raw(struct.pack("<BBBBI", n.ICREQ, flags, hlen, rnd.choice([0, 0, 8, 255]),
-                                   plen) + spec[:max(0, min(hlen, 128) - 8)])
-        except n.ConnectionClosed:
-            return q
-        drain(q)
+        send_and_drain(q, struct.pack("<BBBBI", n.ICREQ, flags, hlen, rnd.choice([0, 0, 8, 255]),
+                                       plen) + spec[:max(0, min(hlen, 128) - 8)])
         return q
     run_cases(target, bystander, 2, case)
 
@@ -154,11 +155,7 @@ def test_fuzz_pdu_headers(target, bystander):
             kw["plen"] = rnd.choice([0, 8, 23, 72, 1 << 20, 0xFFFFFFFF, rnd.getrandbits(32)])
         pdu = q.build_pdu(ptype, spec, body, flags=rnd.getrandbits(8) if rnd.random() < 0.5 else 0,
                           corrupt_hdgst=rnd.random() < 0.1, **kw)
-        try:
-            q.send_raw(pdu)
-        except n.ConnectionClosed:
-            return q
-        drain(q)
+        send_and_drain(q, pdu)
         return q
     run_cases(target, bystander, 3, case)
 
@@ -194,12 +191,7 @@ def test_fuzz_capsules(target, bystander):
             if kind == n.SGL_DATA_BLOCK_OFFSET and rnd.random() < 0.7:
                 data = rand_bytes(rnd, min(length, rnd.choice([0, 64, 512, 4096, 9000])))
             s[24:40] = n.sgl(rnd.choice([0, 0, rnd.getrandbits(64)]), length, kind)
-            try:
-                q.send_raw(q.build_pdu(n.CMD, bytes(s), data))
-            except n.ConnectionClosed:
-                break
-            _, closed = drain(q)
-            if closed:
+            if send_and_drain(q, q.build_pdu(n.CMD, bytes(s), data)):
                 break
         else:
             still_answers(q, rnd)
@@ -226,12 +218,7 @@ def test_fuzz_h2cdata(target, bystander):
             pdu = q.h2c_pdu(rnd.choice([cccid, cccid, cmd.cid ^ 1, rnd.getrandbits(16)]),
                             rnd.choice([ttag, ttag, ttag ^ 1, rnd.getrandbits(16)]),
                             off, bytes(min(ln, 1 << 20)), last=rnd.random() < 0.7)
-            try:
-                q.send_raw(pdu)
-            except n.ConnectionClosed:
-                break
-            _, closed = drain(q)
-            if closed:
+            if send_and_drain(q, pdu):
                 break
         c.close()
         return None
