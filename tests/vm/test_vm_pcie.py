@@ -33,6 +33,7 @@ SCENARIOS = [
     "zeroes_trim_flush",    # Write Zeroes, deallocate (reads zeros), Flush
     "smart_log",            # SMART log over TCP is the device's
     "ext4",                 # mkfs/mount/fsck over TCP on the 4 KiB namespace
+    "live_reload",          # SIGHUP removes/re-adds namespaces: host follows, last one out closes the device
     "shutdown_giveback",    # SIGTERM: CC.SHN; --unbind; the kernel reads our data and ext4
     "removal",              # sysfs remove under I/O: I/O fails, daemon lets go and keeps serving
     "no_dmar_faults",       # no IOMMU fault in the whole run, no sanitizer report

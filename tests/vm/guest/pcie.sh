@@ -42,7 +42,10 @@ wait_kdev() {
 	kdev $1
 }
 
-write_conf() {   # write_conf NAME NS1PATH NS2PATH
+write_conf() {   # write_conf NAME NS1PATH NS2PATH (an empty path leaves that namespace out)
+	_ns=
+	[ -n "$2" ] && _ns="{\"nsid\": 1, \"device\": {\"path\": \"$2\"}}"
+	[ -n "$3" ] && _ns="${_ns:+$_ns, }{\"nsid\": 2, \"device\": {\"path\": \"$3\"}, \"lba_size\": 4096}"
 	cat > /vm/conf/$1.json <<JSON
 {"hosts": [{"nqn": "$HOSTNQN"}],
  "ports": [{"portid": 1, "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1", "trsvcid": "4420"},
@@ -50,8 +53,7 @@ write_conf() {   # write_conf NAME NS1PATH NS2PATH
            {"portid": 2, "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1", "trsvcid": "8009"}, "subsystems": []}],
  "subsystems": [{"nqn": "$SUBNQN", "attr": {"allow_any_host": "0", "serial": "$SERIAL", "model": "$MODEL"},
                  "allowed_hosts": ["$HOSTNQN"],
-                 "namespaces": [{"nsid": 1, "device": {"path": "$2"}},
-                                {"nsid": 2, "device": {"path": "$3"}, "lba_size": 4096}]}],
+                 "namespaces": [$_ns]}],
  "nvmegate": {"reactors": 2, "log_level": "info",
               "fuse": {"mountpoint": "$MNT", "aliases": {"$SUBNQN": "vm"}}}}
 JSON
@@ -245,6 +247,43 @@ sc_ext4() {
 	[ "$(md5sum < /mnt/t/f | cut -d' ' -f1)" = "$(cat /tmp/e.md5)" ] || fail "file differs after remount"
 	must umount /mnt/t
 	fill_region $DEV1 200 4 > /tmp/giveback.md5
+}
+
+# Namespaces of the device come and go while a host is connected (SIGHUP
+# reload): the host sees them leave and return; when the last one goes the
+# controller is shut down cleanly, and adding one back opens it again with
+# new queue pairs on the reactors.
+sc_live_reload() {
+	connect
+	w=$(fill_region $DEV1 220 2)
+	write_conf pcie_ns1 pcie:$BDF/1 ""
+	write_conf pcie_none "" ""
+	off=$(stat -c %s $DLOG)
+	daemon_reload pcie_ns1
+	i=0; while ns_dev $CTRL 2 > /dev/null; do
+		i=$((i + 1)); [ $i -gt 150 ] && fail "the host still sees namespace 2 after the reload"; sleep 0.1
+	done
+	[ "$(md5_region $DEV1 220 2)" = "$w" ] || fail "namespace 1 reads differently after namespace 2 left"
+	daemon_reload pcie_none
+	i=0; while ns_dev $CTRL 1 > /dev/null; do
+		i=$((i + 1)); [ $i -gt 150 ] && fail "the host still sees namespace 1 after the reload"; sleep 0.1
+	done
+	i=0; while ! tail -c +$((off + 1)) $DLOG | grep -q "pcie $BDF: clean shutdown"; do
+		i=$((i + 1)); [ $i -gt 100 ] && fail "no clean shutdown after the device's last namespace left"; sleep 0.1
+	done
+	daemon_running || fail "nvmegated died"
+	daemon_reload pcie
+	DEV1=$(wait_ns $CTRL 1) || fail "namespace 1 did not come back"
+	DEV2=$(wait_ns $CTRL 2) || fail "namespace 2 did not come back"
+	say "back: ns1 $DEV1, ns2 $DEV2"
+	tail -c +$((off + 1)) $DLOG | grep "pcie $BDF"
+	[ "$(md5_region $DEV1 220 2)" = "$w" ] || fail "namespace 1 lost data across the close and re-open"
+	must $FSCK -fn $DEV2
+	# both reactors get new queue pairs on the re-opened controller
+	fio_run reopened --filename=$DEV1 --rw=randwrite --bsrange=4k-256k --ioengine=libaio --direct=1 \
+		--iodepth=16 --offset=232M --size=8M --verify=crc32c --verify_fatal=1
+	tail -c +$((off + 1)) $DLOG | grep -Eq "error|ERROR" && fail "errors in the log during the reloads"
+	true
 }
 
 # The TCP host disconnects (Linux would refuse the device's identifiers
