@@ -103,6 +103,10 @@ def build_initrd(tmp, scenarios, daemon=None, guest_script="pcie.sh", env=None):
         assert os.path.exists(src), "kernel %s has no %s" % (kver, mod)
         tree.add_file("/lib/modules/%s/kernel/%s" % (kver, mod), src, mode=0o644)
     tree.add_data("/vm/pcie-modules", "".join("kernel/%s\n" % m for m in EXTRA_MODULES))
+    # setpriv (util-linux, essential on the host; busybox's cannot drop from
+    # the bounding set) drops CAP_IPC_LOCK, so the
+    # locked-memory limit applies to VFIO's DMA mappings (config_errors)
+    vmlib.add_with_libs(tree, "/usr/bin/setpriv", "/usr/bin/setpriv")
     extra = os.path.join(tmp, "pcie-extra.cpio")
     tree.write(extra)
     combined = os.path.join(tmp, "initrd-pcie.cpio")

@@ -118,6 +118,13 @@ sc_config_errors() {
 	sed -i 's/, "lba_size": 4096//' /vm/conf/lba.json
 	daemon_start_fail lba
 	grep -q "device block size 4096 exceeds lba_size 512" $DLOG || fail "no clear error for the LBA size"
+	# RLIMIT_MEMLOCK bounds VFIO's pinned DMA memory for a process without
+	# CAP_IPC_LOCK (a service with LimitMEMLOCK too low)
+	(ulimit -l 0; timeout 60 /usr/bin/setpriv --bounding-set -ipc_lock --inh-caps -ipc_lock \
+		$DAEMON -c /vm/conf/pcie.json) > /tmp/memlock.out 2>&1 && fail "started with a memlock limit of 0"
+	grep "locked-memory" /tmp/memlock.out
+	grep -q "locked-memory limit too low (RLIMIT_MEMLOCK 0 KiB" /tmp/memlock.out ||
+		fail "no clear error for the memlock limit: $(tail -n 3 /tmp/memlock.out)"
 }
 
 sc_start() {
