@@ -18,6 +18,9 @@ static uint16_t errno_to_status(int err, bool write)
 		return NVMG_SC_GENERIC(NVME_SC_NS_WRITE_PROTECTED) | NVME_SC_DNR;
 	case -EIO:
 		return write ? NVMG_SC_MEDIA(NVME_SC_WRITE_FAULT) : NVMG_SC_MEDIA(NVME_SC_READ_ERROR);
+	case -EAGAIN:
+		/* The device is being reset: retryable, and not a media error. */
+		return NVMG_SC_GENERIC(NVME_SC_NS_NOT_READY);
 	default:
 		return NVMG_SC_GENERIC(NVME_SC_INTERNAL);
 	}
