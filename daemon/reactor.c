@@ -14,12 +14,6 @@
 #define RING_ENTRIES 1024
 #define TICK_MS 500
 
-struct nvmg_msg {
-	struct nvmg_msg *next;
-	void (*fn)(void *arg);
-	void *arg;
-};
-
 struct nvmg_reactor {
 	unsigned id;
 	struct io_uring ring;
@@ -146,15 +140,10 @@ void nvmg_reactor_del_ticker(struct nvmg_reactor *r, struct nvmg_ticker *t)
 	/* An armed tick with no tickers fires once more and is not re-armed. */
 }
 
-int nvmg_reactor_post(struct nvmg_reactor *r, void (*fn)(void *arg), void *arg)
+void nvmg_reactor_send(struct nvmg_reactor *r, struct nvmg_msg *m)
 {
-	struct nvmg_msg *m = malloc(sizeof(*m));
 	uint64_t one = 1;
 
-	if (!m)
-		return -ENOMEM;
-	m->fn = fn;
-	m->arg = arg;
 	m->next = NULL;
 	pthread_mutex_lock(&r->mq_lock);
 	if (r->mq_tail)
@@ -164,9 +153,21 @@ int nvmg_reactor_post(struct nvmg_reactor *r, void (*fn)(void *arg), void *arg)
 	r->mq_tail = m;
 	pthread_mutex_unlock(&r->mq_lock);
 	/* Queued is delivered: the reactor drains the queue on its next
-	 * wake-up, so a failed kick must not make the caller free arg. */
+	 * wake-up, so a failed kick must not make the caller free m. */
 	if (write(r->efd, &one, sizeof(one)) != sizeof(one))
 		log_err("reactor %u: eventfd write: %s", r->id, strerror(errno));
+}
+
+int nvmg_reactor_post(struct nvmg_reactor *r, void (*fn)(void *arg), void *arg)
+{
+	struct nvmg_msg *m = malloc(sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	m->fn = fn;
+	m->arg = arg;
+	m->heap = true;
+	nvmg_reactor_send(r, m);
 	return 0;
 }
 
@@ -182,6 +183,7 @@ static void efd_done(struct nvmg_ev *ev, int res, uint32_t flags)
 {
 	struct nvmg_reactor *r = nvmg_container_of(ev, struct nvmg_reactor, efd_ev);
 	struct nvmg_msg *m;
+	bool heap;
 
 	(void)flags;
 	if (res < 0 && res != -EINTR && res != -EAGAIN)
@@ -197,8 +199,11 @@ static void efd_done(struct nvmg_ev *ev, int res, uint32_t flags)
 		pthread_mutex_unlock(&r->mq_lock);
 		if (!m)
 			break;
+		/* fn may free or re-send a caller-owned m: read heap first. */
+		heap = m->heap;
 		m->fn(m->arg);
-		free(m);
+		if (heap)
+			free(m);
 	}
 	if (!r->stop)
 		efd_arm(r);
@@ -354,7 +359,8 @@ void nvmg_reactor_destroy(struct nvmg_reactor *r)
 		io_uring_queue_exit(&r->ring);
 	while ((m = r->mq_head)) {
 		r->mq_head = m->next;
-		free(m);
+		if (m->heap)
+			free(m);
 	}
 	nvmg_bufpool_drain(&r->pool);
 	close(r->efd);

@@ -47,8 +47,20 @@ struct io_uring_sqe *nvmg_reactor_sqe(struct nvmg_reactor *r);
 void nvmg_reactor_defer(struct nvmg_reactor *r, struct nvmg_defer *d);
 void nvmg_reactor_add_ticker(struct nvmg_reactor *r, struct nvmg_ticker *t);
 void nvmg_reactor_del_ticker(struct nvmg_reactor *r, struct nvmg_ticker *t);
+/* A message to another reactor's thread. */
+struct nvmg_msg {
+	struct nvmg_msg *next;
+	void (*fn)(void *arg);
+	void *arg;
+	bool heap; /* allocated by nvmg_reactor_post, freed after fn */
+};
+
 /* Thread-safe: run fn(arg) on r's thread. Returns 0 or -errno. */
 int nvmg_reactor_post(struct nvmg_reactor *r, void (*fn)(void *arg), void *arg);
+/* Thread-safe and cannot fail: run m->fn(m->arg) on r's thread; m is the
+ * caller's (heap false) and may be sent again from within fn. Messages
+ * still queued when r is destroyed are dropped. */
+void nvmg_reactor_send(struct nvmg_reactor *r, struct nvmg_msg *m);
 const struct nvmg_reactor_features *nvmg_reactor_features(struct nvmg_reactor *r);
 unsigned nvmg_reactor_id(struct nvmg_reactor *r);
 /* The reactor's data buffer pool (its thread only). */
