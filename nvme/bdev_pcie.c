@@ -22,6 +22,75 @@ static void ctrlr_close(void *dev)
 	pcie_ctrlr_close(dev);
 }
 
+/* A command from a reactor that shares another reactor's queue pair: it
+ * is submitted and completed on the owner's thread, then completed to the
+ * caller on its own thread, as every backend completes. */
+struct pcie_fwd {
+	struct nvmg_bdev_io proxy; /* what the owner's queue pair sees */
+	struct nvmg_bdev_io *io;
+	struct nvmg_reactor *origin;
+	struct pcie_qpair *qp;
+	struct pcie_ns *ns;
+	struct nvmg_msg msg;
+	int res;
+};
+
+static void fwd_complete(void *arg)
+{
+	struct pcie_fwd *f = arg;
+	struct nvmg_bdev_io *io = f->io;
+	int res = f->res;
+
+	free(f);
+	io->complete(io, res);
+}
+
+static void fwd_done(struct nvmg_bdev_io *proxy, int res)
+{
+	struct pcie_fwd *f = nvmg_container_of(proxy, struct pcie_fwd, proxy);
+
+	f->res = res;
+	f->msg.fn = fwd_complete;
+	nvmg_reactor_send(f->origin, &f->msg);
+}
+
+static void fwd_submit(void *arg)
+{
+	struct pcie_fwd *f = arg;
+
+	pcie_qp_submit(f->qp, f->ns, &f->proxy);
+}
+
+static void forward(struct pcie_ns *ns, struct pcie_qpair *qp, struct nvmg_reactor *r,
+		    struct nvmg_bdev_io *io)
+{
+	struct pcie_fwd *f = calloc(1, sizeof(*f));
+
+	if (!f) {
+		io->complete(io, -ENOMEM);
+		return;
+	}
+	if (!atomic_exchange(&ns->c->warned_queues, true))
+		log_warn("pcie %s: the device grants %u I/O queues for more reactors: reactors share "
+			 "them (reactor %u through reactor %u's queue), one thread hop per command",
+			 ns->c->bdf, ns->c->nr_ioq, nvmg_reactor_id(r), nvmg_reactor_id(qp->r));
+	f->proxy.op = io->op;
+	f->proxy.fua = io->fua;
+	f->proxy.offset = io->offset;
+	f->proxy.len = io->len;
+	f->proxy.buf = io->buf;
+	f->proxy.bdev = io->bdev;
+	f->proxy.reactor = qp->r;
+	f->proxy.complete = fwd_done;
+	f->io = io;
+	f->origin = r;
+	f->qp = qp;
+	f->ns = ns;
+	f->msg.fn = fwd_submit;
+	f->msg.arg = f;
+	nvmg_reactor_send(qp->r, &f->msg);
+}
+
 static void pcie_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg_bdev_io *io)
 {
 	struct pcie_ns *ns = (struct pcie_ns *)b;
@@ -41,20 +110,15 @@ static void pcie_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg
 		return;
 	}
 	qp = pcie_ctrlr_ioq(ns->c, r);
-	if (!qp && atomic_load(&ns->c->resetting)) {
-		io->complete(io, -EAGAIN);
-		return;
-	}
 	if (!qp) {
-		/* More reactors than the device has queues, or creation failed
-		 * (logged): this reactor cannot reach the device. */
-		if (nvmg_reactor_id(r) >= ns->c->nr_ioq && !atomic_exchange(&ns->c->warned_queues, true))
-			log_err("pcie %s: reactor %u has no I/O queue (device grants %u): lower \"reactors\"",
-				ns->c->bdf, nvmg_reactor_id(r), ns->c->nr_ioq);
-		io->complete(io, -EIO);
+		/* A reset is under way, or creating the queue failed (logged). */
+		io->complete(io, atomic_load(&ns->c->resetting) ? -EAGAIN : -EIO);
 		return;
 	}
-	pcie_qp_submit(qp, ns, io);
+	if (qp->r != r)
+		forward(ns, qp, r, io);
+	else
+		pcie_qp_submit(qp, ns, io);
 }
 
 static int pcie_smart_log(struct nvmg_bdev *b, struct nvme_smart_log *log)

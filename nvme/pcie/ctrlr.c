@@ -183,6 +183,7 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 	snprintf(c->bdf, sizeof(c->bdf), "%s", bdf);
 	pthread_mutex_init(&c->admin_lock, NULL);
 	pthread_mutex_init(&c->abort_lock, NULL);
+	pthread_mutex_init(&c->ioq_lock, NULL);
 	atomic_init(&c->gone, false);
 	atomic_init(&c->resetting, false);
 	atomic_init(&c->reset_req, false);
@@ -192,6 +193,8 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 	ret = nvmg_vfio_open(&c->vfio, bdf, err, errlen);
 	if (ret) {
 		pthread_mutex_destroy(&c->admin_lock);
+		pthread_mutex_destroy(&c->abort_lock);
+		pthread_mutex_destroy(&c->ioq_lock);
 		free(c);
 		return ret;
 	}
@@ -270,6 +273,7 @@ fail_vfio:
 	nvmg_vfio_close(&c->vfio);
 	pthread_mutex_destroy(&c->admin_lock);
 	pthread_mutex_destroy(&c->abort_lock);
+	pthread_mutex_destroy(&c->ioq_lock);
 	free(c);
 	return ret;
 }
@@ -327,28 +331,40 @@ static void map_arena(struct pcie_ctrlr *c, struct pcie_qpair *qp, struct nvmg_r
 	qp->zc_size = size;
 }
 
-/* Creates the calling reactor's queue pair on its first I/O. */
+/* The queue pair for reactor r: queue id % nr_ioq, created on first use
+ * and owned (polled, completed) by the reactor that created it. With
+ * more reactors than the device grants queues, reactors share them and
+ * the caller forwards to the owner (bdev_pcie.c). */
 struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r)
 {
-	unsigned id = nvmg_reactor_id(r);
-	uint16_t qid = (uint16_t)(id + 1);
+	unsigned id = nvmg_reactor_id(r), idx;
 	struct pcie_qpair *qp;
 	char err[256] = "";
+	uint16_t qid;
 	int ret;
 
-	if (id >= c->nr_ioq)
+	if (!c->nr_ioq)
 		return NULL;
-	if (c->ioq[id])
-		return c->ioq[id];
+	idx = id % c->nr_ioq;
+	qid = (uint16_t)(idx + 1);
+	qp = __atomic_load_n(&c->ioq[idx], __ATOMIC_ACQUIRE);
+	if (qp)
+		return qp;
+	/* Two reactors may share idx: one creates, the other waits for it. */
+	pthread_mutex_lock(&c->ioq_lock);
+	qp = __atomic_load_n(&c->ioq[idx], __ATOMIC_ACQUIRE);
+	if (qp)
+		goto out;
 	qp = calloc(1, sizeof(*qp));
 	if (!qp)
-		return NULL;
+		goto out;
 	ret = pcie_qp_alloc(c, qp, qid, c->mqes < PCIE_IO_DEPTH ? (uint16_t)c->mqes : PCIE_IO_DEPTH,
 			    true, err, sizeof(err));
 	if (ret) {
 		log_err("pcie %s: I/O queue %u: %s", c->bdf, qid, err);
 		free(qp);
-		return NULL;
+		qp = NULL;
+		goto out;
 	}
 	qp->r = r;
 	qp->efd = qid < c->nr_vec ? c->efds[qid] : -1;
@@ -363,15 +379,18 @@ struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r)
 		pthread_mutex_unlock(&c->admin_lock);
 		goto fail;
 	}
-	c->ioq[id] = qp;
+	__atomic_store_n(&c->ioq[idx], qp, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&c->admin_lock);
 	log_info("pcie %s: I/O queue %u (%u entries, %s) for reactor %u%s", c->bdf, qid, qp->depth,
 		 qp->efd >= 0 ? "MSI-X" : "polled", id, qp->zc_base ? ", network buffers mapped: zero copy" : "");
-	return qp;
+	goto out;
 fail:
 	pcie_qp_free(qp);
 	free(qp);
-	return NULL;
+	qp = NULL;
+out:
+	pthread_mutex_unlock(&c->ioq_lock);
+	return qp;
 }
 
 int pcie_ctrlr_ns_info(struct pcie_ctrlr *c, struct pcie_ns *ns, char *err, size_t errlen)
@@ -531,5 +550,6 @@ void pcie_ctrlr_close(struct pcie_ctrlr *c)
 	nvmg_vfio_close(&c->vfio);
 	pthread_mutex_destroy(&c->admin_lock);
 	pthread_mutex_destroy(&c->abort_lock);
+	pthread_mutex_destroy(&c->ioq_lock);
 	free(c);
 }

@@ -88,7 +88,8 @@ struct pcie_ctrlr {
 	struct pcie_qpair admin;
 	struct nvmg_dma admin_buf; /* data for admin commands */
 	unsigned nr_ioq;           /* granted by Set Features Number of Queues */
-	struct pcie_qpair **ioq;   /* index = reactor id; created on first use */
+	struct pcie_qpair **ioq;   /* index = reactor id % nr_ioq; created on first use */
+	pthread_mutex_t ioq_lock;  /* serialises creating them */
 	int *efds;                 /* MSI-X eventfds, index = vector */
 	unsigned nr_vec;
 	/* Slow path (ctrlr.c): a service thread per controller performs
@@ -97,7 +98,7 @@ struct pcie_ctrlr {
 	atomic_bool gone;          /* removed or dead: I/O fails with ENODEV */
 	atomic_bool resetting;     /* I/O fails with EAGAIN (host retries) */
 	atomic_bool reset_req, stop;
-	atomic_bool warned_queues; /* "reactor has no I/O queue" said once */
+	atomic_bool warned_queues; /* "reactors share I/O queues" said once */
 	pthread_mutex_t abort_lock;
 	uint32_t aborts[32];       /* Abort CDW10s (CID << 16 | SQID) to send */
 	unsigned nr_aborts;

@@ -424,6 +424,8 @@ struct tio {
 	struct nvmg_bdev_io io;
 	sem_t done;
 	int res;
+	struct nvmg_reactor *r;       /* submitted on */
+	struct nvmg_reactor *done_on; /* completed on */
 };
 
 static void tio_done(struct nvmg_bdev_io *io, int res)
@@ -431,6 +433,7 @@ static void tio_done(struct nvmg_bdev_io *io, int res)
 	struct tio *t = nvmg_container_of(io, struct tio, io);
 
 	t->res = res;
+	t->done_on = nvmg_reactor_self();
 	sem_post(&t->done);
 }
 
@@ -438,11 +441,12 @@ static void tio_submit(void *arg)
 {
 	struct tio *t = arg;
 
-	nvmg_bdev_submit(B, R, &t->io);
+	nvmg_bdev_submit(B, t->r, &t->io);
 }
 
-/* Submit on the reactor; wait up to secs; 1 = timed out. */
-static int start_io(struct tio *t, enum nvmg_bdev_op op, uint64_t off, uint64_t len, void *buf)
+/* Submit on reactor r; wait_io collects the result. */
+static int start_io_on(struct nvmg_reactor *r, struct tio *t, enum nvmg_bdev_op op, uint64_t off,
+		       uint64_t len, void *buf)
 {
 	memset(t, 0, sizeof(*t));
 	sem_init(&t->done, 0, 0);
@@ -451,7 +455,13 @@ static int start_io(struct tio *t, enum nvmg_bdev_op op, uint64_t off, uint64_t 
 	t->io.len = len;
 	t->io.buf = buf;
 	t->io.complete = tio_done;
-	return nvmg_reactor_post(R, tio_submit, t);
+	t->r = r;
+	return nvmg_reactor_post(r, tio_submit, t);
+}
+
+static int start_io(struct tio *t, enum nvmg_bdev_op op, uint64_t off, uint64_t len, void *buf)
+{
+	return start_io_on(R, t, op, off, len, buf);
 }
 
 static int wait_io(struct tio *t, int secs)
@@ -542,6 +552,48 @@ static void test_zero_copy(void)
 	CHECK(wait_io(&t, 10) == 0);
 	CHECK(!memcmp(t.io.buf, M.disk + 512 * 3, 65536));
 	CHECK(((struct pcie_ns *)B)->c->ioq[0]->zc_base != NULL);
+}
+
+/* More reactors than the device grants queues (4): reactor 5 creates
+ * queue 2 and owns it, reactor 1 shares it, reactor 4 shares reactor 0's.
+ * Every command completes on the reactor that submitted it. */
+static struct nvmg_reactor *X[3]; /* ids 1, 4, 5 */
+
+static void test_shared_queues(void)
+{
+	static const unsigned ids[3] = { 5, 1, 4 };
+	struct pcie_ctrlr *c = ((struct pcie_ns *)B)->c;
+	uint8_t *w = malloc(3 * 65536), *r = malloc(3 * 65536);
+	struct tio t[6];
+	int ret;
+
+	for (int i = 0; i < 3; i++) {
+		X[i] = nvmg_reactor_create(ids[i], &ret);
+		CHECK(X[i] && !nvmg_reactor_start(X[i]));
+	}
+	for (size_t i = 0; i < 3 * 65536; i++)
+		w[i] = (uint8_t)(i * 13 + 1);
+	/* reactor 5 first: it creates the queue that reactor 1 then shares */
+	CHECK(!start_io_on(X[0], &t[0], NVMG_BDEV_WRITE, 1 << 20, 65536, w));
+	CHECK(wait_io(&t[0], 10) == 0);
+	for (int i = 1; i < 3; i++)
+		CHECK(!start_io_on(X[i], &t[i], NVMG_BDEV_WRITE, (1 << 20) + i * 65536, 65536, w + i * 65536));
+	for (int i = 1; i < 3; i++)
+		CHECK(wait_io(&t[i], 10) == 0);
+	CHECK(!memcmp(M.disk + (1 << 20), w, 3 * 65536));
+	memset(r, 0, 3 * 65536);
+	for (int i = 0; i < 3; i++)
+		CHECK(!start_io_on(X[i], &t[3 + i], NVMG_BDEV_READ, (1 << 20) + i * 65536, 65536, r + i * 65536));
+	for (int i = 0; i < 3; i++) {
+		CHECK(wait_io(&t[3 + i], 10) == 0);
+		CHECK(t[i].done_on == X[i] && t[3 + i].done_on == X[i]);
+	}
+	CHECK(!memcmp(r, w, 3 * 65536));
+	CHECK(c->ioq[1] && c->ioq[1]->r == X[0]); /* reactor 5 owns queue 2 */
+	CHECK(c->ioq[0] && c->ioq[0]->r == R);
+	CHECK(!c->ioq[2] && !c->ioq[3]);
+	free(w);
+	free(r);
 }
 
 static void test_zeroes_dsm_flush(void)
@@ -657,6 +709,7 @@ int main(void)
 	test_bring_up();
 	test_rw_split_prp();
 	test_zero_copy();
+	test_shared_queues();
 	test_zeroes_dsm_flush();
 	test_smart();
 	test_cfs_reset();
@@ -665,6 +718,10 @@ int main(void)
 	/* a clean close: queues deleted, CC.SHN, SHST complete */
 	B->ops->close(B);
 	CHECK(M.shutdown_seen);
+	for (int i = 0; i < 3; i++) { /* their queues are gone with the close */
+		nvmg_reactor_stop(X[i]);
+		nvmg_reactor_destroy(X[i]);
+	}
 	M.shutdown_seen = false;
 	wr32(NVME_REG_CC, 0);
 	sleep_ms(20);

@@ -33,6 +33,7 @@ SCENARIOS = [
     "zeroes_trim_flush",    # Write Zeroes, deallocate (reads zeros), Flush
     "smart_log",            # SMART log over TCP is the device's
     "ext4",                 # mkfs/mount/fsck over TCP on the 4 KiB namespace
+    "shared_queues",        # 6 reactors, 4 device queues: reactors share queues, data intact
     "live_reload",          # SIGHUP removes/re-adds namespaces: host follows, last one out closes the device
     "shutdown_giveback",    # SIGTERM: CC.SHN; --unbind; the kernel reads our data and ext4
     "removal",              # sysfs remove under I/O: I/O fails, daemon lets go and keeps serving

@@ -42,7 +42,7 @@ wait_kdev() {
 	kdev $1
 }
 
-write_conf() {   # write_conf NAME NS1PATH NS2PATH (an empty path leaves that namespace out)
+write_conf() {   # write_conf NAME NS1PATH NS2PATH [REACTORS] (an empty path leaves that namespace out)
 	_ns=
 	[ -n "$2" ] && _ns="{\"nsid\": 1, \"device\": {\"path\": \"$2\"}}"
 	[ -n "$3" ] && _ns="${_ns:+$_ns, }{\"nsid\": 2, \"device\": {\"path\": \"$3\"}, \"lba_size\": 4096}"
@@ -54,7 +54,7 @@ write_conf() {   # write_conf NAME NS1PATH NS2PATH (an empty path leaves that na
  "subsystems": [{"nqn": "$SUBNQN", "attr": {"allow_any_host": "0", "serial": "$SERIAL", "model": "$MODEL"},
                  "allowed_hosts": ["$HOSTNQN"],
                  "namespaces": [$_ns]}],
- "nvmegate": {"reactors": 2, "log_level": "info",
+ "nvmegate": {"reactors": ${4:-2}, "log_level": "info",
               "fuse": {"mountpoint": "$MNT", "aliases": {"$SUBNQN": "vm"}}}}
 JSON
 }
@@ -291,6 +291,32 @@ sc_live_reload() {
 		--iodepth=16 --offset=232M --size=8M --verify=crc32c --verify_fatal=1
 	tail -c +$((off + 1)) $DLOG | grep -Eq "error|ERROR" && fail "errors in the log during the reloads"
 	true
+}
+
+# More reactors (6) than the device grants I/O queues (4): reactors 4 and 5
+# share queues with others. FUSE stripes every file over all reactors, so a
+# sequential copy goes through each of them.
+sc_shared_queues() {
+	daemon_stop || fail "nvmegated did not stop cleanly"
+	write_conf pcie6 pcie:$BDF/1 pcie:$BDF/2 6
+	off=$(stat -c %s $DLOG)
+	daemon_start pcie6 || fail "nvmegated did not start with 6 reactors"
+	dd if=/dev/urandom of=/tmp/s.bin bs=1M count=16 2>/dev/null
+	s=$(md5sum < /tmp/s.bin | cut -d' ' -f1)
+	must dd if=/tmp/s.bin of=$FDIR/n1 bs=1M seek=236 conv=notrunc,fsync
+	tail -c +$((off + 1)) $DLOG | grep "pcie $BDF"
+	tail -c +$((off + 1)) $DLOG | grep -q "pcie $BDF: the device grants 4 I/O queues for more reactors" ||
+		fail "no reactor shared a queue"
+	[ "$(dd if=$FDIR/n1 bs=1M skip=236 count=16 2>/dev/null | md5sum | cut -d' ' -f1)" = "$s" ] ||
+		fail "the FUSE file reads back other data"
+	connect
+	[ "$(md5_region $DEV1 236 16)" = "$s" ] || fail "the TCP host reads other data than FUSE wrote"
+	fio_run shared --filename=$DEV2 --rw=randwrite --bsrange=4k-128k --ioengine=libaio --direct=1 \
+		--iodepth=16 --offset=100M --size=8M --verify=crc32c --verify_fatal=1
+	# the next scenarios expect the two-reactor daemon
+	disconnect
+	daemon_stop || fail "nvmegated did not stop cleanly"
+	daemon_start pcie || fail "nvmegated did not start again"
 }
 
 # The TCP host disconnects (Linux would refuse the device's identifiers
