@@ -161,5 +161,6 @@ bench-vm: $(BUILD)/nvmegated
 
 # ---- The userspace PCIe driver vs the kernel's nvme driver on QEMU's NVMe
 # controller in the guest (bench/pcie_bench.py; tests/vm/test_vm_pcie.py).
-bench-pcie: $(BUILD)/nvmegated
-	$(PYTHON) bench/pcie_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated
+bench-pcie: $(BUILD)/nvmegated $(BUILD)/nvmegate-bdev-perf
+	$(PYTHON) bench/pcie_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated \
+	  --bdev-perf $(CURDIR)/$(BUILD)/nvmegate-bdev-perf
