@@ -91,6 +91,9 @@ JSON
 		for j in randread4k_qd32 seqread128k_qd16; do fio_job kernel $K $j $r; done
 		$DAEMON --bind $BDF > /dev/null || { out "@@BENCH-ERROR --bind failed"; return; }
 		for j in randread4k_qd32 seqread128k_qd16; do driver_job $BDF $j $r; done
+		# once: the tool's reads through the driver return what it wrote
+		[ $r = 1 ] && { $BDEV_PERF -w verify -b 8k -d 16 -t 2 pcie:$BDF/1 >> $BPLOG 2>&1 ||
+			out "@@BENCH-ERROR nvmegate-bdev-perf verify on the driver failed"; }
 		daemon_start bench || { out "@@BENCH-ERROR nvmegated did not start"; return; }
 		$NVME connect -t tcp -a $ADDR -s $PORT -n $SUBNQN > /dev/null
 		T=$(wait_ns $(ctrls) 1) || { out "@@BENCH-ERROR no TCP namespace"; return; }
