@@ -10,13 +10,19 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 DAEMON_SRC := $(wildcard daemon/*.c conf/*.c nvme/*.c nvme/pcie/*.c net/*.c fuse/*.c)
 PERF_SRC := $(wildcard tools/perf/*.c)
 CLI_SRC := $(wildcard tools/cli/*.c)
+# The backends with the reactor and buffer pool they run on, without the
+# target core or front ends (config.c only for the path syntax).
+BDEV_PERF_SRC := $(wildcard tools/bdev-perf/*.c) tools/perf/hist.c daemon/reactor.c \
+                 daemon/bufpool.c daemon/log.c daemon/devreg.c conf/config.c nvme/bdev.c \
+                 nvme/bdev_file.c nvme/bdev_mem.c nvme/bdev_pcie.c nvme/pcie/ctrlr.c \
+                 nvme/pcie/qpair.c nvme/pcie/reset.c nvme/pcie/dma.c nvme/pcie/vfio.c
 HDRS := $(wildcard */*.h */*/*.h)
 
 BUILD := build
 PYTHON := /usr/bin/python3
 
 .PHONY: all asan run test unit clean deps install
-all: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/nvmegate
+all: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/nvmegate $(BUILD)/nvmegate-bdev-perf
 
 $(BUILD)/nvmegated: $(DAEMON_SRC) $(HDRS) Makefile
 	@mkdir -p $(@D)
@@ -29,6 +35,10 @@ $(BUILD)/asan/nvmegated: $(DAEMON_SRC) $(HDRS) Makefile
 $(BUILD)/nvmegate-perf: $(PERF_SRC) $(HDRS) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(PERF_SRC) $(LDLIBS) -lm
+
+$(BUILD)/nvmegate-bdev-perf: $(BDEV_PERF_SRC) $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(BDEV_PERF_SRC) -pthread -luring -ljson-c
 
 $(BUILD)/nvmegate: $(CLI_SRC) $(HDRS) Makefile
 	@mkdir -p $(@D)
@@ -96,7 +106,8 @@ run: deps all
 
 test: deps all asan unit
 	NVMEGATED=$(CURDIR)/$(BUILD)/asan/nvmegated NVMEGATE_PERF=$(CURDIR)/$(BUILD)/nvmegate-perf \
-	  NVMEGATE_CLI=$(CURDIR)/$(BUILD)/nvmegate $(PYTHON) -m pytest -q tests
+	  NVMEGATE_CLI=$(CURDIR)/$(BUILD)/nvmegate NVMEGATE_BDEV_PERF=$(CURDIR)/$(BUILD)/nvmegate-bdev-perf \
+	  $(PYTHON) -m pytest -q tests
 
 # Installs the daemon, the CLI, the systemd unit, a default config (kept if
 # one exists) and the man pages. DESTDIR for staging, PREFIX for the tree.
@@ -150,5 +161,6 @@ bench-vm: $(BUILD)/nvmegated
 
 # ---- The userspace PCIe driver vs the kernel's nvme driver on QEMU's NVMe
 # controller in the guest (bench/pcie_bench.py; tests/vm/test_vm_pcie.py).
-bench-pcie: $(BUILD)/nvmegated
-	$(PYTHON) bench/pcie_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated
+bench-pcie: $(BUILD)/nvmegated $(BUILD)/nvmegate-bdev-perf
+	$(PYTHON) bench/pcie_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated \
+	  --bdev-perf $(CURDIR)/$(BUILD)/nvmegate-bdev-perf

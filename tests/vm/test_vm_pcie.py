@@ -87,8 +87,9 @@ class Run:
     console = ""
 
 
-def build_initrd(tmp, scenarios, daemon=None, guest_script="pcie.sh", env=None):
-    """Kernel and initrd running guest/<guest_script> (also bench/pcie_bench.py)."""
+def build_initrd(tmp, scenarios, daemon=None, guest_script="pcie.sh", env=None, bins=None):
+    """Kernel and initrd running guest/<guest_script> (also bench/pcie_bench.py).
+    bins: {guest path: host binary} added with their libraries, as the daemon."""
     script = os.path.join(tmp, "pcie-wrapper.sh")
     with open(script, "w") as f:
         f.write("exec sh /vm/%s > /dev/console 2>&1\n" % guest_script)
@@ -108,6 +109,8 @@ def build_initrd(tmp, scenarios, daemon=None, guest_script="pcie.sh", env=None):
     # the bounding set) drops CAP_IPC_LOCK, so the
     # locked-memory limit applies to VFIO's DMA mappings (config_errors)
     vmlib.add_with_libs(tree, "/usr/bin/setpriv", "/usr/bin/setpriv")
+    for guest_path, binary in (bins or {}).items():
+        vmlib.add_with_libs(tree, binary, guest_path, root=root, lib_path=vmlib._lib_dirs(root))
     extra = os.path.join(tmp, "pcie-extra.cpio")
     tree.write(extra)
     combined = os.path.join(tmp, "initrd-pcie.cpio")

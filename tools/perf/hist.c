@@ -3,7 +3,7 @@
  * (relative error < 1/HIST_SUB). */
 #include <string.h>
 
-#include "tools/perf/perf.h"
+#include "tools/perf/hist.h"
 
 static unsigned bucket_of(uint64_t v)
 {

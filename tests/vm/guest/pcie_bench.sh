@@ -1,13 +1,17 @@
 # Guest benchmark for the PCIe driver: the same fio jobs on QEMU's NVMe
 # controller through the kernel's nvme driver, and through nvmegated (its
-# FUSE file, and the kernel NVMe/TCP host over loopback). The device has one
-# owner at a time, so each round moves it kernel -> vfio-pci -> kernel.
+# FUSE file, and the kernel NVMe/TCP host over loopback); and the same I/O
+# pattern from nvmegate-bdev-perf on the driver alone ("driver": no front
+# end). The device has one owner at a time, so each round moves it
+# kernel -> vfio-pci -> kernel.
 # Prints "@@BENCH target job round iops kib_per_s" lines on ttyS1.
 . /vm/lib.sh
 
 RT=${BENCH_RUNTIME:-10}
 ROUNDS=${BENCH_ROUNDS:-2}
 MNT=/mnt/fuse
+BDEV_PERF=/usr/sbin/nvmegate-bdev-perf
+BPLOG=/tmp/bdev-perf.log
 
 out() { echo "${*#@@}"; echo "$*" > /dev/ttyS1; }
 
@@ -43,6 +47,21 @@ fio_job() {   # TARGET DEV JOB ROUND
 	out "@@BENCH $1 $3 $4 $iops $bw"
 }
 
+# The fio jobs' I/O pattern, on the driver alone (the device on vfio-pci,
+# no daemon); one reactor, as fio runs one job.
+driver_job() {   # BDF JOB ROUND
+	case $2 in
+	randread4k_qd32)  a="-w randread -b 4k -d 32" ;;
+	seqread128k_qd16) a="-w read -b 128k -d 16" ;;
+	esac
+	echo "==== $BDEV_PERF $a -t $RT pcie:$1/1 at $(now)" >> $BPLOG
+	j=$($BDEV_PERF $a -t $RT --json pcie:$1/1 2>> $BPLOG)
+	iops=$(echo "$j" | sed -n 's/.*"iops":\([0-9]*\).*/\1/p')
+	kib=$(echo "$j" | sed -n 's/.*"mibps":\([0-9.]*\).*/\1/p' | awk '{ printf "%d", $1 * 1024 }')
+	[ -n "$iops" ] && [ -n "$kib" ] || { out "@@BENCH-ERROR nvmegate-bdev-perf $2 failed"; tail -n 5 $BPLOG; return; }
+	out "@@BENCH driver $2 $3 $iops $kib"
+}
+
 run_bench() {
 	KV=$(uname -r)
 	for m in nvme-tcp; do modprobe $m; done
@@ -71,6 +90,10 @@ JSON
 		K=$(kdev) || { out "@@BENCH-ERROR kernel driver lost the device"; return; }
 		for j in randread4k_qd32 seqread128k_qd16; do fio_job kernel $K $j $r; done
 		$DAEMON --bind $BDF > /dev/null || { out "@@BENCH-ERROR --bind failed"; return; }
+		for j in randread4k_qd32 seqread128k_qd16; do driver_job $BDF $j $r; done
+		# once: the tool's reads through the driver return what it wrote
+		[ $r = 1 ] && { $BDEV_PERF -w verify -b 8k -d 16 -t 2 pcie:$BDF/1 >> $BPLOG 2>&1 ||
+			out "@@BENCH-ERROR nvmegate-bdev-perf verify on the driver failed"; }
 		daemon_start bench || { out "@@BENCH-ERROR nvmegated did not start"; return; }
 		$NVME connect -t tcp -a $ADDR -s $PORT -n $SUBNQN > /dev/null
 		T=$(wait_ns $(ctrls) 1) || { out "@@BENCH-ERROR no TCP namespace"; return; }
@@ -94,5 +117,5 @@ JSON
 
 echo never > /sys/kernel/mm/transparent_hugepage/enabled   # see pcie.sh
 run_bench 2>&1 | tee /tmp/bench.log
-{ echo "@@LOG-BEGIN bench"; tail -n 200 /tmp/bench.log; dmesg | tail -n 40; tail -n 50 $DLOG;
+{ echo "@@LOG-BEGIN bench"; tail -n 200 /tmp/bench.log; dmesg | tail -n 40; tail -n 50 $DLOG; tail -n 30 $BPLOG;
   echo "@@LOG-END bench"; } > /dev/ttyS1
