@@ -20,6 +20,14 @@ enum nvmg_bdev_op {
 	NVMG_BDEV_DEALLOCATE,
 };
 
+/* For log lines. */
+static inline const char *nvmg_bdev_op_name(enum nvmg_bdev_op op)
+{
+	static const char *const names[] = { "read", "write", "flush", "write zeroes", "deallocate" };
+
+	return (unsigned)op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
+}
+
 struct nvmg_bdev_io {
 	struct nvmg_ev ev; /* used by io_uring backends */
 	enum nvmg_bdev_op op;

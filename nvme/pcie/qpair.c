@@ -405,8 +405,8 @@ static unsigned reap(struct pcie_qpair *qp)
 		int res = status_to_errno(st >> 1);
 
 		if (res)
-			log_warn("pcie %s: queue %u: command %u (opcode of op %d) failed: status 0x%x",
-				 qp->c->bdf, qp->qid, cid, io->op, st >> 1);
+			log_warn("pcie %s: queue %u: command %u (%s) failed: status 0x%x",
+				 qp->c->bdf, qp->qid, cid, nvmg_bdev_op_name(io->op), st >> 1);
 		else if (io->op == NVMG_BDEV_READ && !s->zc)
 			memcpy((uint8_t *)io->buf + s->off, s->bounce, s->len);
 		if (res && !io->err)
@@ -589,10 +589,10 @@ static void qp_tick(struct nvmg_ticker *t, uint64_t now_ms)
 int pcie_qp_sync(struct pcie_qpair *qp, struct nvmg_sqe *cmd, uint32_t timeout_ms, uint32_t *cdw0)
 {
 	uint64_t deadline = nvmg_now_ms() + timeout_ms;
-	uint16_t cid = qp->free_head; /* admin: slot 0 is reused, one at a time */
 	struct timespec ts = { 0, 10000 };
 
-	(void)cid;
+	/* One command at a time (the admin lock): the SQ slot is a unique
+	 * CID, so a late completion of a timed-out one is told apart. */
 	cmd->cid = htole16(qp->sq_tail);
 	post(qp, cmd);
 	ring_sq(qp);
