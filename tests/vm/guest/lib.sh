@@ -248,3 +248,11 @@ emit() {   # NAME STATUS SECS LOGFILE
 		echo "@@LOG-END $1"
 	} > /dev/ttyS1
 }
+
+# The PCI address of QEMU's NVMe controller (1b36:0010); the PCIe guest has exactly one.
+find_bdf() {
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat $d/vendor)" = 0x1b36 ] && [ "$(cat $d/device)" = 0x0010 ] && { basename $d; return 0; }
+	done
+	return 1
+}

@@ -14,14 +14,6 @@ FDIR=$MNT/vm
 field() { awk -v f="$2" '$1 == f && $2 == ":" { $1 = ""; $2 = ""; sub(/^  */, ""); print; exit }' "$1"; }
 zeros_md5() { dd if=/dev/zero bs=1M count=$1 2>/dev/null | md5sum | cut -d' ' -f1; }
 
-# The QEMU NVMe controller (1b36:0010); there is exactly one.
-find_bdf() {
-	for d in /sys/bus/pci/devices/*; do
-		[ "$(cat $d/vendor)" = 0x1b36 ] && [ "$(cat $d/device)" = 0x0010 ] && { basename $d; return 0; }
-	done
-	return 1
-}
-
 drv_of() { basename "$(readlink /sys/bus/pci/devices/$1/driver 2>/dev/null)" 2>/dev/null; }
 
 # kernel nvme block device of NSID on the PCIe controller

@@ -15,13 +15,6 @@ BPLOG=/tmp/bdev-perf.log
 
 out() { echo "${*#@@}"; echo "$*" > /dev/ttyS1; }
 
-find_bdf() {
-	for d in /sys/bus/pci/devices/*; do
-		[ "$(cat $d/vendor)" = 0x1b36 ] && [ "$(cat $d/device)" = 0x0010 ] && { basename $d; return 0; }
-	done
-	return 1
-}
-
 kdev() {
 	for c in /sys/class/nvme/nvme*; do
 		[ "$(cat $c/transport 2>/dev/null)" = pcie ] && [ -b /dev/$(basename $c)n1 ] &&
