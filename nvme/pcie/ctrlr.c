@@ -172,9 +172,15 @@ static int identify_ctrlr(struct pcie_ctrlr *c, char *err, size_t errlen)
 	return 0;
 }
 
+static uint16_t io_depth(const struct pcie_ctrlr *c)
+{
+	return c->mqes < PCIE_IO_DEPTH ? (uint16_t)c->mqes : PCIE_IO_DEPTH;
+}
+
 int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t errlen)
 {
 	struct pcie_ctrlr *c = calloc(1, sizeof(*c));
+	char why[224];
 	uint32_t vs;
 	int ret;
 
@@ -236,6 +242,13 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 	ret = identify_ctrlr(c, err, errlen);
 	if (ret)
 		goto fail_enabled;
+	/* I/O queues are pinned on first I/O: refuse now, with the reason,
+	 * if not even one fits, rather than fail every command later. */
+	ret = nvmg_dma_can_pin(pcie_qp_dma_len(io_depth(c), true), why, sizeof(why));
+	if (ret) {
+		snprintf(err, errlen, "%s: %s", bdf, why);
+		goto fail_enabled;
+	}
 	c->ioq = calloc(c->nr_ioq, sizeof(*c->ioq));
 	if (!c->ioq) {
 		ret = -ENOMEM;
@@ -358,8 +371,7 @@ struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r)
 	qp = calloc(1, sizeof(*qp));
 	if (!qp)
 		goto out;
-	ret = pcie_qp_alloc(c, qp, qid, c->mqes < PCIE_IO_DEPTH ? (uint16_t)c->mqes : PCIE_IO_DEPTH,
-			    true, err, sizeof(err));
+	ret = pcie_qp_alloc(c, qp, qid, io_depth(c), true, err, sizeof(err));
 	if (ret) {
 		log_err("pcie %s: I/O queue %u: %s", c->bdf, qid, err);
 		free(qp);

@@ -5,6 +5,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/capability.h>
 #include "nvme/pcie/dma.h"
 
 #define HUGE_2M (2ul << 20)
@@ -58,4 +61,48 @@ void nvmg_dma_free(struct nvmg_vfio *v, struct nvmg_dma *d)
 	nvmg_vfio_unmap(v, d->iova, d->len);
 	munmap(d->va, d->len);
 	d->va = NULL;
+}
+
+static bool has_ipc_lock(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+	if (syscall(SYS_capget, &h, d))
+		return false;
+	return d[CAP_TO_INDEX(CAP_IPC_LOCK)].effective & CAP_TO_MASK(CAP_IPC_LOCK);
+}
+
+/* VFIO counts pinned pages in the process's locked_vm: VmLck. */
+static unsigned long long locked_kib(void)
+{
+	unsigned long long kib = 0;
+	char line[128];
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+int nvmg_dma_can_pin(size_t need, char *err, size_t errlen)
+{
+	unsigned long long lim, used;
+	struct rlimit rl;
+
+	if (has_ipc_lock() || getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	lim = rl.rlim_cur >> 10;
+	used = locked_kib();
+	if (used + (need >> 10) <= lim)
+		return 0;
+	snprintf(err, errlen,
+		 "locked-memory limit too low: an I/O queue pins %zu KiB of DMA memory, "
+		 "RLIMIT_MEMLOCK is %llu KiB with %llu KiB pinned already; raise it, e.g. "
+		 "ulimit -l unlimited or LimitMEMLOCK=infinity", need >> 10, lim, used);
+	return -ENOMEM;
 }

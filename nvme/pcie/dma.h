@@ -18,6 +18,10 @@ struct nvmg_dma {
  * (RLIMIT_MEMLOCK) when mapping fails. */
 int nvmg_dma_alloc(struct nvmg_vfio *v, size_t len, struct nvmg_dma *d, char *err, size_t errlen);
 void nvmg_dma_free(struct nvmg_vfio *v, struct nvmg_dma *d);
+/* 0 if this process may pin need more bytes (CAP_IPC_LOCK, or room under
+ * RLIMIT_MEMLOCK beside what it pinned already); else -ENOMEM and err
+ * says what is pinned and what the limit is. */
+int nvmg_dma_can_pin(size_t need, char *err, size_t errlen);
 
 static inline uint64_t nvmg_dma_iova(const struct nvmg_dma *d, const void *p)
 {

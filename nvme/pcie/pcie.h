@@ -139,6 +139,8 @@ void pcie_ctrlr_request_reset(struct pcie_ctrlr *c, const char *why);
 void pcie_ctrlr_request_abort(struct pcie_ctrlr *c, uint16_t sqid, uint16_t cid);
 
 /* qpair.c */
+/* Bytes of DMA memory a queue pair of depth entries pins. */
+size_t pcie_qp_dma_len(uint16_t depth, bool io);
 int pcie_qp_alloc(struct pcie_ctrlr *c, struct pcie_qpair *qp, uint16_t qid, uint16_t depth,
 		  bool io, char *err, size_t errlen);
 void pcie_qp_free(struct pcie_qpair *qp);

@@ -20,13 +20,21 @@
 static void notify_done(struct nvmg_ev *ev, int res, uint32_t flags);
 static void qp_tick(struct nvmg_ticker *t, uint64_t now_ms);
 
+#define PAGE_ROUND(x) (((x) + PCIE_PAGE - 1) & ~(size_t)(PCIE_PAGE - 1))
+
+size_t pcie_qp_dma_len(uint16_t depth, bool io)
+{
+	size_t slot_bytes = io ? (size_t)PCIE_PAGE + PCIE_CHUNK : 0;
+
+	return PAGE_ROUND((size_t)depth * sizeof(struct nvmg_sqe)) +
+	       PAGE_ROUND((size_t)depth * sizeof(struct nvmg_cqe)) + slot_bytes * depth;
+}
+
 int pcie_qp_alloc(struct pcie_ctrlr *c, struct pcie_qpair *qp, uint16_t qid, uint16_t depth,
 		  bool io, char *err, size_t errlen)
 {
-	size_t sq_bytes = (size_t)depth * sizeof(struct nvmg_sqe);
 	size_t cq_bytes = (size_t)depth * sizeof(struct nvmg_cqe);
-	size_t ring_bytes = ((sq_bytes + PCIE_PAGE - 1) & ~(size_t)(PCIE_PAGE - 1)) +
-			    ((cq_bytes + PCIE_PAGE - 1) & ~(size_t)(PCIE_PAGE - 1));
+	size_t ring_bytes = pcie_qp_dma_len(depth, false);
 	size_t slot_bytes = io ? (size_t)PCIE_PAGE + PCIE_CHUNK : 0;
 	int ret;
 
@@ -46,12 +54,12 @@ int pcie_qp_alloc(struct pcie_ctrlr *c, struct pcie_qpair *qp, uint16_t qid, uin
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	ret = nvmg_dma_alloc(&c->vfio, ring_bytes + slot_bytes * depth, &qp->mem, err, errlen);
+	ret = nvmg_dma_alloc(&c->vfio, pcie_qp_dma_len(depth, io), &qp->mem, err, errlen);
 	if (ret)
 		goto fail;
 	qp->sq = (struct nvmg_sqe *)qp->mem.va;
 	qp->sq_iova = qp->mem.iova;
-	qp->cq = (volatile struct nvmg_cqe *)(qp->mem.va + ring_bytes - ((cq_bytes + PCIE_PAGE - 1) & ~(size_t)(PCIE_PAGE - 1)));
+	qp->cq = (volatile struct nvmg_cqe *)(qp->mem.va + ring_bytes - PAGE_ROUND(cq_bytes));
 	qp->cq_iova = nvmg_dma_iova(&qp->mem, (const void *)qp->cq);
 	/* One slot short of the ring: a full SQ would look empty (tail == head). */
 	for (uint16_t i = 0; i < depth; i++) {

@@ -117,6 +117,13 @@ sc_config_errors() {
 	grep "locked-memory" /tmp/memlock.out
 	grep -q "locked-memory limit too low (RLIMIT_MEMLOCK 0 KiB" /tmp/memlock.out ||
 		fail "no clear error for the memlock limit: $(tail -n 3 /tmp/memlock.out)"
+	# Debian's default limit (8 MiB) lets the admin queue through but not
+	# one I/O queue: refused at start, not on the first I/O
+	(ulimit -l 8192; timeout 60 /usr/bin/setpriv --bounding-set -ipc_lock --inh-caps -ipc_lock \
+		$DAEMON -c /vm/conf/pcie.json) > /tmp/memlock.out 2>&1 && fail "started with an 8 MiB memlock limit"
+	grep "locked-memory" /tmp/memlock.out
+	grep -q "$BDF: locked-memory limit too low: an I/O queue pins [0-9]* KiB of DMA memory, RLIMIT_MEMLOCK is 8192 KiB" \
+		/tmp/memlock.out || fail "no clear error for an 8 MiB memlock limit: $(tail -n 3 /tmp/memlock.out)"
 }
 
 sc_start() {
