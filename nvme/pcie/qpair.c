@@ -494,6 +494,7 @@ static void notify_done(struct nvmg_ev *ev, int res, uint32_t flags)
 
 void pcie_qp_abort_all(struct pcie_qpair *qp, int res, bool reset_rings)
 {
+	struct nvmg_bdev_io *waiting;
 	unsigned nfin = 0;
 
 	if (qp->outstanding || qp->wait_head)
@@ -513,17 +514,15 @@ void pcie_qp_abort_all(struct pcie_qpair *qp, int res, bool reset_rings)
 		if (!--io->parts && !(io->stage & ST_WAITING))
 			qp->done[nfin++] = (typeof(qp->done[0])){ io, io->err };
 	}
-	while (qp->wait_head) {
-		struct nvmg_bdev_io *io = qp->wait_head;
-
-		qp->wait_head = io->next;
+	/* The wait list has no bound (reactors sharing this queue feed it
+	 * too), so its commands are completed from the list, not done[]. */
+	waiting = qp->wait_head;
+	qp->wait_head = qp->wait_tail = NULL;
+	for (struct nvmg_bdev_io *io = waiting; io; io = io->next) {
 		io->stage &= ~ST_WAITING;
 		if (!io->err)
 			io->err = res;
-		if (!io->parts)
-			qp->done[nfin++] = (typeof(qp->done[0])){ io, io->err };
 	}
-	qp->wait_tail = NULL;
 	qp->outstanding = 0;
 	if (reset_rings) {
 		qp->sq_tail = qp->cq_head = 0;
@@ -544,6 +543,13 @@ void pcie_qp_abort_all(struct pcie_qpair *qp, int res, bool reset_rings)
 		io_uring_sqe_set_data(sqe, NULL);
 	}
 	finish_all(qp, nfin);
+	while (waiting) {
+		struct nvmg_bdev_io *io = waiting;
+
+		waiting = io->next;
+		if (!io->parts)
+			io->complete(io, io->err);
+	}
 }
 
 /* Every 500 ms while commands are outstanding: device gone, controller

@@ -61,6 +61,7 @@ static struct model {
 	uint8_t *disk;
 	/* fault knobs and observations */
 	volatile bool cfs, hang_next_read, shutdown_seen;
+	volatile unsigned hang_reads; /* this many more reads never complete */
 	volatile unsigned hung, aborts, resets, max_prp_entries, reads, writes, wz, dsm, flushes;
 } M;
 
@@ -232,8 +233,11 @@ static void io_cmd(uint16_t sqid, const struct nvmg_sqe *c)
 
 	switch (c->opcode) {
 	case nvme_cmd_read:
-		if (M.hang_next_read) {
-			M.hang_next_read = false;
+		if (M.hang_next_read || M.hang_reads) {
+			if (M.hang_next_read)
+				M.hang_next_read = false;
+			else
+				M.hang_reads--;
 			M.hung++;
 			return; /* never completes */
 		}
@@ -639,6 +643,29 @@ static void test_cfs_reset(void)
 	CHECK(buf[0] == 0x11 && buf[4095] == 0x11);
 }
 
+/* A reset with more commands than the queue has slots: the rest wait in
+ * the driver's list, and every one of them fails retryably. */
+static void test_reset_with_waiting(void)
+{
+	enum { N = 300 };
+	static struct tio t[N];
+	static uint8_t buf[N][512];
+	int again = 0;
+
+	M.hang_reads = N;
+	for (int i = 0; i < N; i++)
+		CHECK(!start_io(&t[i], NVMG_BDEV_READ, (uint64_t)i * 512, 512, buf[i]));
+	sleep_ms(200);
+	M.cfs = true;
+	for (int i = 0; i < N; i++)
+		again += wait_io(&t[i], 10) == -EAGAIN;
+	CHECK(again == N);
+	M.hang_reads = 0;
+	for (int i = 0; i < 100 && atomic_load(&((struct pcie_ns *)B)->c->resetting); i++)
+		sleep_ms(20);
+	CHECK(do_io(NVMG_BDEV_READ, 0, 512, buf[0]) == 0);
+}
+
 /* A command that never completes: Abort (the model does not abort, like
  * QEMU), then a reset fails it with a retryable error. */
 static void test_timeout_abort_reset(void)
@@ -713,6 +740,7 @@ int main(void)
 	test_zeroes_dsm_flush();
 	test_smart();
 	test_cfs_reset();
+	test_reset_with_waiting();
 	test_timeout_abort_reset();
 
 	/* a clean close: queues deleted, CC.SHN, SHST complete */
