@@ -76,6 +76,12 @@ static void stop_reactors(void)
 {
 	for (unsigned i = 0; i < dmn.target.nr_reactors; i++)
 		nvmg_reactor_stop(dmn.target.reactors[i]);
+}
+
+/* After the target: a backend's service thread (PCIe reset or removal)
+ * may still post to a stopped reactor until its device is closed. */
+static void free_reactors(void)
+{
 	for (unsigned i = 0; i < dmn.target.nr_reactors; i++)
 		nvmg_reactor_destroy(dmn.target.reactors[i]);
 	free(dmn.target.reactors);
@@ -290,6 +296,7 @@ out_reactors:
 	}
 out_target:
 	nvmg_target_destroy(&dmn.target);
+	free_reactors();
 	nvmg_conf_free(conf);
 	free(dmn.running_json);
 	nvmg_daemon_free_fixed(&dmn);

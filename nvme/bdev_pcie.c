@@ -95,6 +95,7 @@ static void pcie_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg
 {
 	struct pcie_ns *ns = (struct pcie_ns *)b;
 	struct pcie_qpair *qp;
+	int res;
 
 	if (io->op != NVMG_BDEV_FLUSH && (io->offset > b->size || io->len > b->size - io->offset)) {
 		io->complete(io, -EINVAL);
@@ -109,10 +110,10 @@ static void pcie_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg
 		io->complete(io, -ENODEV);
 		return;
 	}
-	qp = pcie_ctrlr_ioq(ns->c, r);
+	qp = pcie_ctrlr_ioq(ns->c, r, &res);
 	if (!qp) {
 		/* A reset is under way, or creating the queue failed (logged). */
-		io->complete(io, atomic_load(&ns->c->resetting) ? -EAGAIN : -EIO);
+		io->complete(io, res);
 		return;
 	}
 	if (qp->r != r)

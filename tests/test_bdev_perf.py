@@ -110,6 +110,7 @@ def test_too_small():
     (["-w", "sideways", "mem:1M"], ["sideways", "workload"]),
     (["-b", "1000", "mem:1M"], ["1000", "block size"]),
     (["-b", "2M", "mem:4M"], ["2M", "block size"]),
+    (["-b", "18014398509481988k", "mem:4M"], ["18014398509481988k", "block size"]),  # 4096 mod 2^64
     (["-d", "0", "mem:1M"], ["queue depth"]),
     (["-t", "-1", "mem:1M"], ["run time"]),
     (["-r", "65", "mem:1M"], ["reactor count"]),

@@ -348,7 +348,7 @@ static void map_arena(struct pcie_ctrlr *c, struct pcie_qpair *qp, struct nvmg_r
  * and owned (polled, completed) by the reactor that created it. With
  * more reactors than the device grants queues, reactors share them and
  * the caller forwards to the owner (bdev_pcie.c). */
-struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r)
+struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r, int *res)
 {
 	unsigned id = nvmg_reactor_id(r), idx;
 	struct pcie_qpair *qp;
@@ -356,6 +356,7 @@ struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r)
 	uint16_t qid;
 	int ret;
 
+	*res = -EIO;
 	if (!c->nr_ioq)
 		return NULL;
 	idx = id % c->nr_ioq;
@@ -363,6 +364,12 @@ struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r)
 	qp = __atomic_load_n(&c->ioq[idx], __ATOMIC_ACQUIRE);
 	if (qp)
 		return qp;
+	/* Not while a reset runs: it would fail, after pinning the queue's
+	 * memory, on every command until the reset ends. */
+	if (atomic_load(&c->resetting) || atomic_load(&c->gone)) {
+		*res = atomic_load(&c->gone) ? -ENODEV : -EAGAIN;
+		return NULL;
+	}
 	/* Two reactors may share idx: one creates, the other waits for it. */
 	pthread_mutex_lock(&c->ioq_lock);
 	qp = __atomic_load_n(&c->ioq[idx], __ATOMIC_ACQUIRE);
@@ -400,6 +407,9 @@ fail:
 	pcie_qp_free(qp);
 	free(qp);
 	qp = NULL;
+	/* A reset or removal that began meanwhile is why it failed. */
+	if (atomic_load(&c->resetting) || atomic_load(&c->gone))
+		*res = atomic_load(&c->gone) ? -ENODEV : -EAGAIN;
 out:
 	pthread_mutex_unlock(&c->ioq_lock);
 	return qp;

@@ -96,6 +96,7 @@ int nvmg_dma_can_pin(size_t need, char *err, size_t errlen)
 
 	if (has_ipc_lock() || getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY)
 		return 0;
+	need = (need + HUGE_2M - 1) & ~(HUGE_2M - 1); /* as nvmg_dma_alloc on hugepages */
 	lim = rl.rlim_cur >> 10;
 	used = locked_kib();
 	if (used + (need >> 10) <= lim)

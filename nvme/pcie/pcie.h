@@ -125,7 +125,8 @@ void pcie_ctrlr_close(struct pcie_ctrlr *c);
 int pcie_admin(struct pcie_ctrlr *c, struct nvmg_sqe *cmd, uint32_t *cdw0);
 int pcie_ctrlr_ns_info(struct pcie_ctrlr *c, struct pcie_ns *ns, char *err, size_t errlen);
 int pcie_ctrlr_smart(struct pcie_ctrlr *c, struct nvme_smart_log *log);
-struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r);
+/* NULL with *res = -EAGAIN (resetting), -ENODEV (gone) or -EIO. */
+struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r, int *res);
 int pcie_ctrlr_disable(struct pcie_ctrlr *c);
 int pcie_ctrlr_enable(struct pcie_ctrlr *c, char *err, size_t errlen);
 int pcie_ctrlr_create_queue(struct pcie_ctrlr *c, struct pcie_qpair *qp);

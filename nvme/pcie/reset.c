@@ -2,8 +2,8 @@
  * (CSTS.CFS, commands that time out even after Abort) and device removal
  * (VFIO's device request, or registers reading all ones). Reactors never
  * block on either: they see resetting/gone, touch no register and fail
- * I/O (EAGAIN while resetting, ENODEV once gone: both become Internal
- * Error without DNR, which hosts retry a few times). */
+ * I/O (EAGAIN while resetting: Namespace Not Ready; ENODEV once gone:
+ * Internal Error; both without DNR, which hosts retry a few times). */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>

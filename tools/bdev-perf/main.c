@@ -54,6 +54,7 @@ static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
+	unsigned shift = 0;
 
 	if (!s || !*s || *s == '-')
 		return false;
@@ -62,10 +63,13 @@ static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
 	if (errno || end == s)
 		return false;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
 	default: break;
 	}
+	if (v > max >> shift)
+		return false;
+	v <<= shift;
 	if (*end || !v || v > max)
 		return false;
 	*out = v;
