@@ -14,20 +14,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "tests/unit/check.h"
 #include "daemon/log.h"
 #include "nvme/pcie/pcie.h"
 
-static int pass, failed;
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (cond) {                                                               \
-			pass++;                                                           \
-		} else {                                                                  \
-			failed++;                                                         \
-			fprintf(stderr, "%s:%d: %s: FAILED %s\n", __FILE__, __LINE__, __func__, \
-				#cond);                                                   \
-		}                                                                         \
-	} while (0)
 
 /* ---------------------------------------------------------- the model */
 
@@ -768,6 +758,5 @@ int main(void)
 	pthread_join(M.thr, NULL);
 	free(M.disk);
 	free(M.bar);
-	printf("%d passed, %d failed\n", pass, failed);
-	return failed ? 1 : 0;
+	return check_report("test_pcie");
 }

@@ -3,19 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tests/unit/check.h"
 #include "nvme/stats.h"
 
-static int pass, fail;
-
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (cond) {                                                               \
-			pass++;                                                           \
-		} else {                                                                  \
-			fail++;                                                           \
-			fprintf(stderr, "%s:%d: FAILED %s\n", __FILE__, __LINE__, #cond); \
-		}                                                                         \
-	} while (0)
 
 /* Within one bucket's width (12.5%) above the true value, never below. */
 static int close_above(uint64_t got, uint64_t want)
@@ -110,6 +100,5 @@ int main(void)
 	test_percentiles_of_a_uniform_spread();
 	test_tail_is_seen();
 	test_sums();
-	printf("test_stats: %d passed, %d failed\n", pass, fail);
-	return fail ? 1 : 0;
+	return check_report("test_stats");
 }
