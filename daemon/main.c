@@ -78,15 +78,14 @@ static void stop_reactors(void)
 		nvmg_reactor_stop(dmn.target.reactors[i]);
 }
 
-/* After the target: a backend's service thread (PCIe reset or removal)
- * may still post to a stopped reactor until its device is closed. */
-static void free_reactors(void)
+/* After the target (which forgets them): a backend's service thread
+ * (PCIe reset or removal) may post to a stopped reactor until its device
+ * is closed. */
+static void free_reactors(struct nvmg_reactor **r, unsigned n)
 {
-	for (unsigned i = 0; i < dmn.target.nr_reactors; i++)
-		nvmg_reactor_destroy(dmn.target.reactors[i]);
-	free(dmn.target.reactors);
-	dmn.target.reactors = NULL;
-	dmn.target.nr_reactors = 0;
+	for (unsigned i = 0; i < n; i++)
+		nvmg_reactor_destroy(r[i]);
+	free(r);
 }
 
 /* systemd's one-line summary (STATUS=), after start-up and each reload. */
@@ -123,6 +122,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	struct nvmg_reactor **reactors;
+	unsigned nr_reactors;
 	const char *file = NULL;
 	bool check_only = false;
 	struct nvmg_reactor_features feat;
@@ -295,8 +296,10 @@ out_reactors:
 		status = 1;
 	}
 out_target:
+	reactors = dmn.target.reactors;
+	nr_reactors = dmn.target.nr_reactors;
 	nvmg_target_destroy(&dmn.target);
-	free_reactors();
+	free_reactors(reactors, nr_reactors);
 	nvmg_conf_free(conf);
 	free(dmn.running_json);
 	nvmg_daemon_free_fixed(&dmn);
