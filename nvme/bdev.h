@@ -1,10 +1,11 @@
 /* Backends: where a namespace's blocks live. One interface for the io_uring
- * file/block-device backend, RAM, and later the userspace PCIe driver.
+ * file/block-device backend, RAM, and the userspace PCIe driver.
  * Submissions happen on a reactor thread; completions arrive on the same
  * thread (possibly before submit returns, for RAM). */
 #ifndef NVMG_BDEV_H
 #define NVMG_BDEV_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -90,11 +91,18 @@ static inline uint64_t nvmg_bdev_size(const struct nvmg_bdev *b)
 	return __atomic_load_n(&b->size, __ATOMIC_RELAXED);
 }
 
+/* Checks the range once for every backend (Flush has none). */
 static inline void nvmg_bdev_submit(struct nvmg_bdev *b, struct nvmg_reactor *r,
 				    struct nvmg_bdev_io *io)
 {
+	uint64_t size = nvmg_bdev_size(b);
+
 	io->bdev = b;
 	io->reactor = r;
+	if (io->op != NVMG_BDEV_FLUSH && (io->offset > size || io->len > size - io->offset)) {
+		io->complete(io, -EINVAL);
+		return;
+	}
 	b->ops->submit(b, r, io);
 }
 

@@ -191,10 +191,6 @@ static void file_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg
 
 	io->ev.fn = file_io_done;
 	io->done = 0;
-	if (io->op != NVMG_BDEV_FLUSH && (io->offset > nvmg_bdev_size(b) || io->len > nvmg_bdev_size(b) - io->offset)) {
-		io->complete(io, -EINVAL);
-		return;
-	}
 	if (b->readonly && io->op != NVMG_BDEV_READ && io->op != NVMG_BDEV_FLUSH) {
 		io->complete(io, -EROFS);
 		return;

@@ -32,10 +32,6 @@ static void mem_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg_
 	int res = 0;
 
 	(void)r;
-	if (io->offset > b->size || io->len > b->size - io->offset) {
-		io->complete(io, -EINVAL);
-		return;
-	}
 	switch (io->op) {
 	case NVMG_BDEV_READ:
 		memcpy(io->buf, m->base + io->offset, io->len);

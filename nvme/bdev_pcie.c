@@ -97,10 +97,6 @@ static void pcie_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg
 	struct pcie_qpair *qp;
 	int res;
 
-	if (io->op != NVMG_BDEV_FLUSH && (io->offset > b->size || io->len > b->size - io->offset)) {
-		io->complete(io, -EINVAL);
-		return;
-	}
 	if (b->readonly && io->op != NVMG_BDEV_READ && io->op != NVMG_BDEV_FLUSH) {
 		io->complete(io, -EROFS);
 		return;
