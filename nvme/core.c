@@ -77,27 +77,36 @@ static struct nvmg_io_stats *ns_stats_slot(struct nvmg_ns *ns, struct nvmg_react
 	return st;
 }
 
+/* A completed command's count, bytes and latency (errors are counted by
+ * the caller: the queue's include admin commands). */
+static void count_io(struct nvmg_io_stats *st, const struct nvmg_req *req, uint16_t status,
+		     uint64_t lat)
+{
+	if (!status && req->cmd.opcode == nvme_cmd_read) {
+		NVMG_STAT_ADD(st->read_cmds, 1);
+		NVMG_STAT_ADD(st->read_bytes, req->data_len);
+	} else if (!status && req->cmd.opcode == nvme_cmd_write) {
+		NVMG_STAT_ADD(st->write_cmds, 1);
+		NVMG_STAT_ADD(st->write_bytes, req->data_len);
+	} else if (!status) {
+		NVMG_STAT_ADD(st->other_cmds, 1);
+	}
+	nvmg_lat_record(&st->lat, lat);
+}
+
+/* An I/O command, for its queue and for its namespace. */
 static void account(struct nvmg_req *req, uint16_t status)
 {
 	struct nvmg_sq *sq = req->sq;
 	uint64_t lat = nvmg_now_ns() - req->start_ns;
 	struct nvmg_io_stats *st;
 
-	nvmg_lat_record(&sq->stats.lat, lat);
+	count_io(&sq->stats, req, status, lat);
 	if (!req->ns || !(st = ns_stats_slot(req->ns, sq->reactor)))
 		return;
-	if (status) {
+	if (status)
 		NVMG_STAT_ADD(st->errors, 1);
-	} else if (req->cmd.opcode == nvme_cmd_read) {
-		NVMG_STAT_ADD(st->read_cmds, 1);
-		NVMG_STAT_ADD(st->read_bytes, req->data_len);
-	} else if (req->cmd.opcode == nvme_cmd_write) {
-		NVMG_STAT_ADD(st->write_cmds, 1);
-		NVMG_STAT_ADD(st->write_bytes, req->data_len);
-	} else {
-		NVMG_STAT_ADD(st->other_cmds, 1);
-	}
-	nvmg_lat_record(&st->lat, lat);
+	count_io(st, req, status, lat);
 }
 
 void nvmg_req_complete(struct nvmg_req *req, uint16_t status)

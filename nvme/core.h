@@ -83,10 +83,6 @@ struct nvmg_subsys {
 	uint16_t next_cntlid;
 };
 
-/* Per-queue counters: owned by the queue's reactor, read with relaxed loads
- * by the SMART log and the control socket. */
-#define nvmg_sq_stats nvmg_io_stats
-
 /* What the core needs from a transport. */
 struct nvmg_transport_ops {
 	const char *name;
@@ -113,7 +109,7 @@ struct nvmg_sq {
 	uint32_t incapsule_max;   /* in-capsule data bytes accepted */
 	const char *peer;         /* transport's peer address, for `nvmegate list`; may be NULL */
 	uint64_t connected_ms;    /* nvmg_now_ms() when bound to its controller */
-	struct nvmg_sq_stats stats;
+	struct nvmg_io_stats stats; /* its reactor writes; SMART log and control read */
 };
 
 enum nvmg_data_dir { NVMG_DIR_NONE, NVMG_DIR_TO_HOST, NVMG_DIR_FROM_HOST };

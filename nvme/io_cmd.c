@@ -33,20 +33,8 @@ static struct nvmg_req *io_to_req(struct nvmg_bdev_io *io)
 
 static void rw_done(struct nvmg_bdev_io *io, int res)
 {
-	struct nvmg_req *req = io_to_req(io);
-	struct nvmg_sq_stats *st = &req->sq->stats;
-	bool write = io->op != NVMG_BDEV_READ;
-
-	if (!res) {
-		if (io->op == NVMG_BDEV_READ) {
-			NVMG_STAT_ADD(st->read_cmds, 1);
-			NVMG_STAT_ADD(st->read_bytes, io->len);
-		} else if (io->op == NVMG_BDEV_WRITE) {
-			NVMG_STAT_ADD(st->write_cmds, 1);
-			NVMG_STAT_ADD(st->write_bytes, io->len);
-		}
-	}
-	nvmg_req_complete(req, errno_to_status(res, write));
+	/* Counted by nvmg_req_complete, for the queue and the namespace. */
+	nvmg_req_complete(io_to_req(io), errno_to_status(res, io->op != NVMG_BDEV_READ));
 }
 
 static void submit(struct nvmg_req *req, enum nvmg_bdev_op op, uint64_t off, uint64_t len, void *buf,

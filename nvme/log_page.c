@@ -69,7 +69,7 @@ static bool device_smart(struct nvmg_req *req, struct nvme_smart_log *log)
 static void log_smart(struct nvmg_req *req, uint64_t off)
 {
 	struct nvmg_ctrl *c = req->sq->ctrl;
-	struct nvmg_sq_stats sum = { 0 };
+	struct nvmg_io_stats sum = { 0 };
 	struct nvme_smart_log log;
 	uint16_t temp = htole16(TEMPERATURE_K);
 
