@@ -101,11 +101,6 @@ static void pcie_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg
 		io->complete(io, -EROFS);
 		return;
 	}
-	/* ENODEV, not EIO: hosts must not read a media error into it. */
-	if (atomic_load_explicit(&ns->c->gone, memory_order_acquire)) {
-		io->complete(io, -ENODEV);
-		return;
-	}
 	qp = pcie_ctrlr_ioq(ns->c, r, &res);
 	if (!qp) {
 		/* A reset is under way, or creating the queue failed (logged). */

@@ -132,7 +132,6 @@ static void close_efds(struct pcie_ctrlr *c)
 static int identify_ctrlr(struct pcie_ctrlr *c, char *err, size_t errlen)
 {
 	struct nvmg_sqe cmd;
-	uint32_t dw0 = 0;
 	int ret;
 
 	memset(&cmd, 0, sizeof(cmd));
@@ -156,19 +155,32 @@ static int identify_ctrlr(struct pcie_ctrlr *c, char *err, size_t errlen)
 	if (c->id.mdts && c->id.mdts < 20 && (PCIE_PAGE << c->id.mdts) < c->max_xfer)
 		c->max_xfer = PCIE_PAGE << c->id.mdts;
 
-	memset(&cmd, 0, sizeof(cmd));
-	cmd.opcode = nvme_admin_set_features;
-	cmd.cdw10 = htole32(NVME_FEAT_FID_NUM_QUEUES);
-	cmd.cdw11 = htole32((PCIE_WANT_QUEUES - 1) << 16 | (PCIE_WANT_QUEUES - 1));
-	ret = pcie_admin(c, &cmd, &dw0);
+	ret = pcie_ctrlr_set_queues(c, &c->nr_ioq);
 	if (ret) {
 		snprintf(err, errlen, "%s: Set Features Number of Queues failed: %s%d", c->bdf,
 			 ret < 0 ? "error " : "status 0x", ret);
 		return ret < 0 ? ret : -EIO;
 	}
-	c->nr_ioq = (dw0 & 0xffff) < (dw0 >> 16) ? (dw0 & 0xffff) + 1 : (dw0 >> 16) + 1;
-	if (c->nr_ioq > PCIE_WANT_QUEUES)
-		c->nr_ioq = PCIE_WANT_QUEUES;
+	return 0;
+}
+
+int pcie_ctrlr_set_queues(struct pcie_ctrlr *c, unsigned *granted)
+{
+	struct nvmg_sqe cmd;
+	uint32_t dw0 = 0;
+	int ret;
+
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.opcode = nvme_admin_set_features;
+	cmd.cdw10 = htole32(NVME_FEAT_FID_NUM_QUEUES);
+	cmd.cdw11 = htole32((PCIE_WANT_QUEUES - 1) << 16 | (PCIE_WANT_QUEUES - 1));
+	ret = pcie_admin(c, &cmd, &dw0);
+	if (ret)
+		return ret;
+	/* Pairs: the smaller of the SQ and CQ counts (both 0's based). */
+	*granted = (dw0 & 0xffff) < (dw0 >> 16) ? (dw0 & 0xffff) + 1 : (dw0 >> 16) + 1;
+	if (*granted > PCIE_WANT_QUEUES)
+		*granted = PCIE_WANT_QUEUES;
 	return 0;
 }
 
@@ -366,10 +378,9 @@ struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r, 
 		return qp;
 	/* Not while a reset runs: it would fail, after pinning the queue's
 	 * memory, on every command until the reset ends. */
-	if (atomic_load(&c->resetting) || atomic_load(&c->gone)) {
-		*res = atomic_load(&c->gone) ? -ENODEV : -EAGAIN;
+	if ((*res = pcie_ctrlr_unusable(c)))
 		return NULL;
-	}
+	*res = -EIO;
 	/* Two reactors may share idx: one creates, the other waits for it. */
 	pthread_mutex_lock(&c->ioq_lock);
 	qp = __atomic_load_n(&c->ioq[idx], __ATOMIC_ACQUIRE);
@@ -394,7 +405,7 @@ struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r, 
 	 * queues to re-create; one that started meanwhile already
 	 * destroyed this queue on the device. */
 	pthread_mutex_lock(&c->admin_lock);
-	if (atomic_load(&c->resetting) || atomic_load(&c->gone)) {
+	if (pcie_ctrlr_unusable(c)) {
 		pthread_mutex_unlock(&c->admin_lock);
 		goto fail;
 	}
@@ -408,8 +419,8 @@ fail:
 	free(qp);
 	qp = NULL;
 	/* A reset or removal that began meanwhile is why it failed. */
-	if (atomic_load(&c->resetting) || atomic_load(&c->gone))
-		*res = atomic_load(&c->gone) ? -ENODEV : -EAGAIN;
+	if ((ret = pcie_ctrlr_unusable(c)))
+		*res = ret;
 out:
 	pthread_mutex_unlock(&c->ioq_lock);
 	return qp;

@@ -4,6 +4,7 @@
 #define NVMG_PCIE_H
 
 #include <pthread.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -108,6 +109,18 @@ struct pcie_ctrlr {
 	bool svc_running;
 };
 
+/* Why I/O cannot go to the device now: -ENODEV once gone (not EIO: no
+ * media error for hosts to read into it), -EAGAIN while resetting (hosts
+ * retry), else 0. */
+static inline int pcie_ctrlr_unusable(struct pcie_ctrlr *c)
+{
+	if (atomic_load_explicit(&c->gone, memory_order_acquire))
+		return -ENODEV;
+	if (atomic_load_explicit(&c->resetting, memory_order_acquire))
+		return -EAGAIN;
+	return 0;
+}
+
 /* Per exported namespace (the nvmg_bdev of one NSID). */
 struct pcie_ns {
 	struct nvmg_bdev b;
@@ -130,6 +143,9 @@ struct pcie_qpair *pcie_ctrlr_ioq(struct pcie_ctrlr *c, struct nvmg_reactor *r, 
 int pcie_ctrlr_disable(struct pcie_ctrlr *c);
 int pcie_ctrlr_enable(struct pcie_ctrlr *c, char *err, size_t errlen);
 int pcie_ctrlr_create_queue(struct pcie_ctrlr *c, struct pcie_qpair *qp);
+/* Set Features Number of Queues; *granted = I/O queue pairs allowed.
+ * Returns 0, -errno or an NVMe status. */
+int pcie_ctrlr_set_queues(struct pcie_ctrlr *c, unsigned *granted);
 
 /* reset.c */
 int pcie_svc_start(struct pcie_ctrlr *c);
@@ -153,6 +169,8 @@ void pcie_qp_detach(struct pcie_qpair *qp);
  * res (the controller is disabled or gone, so no DMA is pending); with
  * reset_rings, the rings restart empty for re-created queues. */
 void pcie_qp_abort_all(struct pcie_qpair *qp, int res, bool reset_rings);
+/* Empty rings, as a re-enabled controller expects them. */
+void pcie_qp_reset_rings(struct pcie_qpair *qp);
 
 static inline void pcie_sqe_prp(struct nvmg_sqe *cmd, uint64_t prp1, uint64_t prp2)
 {

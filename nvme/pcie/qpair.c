@@ -349,17 +349,14 @@ void pcie_qp_submit(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bdev_
 {
 	uint64_t mask = (1ull << ns->lba_shift) - 1;
 	uint16_t tail0 = qp->sq_tail;
+	int res;
 
 	io->done = 0;
 	io->stage = 0;
 	io->parts = 0;
 	io->err = 0;
-	if (atomic_load_explicit(&qp->c->gone, memory_order_acquire)) {
-		io->complete(io, -ENODEV);
-		return;
-	}
-	if (atomic_load_explicit(&qp->c->resetting, memory_order_acquire)) {
-		io->complete(io, -EAGAIN);
+	if ((res = pcie_ctrlr_unusable(qp->c))) {
+		io->complete(io, res);
 		return;
 	}
 	if (io->op == NVMG_BDEV_FLUSH) {
@@ -469,8 +466,7 @@ static void notify_done(struct nvmg_ev *ev, int res, uint32_t flags)
 	if (res < 0 && res != -ETIME && res != -EINTR && res != -EAGAIN && res != -ECANCELED)
 		log_err("pcie %s: queue %u: completion notification: %s", qp->c->bdf, qp->qid,
 			strerror(-res));
-	if (atomic_load_explicit(&qp->c->gone, memory_order_acquire) ||
-	    atomic_load_explicit(&qp->c->resetting, memory_order_acquire)) {
+	if (pcie_ctrlr_unusable(qp->c)) {
 		/* No register access now: the service thread's abort message
 		 * completes what is outstanding. */
 		nfin = 0;
@@ -490,6 +486,13 @@ static void notify_done(struct nvmg_ev *ev, int res, uint32_t flags)
 	}
 	/* Last touch of qp: teardown on another thread waits for this. */
 	atomic_store_explicit(&qp->armed, false, memory_order_release);
+}
+
+void pcie_qp_reset_rings(struct pcie_qpair *qp)
+{
+	qp->sq_tail = qp->cq_head = 0;
+	qp->phase = 1;
+	memset((void *)qp->cq, 0, (size_t)qp->depth * sizeof(struct nvmg_cqe));
 }
 
 void pcie_qp_abort_all(struct pcie_qpair *qp, int res, bool reset_rings)
@@ -524,11 +527,8 @@ void pcie_qp_abort_all(struct pcie_qpair *qp, int res, bool reset_rings)
 			io->err = res;
 	}
 	qp->outstanding = 0;
-	if (reset_rings) {
-		qp->sq_tail = qp->cq_head = 0;
-		qp->phase = 1;
-		memset((void *)qp->cq, 0, (size_t)qp->depth * sizeof(struct nvmg_cqe));
-	}
+	if (reset_rings)
+		pcie_qp_reset_rings(qp);
 	if (qp->ticking) {
 		qp->ticking = false;
 		nvmg_reactor_del_ticker(qp->r, &qp->ticker);
@@ -561,8 +561,7 @@ static void qp_tick(struct nvmg_ticker *t, uint64_t now_ms)
 	uint32_t csts;
 	uint64_t one = 1;
 
-	if (atomic_load_explicit(&c->gone, memory_order_acquire) ||
-	    atomic_load_explicit(&c->resetting, memory_order_acquire))
+	if (pcie_ctrlr_unusable(c))
 		return;
 	csts = nvmg_vfio_rd32(&c->vfio, NVME_REG_CSTS);
 

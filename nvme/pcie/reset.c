@@ -99,8 +99,7 @@ static void handle_removal(struct pcie_ctrlr *c)
 static void do_reset(struct pcie_ctrlr *c)
 {
 	char err[256] = "";
-	uint32_t dw0 = 0;
-	struct nvmg_sqe cmd;
+	unsigned granted = 0;
 	int ret;
 
 	atomic_store(&c->resetting, true);
@@ -116,19 +115,13 @@ static void do_reset(struct pcie_ctrlr *c)
 		goto dead;
 	}
 	pthread_mutex_lock(&c->admin_lock);
-	c->admin.sq_tail = c->admin.cq_head = 0;
-	c->admin.phase = 1;
-	memset((void *)c->admin.cq, 0, (size_t)c->admin.depth * sizeof(struct nvmg_cqe));
+	pcie_qp_reset_rings(&c->admin);
 	ret = pcie_ctrlr_enable(c, err, sizeof(err));
 	pthread_mutex_unlock(&c->admin_lock);
 	if (ret)
 		goto dead;
-	memset(&cmd, 0, sizeof(cmd));
-	cmd.opcode = nvme_admin_set_features;
-	cmd.cdw10 = htole32(NVME_FEAT_FID_NUM_QUEUES);
-	cmd.cdw11 = htole32((PCIE_WANT_QUEUES - 1) << 16 | (PCIE_WANT_QUEUES - 1));
-	ret = pcie_admin(c, &cmd, &dw0);
-	if (ret || (dw0 & 0xffff) + 1 < c->nr_ioq || (dw0 >> 16) + 1 < c->nr_ioq) {
+	ret = pcie_ctrlr_set_queues(c, &granted);
+	if (ret || granted < c->nr_ioq) {
 		snprintf(err, sizeof(err), "Number of Queues after reset: %s%d", ret < 0 ? "error " : "status 0x", ret);
 		goto dead;
 	}
