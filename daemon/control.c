@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "daemon/control.h"
+#include "daemon/control_internal.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
 #include "daemon/reactor.h"
@@ -37,7 +38,6 @@ struct nvmg_control {
 	int lfd;
 	int stop_fd;        /* eventfd: ask the thread to exit */
 	pthread_t thread;
-	bool started;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct client clients[MAX_CLIENTS];
 };
@@ -75,24 +75,20 @@ static void send_all(int fd, const char *p, size_t n)
 	}
 }
 
-static void reply(struct client *c, struct json_object *resp)
+/* One response line; resp is consumed. */
+static void send_resp(int fd, struct json_object *resp)
 {
 	const char *s = json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PLAIN);
 
-	send_all(c->fd, s, strlen(s));
-	send_all(c->fd, "\n", 1);
+	send_all(fd, s, strlen(s));
+	send_all(fd, "\n", 1);
 	json_object_put(resp);
-	client_close(c);
 }
 
-static struct json_object *error_resp(const char *msg)
+static void reply(struct client *c, struct json_object *resp)
 {
-	struct json_object *r = json_object_new_object();
-
-	json_object_object_add(r, "ok", json_object_new_boolean(0));
-	json_object_object_add(r, "error", json_object_new_string(msg));
-	json_object_object_add(r, "usage", json_object_new_boolean(1));
-	return r;
+	send_resp(c->fd, resp);
+	client_close(c);
 }
 
 static void handle_request(struct nvmg_control *ctl, struct client *c)
@@ -118,7 +114,7 @@ static void handle_request(struct nvmg_control *ctl, struct client *c)
 		json_object_put(req);
 		if (tok)
 			json_tokener_free(tok);
-		reply(c, error_resp(msg));
+		reply(c, ctl_fail(true, "%s", msg));
 		return;
 	}
 	json_tokener_free(tok);
@@ -148,14 +144,9 @@ static void client_readable(struct nvmg_control *ctl, struct client *c)
 		return;
 	}
 	if (c->len + (size_t)r > MAX_REQUEST) {
-		struct json_object *e = error_resp("request is larger than 64 KiB");
-		const char *txt = json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN);
-
 		/* Answer now, but read the rest before closing: closing with
 		 * unread data resets the connection and loses the answer. */
-		send_all(c->fd, txt, strlen(txt));
-		send_all(c->fd, "\n", 1);
-		json_object_put(e);
+		send_resp(c->fd, ctl_fail(true, "request is larger than 64 KiB"));
 		fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 		shutdown(c->fd, SHUT_WR);
 		c->discard = true;
@@ -200,7 +191,7 @@ static void accept_client(struct nvmg_control *ctl)
 	/* Every slot busy: say so rather than leave the CLI waiting. */
 	struct client tmp = { .fd = fd };
 
-	reply(&tmp, error_resp("too many concurrent control connections, retry"));
+	reply(&tmp, ctl_fail(true, "too many concurrent control connections, retry"));
 }
 
 static void *control_main(void *arg)
@@ -242,7 +233,7 @@ static void *control_main(void *arg)
 				if (c->discard)
 					client_close(c);
 				else
-					reply(c, error_resp("incomplete request (no newline within 5 s)"));
+					reply(c, ctl_fail(true, "incomplete request (no newline within 5 s)"));
 			}
 		}
 	}
@@ -381,7 +372,6 @@ int nvmg_control_start(struct nvmg_daemon *d, const struct nvmg_conf *conf, char
 		return ret;
 	}
 	pthread_setname_np(ctl->thread, "nvmg-control");
-	ctl->started = true;
 	d->control = ctl;
 	log_info("control socket %s (%s)", ctl->path,
 		 conf->control_group ? "mode 0660, configured group" : "mode 0600");

@@ -131,6 +131,13 @@ static long find_in(struct json_object *arr, const char *key, struct json_object
 	return -1;
 }
 
+/* The configuration as `save` writes it and the validator reads it. */
+static char *config_text(struct json_object *root)
+{
+	return strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+							   JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
 static struct json_object *run_edit(struct nvmg_daemon *d, struct json_object *req, edit_fn fn)
 {
 	struct json_object *root, *resp;
@@ -150,8 +157,7 @@ static struct json_object *run_edit(struct nvmg_daemon *d, struct json_object *r
 		json_object_put(root);
 		return resp;
 	}
-	text = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-								   JSON_C_TO_STRING_NOSLASHESCAPE));
+	text = config_text(root);
 	json_object_put(root);
 	if (!text) {
 		pthread_mutex_unlock(&d->lock);
@@ -458,8 +464,7 @@ static struct json_object *cmd_save(struct nvmg_daemon *d, struct json_object *r
 	pthread_mutex_lock(&d->lock);
 	root = json_tokener_parse(d->running_json);
 	if (root)
-		text = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-								   JSON_C_TO_STRING_NOSLASHESCAPE));
+		text = config_text(root);
 	json_object_put(root);
 	ret = text ? save_file(file, text, err, sizeof(err)) : -ENOMEM;
 	pthread_mutex_unlock(&d->lock);

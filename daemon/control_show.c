@@ -139,11 +139,10 @@ static struct json_object *ctrl_json(struct nvmg_ctrl *c, bool stats)
 	return o;
 }
 
-/* Every controller of s (and of discovery), referenced so they outlive
- * the walk without holding s->lock while taking their own locks. */
-static struct json_object *ctrls_json(struct nvmg_subsys *s, bool stats)
+/* Every controller of s appended to a, referenced so they outlive the
+ * walk without holding s->lock while taking their own locks. */
+static void add_ctrls(struct json_object *a, struct nvmg_subsys *s, bool stats)
 {
-	struct json_object *a = json_object_new_array();
 	struct nvmg_ctrl **v;
 	size_t n;
 
@@ -160,14 +159,6 @@ static struct json_object *ctrls_json(struct nvmg_subsys *s, bool stats)
 		nvmg_ctrl_put(v[i]);
 	}
 	free(v);
-	return a;
-}
-
-static void append_all(struct json_object *dst, struct json_object *src)
-{
-	for (size_t i = 0; i < json_object_array_length(src); i++)
-		json_object_array_add(dst, json_object_get(json_object_array_get_idx(src, i)));
-	json_object_put(src);
 }
 
 static struct json_object *ns_json(struct nvmg_ns *ns)
@@ -236,9 +227,9 @@ struct json_object *ctl_cmd_list(struct nvmg_daemon *d, struct json_object *req)
 		put_nss(nss, n);
 		json_object_object_add(o, "namespaces", nsa);
 		json_object_array_add(subs, o);
-		append_all(ctrls, ctrls_json(s, false));
+		add_ctrls(ctrls, s, false);
 	}
-	append_all(ctrls, ctrls_json(t->discovery, false));
+	add_ctrls(ctrls, t->discovery, false);
 	for (size_t i = 0; i < t->nr_ports; i++) {
 		struct nvmg_port *p = t->ports[i];
 		struct json_object *o = json_object_new_object();
@@ -294,7 +285,7 @@ struct json_object *ctl_cmd_stats(struct nvmg_daemon *d, struct json_object *req
 			json_object_array_add(nsa, o);
 		}
 		put_nss(nss, n);
-		append_all(ctrls, ctrls_json(s, true));
+		add_ctrls(ctrls, s, true);
 	}
 	pthread_rwlock_unlock(&t->model_lock);
 	free(sum);
