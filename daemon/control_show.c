@@ -143,18 +143,10 @@ static struct json_object *ctrl_json(struct nvmg_ctrl *c, bool stats)
  * walk without holding s->lock while taking their own locks. */
 static void add_ctrls(struct json_object *a, struct nvmg_subsys *s, bool stats)
 {
-	struct nvmg_ctrl **v;
 	size_t n;
+	struct nvmg_ctrl **v = nvmg_subsys_ctrls(s, NULL, NULL, &n);
 
-	pthread_mutex_lock(&s->lock);
-	n = s->nr_ctrls;
-	v = calloc(n + 1, sizeof(*v));
-	for (size_t i = 0; v && i < n; i++) {
-		v[i] = s->ctrls[i];
-		nvmg_ctrl_get(v[i]);
-	}
-	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; v && i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		json_object_array_add(a, ctrl_json(v[i], stats));
 		nvmg_ctrl_put(v[i]);
 	}

@@ -279,6 +279,11 @@ void nvmg_ctrl_abort_aers(struct nvmg_ctrl *c, uint16_t status);
  * subsystems are retired, not freed). */
 struct nvmg_subsys *nvmg_target_find_subsys(struct nvmg_target *t, const char *nqn);
 bool nvmg_subsys_host_allowed(struct nvmg_subsys *s, const char *hostnqn);
+/* The controllers of s that match (match runs under s->lock; NULL: all),
+ * each referenced: drop with nvmg_ctrl_put, free the array. *n of them. */
+struct nvmg_ctrl **nvmg_subsys_ctrls(struct nvmg_subsys *s,
+				     bool (*match)(const struct nvmg_ctrl *c, const void *arg),
+				     const void *arg, size_t *n);
 /* The discovery log changed: bump its generation counter and raise the
  * discovery-change event on every discovery controller. */
 void nvmg_target_discovery_changed(struct nvmg_target *t);

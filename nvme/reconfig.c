@@ -54,29 +54,11 @@ static bool same_exports(const struct nvmg_port *p, const struct nvmg_conf_port 
 	return true;
 }
 
-/* Tear down the controllers of s (those that came through port p, or all
- * for NULL). The target's own local controllers (FUSE) stay. */
-static void kill_ctrls(struct nvmg_subsys *s, const struct nvmg_port *p, const char *why)
+/* A host's controller (not the target's own local FUSE ones), on port p
+ * when p is given. */
+static bool remote_on_port(const struct nvmg_ctrl *c, const void *p)
 {
-	struct nvmg_ctrl **v;
-	size_t n = 0;
-
-	pthread_mutex_lock(&s->lock);
-	v = calloc(s->nr_ctrls + 1, sizeof(*v));
-	for (size_t i = 0; v && i < s->nr_ctrls; i++) {
-		struct nvmg_ctrl *c = s->ctrls[i];
-
-		if (c->admin_reactor && (!p || c->port == p)) {
-			nvmg_ctrl_get(c);
-			v[n++] = c;
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; i < n; i++) {
-		nvmg_ctrl_kill(v[i], false, why);
-		nvmg_ctrl_put(v[i]);
-	}
-	free(v);
+	return c->admin_reactor && (!p || c->port == p);
 }
 
 /* A removed subsystem: no controllers, no namespaces, then retired. */
@@ -85,7 +67,7 @@ static void retire_subsys(struct nvmg_target *t, struct nvmg_subsys *s)
 	struct nvmg_ns **nss;
 	size_t n;
 
-	kill_ctrls(s, NULL, "subsystem removed");
+	nvmg_subsys_kill_ctrls(s, remote_on_port, NULL, "subsystem removed");
 	pthread_mutex_lock(&s->lock);
 	nss = s->ns;
 	n = s->nr_ns;
@@ -100,21 +82,6 @@ static void retire_subsys(struct nvmg_target *t, struct nvmg_subsys *s)
 	free(nss);
 	t->retired_subsys[t->nr_retired_subsys++] = s;
 	log_info("subsystem %s removed", s->nqn);
-}
-
-static char **dup_strv(char *const *v, size_t n)
-{
-	char **out = calloc(n + 1, sizeof(*out));
-
-	for (size_t i = 0; out && i < n; i++) {
-		if (!(out[i] = strdup(v[i]))) {
-			for (size_t j = 0; j < i; j++)
-				free(out[j]);
-			free(out);
-			return NULL;
-		}
-	}
-	return out;
 }
 
 static void warn_fixed_attrs(const struct nvmg_subsys *s, const struct nvmg_conf_subsys *c)
@@ -185,7 +152,7 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 		if (old && same_addr(old, c)) {
 			ports[i] = old;
 			if (!same_exports(old, c) &&
-			    !(exports[i] = dup_strv(c->subsystems, c->nr_subsystems)))
+			    !(exports[i] = nvmg_strv_dup(c->subsystems, c->nr_subsystems)))
 				goto nomem;
 			continue;
 		}
@@ -222,16 +189,13 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 	t->nr_ports = conf->nr_ports;
 	for (size_t i = 0; i < conf->nr_ports; i++) {
 		char **old;
-		size_t nr_old;
 
 		if (!exports[i])
 			continue;
 		old = ports[i]->subsys_nqns;
-		nr_old = ports[i]->nr_subsys;
 		ports[i]->subsys_nqns = exports[i];
 		ports[i]->nr_subsys = conf->ports[i].nr_subsystems;
-		exports[i] = old; /* NULL-terminated: freed below, after the lock */
-		(void)nr_old;
+		exports[i] = old; /* freed below, after the lock */
 	}
 	pthread_rwlock_unlock(&t->model_lock);
 	/* Exported or in-capsule size: new connections see the new value. */
@@ -262,10 +226,9 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 			 ports[i]->nr_subsys == 1 ? "" : "s");
 		for (size_t j = 0; j < conf->nr_subsys; j++)
 			if (!nvmg_port_exports(t, ports[i], subs[j]))
-				kill_ctrls(subs[j], ports[i], "subsystem no longer exported on its port");
-		for (size_t k = 0; exports[i][k]; k++)
-			free(exports[i][k]);
-		free(exports[i]);
+				nvmg_subsys_kill_ctrls(subs[j], remote_on_port, ports[i],
+						       "subsystem no longer exported on its port");
+		nvmg_strv_free(exports[i]);
 	}
 	for (size_t i = 0; i < conf->nr_ports; i++)
 		*changed |= fresh_port[i];
@@ -286,11 +249,8 @@ fail:
 				t->port_remove(t->port_ctx, ports[i]);
 			nvmg_port_free(ports[i]);
 		}
-		if (exports && exports[i]) {
-			for (size_t k = 0; k < conf->ports[i].nr_subsystems; k++)
-				free(exports[i][k]);
-			free(exports[i]);
-		}
+		if (exports)
+			nvmg_strv_free(exports[i]);
 	}
 	for (size_t i = 0; i < conf->nr_subsys; i++)
 		if (fresh_sub && fresh_sub[i])

@@ -22,6 +22,60 @@ static void copy_padded(char *dst, size_t len, const char *src)
 	snprintf(dst, len, "%s", src ? src : "");
 }
 
+char **nvmg_strv_dup(char *const *v, size_t n)
+{
+	char **out = calloc(n + 1, sizeof(*out));
+
+	for (size_t i = 0; out && i < n; i++) {
+		if (!(out[i] = strdup(v[i]))) {
+			nvmg_strv_free(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+void nvmg_strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+struct nvmg_ctrl **nvmg_subsys_ctrls(struct nvmg_subsys *s,
+				     bool (*match)(const struct nvmg_ctrl *c, const void *arg),
+				     const void *arg, size_t *n)
+{
+	struct nvmg_ctrl **v;
+
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	v = calloc(s->nr_ctrls + 1, sizeof(*v));
+	for (size_t i = 0; v && i < s->nr_ctrls; i++) {
+		if (match && !match(s->ctrls[i], arg))
+			continue;
+		nvmg_ctrl_get(s->ctrls[i]);
+		v[(*n)++] = s->ctrls[i];
+	}
+	pthread_mutex_unlock(&s->lock);
+	return v;
+}
+
+void nvmg_subsys_kill_ctrls(struct nvmg_subsys *s,
+			    bool (*match)(const struct nvmg_ctrl *c, const void *arg), const void *arg,
+			    const char *why)
+{
+	size_t n;
+	struct nvmg_ctrl **v = nvmg_subsys_ctrls(s, match, arg, &n);
+
+	/* Outside s->lock: killing takes the controller out of s. */
+	for (size_t i = 0; i < n; i++) {
+		nvmg_ctrl_kill(v[i], false, why);
+		nvmg_ctrl_put(v[i]);
+	}
+	free(v);
+}
+
 struct nvmg_subsys *nvmg_target_find_subsys(struct nvmg_target *t, const char *nqn)
 {
 	struct nvmg_subsys *s = NULL;
@@ -216,9 +270,7 @@ void nvmg_subsys_free(struct nvmg_subsys *s)
 	for (size_t i = 0; i < s->nr_ns; i++)
 		nvmg_ns_put(s->ns[i]);
 	free(s->ns);
-	for (size_t i = 0; i < s->nr_allowed_hosts; i++)
-		free(s->allowed_hosts[i]);
-	free(s->allowed_hosts);
+	nvmg_strv_free(s->allowed_hosts);
 	free(s->ctrls);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -255,13 +307,10 @@ int nvmg_subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys *c
 	if (!s)
 		return -ENOMEM;
 	s->allow_any_host = c->allow_any_host;
-	s->allowed_hosts = calloc(c->nr_allowed_hosts + 1, sizeof(char *));
+	s->allowed_hosts = nvmg_strv_dup(c->allowed_hosts, c->nr_allowed_hosts);
 	if (!s->allowed_hosts)
 		goto nomem;
-	for (size_t i = 0; i < c->nr_allowed_hosts; i++) {
-		s->allowed_hosts[i] = xstrdup(c->allowed_hosts[i]);
-		s->nr_allowed_hosts++;
-	}
+	s->nr_allowed_hosts = c->nr_allowed_hosts;
 	if (c->serial)
 		copy_padded(s->serial, sizeof(s->serial), c->serial);
 	else
@@ -300,9 +349,7 @@ void nvmg_port_free(struct nvmg_port *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->nr_subsys; i++)
-		free(p->subsys_nqns[i]);
-	free(p->subsys_nqns);
+	nvmg_strv_free(p->subsys_nqns);
 	free(p);
 }
 
@@ -319,15 +366,12 @@ int nvmg_port_build(struct nvmg_port **out, const struct nvmg_conf_port *c)
 	p->wildcard = !strcmp(c->traddr, "0.0.0.0") || !strcmp(c->traddr, "::");
 	/* In-capsule data is counted in 16-byte units (IOCCSZ). */
 	p->inline_data_size = c->inline_data_size & ~15u;
-	p->subsys_nqns = calloc(c->nr_subsystems + 1, sizeof(char *));
+	p->subsys_nqns = nvmg_strv_dup(c->subsystems, c->nr_subsystems);
 	if (!p->subsys_nqns) {
 		free(p);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < c->nr_subsystems; i++) {
-		p->subsys_nqns[i] = xstrdup(c->subsystems[i]);
-		p->nr_subsys++;
-	}
+	p->nr_subsys = c->nr_subsystems;
 	*out = p;
 	return 0;
 }
@@ -541,69 +585,48 @@ static bool strv_has(char *const *v, size_t n, const char *s)
 	return false;
 }
 
+/* With s->lock held (nvmg_subsys_ctrls): a host's controller whose host
+ * the subsystem no longer allows. Local (FUSE) controllers are the
+ * target's own. */
+static bool host_disallowed(const struct nvmg_ctrl *ctrl, const void *arg)
+{
+	const struct nvmg_subsys *s = arg;
+
+	return ctrl->admin_reactor && !s->allow_any_host &&
+	       !strv_has(s->allowed_hosts, s->nr_allowed_hosts, ctrl->hostnqn);
+}
+
 /* Host access: swap in the new list, then tear down the controllers of
- * hosts no longer allowed. Returns whether anything changed. */
+ * hosts no longer allowed. 0 (*changed: whether the list changed) or
+ * -ENOMEM. */
 static int subsys_reload_hosts(struct nvmg_subsys *s, const struct nvmg_conf_subsys *c,
 			       bool *changed)
 {
-	char **hosts = calloc(c->nr_allowed_hosts + 1, sizeof(char *)), **old;
-	struct nvmg_ctrl **kill = NULL;
-	size_t nr_old, nr_kill = 0;
+	char **hosts = nvmg_strv_dup(c->allowed_hosts, c->nr_allowed_hosts), **old;
 	bool same;
 
 	*changed = false;
 	if (!hosts)
 		return -ENOMEM;
-	for (size_t i = 0; i < c->nr_allowed_hosts; i++) {
-		hosts[i] = strdup(c->allowed_hosts[i]);
-		if (!hosts[i]) {
-			for (size_t j = 0; j < i; j++)
-				free(hosts[j]);
-			free(hosts);
-			return -ENOMEM;
-		}
-	}
 	pthread_mutex_lock(&s->lock);
 	same = s->allow_any_host == c->allow_any_host && s->nr_allowed_hosts == c->nr_allowed_hosts;
 	for (size_t i = 0; same && i < c->nr_allowed_hosts; i++)
 		same = strv_has(s->allowed_hosts, s->nr_allowed_hosts, c->allowed_hosts[i]);
 	if (same) {
 		pthread_mutex_unlock(&s->lock);
-		for (size_t i = 0; i < c->nr_allowed_hosts; i++)
-			free(hosts[i]);
-		free(hosts);
+		nvmg_strv_free(hosts);
 		return 0;
 	}
 	old = s->allowed_hosts;
-	nr_old = s->nr_allowed_hosts;
 	s->allowed_hosts = hosts;
 	s->nr_allowed_hosts = c->nr_allowed_hosts;
 	s->allow_any_host = c->allow_any_host;
-	if (!s->allow_any_host && s->nr_ctrls)
-		kill = calloc(s->nr_ctrls, sizeof(*kill));
-	for (size_t i = 0; kill && i < s->nr_ctrls; i++) {
-		struct nvmg_ctrl *ctrl = s->ctrls[i];
-
-		/* Local (FUSE) controllers are the target's own. */
-		if (ctrl->admin_reactor &&
-		    !strv_has(s->allowed_hosts, s->nr_allowed_hosts, ctrl->hostnqn)) {
-			nvmg_ctrl_get(ctrl);
-			kill[nr_kill++] = ctrl;
-		}
-	}
 	pthread_mutex_unlock(&s->lock);
 	*changed = true;
 	log_info("subsystem %s: %s", s->nqn,
 		 s->allow_any_host ? "any host may connect" : "allowed hosts changed");
-	for (size_t i = 0; i < nr_old; i++)
-		free(old[i]);
-	free(old);
-	/* Outside s->lock: killing takes the controller out of s. */
-	for (size_t i = 0; i < nr_kill; i++) {
-		nvmg_ctrl_kill(kill[i], false, "host no longer allowed");
-		nvmg_ctrl_put(kill[i]);
-	}
-	free(kill);
+	nvmg_strv_free(old);
+	nvmg_subsys_kill_ctrls(s, host_disallowed, s, "host no longer allowed");
 	return 0;
 }
 

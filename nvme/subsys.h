@@ -15,6 +15,13 @@ int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char
 int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bool *changed,
 			 char *err, size_t errlen);
 /* Building blocks shared by subsys.c and reconfig.c. */
+/* NULL-terminated copies of string arrays; NULL when out of memory. */
+char **nvmg_strv_dup(char *const *v, size_t n);
+void nvmg_strv_free(char **v);
+/* Tear down the matching controllers of s (see nvmg_subsys_ctrls). */
+void nvmg_subsys_kill_ctrls(struct nvmg_subsys *s,
+			    bool (*match)(const struct nvmg_ctrl *c, const void *arg), const void *arg,
+			    const char *why);
 int nvmg_subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys *c, char *err,
 		      size_t errlen);
 void nvmg_subsys_free(struct nvmg_subsys *s);
