@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include "daemon/reactor.h"
 #include "nvme/bdev.h"
+#include "nvme/stats.h"
 #include "tools/perf/hist.h"
 
 #define BP_NAME "nvmegate-bdev-perf"
@@ -67,6 +68,5 @@ struct bp_job {
 
 /* Posted to the job's reactor with nvmg_reactor_post. */
 void bp_job_start(void *arg);
-uint64_t bp_now_ns(void);
 
 #endif

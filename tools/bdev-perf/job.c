@@ -4,16 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "tools/bdev-perf/bdev_perf.h"
-
-uint64_t bp_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -78,7 +69,7 @@ static void issue(struct bp_job *j, struct bp_slot *s, enum nvmg_bdev_op op, uin
 	io->len = j->o->bs;
 	io->buf = s->buf;
 	io->complete = slot_done;
-	s->start_ns = bp_now_ns();
+	s->start_ns = nvmg_now_ns();
 	j->outstanding++;
 	nvmg_bdev_submit(j->b, j->r, io);
 }
@@ -109,7 +100,7 @@ static void finish(struct bp_job *j)
 	struct nvmg_bufpool *pool = nvmg_reactor_bufpool(j->r);
 
 	j->finished = true;
-	j->t_done_ns = bp_now_ns();
+	j->t_done_ns = nvmg_now_ns();
 	/* Back to the pool on its own thread (bufpools are not shared). */
 	for (unsigned i = 0; i < j->o->qd; i++)
 		nvmg_buf_put(pool, j->slots[i].buf, j->o->bs);
@@ -119,7 +110,7 @@ static void finish(struct bp_job *j)
 static bool stopping(struct bp_job *j)
 {
 	return j->err || !j->warm || atomic_load_explicit(j->stop, memory_order_relaxed) ||
-	       bp_now_ns() >= j->end_ns;
+	       nvmg_now_ns() >= j->end_ns;
 }
 
 static void kick(struct bp_job *j)
@@ -150,7 +141,7 @@ static void slot_done(struct nvmg_bdev_io *io, int res)
 {
 	struct bp_slot *s = nvmg_container_of(io, struct bp_slot, io);
 	struct bp_job *j = s->job;
-	uint64_t now = bp_now_ns();
+	uint64_t now = nvmg_now_ns();
 
 	j->outstanding--;
 	if (!j->warm) {
@@ -200,7 +191,7 @@ void bp_job_start(void *arg)
 
 	hist_init(&j->hist);
 	j->next_blk = j->nblocks / j->nr_jobs * j->id;
-	j->rng = 0x9e3779b97f4a7c15ull * (j->id + 1) ^ bp_now_ns();
+	j->rng = 0x9e3779b97f4a7c15ull * (j->id + 1) ^ nvmg_now_ns();
 	/* The reactor's pool: its arena is what the PCIe driver maps for
 	 * the device, so these buffers are DMA'd in place, as the daemon's. */
 	for (unsigned i = 0; i < j->o->qd; i++) {

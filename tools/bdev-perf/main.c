@@ -224,7 +224,7 @@ static void report(const struct bp_opts *o, const struct nvmg_bdev *b, const str
  * false: the jobs did not finish in time. */
 static bool wait_jobs(sem_t *done, unsigned n, atomic_bool *stop, unsigned secs)
 {
-	uint64_t deadline = bp_now_ns() + (uint64_t)(secs + DRAIN_GRACE_S) * 1000000000ull;
+	uint64_t deadline = nvmg_now_ns() + (uint64_t)(secs + DRAIN_GRACE_S) * 1000000000ull;
 	struct timespec tick = { 0, 100000000 };
 	sigset_t sigs;
 
@@ -236,7 +236,7 @@ static bool wait_jobs(sem_t *done, unsigned n, atomic_bool *stop, unsigned secs)
 			n--;
 			continue;
 		}
-		if (bp_now_ns() > deadline)
+		if (nvmg_now_ns() > deadline)
 			return false;
 		if (sigtimedwait(&sigs, NULL, &tick) > 0)
 			atomic_store(stop, true);
