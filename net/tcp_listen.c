@@ -228,6 +228,21 @@ static void close_port_run(void *arg)
 
 static void sleep_ms(unsigned ms);
 
+/* Wakes the pending accept, whose handler closes the socket. */
+static void listener_stop(struct tcp_listener *l)
+{
+	atomic_store(&l->stopping, true);
+	shutdown(l->fd, SHUT_RDWR);
+}
+
+/* Up to 2 s for the accept handler to have closed it; false if not. */
+static bool listener_wait_closed(const struct tcp_listener *l)
+{
+	for (unsigned waited = 0; !atomic_load(&l->closed) && waited < 2000; waited += 10)
+		sleep_ms(10);
+	return atomic_load(&l->closed);
+}
+
 /* Reload hook: a port went away. Its listener stops (the accept handler
  * closes the socket), then every reactor closes the connections that came
  * through it; adoptions posted before the close arrive before it. */
@@ -241,11 +256,8 @@ static void tcp_port_remove(void *ctx, struct nvmg_port *p)
 		if (l->port != p || l->removed)
 			continue;
 		l->removed = true;
-		atomic_store(&l->stopping, true);
-		shutdown(l->fd, SHUT_RDWR);
-		for (unsigned waited = 0; !atomic_load(&l->closed) && waited < 2000; waited += 10)
-			sleep_ms(10);
-		if (!atomic_load(&l->closed))
+		listener_stop(l);
+		if (!listener_wait_closed(l))
 			log_warn("port %u: listener did not stop within 2 s", p->portid);
 	}
 	for (unsigned i = 0; i < tcp->nr_reactors; i++) {
@@ -368,11 +380,8 @@ void nvmg_tcp_shutdown(struct nvmg_tcp *tcp, unsigned timeout_ms)
 	for (size_t i = 0; i < tcp->nr_listeners; i++) {
 		struct tcp_listener *l = tcp->listeners[i];
 
-		if (l->removed)
-			continue;
-		atomic_store(&l->stopping, true);
-		/* Wakes the pending accept, whose handler closes the socket. */
-		shutdown(l->fd, SHUT_RDWR);
+		if (!l->removed)
+			listener_stop(l);
 	}
 	for (unsigned i = 0; i < tcp->nr_reactors; i++)
 		nvmg_reactor_post(tcp->reactors[i].r, drain_msg, &tcp->reactors[i]);
@@ -385,9 +394,8 @@ void nvmg_tcp_shutdown(struct nvmg_tcp *tcp, unsigned timeout_ms)
 		wait_conns(tcp, 5000);
 	}
 	for (size_t i = 0; i < tcp->nr_listeners; i++)
-		for (unsigned waited = 0; !tcp->listeners[i]->removed &&
-		     !atomic_load(&tcp->listeners[i]->closed) && waited < 2000; waited += 10)
-			sleep_ms(10);
+		if (!tcp->listeners[i]->removed)
+			listener_wait_closed(tcp->listeners[i]);
 }
 
 void nvmg_tcp_destroy(struct nvmg_tcp *tcp)
