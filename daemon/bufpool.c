@@ -97,12 +97,13 @@ void nvmg_buf_put(struct nvmg_bufpool *p, void *buf, size_t len)
 {
 	int c = class_of(len ? len : 1);
 	struct nvmg_buf_free *f = buf;
+	int arena = in_arena(p, buf);
 
 	if (!buf)
 		return;
 	/* Arena buffers cannot go back to malloc: they stay pooled (the
 	 * arena bounds them). */
-	if (!in_arena(p, buf) &&
+	if (!arena &&
 	    (c < 0 || ((size_t)p->nr_free[c] + 1) << (c + NVMG_BUF_MIN_SHIFT) > IDLE_BYTES_PER_CLASS)) {
 		free(buf);
 		return;
@@ -110,7 +111,7 @@ void nvmg_buf_put(struct nvmg_bufpool *p, void *buf, size_t len)
 	f->next = p->free[c];
 	p->free[c] = f;
 	p->nr_free[c]++;
-	if (in_arena(p, buf))
+	if (arena)
 		POISON((char *)buf + sizeof(*f), ((size_t)1 << (c + NVMG_BUF_MIN_SHIFT)) - sizeof(*f));
 }
 
