@@ -18,6 +18,7 @@ import uuid
 import pytest
 
 import nvmetcp
+from cli import daemon_binary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADDR = "127.0.0.1"
@@ -28,10 +29,6 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
                    "ERROR: UndefinedBehaviorSanitizer")
 
 NQN_PREFIX = "nqn.2026-11.io.nvmegate:"
-
-
-def daemon_binary():
-    return os.environ.get("NVMEGATED") or os.path.join(REPO, "build", "asan", "nvmegated")
 
 
 free_ports = nvmetcp.free_ports
