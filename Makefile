@@ -7,69 +7,85 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread \
 LDLIBS := -pthread -luring -ljson-c -lisal -lcrypto -lfuse3 -lsystemd
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-DAEMON_SRC := $(wildcard daemon/*.c conf/*.c nvme/*.c nvme/pcie/*.c net/*.c fuse/*.c)
+# One static archive per layer; the programs and unit tests link layers,
+# and tools/check_layers.py (run by `make test`) fails the build when an
+# include runs against the layering (see docs/architecture.md).
+LAYERS := lib conf bdev core net fuse
+lib_SRC  := $(wildcard lib/*.c)
+conf_SRC := $(wildcard conf/*.c)
+bdev_SRC := $(wildcard nvme/bdev/*.c nvme/bdev/pcie/*.c)
+core_SRC := $(wildcard nvme/*.c)
+net_SRC  := $(wildcard net/*.c)
+fuse_SRC := $(wildcard fuse/*.c)
+DAEMON_SRC := $(wildcard daemon/*.c)
 PERF_SRC := $(wildcard tools/perf/*.c)
 CLI_SRC := $(wildcard tools/cli/*.c)
-# The backends with the reactor and buffer pool they run on, without the
-# target core or front ends (config.c only for the path syntax).
-BDEV_PERF_SRC := $(wildcard tools/bdev-perf/*.c) tools/perf/hist.c daemon/reactor.c \
-                 daemon/bufpool.c daemon/log.c daemon/devreg.c conf/config.c nvme/bdev.c \
-                 nvme/bdev_file.c nvme/bdev_mem.c nvme/bdev_pcie.c nvme/pcie/ctrlr.c \
-                 nvme/pcie/qpair.c nvme/pcie/reset.c nvme/pcie/dma.c nvme/pcie/vfio.c
-HDRS := $(wildcard */*.h */*/*.h)
+BDEV_PERF_SRC := $(wildcard tools/bdev-perf/*.c) tools/perf/hist.c
+HDRS := $(wildcard */*.h */*/*.h */*/*/*.h)
 
 BUILD := build
 PYTHON := /usr/bin/python3
 
-.PHONY: all asan run test unit clean deps install
+# Objects of the release build in build/obj, of the ASan+UBSan build in
+# build/asan/obj; archives beside them.
+$(BUILD)/obj/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/asan/obj/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+define layer_rules
+$(BUILD)/lib$(1).a: $$(patsubst %.c,$(BUILD)/obj/%.o,$$($(1)_SRC))
+	rm -f $$@ && ar rcs $$@ $$^
+$(BUILD)/asan/lib$(1).a: $$(patsubst %.c,$(BUILD)/asan/obj/%.o,$$($(1)_SRC))
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach l,$(LAYERS),$(eval $(call layer_rules,$(l))))
+# Upper layers first, so each archive resolves into the ones below it.
+layer_libs = $(foreach l,$(2),$(BUILD)/$(1)lib$(l).a)
+DAEMON_LAYERS := fuse net core conf bdev lib
+
+.SECONDEXPANSION:
+.PHONY: all asan run test unit clean deps install check-layers
 all: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/nvmegate $(BUILD)/nvmegate-bdev-perf
 
-$(BUILD)/nvmegated: $(DAEMON_SRC) $(HDRS) Makefile
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $(DAEMON_SRC) $(LDLIBS)
+$(BUILD)/nvmegated: $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRC)) $(call layer_libs,,$(DAEMON_LAYERS))
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/asan/nvmegated: $(DAEMON_SRC) $(HDRS) Makefile
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(DAEMON_SRC) $(LDLIBS)
+$(BUILD)/asan/nvmegated: $(patsubst %.c,$(BUILD)/asan/obj/%.o,$(DAEMON_SRC)) $(call layer_libs,asan/,$(DAEMON_LAYERS))
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/nvmegate-perf: $(PERF_SRC) $(HDRS) Makefile
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $(PERF_SRC) $(LDLIBS) -lm
+# The load generator shares the NVMe/TCP framing (net/) and the runtime.
+$(BUILD)/nvmegate-perf: $(patsubst %.c,$(BUILD)/obj/%.o,$(PERF_SRC)) $(call layer_libs,,net lib)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lm
 
-$(BUILD)/nvmegate-bdev-perf: $(BDEV_PERF_SRC) $(HDRS) Makefile
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $(BDEV_PERF_SRC) -pthread -luring -ljson-c
+# One backend on the daemon's reactors and buffer pools: the backend layer
+# and the runtime, no core, no config.
+$(BUILD)/nvmegate-bdev-perf: $(patsubst %.c,$(BUILD)/obj/%.o,$(BDEV_PERF_SRC)) $(call layer_libs,,bdev lib)
+	$(CC) $(CFLAGS) -o $@ $^ -pthread -luring -ljson-c
 
-$(BUILD)/nvmegate: $(CLI_SRC) $(HDRS) Makefile
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $(CLI_SRC) -ljson-c
+$(BUILD)/nvmegate: $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC)) $(call layer_libs,,lib)
+	$(CC) $(CFLAGS) -o $@ $^ -pthread -ljson-c
 
 asan: $(BUILD)/asan/nvmegated
 
-# C unit tests: each links the files it tests plus its own fakes.
-UNIT_ADMIN_SRC := tests/unit/test_admin.c nvme/admin.c nvme/identify.c nvme/log_page.c \
-                  nvme/features.c nvme/discovery.c nvme/ident.c
-$(BUILD)/unit/test_admin: $(UNIT_ADMIN_SRC) $(HDRS) Makefile
+# C unit tests (ASan+UBSan): tests/unit/test_X.c links the layers that
+# UNIT_X names; a test's own fakes take the place of the archive members
+# it replaces (test_pcie's fake VFIO, test_admin's fake subsystems).
+UNIT_TESTS := admin stats pcie
+UNIT_admin := core bdev lib
+UNIT_stats := core lib
+UNIT_pcie  := bdev lib
+$(BUILD)/unit/test_%: $(BUILD)/asan/obj/tests/unit/test_%.o $$(call layer_libs,asan/,$$(UNIT_$$*))
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(UNIT_ADMIN_SRC) $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/unit/test_stats: tests/unit/test_stats.c nvme/stats.c $(HDRS) Makefile
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ tests/unit/test_stats.c nvme/stats.c
+unit: $(foreach t,$(UNIT_TESTS),$(BUILD)/unit/test_$(t))
+	@set -e; for t in $(UNIT_TESTS); do $(BUILD)/unit/test_$$t; done
 
-# The PCIe driver against a software model of a controller (its fake VFIO
-# replaces nvme/pcie/vfio.c).
-UNIT_PCIE_SRC := tests/unit/test_pcie.c daemon/reactor.c daemon/bufpool.c daemon/log.c \
-                 daemon/devreg.c nvme/bdev_pcie.c nvme/pcie/ctrlr.c nvme/pcie/qpair.c \
-                 nvme/pcie/reset.c nvme/pcie/dma.c
-$(BUILD)/unit/test_pcie: $(UNIT_PCIE_SRC) $(HDRS) Makefile
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(UNIT_PCIE_SRC) $(LDLIBS)
-
-unit: $(BUILD)/unit/test_admin $(BUILD)/unit/test_stats $(BUILD)/unit/test_pcie
-	$(BUILD)/unit/test_admin
-	$(BUILD)/unit/test_stats
-	$(BUILD)/unit/test_pcie
+# Includes must follow the layering (docs/architecture.md).
+check-layers:
+	$(PYTHON) tools/check_layers.py
 
 # Installs what building and testing need (Debian 12), only when missing.
 DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \
@@ -104,7 +120,7 @@ run: deps all
 	fi
 	exec $(BUILD)/nvmegated -c $(RUN_DIR)/nvmegate.json
 
-test: deps all asan unit
+test: deps check-layers all asan unit
 	NVMEGATED=$(CURDIR)/$(BUILD)/asan/nvmegated NVMEGATE_PERF=$(CURDIR)/$(BUILD)/nvmegate-perf \
 	  NVMEGATE_CLI=$(CURDIR)/$(BUILD)/nvmegate NVMEGATE_BDEV_PERF=$(CURDIR)/$(BUILD)/nvmegate-bdev-perf \
 	  $(PYTHON) -m pytest -q tests

@@ -3,6 +3,7 @@
  * implement are accepted with a warning instead of failing the load. Every
  * message names the full key path so the user can find the offending line. */
 #include "conf/config.h"
+#include "lib/parse.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -33,8 +34,7 @@
 struct ctx {
 	char *err;
 	size_t errlen;
-	nvmg_conf_warn_fn warn;
-	void *wctx;
+	const struct nvmg_conf_env *env;
 	size_t plen;
 	char path[512]; /* key path of the value being checked */
 };
@@ -99,13 +99,13 @@ static void __attribute__((format(printf, 2, 3))) warnf(struct ctx *c, const cha
 	char msg[512], line[sizeof(msg) + sizeof(c->path) + 2];
 	va_list ap;
 
-	if (!c->warn)
+	if (!c->env || !c->env->warn)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	snprintf(line, sizeof(line), "%s: %s", c->path, msg);
-	c->warn(c->wctx, line);
+	c->env->warn(c->env->ctx, line);
 }
 
 static void warn_key(struct ctx *c, const char *key, const char *what)
@@ -156,16 +156,6 @@ static bool str_has_nul(struct json_object *v)
 	       strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v);
 }
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
 
 /* Decimal or 0x-hex (kernel attributes such as ieee_oui print as 0x...). */
 static int parse_i64_str(const char *s, int64_t *out)
@@ -178,7 +168,7 @@ static int parse_i64_str(const char *s, int64_t *out)
 		base = 16;
 		p += 2;
 	}
-	if (!((*p >= '0' && *p <= '9') || (base == 16 && hexval(*p) >= 0)))
+	if (!((*p >= '0' && *p <= '9') || (base == 16 && nvmg_hexval(*p) >= 0)))
 		return -EINVAL;
 	errno = 0;
 	unsigned long long u = strtoull(p, &end, base);
@@ -460,34 +450,7 @@ static int check_nqn(struct ctx *c, struct json_object *v, const char **out)
 	return 0;
 }
 
-/* n bytes as hex pairs; like the kernel, one '-' or ':' may follow a byte. */
-static int parse_hex_id(const char *s, uint8_t *out, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[0]), lo = hi < 0 ? -1 : hexval(s[1]);
 
-		if (lo < 0)
-			return -EINVAL;
-		out[i] = (uint8_t)(hi << 4 | lo);
-		s += 2;
-		if (i + 1 < n && (*s == '-' || *s == ':'))
-			s++;
-	}
-	return *s ? -EINVAL : 0;
-}
-
-static int parse_uuid(const char *s, uint8_t out[16])
-{
-	if (strlen(s) != 36)
-		return -EINVAL;
-	for (int i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-
-		if (dash ? s[i] != '-' : hexval(s[i]) < 0)
-			return -EINVAL;
-	}
-	return parse_hex_id(s, out, 16);
-}
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
@@ -497,61 +460,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-int nvmg_conf_parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
 
-	if (!s || !out)
-		return -EINVAL;
-	if (!strncmp(s, "mem:", 4))
-		s += 4;
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: break;
-	}
-	if (*end || v == 0 || v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
-int nvmg_conf_parse_pcie(const char *s, char *bdf, uint32_t *nsid)
-{
-	unsigned long long v;
-	char *end;
-
-	if (!s || strncmp(s, "pcie:", 5))
-		return -EINVAL;
-	s += 5;
-	/* DDDD:BB:DD.F, hex, exactly as in /sys/bus/pci/devices */
-	for (int i = 0; i < 12; i++) {
-		bool sep = i == 4 || i == 7 || i == 10;
-
-		if (sep ? s[i] != (i == 10 ? '.' : ':') : !isxdigit((unsigned char)s[i]))
-			return -EINVAL;
-	}
-	if (s[11] > '7' || s[8] > '1' || s[12] != '/' || s[13] < '1' || s[13] > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s + 13, &end, 10);
-	if (errno || *end || v == 0 || v >= 0xffffffffull)
-		return -EINVAL;
-	memcpy(bdf, s, 12);
-	bdf[12] = '\0';
-	*nsid = (uint32_t)v;
-	return 0;
-}
 
 /* "1.3" / "1.2.1" -> NVMe VS: major 31:16, minor 15:8, tertiary 7:0. */
 static int parse_version(const char *s, uint32_t *vs)
@@ -773,24 +682,11 @@ static int parse_device(struct ctx *c, struct nvmg_conf_ns *ns, struct json_obje
 			str = NULL;
 		else if (!*str)
 			return fail(c, "must not be empty");
-		if (str && !strncmp(str, "mem:", 4)) {
-			uint64_t size;
+		if (str && c->env && c->env->check_path) {
+			char why[512];
 
-			if (nvmg_conf_parse_size(str, &size))
-				return fail(c, "%s is not a valid size (mem:SIZE with SIZE > 0 "
-					       "and an optional K, M, G or T suffix)",
-					    quote(&q, str));
-			if (size % ns->lba_size)
-				return fail(c, "size %" PRIu64 " is not a multiple of lba_size %u",
-					    size, (unsigned)ns->lba_size);
-		}
-		if (str && !strncmp(str, "pcie:", 5)) {
-			char bdf[16];
-			uint32_t nsid;
-
-			if (nvmg_conf_parse_pcie(str, bdf, &nsid))
-				return fail(c, "%s is not a PCIe namespace (pcie:DDDD:BB:DD.F/NSID, "
-					       "e.g. pcie:0000:01:00.0/1)", quote(&q, str));
+			if (c->env->check_path(str, quote(&q, str), ns->lba_size, why, sizeof(why)))
+				return fail(c, "%s", why);
 		}
 		if (str && (ret = dup_str(c, str, &ns->path)))
 			return ret;
@@ -805,7 +701,7 @@ static int parse_device(struct ctx *c, struct nvmg_conf_ns *ns, struct json_obje
 		if ((ret = get_str(c, v, &str)))
 			return ret;
 		if (*str) {
-			ret = i == 0 ? parse_uuid(str, dst[i]) : parse_hex_id(str, dst[i], ids[i].len);
+			ret = i == 0 ? nvmg_parse_uuid(str, dst[i]) : nvmg_parse_hex_id(str, dst[i], ids[i].len);
 			if (ret)
 				return fail(c, "%s is not %s", quote(&q, str), ids[i].form);
 		}
@@ -1147,8 +1043,16 @@ static int parse_addr(struct ctx *c, struct nvmg_conf_port *port, struct json_ob
 		return fail(c, "missing required key");
 	if ((ret = get_str(c, v, &str)))
 		return ret;
-	if (strcasecmp(str, "tcp"))
-		return fail(c, "transport %s is not supported (only tcp)", quote(&q, str));
+	if (c->env && c->env->check_trtype) {
+		char why[512];
+
+		if (c->env->check_trtype(c->env->ctx, str, quote(&q, str), why, sizeof(why)))
+			return fail(c, "%s", why);
+	}
+	if (strlen(str) >= sizeof(port->trtype))
+		return fail(c, "transport %s is not supported", quote(&q, str));
+	for (size_t k = 0; str[k]; k++)
+		port->trtype[k] = (char)tolower((unsigned char)str[k]);
 	pop(c, old);
 
 	/* A referral-style addr.portid is accepted when it agrees with portid. */
@@ -1635,9 +1539,9 @@ static int parse_root(struct ctx *c, struct nvmg_conf *conf, struct json_object 
 
 /* buf must be NUL-terminated at buf[len]. */
 static int parse_buf(const char *buf, size_t len, struct nvmg_conf **out, char *err,
-		     size_t errlen, nvmg_conf_warn_fn warn, void *wctx)
+		     size_t errlen, const struct nvmg_conf_env *env)
 {
-	struct ctx c = { .err = err, .errlen = errlen, .warn = warn, .wctx = wctx };
+	struct ctx c = { .err = err, .errlen = errlen, .env = env };
 	struct json_tokener *tok;
 	struct json_object *root;
 	struct nvmg_conf *conf;
@@ -1692,9 +1596,9 @@ static int parse_buf(const char *buf, size_t len, struct nvmg_conf **out, char *
 }
 
 int nvmg_conf_parse(const char *json, struct nvmg_conf **out, char *err, size_t errlen,
-		    nvmg_conf_warn_fn warn, void *ctx)
+		    const struct nvmg_conf_env *env)
 {
-	return parse_buf(json, strlen(json), out, err, errlen, warn, ctx);
+	return parse_buf(json, strlen(json), out, err, errlen, env);
 }
 
 /* A relative mountpoint belongs next to the config file, wherever the
@@ -1750,22 +1654,22 @@ static int absolute_paths(struct ctx *c, const char *file, struct nvmg_conf **ou
 }
 
 int nvmg_conf_parse_at(const char *json, const char *file, struct nvmg_conf **out, char *err,
-		       size_t errlen, nvmg_conf_warn_fn warn, void *ctx)
+		       size_t errlen, const struct nvmg_conf_env *env)
 {
 	struct ctx c = { .err = err, .errlen = errlen };
-	int ret = parse_buf(json, strlen(json), out, err, errlen, warn, ctx);
+	int ret = parse_buf(json, strlen(json), out, err, errlen, env);
 
 	return ret ? ret : absolute_paths(&c, file, out);
 }
 
 int nvmg_conf_load(const char *file, struct nvmg_conf **out, char *err, size_t errlen,
-		   nvmg_conf_warn_fn warn, void *ctx)
+		   const struct nvmg_conf_env *env)
 {
-	return nvmg_conf_load_text(file, out, NULL, err, errlen, warn, ctx);
+	return nvmg_conf_load_text(file, out, NULL, err, errlen, env);
 }
 
 int nvmg_conf_load_text(const char *file, struct nvmg_conf **out, char **text, char *err,
-			size_t errlen, nvmg_conf_warn_fn warn, void *ctx)
+			size_t errlen, const struct nvmg_conf_env *env)
 {
 	struct ctx c = { .err = err, .errlen = errlen };
 	size_t len = 0, cap = 0;
@@ -1816,7 +1720,7 @@ int nvmg_conf_load_text(const char *file, struct nvmg_conf **out, char **text, c
 		ret = fail(&c, "%s is not a text file (it contains a NUL byte)", file);
 		goto out;
 	}
-	ret = parse_buf(buf, len, out, err, errlen, warn, ctx);
+	ret = parse_buf(buf, len, out, err, errlen, env);
 	if (!ret)
 		ret = absolute_paths(&c, file, out);
 	if (!ret && text) {

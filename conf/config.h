@@ -7,15 +7,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "lib/log.h"
 
 #define NVMG_NQN_MAX 223 /* NVMe Base 2.0: NQNs are at most 223 bytes */
 
-enum nvmg_log_level {
-	NVMG_LOG_ERROR = 0,
-	NVMG_LOG_WARN,
-	NVMG_LOG_INFO,
-	NVMG_LOG_DEBUG,
-};
 
 struct nvmg_conf_ns {
 	uint32_t nsid;
@@ -54,6 +49,7 @@ struct nvmg_conf_alias {
 
 struct nvmg_conf_port {
 	uint16_t portid;
+	char trtype[16];        /* addr.trtype, lower case: a registered transport */
 	enum nvmg_adrfam adrfam;
 	char *traddr;           /* numeric address; 0.0.0.0 / :: are wildcards */
 	uint16_t trsvcid;
@@ -88,33 +84,40 @@ struct nvmg_conf {
 	char *control_group;           /* NULL: root (the daemon's user) only */
 };
 
+/* What a config is checked against that conf/ does not own: the backends'
+ * device path syntax and the registered transports. The daemon fills it;
+ * any member may be NULL (no warnings; any path; any trtype). */
+typedef void (*nvmg_conf_warn_fn)(void *ctx, const char *msg);
+struct nvmg_conf_env {
+	/* Keys we know of but do not implement yet are accepted; each is
+	 * reported once through warn(ctx, msg). */
+	nvmg_conf_warn_fn warn;
+	void *ctx;
+	/* 0, or -EINVAL with the reason in err; shown is the path quoted for
+	 * the message. lba_size is the namespace's. */
+	int (*check_path)(const char *path, const char *shown, uint32_t lba_size, char *err,
+			  size_t errlen);
+	/* 0 if trtype (as written) names a transport that serves ports, or
+	 * -EINVAL with the reason in err. */
+	int (*check_trtype)(void *ctx, const char *trtype, const char *shown, char *err,
+			    size_t errlen);
+};
+
 /* Parse and validate FILE. On success returns 0 and *out (free with
  * nvmg_conf_free). On failure returns a negative errno and writes one line,
  * naming the key and the problem, to err (e.g.
- * "subsystems[0].namespaces[1].nsid: duplicate nsid 1").
- * Keys we know of but do not implement yet are accepted; each is reported
- * once through warn(ctx, msg) (warn may be NULL). */
-typedef void (*nvmg_conf_warn_fn)(void *ctx, const char *msg);
+ * "subsystems[0].namespaces[1].nsid: duplicate nsid 1"). */
 int nvmg_conf_load(const char *file, struct nvmg_conf **out, char *err, size_t errlen,
-		   nvmg_conf_warn_fn warn, void *ctx);
+		   const struct nvmg_conf_env *env);
 /* nvmg_conf_load that also returns the file's text (free it) on success. */
 int nvmg_conf_load_text(const char *file, struct nvmg_conf **out, char **text, char *err,
-			size_t errlen, nvmg_conf_warn_fn warn, void *ctx);
+			size_t errlen, const struct nvmg_conf_env *env);
 int nvmg_conf_parse(const char *json, struct nvmg_conf **out, char *err, size_t errlen,
-		    nvmg_conf_warn_fn warn, void *ctx);
+		    const struct nvmg_conf_env *env);
 /* nvmg_conf_parse, with relative paths resolved as if the text were read
  * from FILE (the control socket's edits of the running config). */
 int nvmg_conf_parse_at(const char *json, const char *file, struct nvmg_conf **out, char *err,
-		       size_t errlen, nvmg_conf_warn_fn warn, void *ctx);
+		       size_t errlen, const struct nvmg_conf_env *env);
 void nvmg_conf_free(struct nvmg_conf *conf);
-
-/* "mem:SIZE" with an optional K/M/G/T (binary) suffix. Returns 0 or -EINVAL.
- * The "mem:" prefix is optional, so both ns->path and ns->path + 4 work.
- * SIZE is decimal and > 0; the loader also checks it against lba_size. */
-int nvmg_conf_parse_size(const char *s, uint64_t *out);
-
-/* "pcie:DDDD:BB:DD.F/NSID" (the device's PCI address as sysfs spells it,
- * and a namespace ID of that device). bdf gets 13 bytes. 0 or -EINVAL. */
-int nvmg_conf_parse_pcie(const char *s, char *bdf, uint32_t *nsid);
 
 #endif

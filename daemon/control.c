@@ -17,8 +17,8 @@
 #include "daemon/control.h"
 #include "daemon/control_internal.h"
 #include "daemon/daemon.h"
-#include "daemon/log.h"
-#include "daemon/reactor.h"
+#include "lib/log.h"
+#include "lib/reactor.h"
 
 #define MAX_CLIENTS 16
 #define MAX_REQUEST (64 * 1024)

@@ -13,7 +13,7 @@
 #include "daemon/control.h"
 #include "daemon/control_internal.h"
 #include "daemon/daemon.h"
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "nvme/subsys.h"
 
 /* ---- responses and arguments (shared with control_show.c) ---- */

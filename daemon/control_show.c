@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include "daemon/control_internal.h"
 #include "daemon/daemon.h"
-#include "daemon/reactor.h"
+#include "lib/reactor.h"
 #include "net/tcp.h"
 #include "nvme/admin.h"
 #include "nvme/core.h"

@@ -3,15 +3,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "daemon/daemon.h"
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "fuse/nvmg_fuse.h"
+#include "nvme/bdev/path.h"
 #include "nvme/subsys.h"
 
 static void warn_cb(void *ctx, const char *msg)
 {
 	(void)ctx;
 	log_warn("%s", msg);
+}
+
+static int check_trtype(void *ctx, const char *trtype, const char *shown, char *err, size_t errlen)
+{
+	(void)ctx;
+	if (strcasecmp(trtype, "tcp")) {
+		snprintf(err, errlen, "transport %s is not supported (only tcp)", shown);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void nvmg_daemon_conf_env(struct nvmg_daemon *d, struct nvmg_conf_env *env)
+{
+	*env = (struct nvmg_conf_env){ .warn = warn_cb, .ctx = d, .check_path = nvmg_bdev_check_path,
+				       .check_trtype = check_trtype };
 }
 
 static bool str_differs(const char *a, const char *b)
@@ -74,8 +92,12 @@ static int apply_conf(struct nvmg_daemon *d, struct nvmg_conf *conf, char *text,
 
 int nvmg_daemon_apply_locked(struct nvmg_daemon *d, char *text, char *err, size_t errlen)
 {
+	struct nvmg_conf_env env;
 	struct nvmg_conf *conf;
-	int ret = nvmg_conf_parse_at(text, d->conf_file, &conf, err, errlen, warn_cb, NULL);
+	int ret;
+
+	nvmg_daemon_conf_env(d, &env);
+	ret = nvmg_conf_parse_at(text, d->conf_file, &conf, err, errlen, &env);
 
 	if (ret) {
 		free(text);
@@ -86,12 +108,14 @@ int nvmg_daemon_apply_locked(struct nvmg_daemon *d, char *text, char *err, size_
 
 int nvmg_daemon_reload(struct nvmg_daemon *d, char *err, size_t errlen)
 {
+	struct nvmg_conf_env env;
 	struct nvmg_conf *conf;
 	char *text = NULL;
 	int ret;
 
 	pthread_mutex_lock(&d->lock);
-	ret = nvmg_conf_load_text(d->conf_file, &conf, &text, err, errlen, warn_cb, NULL);
+	nvmg_daemon_conf_env(d, &env);
+	ret = nvmg_conf_load_text(d->conf_file, &conf, &text, err, errlen, &env);
 	if (!ret)
 		ret = apply_conf(d, conf, text, err, errlen);
 	pthread_mutex_unlock(&d->lock);

@@ -38,6 +38,9 @@ int nvmg_daemon_apply_locked(struct nvmg_daemon *d, char *text, char *err, size_
 /* Remember conf's start-only settings (main, once). Returns 0 or -ENOMEM. */
 int nvmg_daemon_keep_fixed(struct nvmg_daemon *d, const struct nvmg_conf *conf);
 void nvmg_daemon_free_fixed(struct nvmg_daemon *d);
+/* What configs are checked against: warnings to the log, the backends'
+ * path syntax, the transports that serve ports. */
+void nvmg_daemon_conf_env(struct nvmg_daemon *d, struct nvmg_conf_env *env);
 /* Re-read conf_file and apply it (SIGHUP, `nvmegate reload`). */
 int nvmg_daemon_reload(struct nvmg_daemon *d, char *err, size_t errlen);
 

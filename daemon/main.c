@@ -10,13 +10,13 @@
 #include "conf/config.h"
 #include "daemon/control.h"
 #include "daemon/daemon.h"
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "daemon/notify.h"
-#include "daemon/reactor.h"
+#include "lib/reactor.h"
 #include "fuse/nvmg_fuse.h"
 #include "net/tcp.h"
 #include "nvme/admin.h"
-#include "nvme/pcie/bind.h"
+#include "nvme/bdev/pcie/bind.h"
 #include "nvme/subsys.h"
 
 #define EXIT_CONFIG 2
@@ -36,12 +36,6 @@ static void usage(FILE *f)
 		"  -V, --version       print the version\n"
 		"  -h, --help          this text\n"
 		"Signals: SIGHUP reloads the configuration, SIGTERM stops cleanly.\n");
-}
-
-static void warn_cb(void *ctx, const char *msg)
-{
-	(void)ctx;
-	log_warn("%s", msg);
 }
 
 static unsigned reactor_count(const struct nvmg_conf *conf)
@@ -128,6 +122,7 @@ int main(int argc, char **argv)
 	bool check_only = false;
 	struct nvmg_reactor_features feat;
 	struct nvmg_tcp_opts topts;
+	struct nvmg_conf_env env;
 	struct nvmg_conf *conf;
 	struct nvmg_watchdog wd = { 0 };
 	char err[512] = "";
@@ -169,7 +164,8 @@ int main(int argc, char **argv)
 	dmn.conf_file = file;
 	dmn.start_ms = nvmg_now_ms();
 	pthread_mutex_init(&dmn.lock, NULL);
-	ret = nvmg_conf_load_text(file, &conf, &dmn.running_json, err, sizeof(err), warn_cb, NULL);
+	nvmg_daemon_conf_env(&dmn, &env);
+	ret = nvmg_conf_load_text(file, &conf, &dmn.running_json, err, sizeof(err), &env);
 	if (ret) {
 		fprintf(stderr, "nvmegated: %s: %s\n", file, err);
 		return EXIT_CONFIG;

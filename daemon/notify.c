@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "daemon/notify.h"
-#include "daemon/reactor.h"
+#include "lib/reactor.h"
 
 void nvmg_notify(const char *fmt, ...)
 {

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "fuse/internal.h"
 
 #define FUSECTL_DIR "/sys/fs/fuse/connections"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "fuse/internal.h"
 
 /* Names and attributes change only on reload, which tells the kernel

@@ -16,7 +16,7 @@
 #include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "fuse/internal.h"
 
 /* Workers only read a request and hand it off, so a few suffice; each one

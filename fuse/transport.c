@@ -25,8 +25,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-#include "daemon/log.h"
-#include "daemon/reactor.h"
+#include "lib/log.h"
+#include "lib/reactor.h"
 #include "fuse/internal.h"
 
 TAILQ_HEAD(fuse_cmd_list, fuse_cmd);

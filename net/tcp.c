@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "net/crc32c.h"
 #include "net/tcp_internal.h"
 #include "net/tcp_pdu.h"

@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "net/tcp_internal.h"
 
 struct tcp_listener {

@@ -2,7 +2,7 @@
  * the controller's lock, and delivered on the admin queue's reactor by
  * completing a waiting Asynchronous Event Request. */
 #include <stdlib.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "nvme/core.h"
 
 /* Which Async Event Configuration bit enables an event (Notice type). */

@@ -1,8 +1,8 @@
 /* Request life cycle: parse a command for its queue, complete it. */
 #include <stdlib.h>
 #include <string.h>
-#include "daemon/reactor.h"
-#include "daemon/log.h"
+#include "lib/reactor.h"
+#include "lib/log.h"
 #include "nvme/core.h"
 
 uint16_t nvmg_req_init(struct nvmg_req *req)

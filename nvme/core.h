@@ -17,9 +17,8 @@
 #include <endian.h>
 #include <sys/socket.h>
 #include "nvme/spec.h"
-#include "nvme/bdev.h"
+#include "nvme/bdev/bdev.h"
 #include "nvme/stats.h"
-#include "conf/config.h"
 
 #define NVMG_MQES 127            /* CAP.MQES, 0's based: 128 entries */
 #define NVMG_MAXCMD 128

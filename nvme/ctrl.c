@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "nvme/core.h"
 
 #define NVMG_CAP_TO 20 /* CAP.TO in 500 ms units: 10 s */

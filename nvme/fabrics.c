@@ -1,7 +1,7 @@
 /* Fabrics commands: Connect, Property Get/Set, Disconnect. */
 #include <stddef.h>
 #include <string.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "nvme/core.h"
 
 static uint16_t connect_fail(struct nvmg_req *req, uint16_t status, uint32_t ipo)

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "nvme/subsys.h"
 
 static const struct nvmg_conf_subsys *conf_subsys(const struct nvmg_conf *conf, const char *nqn)

@@ -4,7 +4,7 @@
 #define NVMG_STATS_H
 
 #include <stdint.h>
-#include <time.h>
+#include "lib/clock.h"
 
 /* Log-linear buckets: exact below 8 ns, then 8 per power of two (at most
  * 12.5% wide), up to 2^42 ns (over an hour). */
@@ -33,14 +33,6 @@ struct nvmg_io_stats {
 	uint64_t errors;
 	struct nvmg_lat_hist lat;   /* I/O commands, submission to completion */
 };
-
-static inline uint64_t nvmg_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 void nvmg_lat_record(struct nvmg_lat_hist *h, uint64_t ns);
 /* dst += src, reading src with relaxed loads (src may be live). */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "nvme/subsys.h"
 
 struct nvmg_host_count {

@@ -3,6 +3,7 @@
 #ifndef NVMG_SUBSYS_H
 #define NVMG_SUBSYS_H
 
+#include "conf/config.h"
 #include "nvme/core.h"
 
 int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char *err, size_t errlen);

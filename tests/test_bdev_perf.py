@@ -88,8 +88,8 @@ def test_read_opens_read_only(img):
 
 @pytest.mark.parametrize("path,words", [
     ("/nonexistent/disk.img", ["/nonexistent/disk.img", "No such file"]),
-    ("mem:12Q", ["mem:12Q", "bad size"]),
-    ("pcie:not-a-bdf", ["pcie:not-a-bdf", "bad PCIe path"]),
+    ("mem:12Q", ["mem:12Q", "is not a valid size"]),
+    ("pcie:not-a-bdf", ["pcie:not-a-bdf", "is not a PCIe namespace"]),
     ("pcie:0000:7f:1f.7/1", ["0000:7f:1f.7"]),
 ])
 def test_bad_path(path, words):

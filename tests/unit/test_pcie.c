@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "tests/unit/check.h"
-#include "daemon/log.h"
-#include "nvme/pcie/pcie.h"
+#include "lib/log.h"
+#include "nvme/bdev/pcie/pcie.h"
 
 
 /* ---------------------------------------------------------- the model */

@@ -11,9 +11,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include "daemon/reactor.h"
-#include "nvme/bdev.h"
-#include "nvme/stats.h"
+#include "lib/reactor.h"
+#include "nvme/bdev/bdev.h"
+#include "lib/clock.h"
 #include "tools/perf/hist.h"
 
 #define BP_NAME "nvmegate-bdev-perf"

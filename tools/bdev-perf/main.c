@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 #include "tools/bdev-perf/bdev_perf.h"
 
 #define EXIT_USAGE 2

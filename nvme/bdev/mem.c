@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include "nvme/bdev.h"
+#include "nvme/bdev/bdev.h"
 
 struct mem_bdev {
 	struct nvmg_bdev b;

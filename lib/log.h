@@ -2,7 +2,12 @@
 #ifndef NVMG_LOG_H
 #define NVMG_LOG_H
 
-#include "conf/config.h"
+enum nvmg_log_level {
+	NVMG_LOG_ERROR = 0,
+	NVMG_LOG_WARN,
+	NVMG_LOG_INFO,
+	NVMG_LOG_DEBUG,
+};
 
 void nvmg_log_set_level(enum nvmg_log_level level);
 enum nvmg_log_level nvmg_log_get_level(void);

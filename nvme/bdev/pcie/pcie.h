@@ -10,11 +10,11 @@
 #include <stdint.h>
 #include <string.h>
 #include <endian.h>
-#include "daemon/reactor.h"
-#include "nvme/bdev.h"
+#include "lib/reactor.h"
+#include "nvme/bdev/bdev.h"
 #include "nvme/spec.h"
-#include "nvme/pcie/dma.h"
-#include "nvme/pcie/vfio.h"
+#include "nvme/bdev/pcie/dma.h"
+#include "nvme/bdev/pcie/vfio.h"
 
 #define PCIE_PAGE 4096u
 #define PCIE_ADMIN_DEPTH 32

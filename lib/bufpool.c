@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include "daemon/bufpool.h"
+#include "lib/bufpool.h"
 
 /* ASan cannot see arena buffers as heap: poison what is not handed out,
  * so the sanitizer build still catches overruns into pooled memory. */

@@ -8,8 +8,8 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
-#include "daemon/log.h"
-#include "daemon/reactor.h"
+#include "lib/log.h"
+#include "lib/reactor.h"
 
 #define RING_ENTRIES 1024
 #define TICK_MS 500
@@ -59,14 +59,6 @@ struct nvmg_bufpool *nvmg_reactor_bufpool(struct nvmg_reactor *r)
 const struct nvmg_reactor_features *nvmg_reactor_features(struct nvmg_reactor *r)
 {
 	return &r->feat;
-}
-
-uint64_t nvmg_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 struct io_uring_sqe *nvmg_reactor_sqe(struct nvmg_reactor *r)

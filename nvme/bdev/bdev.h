@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 #include <stddef.h>
-#include "daemon/reactor.h"
+#include "lib/reactor.h"
 #include "nvme/spec.h"
 
 enum nvmg_bdev_op {

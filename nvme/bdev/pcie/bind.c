@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "nvme/pcie/bind.h"
-#include "nvme/pcie/vfio.h"
+#include "nvme/bdev/pcie/bind.h"
+#include "nvme/bdev/pcie/vfio.h"
 
 static int sysfs_write(const char *path, const char *val)
 {

@@ -7,8 +7,8 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
-#include "daemon/log.h"
-#include "nvme/pcie/pcie.h"
+#include "lib/log.h"
+#include "nvme/bdev/pcie/pcie.h"
 
 #define CAP_CSS_NVM (1ull << 37)
 #define CAP_MPSMIN(cap) (((cap) >> 48) & 0xf)

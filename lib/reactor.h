@@ -8,11 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <liburing.h>
-#include "daemon/bufpool.h"
+#include "lib/bufpool.h"
+#include "lib/clock.h"
+#include "lib/util.h"
 
 struct nvmg_reactor;
-
-#define nvmg_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 /* Every SQE's user_data points to one of these; the loop calls fn with the
  * CQE's result and flags. */
@@ -67,9 +67,8 @@ unsigned nvmg_reactor_id(struct nvmg_reactor *r);
 struct nvmg_bufpool *nvmg_reactor_bufpool(struct nvmg_reactor *r);
 /* The reactor running on the calling thread, or NULL. */
 struct nvmg_reactor *nvmg_reactor_self(void);
-uint64_t nvmg_now_ms(void);
 
-/* Process-level management (daemon/reactor.c). */
+/* Process-level management (lib/reactor.c). */
 struct nvmg_reactor *nvmg_reactor_create(unsigned id, int *err);
 int nvmg_reactor_start(struct nvmg_reactor *r);
 void nvmg_reactor_stop(struct nvmg_reactor *r); /* ask to exit; join */

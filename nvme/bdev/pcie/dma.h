@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "nvme/pcie/vfio.h"
+#include "nvme/bdev/pcie/vfio.h"
 
 struct nvmg_dma {
 	uint8_t *va;

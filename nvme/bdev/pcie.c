@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "daemon/devreg.h"
-#include "daemon/log.h"
-#include "nvme/pcie/pcie.h"
+#include "nvme/bdev/devreg.h"
+#include "lib/log.h"
+#include "nvme/bdev/pcie/pcie.h"
 
 static void *ctrlr_open(const char *bdf, char *err, size_t errlen, int *ret)
 {

@@ -8,7 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/capability.h>
-#include "nvme/pcie/dma.h"
+#include "nvme/bdev/pcie/dma.h"
 
 #define HUGE_2M (2ul << 20)
 

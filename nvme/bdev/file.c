@@ -9,8 +9,8 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "daemon/log.h"
-#include "nvme/bdev.h"
+#include "lib/log.h"
+#include "nvme/bdev/bdev.h"
 
 #define ZERO_BUF_SIZE (1u << 20)
 

@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
-#include "nvme/pcie/vfio.h"
+#include "nvme/bdev/pcie/vfio.h"
 
 /* x86's interrupt window: a DMA write there is an MSI, never data. */
 #define MSI_START 0xfee00000ull

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "daemon/log.h"
-#include "nvme/pcie/pcie.h"
+#include "lib/log.h"
+#include "nvme/bdev/pcie/pcie.h"
 
 /* bdev_io->stage bits (the backend-private state bdev.h gives us) */
 #define ST_SENT 1u    /* the one command of a zero-length op is posted */

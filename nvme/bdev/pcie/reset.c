@@ -12,8 +12,8 @@
 #include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-#include "daemon/log.h"
-#include "nvme/pcie/pcie.h"
+#include "lib/log.h"
+#include "nvme/bdev/pcie/pcie.h"
 
 
 struct quiesce_msg {

@@ -2,7 +2,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include "daemon/devreg.h"
+#include "nvme/bdev/devreg.h"
 
 struct devreg_ent {
 	struct devreg_ent *next;

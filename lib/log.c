@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "daemon/log.h"
+#include "lib/log.h"
 
 /* The process's only logging state; atomic so reloads may change it. */
 static _Atomic int log_level = NVMG_LOG_INFO;
