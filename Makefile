@@ -72,10 +72,13 @@ asan: $(BUILD)/asan/nvmegated
 # C unit tests (ASan+UBSan): tests/unit/test_X.c links the layers that
 # UNIT_X names; a test's own fakes take the place of the archive members
 # it replaces (test_pcie's fake VFIO, test_admin's fake subsystems).
-UNIT_TESTS := admin stats pcie
+UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_admin := core bdev lib
 UNIT_stats := core lib
 UNIT_pcie  := bdev lib
+UNIT_conf  := conf lib
+UNIT_lib   := lib
+UNIT_pdu   := net lib
 $(BUILD)/unit/test_%: $(BUILD)/asan/obj/tests/unit/test_%.o $$(call layer_libs,asan/,$$(UNIT_$$*))
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
