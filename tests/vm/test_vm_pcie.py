@@ -1,4 +1,4 @@
-"""The userspace PCIe NVMe driver (nvme/pcie/) against QEMU's emulated NVMe
+"""The userspace PCIe NVMe driver (nvme/bdev/pcie/) against QEMU's emulated NVMe
 controller behind QEMU's emulated IOMMU, in a TCG guest (tests/vm).
 
 One guest boot runs guest/pcie.sh: the controller (two namespaces, 512 B
