@@ -2,54 +2,11 @@
 corrupted the daemon's memory. Each must leave the daemon serving everyone
 else (the ASan build reports memory errors at teardown)."""
 import random
-import socket
-import struct
 import time
 
 import nvmetcp as n
 
 MIB = 1 << 20
-
-
-def _icreq():
-    return struct.pack("<BBBBI", 0, 0, 128, 0, 128) + struct.pack("<HBBI112x", 0, 0, 0, 0)
-
-
-def test_icreq_and_bad_pdu_in_one_segment(target):
-    # The ICResp and the C2HTermReq are both queued in one receive: the
-    # target must send both and close, not loop on its send list.
-    s = socket.create_connection((target.addr, target.port))
-    s.settimeout(5)
-    s.sendall(_icreq() + _icreq())  # second ICReq: PDU sequence error
-    got = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        got += b
-    s.close()
-    assert got[0] == 0x01 and len(got) >= 128, "ICResp first"
-    term = got[128:]
-    assert term[0] == 0x03, "then a C2HTermReq"
-    assert struct.unpack_from("<H", term, 8)[0] == 0x02, "FES: PDU sequence error"
-    for _ in range(4):  # every reactor still answers
-        target.check_serving()
-
-
-def test_h2cdata_before_r2t_is_a_sequence_error(target):
-    # A host guessing the TTAG and sending data with the capsule, before the
-    # R2T left, gets a TermReq instead of hanging the reactor.
-    c = target.controller(nr_io=1)
-    q = c.io[0]
-    data = bytes(range(256)) * 16
-    s = n.sqe(n.IO_WRITE, nsid=2, cdw10=0, cdw12=len(data) // 512 - 1)
-    struct.pack_into("<H", s, 2, 7)
-    s[24:40] = n.sgl(0, len(data), n.SGL_TRANSPORT_DATA_BLOCK)
-    q.send_raw(q.build_pdu(n.CMD, bytes(s)) + q.h2c_pdu(7, 0, 0, data, last=True))
-    time.sleep(0.5)
-    c.close()
-    target.check_serving()
-    target.check_serving()
 
 
 def test_second_connect_while_first_waits_for_data(target):
