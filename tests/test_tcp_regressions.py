@@ -9,29 +9,6 @@ import nvmetcp as n
 MIB = 1 << 20
 
 
-def test_second_connect_while_first_waits_for_data(target):
-    # The first Connect's data comes by R2T; a second Connect on the same
-    # socket must be refused, not bind the socket to two queue IDs.
-    c = target.controller(nr_io=0)
-    c.set_features(n.FID_NUM_QUEUES, (3 << 16) | 3).check()
-    q = c.new_queue()
-    data = n.connect_data(c.hostid, c.cntlid, target.nqn, c.hostnqn)
-    a = q.submit(n.connect_sqe(1, 31), write=data, incapsule=False, manual_r2t=True)
-    while not a.r2ts:
-        q._pump(time.monotonic() + 5)
-    b = q.submit(n.connect_sqe(2, 31), write=data, incapsule=True)
-    comp_b = q.wait(b)
-    assert (comp_b.sct, comp_b.sc) == (0, 0x0C), comp_b  # Command Sequence Error
-    r2to, r2tl, ttag = a.r2ts[0]
-    q.send_h2c(a, ttag, r2to, r2tl)
-    assert q.wait(a).ok
-    q.close()
-    time.sleep(0.3)
-    c.close()
-    time.sleep(0.3)
-    target.check_serving()
-
-
 def test_close_while_receiving_into_command_buffer(target):
     # The admin queue goes away (its I/O queue is torn down) while a 1 MiB
     # H2CData payload is being received straight into a command buffer.
