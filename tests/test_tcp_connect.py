@@ -145,7 +145,7 @@ def test_second_connect_while_first_waits_for_data(target):
         q._pump(time.monotonic() + 5)
     b = q.submit(n.connect_sqe(2, 31), write=data, incapsule=True)
     comp_b = q.wait(b)
-    assert (comp_b.sct, comp_b.sc) == (0, 0x0C), comp_b  # Command Sequence Error
+    assert (comp_b.sct, comp_b.sc) == (n.SCT_GENERIC, n.SC_CMD_SEQ_ERROR), comp_b
     r2to, r2tl, ttag = a.r2ts[0]
     q.send_h2c(a, ttag, r2to, r2tl)
     assert q.wait(a).ok
@@ -161,15 +161,17 @@ def test_second_connect_while_first_waits_for_data(target):
 
 
 def test_io_before_connect_is_not_executed(target):
-    """A command capsule (not Connect) on a fresh queue must not run."""
+    """A command capsule (not Connect) on a fresh queue must not run: it is
+    refused with Command Sequence Error, and a write's data is not stored."""
     q = target.queue()
     q.icreq()
-    try:
-        comp = q.execute(n.sqe(n.IO_READ, nsid=2, cdw12=0), read_len=512, timeout=3)
-    except (n.TermReqReceived, n.ConnectionClosed):
-        pass
-    else:
+    for s, kw in ((n.sqe(n.IO_READ, nsid=2, cdw12=0), dict(read_len=512)),
+                  (n.sqe(n.IO_WRITE, nsid=2, cdw12=7), dict(write=n.pattern(4096, 1),
+                                                            incapsule=True))):
+        comp = q.execute(s, timeout=3, **kw)
         assert not comp.ok, comp
+        assert (comp.sct, comp.sc, comp.dnr) == (n.SCT_GENERIC, n.SC_CMD_SEQ_ERROR, True), comp
+    assert target.controller().read(2, 0, 8).check().data == bytes(4096)
     target.check_serving()
 
 
