@@ -1,11 +1,15 @@
-"""Many connections at once, each doing verified I/O on its own LBA range."""
+"""Many connections at once, each doing verified I/O on its own LBA range,
+and connections torn down while other work is in flight."""
 
+import random
 import threading
+import time
 
 import nvmetcp as n
 
 THREADS = 32
 ROUNDS = 6
+MIB = 1 << 20
 
 
 def worker(idx, get_queue, ctrl_for, nsid, errors, barrier):
@@ -81,4 +85,43 @@ def test_32_controllers_concurrently(target):
             i, get, lambda q: owners[id(q)], nsid, errors, barrier))
     run_threads(fns)
     assert not errors, errors
+    target.check_serving()
+
+
+
+def test_close_while_receiving_into_command_buffer(target):
+    """Controller teardown racing a receive: the admin queue goes away (so
+    its I/O queue is torn down) while a 1 MiB H2CData payload is being
+    received straight into a command buffer. The half-received write must
+    not run, and the buffer must not be written after it went back to the
+    pool: large reads that reuse the pools right after return the data on
+    disk (the ASan build reports any use after free at teardown)."""
+    stored = n.pattern(MIB, 11)
+    target.controller(nr_io=1).write(2, 0, stored).check()
+    for i in range(40):
+        c = target.controller(nr_io=1, timeout=3)
+        q = c.io[0]
+        cmd = q.submit(n.sqe(n.IO_WRITE, nsid=2, cdw12=MIB // 512 - 1), write=b"\0" * MIB,
+                       incapsule=False, manual_r2t=True)
+        while not cmd.r2ts:
+            q._pump(time.monotonic() + 3)
+        _, _, ttag = cmd.r2ts[0]
+        pdu = q.h2c_pdu(cmd.cid, ttag, 0, b"A" * MIB)
+        q.send_raw(pdu[:24])
+        time.sleep(0.01)
+        c.admin.sock.close()
+        time.sleep(random.uniform(0, 0.001))
+        try:
+            q.sock.send(pdu[24:24 + 4096])
+        except OSError:
+            pass
+        q.sock.close()
+        # reuse the reactors' buffer pools with large reads
+        r = target.controller(nr_io=2, timeout=5)
+        for qi in range(2):
+            cmds = [r.io[qi].submit(n.sqe(n.IO_READ, nsid=2, cdw12=MIB // 512 - 1), read_len=MIB)
+                    for _ in range(3)]
+            for comp in r.io[qi].wait_all(cmds):
+                assert comp.check().data == stored, "round %d: read data corrupted" % i
+        r.close()
     target.check_serving()

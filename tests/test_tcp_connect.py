@@ -1,5 +1,7 @@
 """ICReq/ICResp negotiation and Fabrics Connect (admin and I/O queues)."""
 
+import time
+
 import pytest
 
 import nvmetcp as n
@@ -129,16 +131,47 @@ def test_io_connect_from_another_host(target):
     assert c.connect_io() is c.io[0]
 
 
+def test_second_connect_while_first_waits_for_data(target):
+    """One queue, one Connect: while the first Connect waits for its data
+    (sent by R2T), a second Connect on the same socket is refused with a
+    Command Sequence Error instead of binding the socket to two queue IDs;
+    the first still completes."""
+    c = target.controller(nr_io=0)
+    c.set_features(n.FID_NUM_QUEUES, (3 << 16) | 3).check()
+    q = c.new_queue()
+    data = n.connect_data(c.hostid, c.cntlid, target.nqn, c.hostnqn)
+    a = q.submit(n.connect_sqe(1, 31), write=data, incapsule=False, manual_r2t=True)
+    while not a.r2ts:
+        q._pump(time.monotonic() + 5)
+    b = q.submit(n.connect_sqe(2, 31), write=data, incapsule=True)
+    comp_b = q.wait(b)
+    assert (comp_b.sct, comp_b.sc) == (n.SCT_GENERIC, n.SC_CMD_SEQ_ERROR), comp_b
+    r2to, r2tl, ttag = a.r2ts[0]
+    q.send_h2c(a, ttag, r2to, r2tl)
+    assert q.wait(a).ok
+    # the socket is I/O queue 1 only: it carries I/O as SQID 1, and queue
+    # ID 2 is still free for another connection
+    assert c.read(2, 0, 1, q=q).check().sqid == 1
+    assert c.connect_io(qid=2).qid == 2
+    q.close()
+    time.sleep(0.3)
+    c.close()
+    time.sleep(0.3)
+    target.check_serving()
+
+
 def test_io_before_connect_is_not_executed(target):
-    """A command capsule (not Connect) on a fresh queue must not run."""
+    """A command capsule (not Connect) on a fresh queue must not run: it is
+    refused with Command Sequence Error, and a write's data is not stored."""
     q = target.queue()
     q.icreq()
-    try:
-        comp = q.execute(n.sqe(n.IO_READ, nsid=2, cdw12=0), read_len=512, timeout=3)
-    except (n.TermReqReceived, n.ConnectionClosed):
-        pass
-    else:
+    for s, kw in ((n.sqe(n.IO_READ, nsid=2, cdw12=0), dict(read_len=512)),
+                  (n.sqe(n.IO_WRITE, nsid=2, cdw12=7), dict(write=n.pattern(4096, 1),
+                                                            incapsule=True))):
+        comp = q.execute(s, timeout=3, **kw)
         assert not comp.ok, comp
+        assert (comp.sct, comp.sc, comp.dnr) == (n.SCT_GENERIC, n.SC_CMD_SEQ_ERROR, True), comp
+    assert target.controller().read(2, 0, 8).check().data == bytes(4096)
     target.check_serving()
 
 

@@ -66,6 +66,22 @@ def test_icreq_with_wrong_hlen(target, bystander):
     bystander.check()
 
 
+def test_icreq_and_second_icreq_in_one_segment(target, bystander):
+    """A second ICReq is a PDU sequence error. Sent in the same segment as
+    the first, the ICResp and the C2HTermReq are queued by one receive: the
+    target must send both, in order, and close (it once looped on its send
+    list and hung the reactor)."""
+    q = target.queue()
+    icreq = struct.pack("<BBBBI", n.ICREQ, 0, 128, 0, 128) + struct.pack("<HBBI112x", 0, 0, 0, 0)
+    q.send_raw(icreq + icreq)
+    assert q.recv_pdu().type == n.ICRESP, "ICResp first"
+    expect_fatal(q, n.FES_PDU_SEQUENCE, fei=0, sent=icreq)
+    assert not q.unsolicited, "then the C2HTermReq, nothing between: %r" % q.unsolicited
+    bystander.check()
+    for _ in range(4):  # every reactor still answers
+        target.check_serving()
+
+
 @pytest.mark.parametrize("ptype,hlen", [(n.CMD, 80), (n.CMD, 24), (n.H2C_DATA, 32)])
 def test_pdu_with_wrong_hlen(target, bystander, ptype, hlen):
     c, q = connected_queue(target)
@@ -128,6 +144,36 @@ def test_h2cdata_beyond_r2t(target, bystander, how):
         pdu = q.h2c_pdu(cmd.cid, ttag, r2to + 512, n.pattern(r2tl, 5))
     q.send_raw(pdu)
     expect_fatal(q, n.FES_DATA_OUT_OF_RANGE, sent=pdu)
+    bystander.check()
+
+
+def test_h2cdata_before_r2t_is_a_sequence_error(target, bystander):
+    """H2CData may only answer an R2T the target sent. A host that reuses a
+    TTAG learned from an earlier R2T and sends the data in the same segment
+    as the capsule, before the R2T left, gets a PDU Sequence Error and the
+    connection closes; the data is not written (this once hung the reactor)."""
+    c, q = connected_queue(target)
+    good = n.pattern(4096, 1)
+    first = q.submit(n.sqe(n.IO_WRITE, nsid=2, cdw10=0, cdw12=7), write=good,
+                     incapsule=False, manual_r2t=True)
+    deadline = time.monotonic() + 5
+    while not first.r2ts:
+        q._pump(deadline)
+    r2to, r2tl, ttag = first.r2ts[0]
+    q.send_h2c(first, ttag, r2to, r2tl)
+    q.wait(first).check()
+    # the freed command slot is the next one used: the guessed TTAG is right
+    s = n.sqe(n.IO_WRITE, nsid=2, cdw10=0, cdw12=7, cid=7)
+    s[24:40] = n.sgl(0, 4096, n.SGL_TRANSPORT_DATA_BLOCK)
+    h2c = q.h2c_pdu(7, ttag, 0, n.pattern(4096, 2), last=True)
+    q.send_raw(q.build_pdu(n.CMD, bytes(s)) + h2c)
+    term = expect_fatal(q, n.FES_PDU_SEQUENCE, fei=0, sent=h2c)
+    assert term.echo == h2c[:24], "the whole H2CData header is echoed"
+    # at most the R2T that was queued: the command never completed
+    for pdu in q.unsolicited:
+        assert pdu.type == n.R2T and struct.unpack_from("<H", pdu.hdr, 8)[0] == 7, pdu
+    c.keep_alive()
+    assert target.controller().read(2, 0, 8).check().data == good
     bystander.check()
 
 
