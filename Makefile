@@ -75,6 +75,7 @@ asan: $(BUILD)/asan/nvmegated
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
 UNIT_admin := core bdev lib
 UNIT_stats := core lib
+UNIT_snapshot := core bdev lib
 UNIT_pcie  := bdev lib
 UNIT_conf  := conf lib
 UNIT_lib   := lib

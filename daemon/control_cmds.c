@@ -16,7 +16,7 @@
 #include "lib/log.h"
 #include "nvme/subsys.h"
 
-/* ---- responses and arguments (shared with control_show.c) ---- */
+/* ---- responses, arguments and daemon state (shared with control_show.c) ---- */
 
 struct json_object *ctl_ok(struct json_object *result)
 {
@@ -81,6 +81,16 @@ int ctl_u64(struct json_object *req, const char *key, bool required, uint64_t ma
 	}
 	*out = (uint64_t)x;
 	return 0;
+}
+
+uint64_t ctl_changes(struct nvmg_daemon *d)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&d->lock);
+	n = d->changes;
+	pthread_mutex_unlock(&d->lock);
+	return n;
 }
 
 /* ---- editing the running configuration ---- */

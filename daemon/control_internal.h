@@ -19,6 +19,8 @@ int ctl_str(struct json_object *req, const char *key, bool required, const char 
 	    struct json_object **fail);
 int ctl_u64(struct json_object *req, const char *key, bool required, uint64_t max, uint64_t *out,
 	    struct json_object **fail);
+/* Configurations applied since start (d->changes, read under d->lock). */
+uint64_t ctl_changes(struct nvmg_daemon *d);
 
 /* control_show.c */
 struct json_object *ctl_cmd_status(struct nvmg_daemon *d, struct json_object *req);
