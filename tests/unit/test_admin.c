@@ -126,6 +126,24 @@ static void fake_queue_response(struct nvmg_req *req)
 	(void)req;
 }
 
+/* The world's transport reports what NVMe/TCP does. */
+static uint8_t fake_adrfam(const struct nvmg_port *p)
+{
+	return p->adrfam == AF_INET6 ? NVMF_ADDR_FAMILY_IP6 : NVMF_ADDR_FAMILY_IP4;
+}
+
+static uint8_t fake_treq(const struct nvmg_port *p)
+{
+	(void)p;
+	return NVMF_TREQ_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW;
+}
+
+static void fake_tsas(const struct nvmg_port *p, union nvmf_tsas *tsas)
+{
+	(void)p;
+	tsas->tcp.sectype = NVMF_TCP_SECTYPE_NONE;
+}
+
 /* ---- a small target ---- */
 #define HOST1 "nqn.2014-08.org.nvmexpress:uuid:host1"
 #define HOST2 "nqn.2014-08.org.nvmexpress:uuid:host2"
@@ -146,7 +164,7 @@ struct world {
 	struct nvmg_ns *a_ns[3];
 	struct nvmg_ctrl ctrl, dctrl;
 	struct nvmg_sq asq, dsq, iosq1, iosq2;
-	struct nvmg_transport_ops ops;
+	struct nvmg_transport tr;
 };
 
 static void init_mutex(pthread_mutex_t *m)
@@ -205,7 +223,7 @@ static void init_sq(struct nvmg_sq *sq, struct world *w, struct nvmg_ctrl *c, ui
 	sq->tgt = &w->tgt;
 	sq->ctrl = c;
 	sq->port = c->port;
-	sq->ops = &w->ops;
+	sq->transport = &w->tr;
 	sq->qid = qid;
 	sq->size = 32;
 }
@@ -214,9 +232,13 @@ static struct world *world_new(void)
 {
 	struct world *w = calloc(1, sizeof(*w));
 
-	w->ops.name = "fake";
-	w->ops.queue_response = fake_queue_response;
-	w->ops.local_addr = fake_local_addr;
+	w->tr.name = "fake";
+	w->tr.queue_response = fake_queue_response;
+	w->tr.local_addr = fake_local_addr;
+	w->tr.trtype = NVMF_TRTYPE_TCP;
+	w->tr.disc_adrfam = fake_adrfam;
+	w->tr.disc_treq = fake_treq;
+	w->tr.disc_tsas = fake_tsas;
 
 	init_subsys(&w->disc, NVMG_DISC_NQN, true);
 	init_subsys(&w->a, NQN_A, false);
@@ -237,6 +259,7 @@ static struct world *world_new(void)
 
 	/* p1 exports A and B on a fixed address; p2 exports C on a wildcard. */
 	w->p1.portid = 1;
+	w->p1.transport = &w->tr;
 	w->p1.adrfam = AF_INET;
 	snprintf(w->p1.traddr, sizeof(w->p1.traddr), "10.0.0.1");
 	snprintf(w->p1.trsvcid, sizeof(w->p1.trsvcid), "4420");
@@ -246,6 +269,7 @@ static struct world *world_new(void)
 	w->p1.subsys_nqns = w->p1_nqns;
 	w->p1.nr_subsys = 2;
 	w->p2.portid = 2;
+	w->p2.transport = &w->tr;
 	w->p2.adrfam = AF_INET6;
 	snprintf(w->p2.traddr, sizeof(w->p2.traddr), "::");
 	snprintf(w->p2.trsvcid, sizeof(w->p2.trsvcid), "4421");
