@@ -895,6 +895,64 @@ static void test_discovery_log(struct tctx *t)
 	world_free(w);
 }
 
+/* A transport unlike NVMe/TCP in every field it owns; the key depends on
+ * the port, to show the port is the one asked. */
+static uint8_t other_adrfam(const struct nvmg_port *p)
+{
+	(void)p;
+	return NVMF_ADDR_FAMILY_IB;
+}
+
+static uint8_t other_treq(const struct nvmg_port *p)
+{
+	(void)p;
+	return NVMF_TREQ_REQUIRED;
+}
+
+static void other_tsas(const struct nvmg_port *p, union nvmf_tsas *tsas)
+{
+	tsas->rdma.qptype = NVMF_RDMA_QPTYPE_CONNECTED;
+	tsas->rdma.prtype = NVMF_RDMA_PRTYPE_IB;
+	tsas->rdma.cms = NVMF_RDMA_CMS_RDMA_CM;
+	tsas->rdma.pkey = htole16((uint16_t)(0x1000 + p->portid));
+}
+
+/* TRTYPE, ADRFAM, TREQ and TSAS are the port's transport's, on every
+ * entry; the queue's own transport (the world's, TCP-like) has no say. */
+static void test_discovery_entry_from_port_transport(struct tctx *t)
+{
+	struct world *w = world_new();
+	struct nvmg_transport other = {
+		.name = "other",
+		.trtype = NVMF_TRTYPE_RDMA,
+		.disc_adrfam = other_adrfam,
+		.disc_treq = other_treq,
+		.disc_tsas = other_tsas,
+	};
+	const struct nvmf_disc_log_entry *e;
+	struct treq *r;
+
+	w->p1.transport = &other;
+	r = new_req(&w->dsq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 4096, true), 0);
+	CHECK(run(r) == 0 && r->status == 0);
+	CHECK(le64toh(((const struct nvmf_discovery_log *)(const void *)r->buf)->numrec) == 2);
+	for (unsigned i = 0; i < 2; i++) {
+		e = disc_entry(r->buf, i);
+		CHECK(e->trtype == NVMF_TRTYPE_RDMA && e->adrfam == NVMF_ADDR_FAMILY_IB);
+		CHECK(e->treq == NVMF_TREQ_REQUIRED);
+		CHECK(e->tsas.rdma.qptype == NVMF_RDMA_QPTYPE_CONNECTED &&
+		      e->tsas.rdma.prtype == NVMF_RDMA_PRTYPE_IB &&
+		      e->tsas.rdma.cms == NVMF_RDMA_CMS_RDMA_CM && le16toh(e->tsas.rdma.pkey) == 0x1001);
+		/* The rest stays the core's. */
+		CHECK(le16toh(e->portid) == 1 && le16toh(e->cntlid) == 0xffff);
+		CHECK(!memcmp(e->traddr, "10.0.0.1 ", 9));
+	}
+	CHECK(!strcmp(disc_entry(r->buf, 1)->subnqn, NQN_A));
+	free(r);
+	world_free(w);
+}
+
 static void test_features(struct tctx *t)
 {
 	struct world *w = world_new();
@@ -1071,6 +1129,7 @@ int main(void)
 	test_identify_lists(t);
 	test_log_pages(t);
 	test_discovery_log(t);
+	test_discovery_entry_from_port_transport(t);
 	test_features(t);
 	test_ident(t);
 	test_copy_to_buf(t);
