@@ -30,8 +30,9 @@ struct nvmg_transport {
 	int (*local_addr)(struct nvmg_sq *sq, char *traddr, size_t len);
 
 	/* ---- ports: NULL for a transport that serves none (local) ---- */
-	/* Start listening on p. Called on the main thread with no lock held
-	 * (start-up, reloads). Returns 0 or -errno with err filled. */
+	/* Start listening on p. Called by whoever applies a config (start-up
+	 * on the main thread, reloads one at a time), with no lock held.
+	 * Returns 0 or -errno with err filled. */
 	int (*enable_port)(void *ctx, struct nvmg_port *p, char *err, size_t errlen);
 	/* Stop listening on p and close every connection that came through
 	 * it. Same thread as enable_port. */
@@ -67,8 +68,8 @@ const struct nvmg_transport_reg *nvmg_target_find_transport(const struct nvmg_ta
  * message. For the config checks (struct nvmg_conf_env's check_trtype). */
 int nvmg_target_check_trtype(const struct nvmg_target *t, const char *trtype, const char *shown,
 			     char *err, size_t errlen);
-/* Start or stop serving one port through its transport (main thread, no
- * lock held): the listener follows the port list. */
+/* Start or stop serving one port through its transport, as a config is
+ * applied (no lock held): the listeners follow the port list. */
 int nvmg_port_enable(struct nvmg_port *p, char *err, size_t errlen);
 void nvmg_port_disable(struct nvmg_port *p);
 /* Enable every port of t (start-up, once the transports run). On failure
