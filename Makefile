@@ -80,6 +80,7 @@ UNIT_pcie  := bdev lib
 UNIT_conf  := conf lib
 UNIT_lib   := lib
 UNIT_pdu   := net lib
+UNIT_transport := core lib
 $(BUILD)/unit/test_%: $(BUILD)/asan/obj/tests/unit/test_%.o $$(call layer_libs,asan/,$$(UNIT_$$*))
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include "daemon/daemon.h"
 #include "lib/log.h"
 #include "fuse/nvmg_fuse.h"
@@ -16,14 +15,12 @@ static void warn_cb(void *ctx, const char *msg)
 	log_warn("%s", msg);
 }
 
+/* A port's trtype must name a transport registered on the target. */
 static int check_trtype(void *ctx, const char *trtype, const char *shown, char *err, size_t errlen)
 {
-	(void)ctx;
-	if (strcasecmp(trtype, "tcp")) {
-		snprintf(err, errlen, "transport %s is not supported (only tcp)", shown);
-		return -EINVAL;
-	}
-	return 0;
+	struct nvmg_daemon *d = ctx;
+
+	return nvmg_target_check_trtype(&d->target, trtype, shown, err, errlen);
 }
 
 void nvmg_daemon_conf_env(struct nvmg_daemon *d, struct nvmg_conf_env *env)

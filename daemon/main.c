@@ -38,6 +38,21 @@ static void usage(FILE *f)
 		"Signals: SIGHUP reloads the configuration, SIGTERM stops cleanly.\n");
 }
 
+/* Every transport the daemon has, registered before the config is
+ * loaded: a port's trtype is checked against them. */
+static int register_transports(void)
+{
+	int ret;
+
+	dmn.tcp = nvmg_tcp_create(&dmn.target);
+	if (!dmn.tcp)
+		return -ENOMEM;
+	ret = nvmg_target_register_transport(&dmn.target, &nvmg_tcp_transport, dmn.tcp);
+	if (!ret)
+		ret = nvmg_target_register_transport(&dmn.target, &nvmg_fuse_transport, NULL);
+	return ret;
+}
+
 static unsigned reactor_count(const struct nvmg_conf *conf)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -164,16 +179,24 @@ int main(int argc, char **argv)
 	dmn.conf_file = file;
 	dmn.start_ms = nvmg_now_ms();
 	pthread_mutex_init(&dmn.lock, NULL);
+	ret = register_transports();
+	if (ret) {
+		fprintf(stderr, "nvmegated: cannot register the transports: %s\n", strerror(-ret));
+		nvmg_tcp_destroy(dmn.tcp);
+		return 1;
+	}
 	nvmg_daemon_conf_env(&dmn, &env);
 	ret = nvmg_conf_load_text(file, &conf, &dmn.running_json, err, sizeof(err), &env);
 	if (ret) {
 		fprintf(stderr, "nvmegated: %s: %s\n", file, err);
+		nvmg_tcp_destroy(dmn.tcp);
 		return EXIT_CONFIG;
 	}
 	if (check_only) {
 		printf("config OK\n");
 		nvmg_conf_free(conf);
 		free(dmn.running_json);
+		nvmg_tcp_destroy(dmn.tcp);
 		return 0;
 	}
 	nvmg_log_set_level(conf->log_level);
@@ -182,6 +205,7 @@ int main(int argc, char **argv)
 		nvmg_conf_free(conf);
 		nvmg_daemon_free_fixed(&dmn);
 		free(dmn.running_json);
+		nvmg_tcp_destroy(dmn.tcp);
 		return 1;
 	}
 
@@ -191,6 +215,7 @@ int main(int argc, char **argv)
 		nvmg_conf_free(conf);
 		nvmg_daemon_free_fixed(&dmn);
 		free(dmn.running_json);
+		nvmg_tcp_destroy(dmn.tcp);
 		return 1;
 	}
 	if (!feat.fallocate)
@@ -220,11 +245,17 @@ int main(int argc, char **argv)
 	/* conf/ owns the defaults and ranges (never 0). */
 	topts.handshake_timeout_ms = conf->handshake_timeout_ms;
 	topts.max_pending_sockets = conf->max_pending_sockets;
-	ret = nvmg_tcp_start(&dmn.target, &topts, &dmn.tcp, err, sizeof(err));
+	ret = nvmg_tcp_start(dmn.tcp, &topts);
+	if (ret) {
+		log_err("cannot start the tcp transport: %s", strerror(-ret));
+		status = 1;
+		goto out_reactors;
+	}
+	ret = nvmg_target_enable_ports(&dmn.target, err, sizeof(err));
 	if (ret) {
 		log_err("%s", err);
 		status = 1;
-		goto out_reactors;
+		goto out_tcp;
 	}
 	/* After the listeners, so a FUSE failure is the only thing to undo;
 	 * before "ready", so a started daemon has its mount. */
@@ -285,13 +316,15 @@ out_tcp:
 out_reactors:
 	nvmg_watchdog_free(&wd);
 	stop_reactors();
-	nvmg_tcp_destroy(dmn.tcp);
 	ret = nvmg_target_flush_all(&dmn.target);
 	if (ret) {
 		log_err("flush on shutdown: %s", strerror(-ret));
 		status = 1;
 	}
 out_target:
+	/* After the reactors: none runs a connection or a listener now. */
+	nvmg_tcp_destroy(dmn.tcp);
+	dmn.tcp = NULL;
 	reactors = dmn.target.reactors;
 	nr_reactors = dmn.target.nr_reactors;
 	nvmg_target_destroy(&dmn.target);

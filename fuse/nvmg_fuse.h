@@ -11,6 +11,10 @@
 
 struct nvmg_fuse;
 
+/* The "local" transport of the FUSE controllers' queues. It serves no
+ * port; register it on the target (ctx NULL) at start. */
+extern const struct nvmg_transport nvmg_fuse_transport;
+
 /* Mount conf->fuse_mountpoint (nothing to do without one: *out = NULL) and
  * serve it. Call once the reactors run. A stale mount left by a crashed
  * nvmegated is lazily unmounted first; a missing or busy mountpoint fails

@@ -614,19 +614,12 @@ static void fuse_kill_queue(struct nvmg_sq *sq)
 	sq->closing = true;
 }
 
-static int fuse_local_addr(struct nvmg_sq *sq, char *traddr, size_t len)
-{
-	(void)sq;
-	(void)traddr;
-	(void)len;
-	return -EOPNOTSUPP; /* no port, no discovery */
-}
-
-static const struct nvmg_transport_ops fuse_transport_ops = {
-	.name = "fuse",
+/* Like the Linux target's loop: controllers inside the process, no port,
+ * so no port calls and no discovery fields. */
+const struct nvmg_transport nvmg_fuse_transport = {
+	.name = "local",
 	.queue_response = fuse_queue_response,
 	.kill_queue = fuse_kill_queue,
-	.local_addr = fuse_local_addr,
 };
 
 /* ------------------------------------------------------- worker side */
@@ -691,7 +684,7 @@ int nvmg_fuse_sub_attach(struct nvmg_fuse *fs, struct fuse_sub *sub, char *err, 
 		q->fr = &fs->reactors[i];
 		q->sq.tgt = t;
 		q->sq.reactor = q->fr->r;
-		q->sq.ops = &fuse_transport_ops;
+		q->sq.transport = &nvmg_fuse_transport;
 		q->sq.qid = (uint16_t)(i + 1);
 		status = nvmg_ctrl_install_sq(sub->ctrl, &q->sq);
 		if (status) {

@@ -978,11 +978,17 @@ static int tcp_local_addr(struct nvmg_sq *sq, char *traddr, size_t len)
 	return inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, traddr, (socklen_t)len) ? 0 : -errno;
 }
 
-static const struct nvmg_transport_ops tcp_ops = {
+const struct nvmg_transport nvmg_tcp_transport = {
 	.name = "tcp",
 	.queue_response = tcp_queue_response,
 	.kill_queue = tcp_kill_queue,
 	.local_addr = tcp_local_addr,
+	.enable_port = nvmg_tcp_enable_port,
+	.disable_port = nvmg_tcp_disable_port,
+	.trtype = NVMF_TRTYPE_TCP,
+	.disc_adrfam = nvmg_tcp_disc_adrfam,
+	.disc_treq = nvmg_tcp_disc_treq,
+	.disc_tsas = nvmg_tcp_disc_tsas,
 };
 
 static void conn_pending_done(struct tcp_conn *c)
@@ -1100,7 +1106,7 @@ void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port
 	c->sq.tgt = tr->tcp->tgt;
 	c->sq.port = port;
 	c->sq.reactor = tr->r;
-	c->sq.ops = &tcp_ops;
+	c->sq.transport = &nvmg_tcp_transport;
 	c->sq.peer = c->peer;
 	c->recv_ev.fn = recv_done;
 	c->poll_ev.fn = poll_done;

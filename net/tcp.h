@@ -12,10 +12,16 @@ struct nvmg_tcp_opts {
 	unsigned max_pending_sockets;  /* sockets not yet past Connect */
 };
 
-/* Open every port's listener and start accepting. Returns 0 or -errno
- * with err naming the port. */
-int nvmg_tcp_start(struct nvmg_target *t, const struct nvmg_tcp_opts *o, struct nvmg_tcp **out,
-		   char *err, size_t errlen);
+/* The "tcp" transport: register it on the target with the nvmg_tcp that
+ * nvmg_tcp_create() returns as its ctx. */
+extern const struct nvmg_transport nvmg_tcp_transport;
+
+/* Its state for t, before the config is loaded (nothing runs yet). NULL
+ * when out of memory. */
+struct nvmg_tcp *nvmg_tcp_create(struct nvmg_target *t);
+/* Once t's reactors run: ports may be enabled from now on (the core's
+ * nvmg_target_enable_ports(), reloads). Returns 0 or -ENOMEM. */
+int nvmg_tcp_start(struct nvmg_tcp *tcp, const struct nvmg_tcp_opts *o);
 /* Stop accepting, then let in-flight commands finish and their responses
  * leave (up to timeout_ms) before closing every connection. */
 void nvmg_tcp_shutdown(struct nvmg_tcp *tcp, unsigned timeout_ms);

@@ -29,7 +29,15 @@ struct nvmg_tcp {
 	atomic_uint live_conns;
 	struct tcp_listener **listeners;
 	size_t nr_listeners;
+	bool started;                 /* between nvmg_tcp_start and shutdown */
 };
+
+/* nvmg_tcp_transport's port calls and discovery fields (tcp_listen.c). */
+int nvmg_tcp_enable_port(void *ctx, struct nvmg_port *p, char *err, size_t errlen);
+void nvmg_tcp_disable_port(void *ctx, struct nvmg_port *p);
+uint8_t nvmg_tcp_disc_adrfam(const struct nvmg_port *p);
+uint8_t nvmg_tcp_disc_treq(const struct nvmg_port *p);
+void nvmg_tcp_disc_tsas(const struct nvmg_port *p, union nvmf_tsas *tsas);
 
 /* Runs on tr's reactor: adopt an accepted socket. */
 void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port);

@@ -1,5 +1,6 @@
-/* NVMe/TCP listeners: one socket per port, accepted on a reactor and
- * handed round-robin to the reactors. */
+/* NVMe/TCP ports: one listening socket per port, accepted on a reactor and
+ * handed round-robin to the reactors; and what the discovery log says
+ * about a TCP port. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -243,10 +244,11 @@ static bool listener_wait_closed(const struct tcp_listener *l)
 	return atomic_load(&l->closed);
 }
 
-/* Reload hook: a port went away. Its listener stops (the accept handler
- * closes the socket), then every reactor closes the connections that came
- * through it; adoptions posted before the close arrive before it. */
-static void tcp_port_remove(void *ctx, struct nvmg_port *p)
+/* A port went away (reload, or a failed start-up). Its listener stops
+ * (the accept handler closes the socket), then every reactor closes the
+ * connections that came through it; adoptions posted before the close
+ * arrive before it. */
+void nvmg_tcp_disable_port(void *ctx, struct nvmg_port *p)
 {
 	struct nvmg_tcp *tcp = ctx;
 
@@ -273,14 +275,18 @@ static void tcp_port_remove(void *ctx, struct nvmg_port *p)
 	}
 }
 
-/* Reload hook: a new port. */
-static int tcp_port_add(void *ctx, struct nvmg_port *p, char *err, size_t errlen)
+/* A new port (start-up, reload): bind it, then accept on its reactor. */
+int nvmg_tcp_enable_port(void *ctx, struct nvmg_port *p, char *err, size_t errlen)
 {
 	struct nvmg_tcp *tcp = ctx;
 	struct nvmg_target *t = tcp->tgt;
 	struct tcp_listener *l;
 	int ret;
 
+	if (!tcp->started) {
+		snprintf(err, errlen, "port %u: the tcp transport is not running", p->portid);
+		return -ESHUTDOWN;
+	}
 	pthread_rwlock_rdlock(&t->model_lock);
 	ret = listener_add(tcp, p, t->ports, t->nr_ports, err, errlen);
 	pthread_rwlock_unlock(&t->model_lock);
@@ -302,51 +308,29 @@ static int tcp_port_add(void *ctx, struct nvmg_port *p, char *err, size_t errlen
 	return 0;
 }
 
-int nvmg_tcp_start(struct nvmg_target *t, const struct nvmg_tcp_opts *o, struct nvmg_tcp **out,
-		   char *err, size_t errlen)
+struct nvmg_tcp *nvmg_tcp_create(struct nvmg_target *t)
 {
 	struct nvmg_tcp *tcp = calloc(1, sizeof(*tcp));
-	int ret;
 
-	if (!tcp)
-		return -ENOMEM;
-	tcp->tgt = t;
+	if (tcp)
+		tcp->tgt = t;
+	return tcp;
+}
+
+int nvmg_tcp_start(struct nvmg_tcp *tcp, const struct nvmg_tcp_opts *o)
+{
+	struct nvmg_target *t = tcp->tgt;
+
 	tcp->opts = *o;
-	tcp->nr_reactors = t->nr_reactors;
 	tcp->reactors = calloc(t->nr_reactors, sizeof(*tcp->reactors));
-	if (!tcp->reactors) {
-		nvmg_tcp_destroy(tcp);
+	if (!tcp->reactors)
 		return -ENOMEM;
-	}
+	tcp->nr_reactors = t->nr_reactors;
 	for (unsigned i = 0; i < t->nr_reactors; i++) {
 		tcp->reactors[i].tcp = tcp;
 		tcp->reactors[i].r = t->reactors[i];
 	}
-	for (size_t i = 0; i < t->nr_ports; i++) {
-		ret = listener_add(tcp, t->ports[i], t->ports, t->nr_ports, err, errlen);
-		if (ret) {
-			if (ret == -ENOMEM)
-				snprintf(err, errlen, "out of memory");
-			nvmg_tcp_destroy(tcp);
-			return ret;
-		}
-	}
-	/* Arm accepts on their reactors: each ring has one submitter. */
-	for (size_t i = 0; i < tcp->nr_listeners; i++) {
-		struct tcp_listener *l = tcp->listeners[i];
-
-		ret = nvmg_reactor_post(l->tr->r, accept_arm_msg, l);
-		if (ret) {
-			snprintf(err, errlen, "cannot start listener: %s", strerror(-ret));
-			nvmg_tcp_destroy(tcp);
-			return ret;
-		}
-		log_listening(l);
-	}
-	t->port_add = tcp_port_add;
-	t->port_remove = tcp_port_remove;
-	t->port_ctx = tcp;
-	*out = tcp;
+	tcp->started = true;
 	return 0;
 }
 
@@ -375,8 +359,9 @@ static void wait_conns(struct nvmg_tcp *tcp, unsigned timeout_ms)
 
 void nvmg_tcp_shutdown(struct nvmg_tcp *tcp, unsigned timeout_ms)
 {
-	tcp->tgt->port_add = NULL;
-	tcp->tgt->port_remove = NULL;
+	if (!tcp->started)
+		return;
+	tcp->started = false;
 	for (size_t i = 0; i < tcp->nr_listeners; i++) {
 		struct tcp_listener *l = tcp->listeners[i];
 
@@ -417,4 +402,27 @@ void nvmg_tcp_destroy(struct nvmg_tcp *tcp)
 unsigned nvmg_tcp_live_conns(struct nvmg_tcp *tcp)
 {
 	return tcp ? atomic_load(&tcp->live_conns) : 0;
+}
+
+/* ---- the discovery log entry of a TCP port ---- */
+
+uint8_t nvmg_tcp_disc_adrfam(const struct nvmg_port *p)
+{
+	return p->adrfam == AF_INET6 ? NVMF_ADDR_FAMILY_IP6 : NVMF_ADDR_FAMILY_IP4;
+}
+
+uint8_t nvmg_tcp_disc_treq(const struct nvmg_port *p)
+{
+	(void)p;
+	/* "Not specified" as the Linux target reports it: nvme-cli (libnvme
+	 * 1.3+) turns "not required" into a tls connect option that Linux 6.1
+	 * rejects, so connect-all would fail. */
+	return NVMF_TREQ_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW;
+}
+
+/* Where a port's TLS security type will go. */
+void nvmg_tcp_disc_tsas(const struct nvmg_port *p, union nvmf_tsas *tsas)
+{
+	(void)p;
+	tsas->tcp.sectype = NVMF_TCP_SECTYPE_NONE;
 }

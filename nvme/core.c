@@ -123,5 +123,5 @@ void nvmg_req_complete(struct nvmg_req *req, uint16_t status)
 		nvmg_ns_put(req->ns);
 		req->ns = NULL;
 	}
-	sq->ops->queue_response(req);
+	sq->transport->queue_response(req);
 }

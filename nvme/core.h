@@ -19,6 +19,7 @@
 #include "nvme/spec.h"
 #include "nvme/bdev/bdev.h"
 #include "nvme/stats.h"
+#include "nvme/transport.h"
 
 #define NVMG_MQES 127            /* CAP.MQES, 0's based: 128 entries */
 #define NVMG_MAXCMD 128
@@ -54,6 +55,10 @@ struct nvmg_ns {
 
 struct nvmg_port {
 	uint16_t portid;
+	/* The transport its config's trtype names, and that transport's
+	 * registered ctx for enable_port/disable_port. */
+	const struct nvmg_transport *transport;
+	void *transport_ctx;
 	int adrfam;         /* AF_INET / AF_INET6 */
 	char traddr[64];
 	char trsvcid[8];
@@ -82,23 +87,12 @@ struct nvmg_subsys {
 	uint16_t next_cntlid;
 };
 
-/* What the core needs from a transport. */
-struct nvmg_transport_ops {
-	const char *name;
-	/* Send req's response (and read data). Called on the queue's reactor. */
-	void (*queue_response)(struct nvmg_req *req);
-	/* Close the queue's connection. Called on the queue's reactor. */
-	void (*kill_queue)(struct nvmg_sq *sq);
-	/* Local address of the connection, for discovery on wildcard ports. */
-	int (*local_addr)(struct nvmg_sq *sq, char *traddr, size_t len);
-};
-
 struct nvmg_sq {
 	struct nvmg_target *tgt;
 	struct nvmg_ctrl *ctrl;   /* NULL until Connect succeeds */
 	struct nvmg_port *port;
 	struct nvmg_reactor *reactor;
-	const struct nvmg_transport_ops *ops;
+	const struct nvmg_transport *transport;
 	uint16_t qid;
 	uint16_t size;            /* entries (SQSIZE + 1) */
 	uint16_t sqhd;
@@ -145,13 +139,9 @@ struct nvmg_target {
 	size_t nr_retired_subsys;
 	struct nvmg_port **retired_ports;
 	size_t nr_retired_ports;
-	/* The transport's listeners follow the port list (net/tcp_listen.c sets
-	 * these): called by reloads on the reloading thread, no lock held.
-	 * port_add returns 0 or -errno with err filled; port_remove closes the
-	 * listener and every connection that came through it. */
-	int (*port_add)(void *ctx, struct nvmg_port *p, char *err, size_t errlen);
-	void (*port_remove)(void *ctx, struct nvmg_port *p);
-	void *port_ctx;
+	/* Registered at start, before the config is loaded (transport.c). */
+	struct nvmg_transport_reg transports[NVMG_MAX_TRANSPORTS];
+	unsigned nr_transports;
 	struct nvmg_reactor **reactors;
 	unsigned nr_reactors;
 	unsigned max_queues_per_host;

@@ -181,7 +181,7 @@ static void kill_queue_msg(void *arg)
 		sq = NULL;
 	pthread_mutex_unlock(&c->lock);
 	if (sq && !sq->closing)
-		sq->ops->kill_queue(sq);
+		sq->transport->kill_queue(sq);
 	nvmg_ctrl_put(c);
 	free(m);
 }

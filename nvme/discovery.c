@@ -53,22 +53,22 @@ static void window_put(const struct disc_window *w, uint64_t pos, const void *sr
 }
 
 struct disc_addr {
-	uint8_t adrfam;
 	char traddr[NVMF_TRADDR_SIZE + 1];
 	char trsvcid[NVMF_TRSVCID_SIZE + 1];
 };
 
+/* The fields that describe how to reach the port (TRTYPE, ADRFAM, TREQ,
+ * TSAS) are its transport's; the rest is the core's. */
 static void fill_entry(struct nvmf_disc_log_entry *e, const struct nvmg_port *port,
 		       const struct disc_addr *a, uint8_t subtype, const char *nqn)
 {
+	const struct nvmg_transport *tr = port->transport;
+
 	memset(e, 0, sizeof(*e));
-	e->trtype = NVMF_TRTYPE_TCP;
-	e->adrfam = a->adrfam;
+	e->trtype = tr->trtype;
+	e->adrfam = tr->disc_adrfam(port);
 	e->subtype = subtype;
-	/* "Not specified" as the Linux target reports it: nvme-cli (libnvme
-	 * 1.3+) turns "not required" into a tls connect option that Linux 6.1
-	 * rejects, so connect-all would fail. */
-	e->treq = NVMF_TREQ_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW;
+	e->treq = tr->disc_treq(port);
 	e->portid = htole16(port->portid);
 	e->cntlid = htole16(CNTLID_DYNAMIC);
 	e->asqsz = htole16(DISC_ASQSZ);
@@ -78,7 +78,7 @@ static void fill_entry(struct nvmf_disc_log_entry *e, const struct nvmg_port *po
 	nvmg_copy_padded(e->trsvcid, sizeof(e->trsvcid), a->trsvcid);
 	memcpy(e->subnqn, nqn, strnlen(nqn, sizeof(e->subnqn) - 1));
 	nvmg_copy_padded(e->traddr, sizeof(e->traddr), a->traddr);
-	e->tsas.tcp.sectype = NVMF_TCP_SECTYPE_NONE;
+	tr->disc_tsas(port, &e->tsas);
 }
 
 /* A wildcard port is reported with the address this host reached us on,
@@ -88,12 +88,11 @@ static void port_addr(struct nvmg_sq *sq, struct disc_addr *a)
 	const struct nvmg_port *port = sq->port;
 	char local[NVMF_TRADDR_SIZE + 1];
 
-	a->adrfam = port->adrfam == AF_INET6 ? NVMF_ADDR_FAMILY_IP6 : NVMF_ADDR_FAMILY_IP4;
 	snprintf(a->trsvcid, sizeof(a->trsvcid), "%.*s", (int)sizeof(port->trsvcid), port->trsvcid);
 	snprintf(a->traddr, sizeof(a->traddr), "%.*s", (int)sizeof(port->traddr), port->traddr);
-	if (port->wildcard && sq->ops && sq->ops->local_addr) {
+	if (port->wildcard && sq->transport && sq->transport->local_addr) {
 		memset(local, 0, sizeof(local));
-		if (sq->ops->local_addr(sq, local, sizeof(local) - 1) == 0 && local[0])
+		if (sq->transport->local_addr(sq, local, sizeof(local) - 1) == 0 && local[0])
 			memcpy(a->traddr, local, sizeof(local));
 	}
 }

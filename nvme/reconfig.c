@@ -34,13 +34,13 @@ static struct nvmg_port *find_port(struct nvmg_target *t, uint16_t portid)
 	return NULL;
 }
 
-/* Same listening address: the port can stay open. */
+/* Same transport and listening address: the port can stay open. */
 static bool same_addr(const struct nvmg_port *p, const struct nvmg_conf_port *c)
 {
 	char svc[8];
 
 	snprintf(svc, sizeof(svc), "%u", c->trsvcid);
-	return p->adrfam == (c->adrfam == NVMG_ADRFAM_IPV6 ? AF_INET6 : AF_INET) &&
+	return !strcmp(p->transport->name, c->trtype) && p->adrfam == (c->adrfam == NVMG_ADRFAM_IPV6 ? AF_INET6 : AF_INET) &&
 	       !strcmp(p->traddr, c->traddr) && !strcmp(p->trsvcid, svc);
 }
 
@@ -156,17 +156,13 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 				goto nomem;
 			continue;
 		}
-		ret = nvmg_port_build(&ports[i], c);
-		if (ret) {
-			snprintf(err, errlen, "out of memory");
+		ret = nvmg_port_build(t, &ports[i], c, err, errlen);
+		if (ret)
 			goto fail;
-		}
 		fresh_port[i] = true;
-		if (t->port_add) {
-			ret = t->port_add(t->port_ctx, ports[i], err, errlen);
-			if (ret)
-				goto fail;
-		}
+		ret = nvmg_port_enable(ports[i], err, errlen);
+		if (ret)
+			goto fail;
 		nr_listening = i + 1;
 	}
 	/* 3. What leaves. */
@@ -211,8 +207,7 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 	}
 	/* 5. Tear down what left or is no longer exported. */
 	for (size_t i = 0; i < nr_gone_ports; i++) {
-		if (t->port_remove)
-			t->port_remove(t->port_ctx, gone_ports[i]);
+		nvmg_port_disable(gone_ports[i]);
 		t->retired_ports[t->nr_retired_ports++] = gone_ports[i];
 		log_info("port %u removed", gone_ports[i]->portid);
 	}
@@ -245,8 +240,8 @@ nomem:
 fail:
 	for (size_t i = 0; i < conf->nr_ports; i++) {
 		if (fresh_port && fresh_port[i]) {
-			if (i < nr_listening && t->port_remove)
-				t->port_remove(t->port_ctx, ports[i]);
+			if (i < nr_listening)
+				nvmg_port_disable(ports[i]);
 			nvmg_port_free(ports[i]);
 		}
 		if (exports)

@@ -353,13 +353,27 @@ void nvmg_port_free(struct nvmg_port *p)
 	free(p);
 }
 
-int nvmg_port_build(struct nvmg_port **out, const struct nvmg_conf_port *c)
+int nvmg_port_build(struct nvmg_target *t, struct nvmg_port **out, const struct nvmg_conf_port *c,
+		    char *err, size_t errlen)
 {
-	struct nvmg_port *p = calloc(1, sizeof(*p));
+	const struct nvmg_transport_reg *tr = nvmg_target_find_transport(t, c->trtype);
+	struct nvmg_port *p;
+	char shown[sizeof(c->trtype) + 2], why[256];
+	int ret;
 
+	/* A config checked against t's transports never fails here. */
+	snprintf(shown, sizeof(shown), "\"%s\"", c->trtype);
+	ret = nvmg_target_check_trtype(t, c->trtype, shown, why, sizeof(why));
+	if (ret) {
+		snprintf(err, errlen, "port %u: %s", c->portid, why);
+		return ret;
+	}
+	p = calloc(1, sizeof(*p));
 	if (!p)
-		return -ENOMEM;
+		goto nomem;
 	p->portid = c->portid;
+	p->transport = tr->ops;
+	p->transport_ctx = tr->ctx;
 	p->adrfam = c->adrfam == NVMG_ADRFAM_IPV6 ? AF_INET6 : AF_INET;
 	copy_padded(p->traddr, sizeof(p->traddr), c->traddr);
 	snprintf(p->trsvcid, sizeof(p->trsvcid), "%u", c->trsvcid);
@@ -369,11 +383,14 @@ int nvmg_port_build(struct nvmg_port **out, const struct nvmg_conf_port *c)
 	p->subsys_nqns = nvmg_strv_dup(c->subsystems, c->nr_subsystems);
 	if (!p->subsys_nqns) {
 		free(p);
-		return -ENOMEM;
+		goto nomem;
 	}
 	p->nr_subsys = c->nr_subsystems;
 	*out = p;
 	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return -ENOMEM;
 }
 
 int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char *err, size_t errlen)
@@ -401,11 +418,9 @@ int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char 
 		t->nr_subsys++;
 	}
 	for (size_t i = 0; i < conf->nr_ports; i++) {
-		ret = nvmg_port_build(&t->ports[i], &conf->ports[i]);
-		if (ret) {
-			snprintf(err, errlen, "out of memory");
+		ret = nvmg_port_build(t, &t->ports[i], &conf->ports[i], err, errlen);
+		if (ret)
 			return ret;
-		}
 		t->nr_ports++;
 	}
 	return 0;

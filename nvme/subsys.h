@@ -26,7 +26,10 @@ void nvmg_subsys_kill_ctrls(struct nvmg_subsys *s,
 int nvmg_subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys *c, char *err,
 		      size_t errlen);
 void nvmg_subsys_free(struct nvmg_subsys *s);
-int nvmg_port_build(struct nvmg_port **out, const struct nvmg_conf_port *c);
+/* A port served by the registered transport that c->trtype names. Returns
+ * 0 or -errno with err filled. */
+int nvmg_port_build(struct nvmg_target *t, struct nvmg_port **out, const struct nvmg_conf_port *c,
+		    char *err, size_t errlen);
 void nvmg_port_free(struct nvmg_port *p);
 /* Change a namespace's size (bytes; 0 re-reads the backend's size) and
  * raise the namespace-attribute event. *blocks gets the new NSZE. Returns 0

@@ -126,6 +126,24 @@ static void fake_queue_response(struct nvmg_req *req)
 	(void)req;
 }
 
+/* The world's transport reports what NVMe/TCP does. */
+static uint8_t fake_adrfam(const struct nvmg_port *p)
+{
+	return p->adrfam == AF_INET6 ? NVMF_ADDR_FAMILY_IP6 : NVMF_ADDR_FAMILY_IP4;
+}
+
+static uint8_t fake_treq(const struct nvmg_port *p)
+{
+	(void)p;
+	return NVMF_TREQ_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW;
+}
+
+static void fake_tsas(const struct nvmg_port *p, union nvmf_tsas *tsas)
+{
+	(void)p;
+	tsas->tcp.sectype = NVMF_TCP_SECTYPE_NONE;
+}
+
 /* ---- a small target ---- */
 #define HOST1 "nqn.2014-08.org.nvmexpress:uuid:host1"
 #define HOST2 "nqn.2014-08.org.nvmexpress:uuid:host2"
@@ -146,7 +164,7 @@ struct world {
 	struct nvmg_ns *a_ns[3];
 	struct nvmg_ctrl ctrl, dctrl;
 	struct nvmg_sq asq, dsq, iosq1, iosq2;
-	struct nvmg_transport_ops ops;
+	struct nvmg_transport tr;
 };
 
 static void init_mutex(pthread_mutex_t *m)
@@ -205,7 +223,7 @@ static void init_sq(struct nvmg_sq *sq, struct world *w, struct nvmg_ctrl *c, ui
 	sq->tgt = &w->tgt;
 	sq->ctrl = c;
 	sq->port = c->port;
-	sq->ops = &w->ops;
+	sq->transport = &w->tr;
 	sq->qid = qid;
 	sq->size = 32;
 }
@@ -214,9 +232,13 @@ static struct world *world_new(void)
 {
 	struct world *w = calloc(1, sizeof(*w));
 
-	w->ops.name = "fake";
-	w->ops.queue_response = fake_queue_response;
-	w->ops.local_addr = fake_local_addr;
+	w->tr.name = "fake";
+	w->tr.queue_response = fake_queue_response;
+	w->tr.local_addr = fake_local_addr;
+	w->tr.trtype = NVMF_TRTYPE_TCP;
+	w->tr.disc_adrfam = fake_adrfam;
+	w->tr.disc_treq = fake_treq;
+	w->tr.disc_tsas = fake_tsas;
 
 	init_subsys(&w->disc, NVMG_DISC_NQN, true);
 	init_subsys(&w->a, NQN_A, false);
@@ -237,6 +259,7 @@ static struct world *world_new(void)
 
 	/* p1 exports A and B on a fixed address; p2 exports C on a wildcard. */
 	w->p1.portid = 1;
+	w->p1.transport = &w->tr;
 	w->p1.adrfam = AF_INET;
 	snprintf(w->p1.traddr, sizeof(w->p1.traddr), "10.0.0.1");
 	snprintf(w->p1.trsvcid, sizeof(w->p1.trsvcid), "4420");
@@ -246,6 +269,7 @@ static struct world *world_new(void)
 	w->p1.subsys_nqns = w->p1_nqns;
 	w->p1.nr_subsys = 2;
 	w->p2.portid = 2;
+	w->p2.transport = &w->tr;
 	w->p2.adrfam = AF_INET6;
 	snprintf(w->p2.traddr, sizeof(w->p2.traddr), "::");
 	snprintf(w->p2.trsvcid, sizeof(w->p2.trsvcid), "4421");
@@ -871,6 +895,64 @@ static void test_discovery_log(struct tctx *t)
 	world_free(w);
 }
 
+/* A transport unlike NVMe/TCP in every field it owns; the key depends on
+ * the port, to show the port is the one asked. */
+static uint8_t other_adrfam(const struct nvmg_port *p)
+{
+	(void)p;
+	return NVMF_ADDR_FAMILY_IB;
+}
+
+static uint8_t other_treq(const struct nvmg_port *p)
+{
+	(void)p;
+	return NVMF_TREQ_REQUIRED;
+}
+
+static void other_tsas(const struct nvmg_port *p, union nvmf_tsas *tsas)
+{
+	tsas->rdma.qptype = NVMF_RDMA_QPTYPE_CONNECTED;
+	tsas->rdma.prtype = NVMF_RDMA_PRTYPE_IB;
+	tsas->rdma.cms = NVMF_RDMA_CMS_RDMA_CM;
+	tsas->rdma.pkey = htole16((uint16_t)(0x1000 + p->portid));
+}
+
+/* TRTYPE, ADRFAM, TREQ and TSAS are the port's transport's, on every
+ * entry; the queue's own transport (the world's, TCP-like) has no say. */
+static void test_discovery_entry_from_port_transport(struct tctx *t)
+{
+	struct world *w = world_new();
+	struct nvmg_transport other = {
+		.name = "other",
+		.trtype = NVMF_TRTYPE_RDMA,
+		.disc_adrfam = other_adrfam,
+		.disc_treq = other_treq,
+		.disc_tsas = other_tsas,
+	};
+	const struct nvmf_disc_log_entry *e;
+	struct treq *r;
+
+	w->p1.transport = &other;
+	r = new_req(&w->dsq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 4096, true), 0);
+	CHECK(run(r) == 0 && r->status == 0);
+	CHECK(le64toh(((const struct nvmf_discovery_log *)(const void *)r->buf)->numrec) == 2);
+	for (unsigned i = 0; i < 2; i++) {
+		e = disc_entry(r->buf, i);
+		CHECK(e->trtype == NVMF_TRTYPE_RDMA && e->adrfam == NVMF_ADDR_FAMILY_IB);
+		CHECK(e->treq == NVMF_TREQ_REQUIRED);
+		CHECK(e->tsas.rdma.qptype == NVMF_RDMA_QPTYPE_CONNECTED &&
+		      e->tsas.rdma.prtype == NVMF_RDMA_PRTYPE_IB &&
+		      e->tsas.rdma.cms == NVMF_RDMA_CMS_RDMA_CM && le16toh(e->tsas.rdma.pkey) == 0x1001);
+		/* The rest stays the core's. */
+		CHECK(le16toh(e->portid) == 1 && le16toh(e->cntlid) == 0xffff);
+		CHECK(!memcmp(e->traddr, "10.0.0.1 ", 9));
+	}
+	CHECK(!strcmp(disc_entry(r->buf, 1)->subnqn, NQN_A));
+	free(r);
+	world_free(w);
+}
+
 static void test_features(struct tctx *t)
 {
 	struct world *w = world_new();
@@ -1047,6 +1129,7 @@ int main(void)
 	test_identify_lists(t);
 	test_log_pages(t);
 	test_discovery_log(t);
+	test_discovery_entry_from_port_transport(t);
 	test_features(t);
 	test_ident(t);
 	test_copy_to_buf(t);
