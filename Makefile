@@ -46,6 +46,8 @@ layer_libs = $(foreach l,$(2),$(BUILD)/$(1)lib$(l).a)
 DAEMON_LAYERS := fuse net core conf bdev lib
 
 .SECONDEXPANSION:
+# Unit test objects are intermediate to make; keep them between runs.
+.SECONDARY:
 .PHONY: all asan run test unit clean deps install check-layers
 all: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/nvmegate $(BUILD)/nvmegate-bdev-perf
 

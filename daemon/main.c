@@ -17,6 +17,7 @@
 #include "net/tcp.h"
 #include "nvme/admin.h"
 #include "nvme/bdev/pcie/bind.h"
+#include "nvme/snapshot.h"
 #include "nvme/subsys.h"
 
 #define EXIT_CONFIG 2
@@ -100,13 +101,13 @@ static void free_reactors(struct nvmg_reactor **r, unsigned n)
 /* systemd's one-line summary (STATUS=), after start-up and each reload. */
 static void notify_status(void)
 {
-	pthread_rwlock_rdlock(&dmn.target.model_lock);
+	struct nvmg_target_counts n;
+	unsigned conns = nvmg_tcp_live_conns(dmn.tcp);
+
+	nvmg_target_count(&dmn.target, &n);
 	nvmg_notify("STATUS=serving %zu subsystem%s on %zu port%s, %u connection%s, %u reactor%s",
-		    dmn.target.nr_subsys, dmn.target.nr_subsys == 1 ? "" : "s", dmn.target.nr_ports,
-		    dmn.target.nr_ports == 1 ? "" : "s", nvmg_tcp_live_conns(dmn.tcp),
-		    nvmg_tcp_live_conns(dmn.tcp) == 1 ? "" : "s", dmn.target.nr_reactors,
-		    dmn.target.nr_reactors == 1 ? "" : "s");
-	pthread_rwlock_unlock(&dmn.target.model_lock);
+		    n.subsystems, n.subsystems == 1 ? "" : "s", n.ports, n.ports == 1 ? "" : "s", conns,
+		    conns == 1 ? "" : "s", n.reactors, n.reactors == 1 ? "" : "s");
 }
 
 static void reload(const char *file)

@@ -3,6 +3,7 @@
  * controllers with their queues, ports with their exports, namespace
  * statistics summed over the reactors' slots -- that stays as it was when
  * the model moves on, and goes with one free (ASan checks the rest). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,6 +12,7 @@
 #include "lib/reactor.h"
 #include "nvme/core.h"
 #include "nvme/snapshot.h"
+#include "nvme/transport.h"
 #include "nvme/subsys.h"
 
 #define SUBNQN "nqn.2026-11.io.nvmegate:snap"
@@ -18,6 +20,20 @@
 
 static char *hosts[] = { HOSTNQN };
 static char *exports[] = { SUBNQN };
+static int fake_enable(void *ctx, struct nvmg_port *p, char *err, size_t errlen)
+{
+	(void)ctx, (void)p, (void)err, (void)errlen;
+	return 0;
+}
+
+static void fake_disable(void *ctx, struct nvmg_port *p)
+{
+	(void)ctx, (void)p;
+}
+
+/* Ports need a transport that serves them; this one opens no socket. */
+static const struct nvmg_transport fake_tcp = { .name = "tcp", .enable_port = fake_enable,
+						.disable_port = fake_disable };
 
 /* One subsystem with namespaces 2 (4K blocks) and 1 (read-only), given
  * out of order; one IPv6 port exporting it. */
@@ -36,7 +52,11 @@ static int build(struct nvmg_target *t)
 				  .max_queues_per_host = 16 };
 	char err[256] = "";
 
-	return nvmg_target_build(t, &conf, err, sizeof(err));
+	int ret = nvmg_target_build(t, &conf, err, sizeof(err));
+
+	if (ret)
+		fprintf(stderr, "test_snapshot: build: %s\n", err);
+	return ret;
 }
 
 static struct nvmg_io_stats *slot(uint64_t reads, uint64_t lat_ns)
@@ -101,6 +121,7 @@ int main(void)
 	int err = 0;
 
 	memset(&t, 0, sizeof(t));
+	CHECK(nvmg_target_register_transport(&t, &fake_tcp, NULL) == 0);
 	r = nvmg_reactor_create(3, &err);
 	CHECK(r != NULL);
 	if (!r || build(&t))
