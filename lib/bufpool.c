@@ -23,9 +23,12 @@ static int class_of(size_t len)
 {
 	int c = 0;
 
+	/* First, so the shift below stays under 64 bits for any len. */
+	if (len > (size_t)1 << NVMG_BUF_MAX_SHIFT)
+		return -1;
 	while (((size_t)1 << (c + NVMG_BUF_MIN_SHIFT)) < len)
 		c++;
-	return c < NVMG_BUF_CLASSES ? c : -1;
+	return c;
 }
 
 static int arena_init(struct nvmg_bufpool *p)

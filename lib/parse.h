@@ -13,7 +13,10 @@ int nvmg_hexval(char ch);
 int nvmg_parse_hex_id(const char *s, uint8_t *out, size_t n);
 /* The canonical 8-4-4-4-12 form (36 characters). */
 int nvmg_parse_uuid(const char *s, uint8_t out[16]);
-/* Decimal SIZE > 0 with an optional K/M/G/T (binary, either case) suffix. */
+/* Decimal digits only (no sign, space or base prefix), 0 allowed. */
+int nvmg_parse_u64(const char *s, uint64_t *out);
+/* Decimal SIZE > 0 with an optional K/M/G/T (binary, either case) suffix:
+ * the one size syntax of the config, the device paths and the tools. */
 int nvmg_parse_size(const char *s, uint64_t *out);
 
 #endif

@@ -26,11 +26,12 @@ struct nvmg_reactor {
 	uint64_t efd_val;
 	struct nvmg_ev efd_ev;
 	pthread_mutex_t mq_lock;
-	struct nvmg_msg *mq_head, *mq_tail;
+	STAILQ_HEAD(, nvmg_msg) mq; /* under mq_lock */
 
-	struct nvmg_defer *defer_head;
+	/* Run newest first, as pushed. */
+	SLIST_HEAD(, nvmg_defer) defers;
 
-	struct nvmg_ticker tickers; /* list head */
+	TAILQ_HEAD(, nvmg_ticker) tickers;
 	bool tick_armed;
 	struct __kernel_timespec tick_ts;
 	struct nvmg_ev tick_ev;
@@ -78,15 +79,14 @@ void nvmg_reactor_defer(struct nvmg_reactor *r, struct nvmg_defer *d)
 	if (d->queued)
 		return;
 	d->queued = true;
-	d->next = r->defer_head;
-	r->defer_head = d;
+	SLIST_INSERT_HEAD(&r->defers, d, link);
 }
 
 static void tick_arm(struct nvmg_reactor *r)
 {
 	struct io_uring_sqe *sqe;
 
-	if (r->tick_armed || r->tickers.next == &r->tickers)
+	if (r->tick_armed || TAILQ_EMPTY(&r->tickers))
 		return;
 	r->tick_ts.tv_sec = TICK_MS / 1000;
 	r->tick_ts.tv_nsec = (TICK_MS % 1000) * 1000000L;
@@ -105,8 +105,8 @@ static void tick_done(struct nvmg_ev *ev, int res, uint32_t flags)
 	(void)res;
 	(void)flags;
 	r->tick_armed = false;
-	for (t = r->tickers.next; t != &r->tickers; t = next) {
-		next = t->next; /* fn may unregister itself */
+	for (t = TAILQ_FIRST(&r->tickers); t; t = next) {
+		next = TAILQ_NEXT(t, link); /* fn may unregister itself */
 		t->fn(t, now);
 	}
 	tick_arm(r);
@@ -114,21 +114,17 @@ static void tick_done(struct nvmg_ev *ev, int res, uint32_t flags)
 
 void nvmg_reactor_add_ticker(struct nvmg_reactor *r, struct nvmg_ticker *t)
 {
-	t->next = r->tickers.next;
-	t->prev = &r->tickers;
-	r->tickers.next->prev = t;
-	r->tickers.next = t;
+	/* At the head: one added by a ticker's fn waits for the next tick. */
+	TAILQ_INSERT_HEAD(&r->tickers, t, link);
 	tick_arm(r);
 }
 
 void nvmg_reactor_del_ticker(struct nvmg_reactor *r, struct nvmg_ticker *t)
 {
-	(void)r;
-	if (!t->next)
+	if (!t->link.tqe_prev)
 		return;
-	t->prev->next = t->next;
-	t->next->prev = t->prev;
-	t->next = t->prev = NULL;
+	TAILQ_REMOVE(&r->tickers, t, link);
+	t->link.tqe_prev = NULL;
 	/* An armed tick with no tickers fires once more and is not re-armed. */
 }
 
@@ -136,13 +132,8 @@ void nvmg_reactor_send(struct nvmg_reactor *r, struct nvmg_msg *m)
 {
 	uint64_t one = 1;
 
-	m->next = NULL;
 	pthread_mutex_lock(&r->mq_lock);
-	if (r->mq_tail)
-		r->mq_tail->next = m;
-	else
-		r->mq_head = m;
-	r->mq_tail = m;
+	STAILQ_INSERT_TAIL(&r->mq, m, link);
 	pthread_mutex_unlock(&r->mq_lock);
 	/* Queued is delivered: the reactor drains the queue on its next
 	 * wake-up, so a failed kick must not make the caller free m. */
@@ -182,12 +173,9 @@ static void efd_done(struct nvmg_ev *ev, int res, uint32_t flags)
 		log_err("reactor %u: eventfd read: %s", r->id, strerror(-res));
 	for (;;) {
 		pthread_mutex_lock(&r->mq_lock);
-		m = r->mq_head;
-		if (m) {
-			r->mq_head = m->next;
-			if (!r->mq_head)
-				r->mq_tail = NULL;
-		}
+		m = STAILQ_FIRST(&r->mq);
+		if (m)
+			STAILQ_REMOVE_HEAD(&r->mq, link);
 		pthread_mutex_unlock(&r->mq_lock);
 		if (!m)
 			break;
@@ -203,11 +191,11 @@ static void efd_done(struct nvmg_ev *ev, int res, uint32_t flags)
 
 static void run_defers(struct nvmg_reactor *r)
 {
-	while (r->defer_head) {
-		struct nvmg_defer *d = r->defer_head;
+	struct nvmg_defer *d;
 
-		r->defer_head = d->next;
-		d->next = NULL;
+	/* A defer queued by fn runs in this same pass. */
+	while ((d = SLIST_FIRST(&r->defers))) {
+		SLIST_REMOVE_HEAD(&r->defers, link);
 		d->queued = false;
 		d->fn(d);
 	}
@@ -302,7 +290,9 @@ struct nvmg_reactor *nvmg_reactor_create(unsigned id, int *err)
 	sem_init(&r->started, 0, 0);
 	r->efd_ev.fn = efd_done;
 	r->tick_ev.fn = tick_done;
-	r->tickers.next = r->tickers.prev = &r->tickers;
+	STAILQ_INIT(&r->mq);
+	SLIST_INIT(&r->defers);
+	TAILQ_INIT(&r->tickers);
 	return r;
 }
 
@@ -349,8 +339,8 @@ void nvmg_reactor_destroy(struct nvmg_reactor *r)
 		return;
 	if (!r->start_err && r->ring.ring_fd > 0)
 		io_uring_queue_exit(&r->ring);
-	while ((m = r->mq_head)) {
-		r->mq_head = m->next;
+	while ((m = STAILQ_FIRST(&r->mq))) {
+		STAILQ_REMOVE_HEAD(&r->mq, link);
 		if (m->heap)
 			free(m);
 	}

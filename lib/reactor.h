@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <liburing.h>
 #include "lib/bufpool.h"
 #include "lib/clock.h"
@@ -23,16 +24,16 @@ struct nvmg_ev {
 /* Work run at the end of the current loop turn, before the ring is
  * submitted: this is where transports flush their batched sends. */
 struct nvmg_defer {
-	struct nvmg_defer *next;
 	void (*fn)(struct nvmg_defer *d);
 	bool queued;
+	SLIST_ENTRY(nvmg_defer) link; /* the reactor's */
 };
 
 /* Called about every 500 ms while registered; arming the tick only while
  * tickers exist keeps an idle daemon asleep. */
 struct nvmg_ticker {
-	struct nvmg_ticker *prev, *next;
 	void (*fn)(struct nvmg_ticker *t, uint64_t now_ms);
+	TAILQ_ENTRY(nvmg_ticker) link; /* the reactor's; tqe_prev NULL: not registered */
 };
 
 struct nvmg_reactor_features {
@@ -46,13 +47,14 @@ struct nvmg_reactor_features {
 struct io_uring_sqe *nvmg_reactor_sqe(struct nvmg_reactor *r);
 void nvmg_reactor_defer(struct nvmg_reactor *r, struct nvmg_defer *d);
 void nvmg_reactor_add_ticker(struct nvmg_reactor *r, struct nvmg_ticker *t);
+/* Also from within t->fn; a no-op for a zeroed or removed ticker. */
 void nvmg_reactor_del_ticker(struct nvmg_reactor *r, struct nvmg_ticker *t);
 /* A message to another reactor's thread. */
 struct nvmg_msg {
-	struct nvmg_msg *next;
 	void (*fn)(void *arg);
 	void *arg;
 	bool heap; /* allocated by nvmg_reactor_post, freed after fn */
+	STAILQ_ENTRY(nvmg_msg) link; /* the reactor's, under its lock */
 };
 
 /* Thread-safe: run fn(arg) on r's thread. Returns 0 or -errno. */

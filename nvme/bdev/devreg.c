@@ -2,17 +2,18 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include "nvme/bdev/devreg.h"
 
 struct devreg_ent {
-	struct devreg_ent *next;
+	LIST_ENTRY(devreg_ent) link;
 	char *key;
 	void *dev;
 	unsigned refs;
 };
 
 static pthread_mutex_t devreg_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct devreg_ent *devreg_head;
+static LIST_HEAD(, devreg_ent) devreg_list = LIST_HEAD_INITIALIZER(devreg_list);
 
 void *nvmg_devreg_get(const char *key, void *(*open)(const char *key, char *err, size_t errlen, int *ret),
 		      char *err, size_t errlen, int *ret)
@@ -22,7 +23,7 @@ void *nvmg_devreg_get(const char *key, void *(*open)(const char *key, char *err,
 
 	*ret = 0;
 	pthread_mutex_lock(&devreg_lock);
-	for (e = devreg_head; e; e = e->next) {
+	LIST_FOREACH(e, &devreg_list, link) {
 		if (!strcmp(e->key, key)) {
 			e->refs++;
 			dev = e->dev;
@@ -44,8 +45,7 @@ void *nvmg_devreg_get(const char *key, void *(*open)(const char *key, char *err,
 		goto out;
 	}
 	e->refs = 1;
-	e->next = devreg_head;
-	devreg_head = e;
+	LIST_INSERT_HEAD(&devreg_list, e, link);
 	dev = e->dev;
 out:
 	pthread_mutex_unlock(&devreg_lock);
@@ -54,19 +54,16 @@ out:
 
 void nvmg_devreg_put(const char *key, void (*close)(void *dev))
 {
-	struct devreg_ent **pp, *e = NULL;
+	struct devreg_ent *e;
 
 	pthread_mutex_lock(&devreg_lock);
-	for (pp = &devreg_head; *pp; pp = &(*pp)->next) {
-		if (!strcmp((*pp)->key, key)) {
-			e = *pp;
-			if (--e->refs == 0)
-				*pp = e->next;
-			else
-				e = NULL;
+	LIST_FOREACH(e, &devreg_list, link)
+		if (!strcmp(e->key, key))
 			break;
-		}
-	}
+	if (e && --e->refs == 0)
+		LIST_REMOVE(e, link);
+	else
+		e = NULL;
 	/* Closed under the lock: a re-open of the same device waits until
 	 * the old owner has let go of it. */
 	if (e) {

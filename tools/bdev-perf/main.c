@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "lib/log.h"
+#include "lib/parse.h"
 #include "tools/bdev-perf/bdev_perf.h"
 
 #define EXIT_USAGE 2
@@ -50,27 +51,12 @@ static int bad_arg(const char *fmt, const char *val)
 	return EXIT_USAGE;
 }
 
-static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
+/* A count from 1 to max. */
+static bool parse_count(const char *s, uint64_t max, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
+	uint64_t v;
 
-	if (!s || !*s || *s == '-')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return false;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	default: break;
-	}
-	if (v > max >> shift)
-		return false;
-	v <<= shift;
-	if (*end || !v || v > max)
+	if (nvmg_parse_u64(s, &v) || !v || v > max)
 		return false;
 	*out = v;
 	return true;
@@ -108,22 +94,22 @@ static int parse_opts(int argc, char **argv, struct bp_opts *o)
 			break;
 		}
 		case 'b':
-			if (!parse_uint(optarg, 1u << NVMG_BUF_MAX_SHIFT, &v) || v % 512)
+			if (nvmg_parse_size(optarg, &v) || v > 1u << NVMG_BUF_MAX_SHIFT || v % 512)
 				return bad_arg("bad block size '%s' (a multiple of 512, at most 1M)", optarg);
 			o->bs = (uint32_t)v;
 			break;
 		case 'd':
-			if (!parse_uint(optarg, MAX_QD, &v))
+			if (!parse_count(optarg, MAX_QD, &v))
 				return bad_arg("bad queue depth '%s' (1..1024)", optarg);
 			o->qd = (unsigned)v;
 			break;
 		case 't':
-			if (!parse_uint(optarg, 86400, &v))
+			if (!parse_count(optarg, 86400, &v))
 				return bad_arg("bad run time '%s' (1..86400 seconds)", optarg);
 			o->secs = (unsigned)v;
 			break;
 		case 'r':
-			if (!parse_uint(optarg, MAX_REACTORS, &v))
+			if (!parse_count(optarg, MAX_REACTORS, &v))
 				return bad_arg("bad reactor count '%s' (1..64)", optarg);
 			o->reactors = (unsigned)v;
 			break;

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "lib/parse.h"
 #include "tools/cli/cli.h"
 
 #define EXIT_FAILED 1
@@ -50,38 +51,22 @@ static int bad(const char *fmt, const char *arg)
 
 static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
+	uint64_t v;
 
-	if (!*s || *s == '-' || *s == '+')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v > max)
+	if (nvmg_parse_u64(s, &v) || v > max)
 		return false;
 	*out = v;
 	return true;
 }
 
+/* The daemon takes a JSON integer: a size must fit an int64. */
 static bool parse_size(const char *s, uint64_t *out)
 {
-	static const char suffixes[] = "KMGT";
-	size_t n = strlen(s);
-	unsigned shift = 0;
-	char num[32];
-	const char *p;
 	uint64_t v;
 
-	if (!n || n >= sizeof(num))
+	if (nvmg_parse_size(s, &v) || v > (uint64_t)INT64_MAX)
 		return false;
-	memcpy(num, s, n + 1);
-	if ((p = strchr(suffixes, num[n - 1])) && num[n - 1]) {
-		shift = 10 * (unsigned)(p - suffixes + 1);
-		num[n - 1] = '\0';
-	}
-	if (!parse_u64(num, UINT64_MAX >> shift, &v) || (v << shift) > (uint64_t)INT64_MAX)
-		return false;
-	*out = v << shift;
+	*out = v;
 	return true;
 }
 
@@ -250,7 +235,7 @@ static int build(int argc, char **argv, struct json_object *req, bool *prometheu
 			return bad("NSID must be a number from 1 to 4294967294, not '%s'", argv[3]);
 		add_int(req, "nsid", v);
 		if (argc == 5) {
-			if (!parse_size(argv[4], &v) || !v)
+			if (!parse_size(argv[4], &v))
 				return bad("SIZE must be a positive number of bytes (K, M, G, T suffixes), not '%s'",
 					   argv[4]);
 			add_int(req, "size", v);

@@ -1,5 +1,4 @@
 /* nvmegate-perf: NVMe/TCP initiator load generator (see perf.h). */
-#include <ctype.h>
 #include <endian.h>
 #include <errno.h>
 #include <getopt.h>
@@ -14,6 +13,7 @@
 
 #include <json-c/json.h>
 
+#include "lib/parse.h"
 #include "tools/perf/perf.h"
 
 static struct perf_shared g_sh;
@@ -50,42 +50,28 @@ static void usage(FILE *f)
 "  -h, --help             this text\n");
 }
 
-static int parse_u64(const char *s, uint64_t *v, bool suffix)
+/* A count: decimal, 0x hex or 0 octal (seeds read well in hex). */
+static int parse_u64(const char *s, uint64_t *v)
 {
 	char *end;
 	unsigned long long x;
-	uint64_t mul = 1;
 
 	errno = 0;
 	if (!*s || *s == '-')
 		return -1;
 	x = strtoull(s, &end, 0);
-	if (errno)
+	if (errno || *end)
 		return -1;
-	if (suffix && *end) {
-		switch (tolower((unsigned char)*end)) {
-		case 'k': mul = 1ull << 10; break;
-		case 'm': mul = 1ull << 20; break;
-		case 'g': mul = 1ull << 30; break;
-		case 't': mul = 1ull << 40; break;
-		default: return -1;
-		}
-		end++;
-		if (!strcasecmp(end, "ib") || !strcasecmp(end, "b"))
-			end += strlen(end);
-	}
-	if (*end)
-		return -1;
-	if (x && mul > UINT64_MAX / x)
-		return -1;
-	*v = x * mul;
+	*v = x;
 	return 0;
 }
 
-static int parse_uint(const char *opt, const char *s, uint64_t min, uint64_t max, bool suffix,
+static int parse_uint(const char *opt, const char *s, uint64_t min, uint64_t max, bool size,
 		      uint64_t *v)
 {
-	if (parse_u64(s, v, suffix) < 0 || *v < min || *v > max) {
+	int ret = size ? nvmg_parse_size(s, v) : parse_u64(s, v);
+
+	if (ret < 0 || *v < min || *v > max) {
 		perf_err("invalid %s '%s' (expected %" PRIu64 "..%" PRIu64 ")", opt, s, min, max);
 		return -1;
 	}
@@ -103,27 +89,6 @@ static int parse_secs(const char *opt, const char *s, double min, double *v)
 		return -1;
 	}
 	return 0;
-}
-
-static int parse_uuid(const char *s, uint8_t out[16])
-{
-	unsigned n = 0;
-
-	for (; *s && n < 32; s++) {
-		int v;
-
-		if (*s == '-')
-			continue;
-		if (!isxdigit((unsigned char)*s))
-			return -1;
-		v = isdigit((unsigned char)*s) ? *s - '0' : tolower((unsigned char)*s) - 'a' + 10;
-		if (n % 2 == 0)
-			out[n / 2] = (uint8_t)(v << 4);
-		else
-			out[n / 2] |= (uint8_t)v;
-		n++;
-	}
-	return n == 32 && !*s ? 0 : -1;
 }
 
 static void random_bytes(void *buf, size_t len)
@@ -174,7 +139,7 @@ static void host_identity(struct perf_opts *o, const char *hostnqn, const char *
 		}
 		memcpy(o->hostnqn, line, strlen(line) + 1);
 		if (!hostid && read_line("/etc/nvme/hostid", line, sizeof(line)) &&
-		    parse_uuid(line, o->hostid) == 0)
+		    nvmg_parse_uuid(line, o->hostid) == 0)
 			have_id = true;
 	} else {
 		uint8_t u[16];
@@ -190,7 +155,7 @@ static void host_identity(struct perf_opts *o, const char *hostnqn, const char *
 	if (hostid) {
 		have_id = true; /* validated by the caller */
 	} else if (!have_id && !strncmp(o->hostnqn, uuid_pfx, sizeof(uuid_pfx) - 1) &&
-		   parse_uuid(o->hostnqn + sizeof(uuid_pfx) - 1, o->hostid) == 0) {
+		   nvmg_parse_uuid(o->hostnqn + sizeof(uuid_pfx) - 1, o->hostid) == 0) {
 		have_id = true;
 	}
 	if (!have_id)
@@ -310,7 +275,7 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 			hostnqn = optarg;
 			break;
 		case OPT_HOSTID:
-			if (parse_uuid(optarg, o->hostid) < 0) {
+			if (nvmg_parse_uuid(optarg, o->hostid) < 0) {
 				perf_err("invalid host ID '%s' (expected a UUID)", optarg);
 				return -1;
 			}
