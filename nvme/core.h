@@ -78,6 +78,7 @@ struct nvmg_subsys {
 	char model[41];
 	uint32_t version;
 	uint16_t cntlid_min, cntlid_max;
+	struct nvmg_devreg *devreg; /* the target's, for opening namespaces */
 
 	pthread_mutex_t lock; /* namespaces, controllers, next_cntlid */
 	struct nvmg_ns **ns;  /* sorted by nsid */
@@ -130,6 +131,7 @@ struct nvmg_req {
  * connections may still point at it while they are torn down. */
 struct nvmg_target {
 	struct nvmg_subsys *discovery;
+	struct nvmg_devreg *devreg;  /* devices shared by namespaces (PCIe controllers) */
 	pthread_rwlock_t model_lock; /* subsys, ports, each port's subsys_nqns */
 	struct nvmg_subsys **subsys;
 	size_t nr_subsys;

@@ -139,7 +139,7 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 			warn_fixed_attrs(subs[i], &conf->subsys[i]);
 			continue;
 		}
-		ret = nvmg_subsys_build(&subs[i], &conf->subsys[i], err, errlen);
+		ret = nvmg_subsys_build(t, &subs[i], &conf->subsys[i], err, errlen);
 		if (ret)
 			goto fail;
 		fresh_sub[i] = true;

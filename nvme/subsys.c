@@ -5,6 +5,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include "lib/log.h"
+#include "nvme/bdev/devreg.h"
 #include "nvme/subsys.h"
 
 struct nvmg_host_count {
@@ -229,7 +230,7 @@ static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, st
 	ns->lba_shift = c->lba_size == 4096 ? 12 : 9;
 	char why[256] = "";
 
-	ret = nvmg_bdev_open(c->path, c->readonly, &ns->bdev, why, sizeof(why));
+	ret = nvmg_bdev_open(s->devreg, c->path, c->readonly, &ns->bdev, why, sizeof(why));
 	if (ret) {
 		snprintf(err, errlen, "subsystem %s namespace %u: %s: %s", s->nqn, c->nsid, c->path,
 			 why[0] ? why : strerror(-ret));
@@ -298,14 +299,15 @@ static int cmp_ns(const void *a, const void *b)
 	return x->nsid < y->nsid ? -1 : x->nsid > y->nsid;
 }
 
-int nvmg_subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys *c, char *err,
-			size_t errlen)
+int nvmg_subsys_build(struct nvmg_target *t, struct nvmg_subsys **out,
+		      const struct nvmg_conf_subsys *c, char *err, size_t errlen)
 {
 	struct nvmg_subsys *s = subsys_alloc(c->nqn);
 	int ret;
 
 	if (!s)
 		return -ENOMEM;
+	s->devreg = t->devreg;
 	s->allow_any_host = c->allow_any_host;
 	s->allowed_hosts = nvmg_strv_dup(c->allowed_hosts, c->nr_allowed_hosts);
 	if (!s->allowed_hosts)
@@ -403,7 +405,8 @@ int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char 
 	t->discovery = subsys_alloc(NVMG_DISC_NQN);
 	t->subsys = calloc(conf->nr_subsys + 1, sizeof(*t->subsys));
 	t->ports = calloc(conf->nr_ports + 1, sizeof(*t->ports));
-	if (!t->discovery || !t->subsys || !t->ports) {
+	t->devreg = nvmg_devreg_create();
+	if (!t->discovery || !t->subsys || !t->ports || !t->devreg) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -412,7 +415,7 @@ int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char 
 	copy_padded(t->discovery->model, sizeof(t->discovery->model), "nvmegate discovery");
 	nvmg_derive_serial(t->discovery->nqn, t->discovery->serial);
 	for (size_t i = 0; i < conf->nr_subsys; i++) {
-		ret = nvmg_subsys_build(&t->subsys[i], &conf->subsys[i], err, errlen);
+		ret = nvmg_subsys_build(t, &t->subsys[i], &conf->subsys[i], err, errlen);
 		if (ret)
 			return ret;
 		t->nr_subsys++;
@@ -777,6 +780,8 @@ void nvmg_target_destroy(struct nvmg_target *t)
 		nvmg_port_free(t->retired_ports[i]);
 	free(t->retired_ports);
 	free(t->host_counts);
+	/* After every namespace: the last one out closed its device. */
+	nvmg_devreg_destroy(t->devreg);
 	pthread_mutex_destroy(&t->hosts_lock);
 	pthread_rwlock_destroy(&t->model_lock);
 	memset(t, 0, sizeof(*t));

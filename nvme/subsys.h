@@ -23,8 +23,8 @@ void nvmg_strv_free(char **v);
 void nvmg_subsys_kill_ctrls(struct nvmg_subsys *s,
 			    bool (*match)(const struct nvmg_ctrl *c, const void *arg), const void *arg,
 			    const char *why);
-int nvmg_subsys_build(struct nvmg_subsys **out, const struct nvmg_conf_subsys *c, char *err,
-		      size_t errlen);
+int nvmg_subsys_build(struct nvmg_target *t, struct nvmg_subsys **out,
+		      const struct nvmg_conf_subsys *c, char *err, size_t errlen);
 void nvmg_subsys_free(struct nvmg_subsys *s);
 /* A port served by the registered transport that c->trtype names. Returns
  * 0 or -errno with err filled. */

@@ -5,8 +5,8 @@
 #include "nvme/bdev/bdev.h"
 #include "nvme/bdev/path.h"
 
-int nvmg_bdev_open(const char *path, bool readonly, struct nvmg_bdev **out, char *err,
-		   size_t errlen)
+int nvmg_bdev_open(struct nvmg_devreg *reg, const char *path, bool readonly,
+		   struct nvmg_bdev **out, char *err, size_t errlen)
 {
 	struct nvmg_bdev_path p;
 	char shown[600], why[700];
@@ -28,7 +28,7 @@ int nvmg_bdev_open(const char *path, bool readonly, struct nvmg_bdev **out, char
 			(*out)->readonly = true;
 		return ret;
 	case NVMG_BDEV_KIND_PCIE:
-		return nvmg_bdev_pcie_open(p.bdf, p.nsid, readonly, out, err, errlen);
+		return nvmg_bdev_pcie_open(reg, p.bdf, p.nsid, readonly, out, err, errlen);
 	case NVMG_BDEV_KIND_FILE:
 		break;
 	}

@@ -79,11 +79,13 @@ struct nvmg_bdev {
 
 /* Open by config path: "mem:SIZE", "pcie:BDF/NSID" or a file / block
  * device path. err (may be NULL) gets a reason beyond errno when known. */
-int nvmg_bdev_open(const char *path, bool readonly, struct nvmg_bdev **out, char *err,
-		   size_t errlen);
+struct nvmg_devreg;
+/* reg shares one controller among a PCIe device's namespaces. */
+int nvmg_bdev_open(struct nvmg_devreg *reg, const char *path, bool readonly,
+		   struct nvmg_bdev **out, char *err, size_t errlen);
 int nvmg_bdev_file_open(const char *path, bool readonly, struct nvmg_bdev **out);
 int nvmg_bdev_mem_open(uint64_t size, struct nvmg_bdev **out);
-int nvmg_bdev_pcie_open(const char *bdf, uint32_t nsid, bool readonly, struct nvmg_bdev **out,
+int nvmg_bdev_pcie_open(struct nvmg_devreg *reg, const char *bdf, uint32_t nsid, bool readonly, struct nvmg_bdev **out,
 			char *err, size_t errlen);
 
 static inline uint64_t nvmg_bdev_size(const struct nvmg_bdev *b)

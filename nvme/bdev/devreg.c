@@ -12,18 +12,40 @@ struct devreg_ent {
 	unsigned refs;
 };
 
-static pthread_mutex_t devreg_lock = PTHREAD_MUTEX_INITIALIZER;
-static LIST_HEAD(, devreg_ent) devreg_list = LIST_HEAD_INITIALIZER(devreg_list);
+struct nvmg_devreg {
+	pthread_mutex_t lock;
+	LIST_HEAD(, devreg_ent) list;
+};
 
-void *nvmg_devreg_get(const char *key, void *(*open)(const char *key, char *err, size_t errlen, int *ret),
-		      char *err, size_t errlen, int *ret)
+struct nvmg_devreg *nvmg_devreg_create(void)
+{
+	struct nvmg_devreg *reg = calloc(1, sizeof(*reg));
+
+	if (!reg)
+		return NULL;
+	pthread_mutex_init(&reg->lock, NULL);
+	LIST_INIT(&reg->list);
+	return reg;
+}
+
+void nvmg_devreg_destroy(struct nvmg_devreg *reg)
+{
+	if (!reg)
+		return;
+	pthread_mutex_destroy(&reg->lock);
+	free(reg);
+}
+
+void *nvmg_devreg_get(struct nvmg_devreg *reg, const char *key,
+		      void *(*open)(const char *key, char *err, size_t errlen, int *ret), char *err,
+		      size_t errlen, int *ret)
 {
 	struct devreg_ent *e;
 	void *dev = NULL;
 
 	*ret = 0;
-	pthread_mutex_lock(&devreg_lock);
-	LIST_FOREACH(e, &devreg_list, link) {
+	pthread_mutex_lock(&reg->lock);
+	LIST_FOREACH(e, &reg->list, link) {
 		if (!strcmp(e->key, key)) {
 			e->refs++;
 			dev = e->dev;
@@ -45,19 +67,19 @@ void *nvmg_devreg_get(const char *key, void *(*open)(const char *key, char *err,
 		goto out;
 	}
 	e->refs = 1;
-	LIST_INSERT_HEAD(&devreg_list, e, link);
+	LIST_INSERT_HEAD(&reg->list, e, link);
 	dev = e->dev;
 out:
-	pthread_mutex_unlock(&devreg_lock);
+	pthread_mutex_unlock(&reg->lock);
 	return dev;
 }
 
-void nvmg_devreg_put(const char *key, void (*close)(void *dev))
+void nvmg_devreg_put(struct nvmg_devreg *reg, const char *key, void (*close)(void *dev))
 {
 	struct devreg_ent *e;
 
-	pthread_mutex_lock(&devreg_lock);
-	LIST_FOREACH(e, &devreg_list, link)
+	pthread_mutex_lock(&reg->lock);
+	LIST_FOREACH(e, &reg->list, link)
 		if (!strcmp(e->key, key))
 			break;
 	if (e && --e->refs == 0)
@@ -71,5 +93,5 @@ void nvmg_devreg_put(const char *key, void (*close)(void *dev))
 		free(e->key);
 		free(e);
 	}
-	pthread_mutex_unlock(&devreg_lock);
+	pthread_mutex_unlock(&reg->lock);
 }

@@ -1,5 +1,5 @@
 /* PCIe backend: one namespace of a userspace-driven NVMe controller.
- * Namespaces of one device share its controller (daemon/devreg); each
+ * Namespaces of one device share its controller (devreg.c, the registry its opener passes); each
  * reactor submits on its own I/O queue pair. */
 #include <errno.h>
 #include <stdio.h>
@@ -122,7 +122,7 @@ static void pcie_close(struct nvmg_bdev *b)
 {
 	struct pcie_ns *ns = (struct pcie_ns *)b;
 
-	nvmg_devreg_put(ns->c->bdf, ctrlr_close);
+	nvmg_devreg_put(ns->reg, ns->c->bdf, ctrlr_close);
 	free(ns);
 }
 
@@ -136,7 +136,7 @@ static const struct nvmg_bdev_ops pcie_ops = {
 	.smart_log = pcie_smart_log,
 };
 
-int nvmg_bdev_pcie_open(const char *bdf, uint32_t nsid, bool readonly, struct nvmg_bdev **out,
+int nvmg_bdev_pcie_open(struct nvmg_devreg *reg, const char *bdf, uint32_t nsid, bool readonly, struct nvmg_bdev **out,
 			char *err, size_t errlen)
 {
 	struct pcie_ns *ns = calloc(1, sizeof(*ns));
@@ -149,7 +149,8 @@ int nvmg_bdev_pcie_open(const char *bdf, uint32_t nsid, bool readonly, struct nv
 		free(ns);
 		return -EINVAL;
 	}
-	ns->c = nvmg_devreg_get(bdf, ctrlr_open, why, sizeof(why), &ret);
+	ns->reg = reg;
+	ns->c = nvmg_devreg_get(reg, bdf, ctrlr_open, why, sizeof(why), &ret);
 	if (!ns->c) {
 		if (err)
 			snprintf(err, errlen, "%s", why[0] ? why : strerror(-ret));
@@ -162,7 +163,7 @@ int nvmg_bdev_pcie_open(const char *bdf, uint32_t nsid, bool readonly, struct nv
 	if (ret) {
 		if (err)
 			snprintf(err, errlen, "%s", why);
-		nvmg_devreg_put(bdf, ctrlr_close);
+		nvmg_devreg_put(reg, bdf, ctrlr_close);
 		free(ns);
 		return ret;
 	}

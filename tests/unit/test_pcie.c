@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "tests/unit/check.h"
 #include "lib/log.h"
+#include "nvme/bdev/devreg.h"
 #include "nvme/bdev/pcie/pcie.h"
 
 
@@ -412,6 +413,7 @@ void nvmg_vfio_bus_master(struct nvmg_vfio *v, int on)
 /* ------------------------------------------------------------ harness */
 
 static struct nvmg_reactor *R;
+static struct nvmg_devreg *Reg; /* the namespaces share the controller through it */
 static struct nvmg_bdev *B;
 
 struct tio {
@@ -709,17 +711,18 @@ int main(void)
 	M.req_fd = -1;
 	pthread_create(&M.thr, NULL, model_main, NULL);
 
+	Reg = nvmg_devreg_create();
 	R = nvmg_reactor_create(0, &ret);
-	if (!R || nvmg_reactor_start(R)) {
+	if (!Reg || !R || nvmg_reactor_start(R)) {
 		fprintf(stderr, "cannot start a reactor (io_uring)\n");
 		return 1;
 	}
-	ret = nvmg_bdev_pcie_open("0000:00:04.0", 1, false, &B, err, sizeof(err));
+	ret = nvmg_bdev_pcie_open(Reg, "0000:00:04.0", 1, false, &B, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "open: %s (%d)\n", err, ret);
 		return 1;
 	}
-	CHECK(nvmg_bdev_pcie_open("0000:00:04.0", 2, false, &(struct nvmg_bdev *){ NULL }, err, sizeof(err)) ==
+	CHECK(nvmg_bdev_pcie_open(Reg, "0000:00:04.0", 2, false, &(struct nvmg_bdev *){ NULL }, err, sizeof(err)) ==
 	      -ENODEV);
 	CHECK(strstr(err, "has no namespace 2") != NULL);
 
@@ -743,7 +746,7 @@ int main(void)
 	M.shutdown_seen = false;
 	wr32(NVME_REG_CC, 0);
 	sleep_ms(20);
-	ret = nvmg_bdev_pcie_open("0000:00:04.0", 1, false, &B, err, sizeof(err));
+	ret = nvmg_bdev_pcie_open(Reg, "0000:00:04.0", 1, false, &B, err, sizeof(err));
 	CHECK(ret == 0);
 	if (ret)
 		fprintf(stderr, "reopen: %s\n", err);
@@ -754,6 +757,7 @@ int main(void)
 	}
 	nvmg_reactor_stop(R);
 	nvmg_reactor_destroy(R);
+	nvmg_devreg_destroy(Reg);
 	M.stop = true;
 	pthread_join(M.thr, NULL);
 	free(M.disk);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "lib/log.h"
 #include "lib/parse.h"
+#include "nvme/bdev/devreg.h"
 #include "tools/bdev-perf/bdev_perf.h"
 
 #define EXIT_USAGE 2
@@ -243,6 +244,7 @@ int main(int argc, char **argv)
 	unsigned started = 0;
 	uint64_t errors = 0;
 	sigset_t sigs;
+	struct nvmg_devreg *reg;
 	int ret, status = 1;
 
 	ret = parse_opts(argc, argv, &o);
@@ -257,9 +259,16 @@ int main(int argc, char **argv)
 	atomic_init(&stop, false);
 	sem_init(&done, 0, 0);
 
-	ret = nvmg_bdev_open(o.path, o.wl == BP_RANDREAD || o.wl == BP_READ, &b, err, sizeof(err));
+	reg = nvmg_devreg_create();
+	if (!reg) {
+		fprintf(stderr, BP_NAME ": out of memory\n");
+		return 1;
+	}
+	ret = nvmg_bdev_open(reg, o.path, o.wl == BP_RANDREAD || o.wl == BP_READ, &b, err,
+			     sizeof(err));
 	if (ret) {
 		fprintf(stderr, BP_NAME ": %s: cannot open: %s\n", o.path, err[0] ? err : strerror(-ret));
+		nvmg_devreg_destroy(reg);
 		return 1;
 	}
 	if (o.bs % b->block_size) {
@@ -352,6 +361,7 @@ out:
 		free(jobs[i].slots);
 	free(jobs);
 	free(rs);
+	nvmg_devreg_destroy(reg);
 	sem_destroy(&done);
 	return status;
 }

@@ -125,6 +125,7 @@ static inline int pcie_ctrlr_unusable(struct pcie_ctrlr *c)
 struct pcie_ns {
 	struct nvmg_bdev b;
 	struct pcie_ctrlr *c;
+	struct nvmg_devreg *reg; /* c's registry: close puts c back there */
 	uint32_t nsid;
 	uint8_t lba_shift;
 	bool has_wz, has_dsm;
