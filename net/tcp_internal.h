@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/queue.h>
 #include "net/tcp.h"
 
 struct tcp_conn;
@@ -12,7 +13,7 @@ struct tcp_conn;
 struct tcp_reactor {
 	struct nvmg_tcp *tcp;
 	struct nvmg_reactor *r;
-	struct tcp_conn *conns; /* doubly linked */
+	LIST_HEAD(, tcp_conn) conns;
 	unsigned nr_conns;
 	bool draining;
 };

@@ -23,6 +23,7 @@ LAYERS = [
     ("core", "nvme/"),
     ("pdu", "net/tcp_pdu"),
     ("pdu", "net/crc32c.h"),
+    ("pdu", "net/tcp_frame"),
     ("net", "net/"),
     ("fuse", "fuse/"),
     ("daemon", "daemon/"),

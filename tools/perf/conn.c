@@ -16,7 +16,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "net/crc32c.h"
+#include "net/tcp_frame.h"
 #include "tools/perf/perf.h"
 
 #define SETUP_TIMEOUT_S 10
@@ -142,35 +142,6 @@ const char *perf_status_str(uint16_t sf, char *buf, size_t len)
 	return status_str(sf, false, buf, len);
 }
 
-const char *perf_fes_str(uint16_t fes)
-{
-	switch (fes) {
-	case NVMG_TCP_FES_INVALID_HEADER: return "Invalid PDU Header Field";
-	case NVMG_TCP_FES_PDU_SEQUENCE: return "PDU Sequence Error";
-	case NVMG_TCP_FES_HDGST_ERROR: return "Header Digest Error";
-	case NVMG_TCP_FES_DATA_OUT_OF_RANGE: return "Data Transfer Out of Range";
-	case NVMG_TCP_FES_R2T_LIMIT: return "Data Transfer Limit Exceeded";
-	case NVMG_TCP_FES_UNSUPPORTED_PARAM: return "Unsupported Parameter";
-	default: return "Unknown FES";
-	}
-}
-
-const char *perf_pdu_name(uint8_t type)
-{
-	switch (type) {
-	case NVMG_TCP_ICREQ: return "ICReq";
-	case NVMG_TCP_ICRESP: return "ICResp";
-	case NVMG_TCP_H2C_TERM: return "H2CTermReq";
-	case NVMG_TCP_C2H_TERM: return "C2HTermReq";
-	case NVMG_TCP_CMD: return "CapsuleCmd";
-	case NVMG_TCP_RSP: return "CapsuleResp";
-	case NVMG_TCP_H2C_DATA: return "H2CData";
-	case NVMG_TCP_C2H_DATA: return "C2HData";
-	case NVMG_TCP_R2T: return "R2T";
-	default: return "unknown";
-	}
-}
-
 /* ---- socket helpers ----------------------------------------------------- */
 
 static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len)
@@ -265,25 +236,31 @@ static int recv_all(struct perf_conn *c, void *buf, size_t len, const char *what
 	return 0;
 }
 
-/* The 8 common header bytes of a C2HTermReq are in hdr; read the rest and
- * report it. Always returns -1. */
+/* The 8 common header bytes of a C2HTermReq are in hdr, checked; read
+ * the rest and report it. Always returns -1. */
 static int report_term(struct perf_conn *c, const struct nvmg_tcp_hdr *hdr, const char *what)
 {
-	uint8_t buf[24 + NVMG_TCP_TERM_MAX_DATA];
+	uint8_t buf[sizeof(struct nvmg_tcp_term) + NVMG_TCP_TERM_MAX_DATA];
 	uint32_t plen = le32toh(hdr->plen);
 	struct nvmg_tcp_term t;
 
-	if (hdr->hlen != sizeof(t) || plen < sizeof(t) || plen > sizeof(buf)) {
-		perf_err("qid %u: malformed C2HTermReq (hlen %u plen %u) in reply to %s",
-			 c->qid, hdr->hlen, plen, what);
-		return -1;
-	}
 	memcpy(buf, hdr, sizeof(*hdr));
 	if (recv_all(c, buf + sizeof(*hdr), plen - sizeof(*hdr), "C2HTermReq") < 0)
 		return -1;
 	memcpy(&t, buf, sizeof(t));
 	perf_err("qid %u: target sent C2HTermReq in reply to %s: %s (FES 0x%x, FEI 0x%x)",
-		 c->qid, what, perf_fes_str(le16toh(t.fes)), le16toh(t.fes), le32toh(t.fei));
+		 c->qid, what, nvmg_pdu_fes_name(le16toh(t.fes)), le16toh(t.fes), le32toh(t.fei));
+	return -1;
+}
+
+/* A framing error in what the target sent; always returns -1. */
+static int report_pdu_err(struct perf_conn *c, enum nvmg_pdu_err err, const struct nvmg_tcp_hdr *h,
+			  const char *what)
+{
+	char buf[192];
+
+	perf_err("qid %u: %s in reply to %s", c->qid,
+		 nvmg_pdu_err_str(err, h, c->hdgst, c->ddgst, buf, sizeof(buf)), what);
 	return -1;
 }
 
@@ -345,11 +322,11 @@ int conn_open(struct perf_conn *c, const struct perf_opts *o, uint16_t qid)
 	struct nvmg_tcp_icreq req;
 	struct nvmg_tcp_icresp resp;
 	struct iovec iov = { &req, sizeof(req) };
+	enum nvmg_pdu_err perr;
+	uint32_t hl;
 
 	memset(&req, 0, sizeof(req));
-	req.hdr.type = NVMG_TCP_ICREQ;
-	req.hdr.hlen = sizeof(req);
-	req.hdr.plen = htole32(sizeof(req));
+	nvmg_pdu_init_hdr(&req.hdr, NVMG_TCP_ICREQ, false, false, 0, 0);
 	req.pfv = htole16(0);
 	req.hpda = 0;
 	req.digest = (o->hdgst ? NVMG_TCP_HDGST_ENABLE : 0) | (o->ddgst ? NVMG_TCP_DDGST_ENABLE : 0);
@@ -358,15 +335,16 @@ int conn_open(struct perf_conn *c, const struct perf_opts *o, uint16_t qid)
 		goto fail;
 	if (recv_all(c, &resp.hdr, sizeof(resp.hdr), "ICResp") < 0)
 		goto fail;
-	if (resp.hdr.type == NVMG_TCP_C2H_TERM) {
+	perr = nvmg_pdu_check_hdr(&resp.hdr, NVMG_PDU_BIT(NVMG_TCP_ICRESP) | NVMG_PDU_BIT(NVMG_TCP_C2H_TERM),
+				  false, true, &hl);
+	if (!perr && resp.hdr.type == NVMG_TCP_C2H_TERM) {
 		report_term(c, &resp.hdr, "ICReq");
 		goto fail;
 	}
-	if (resp.hdr.type != NVMG_TCP_ICRESP || resp.hdr.hlen != sizeof(resp) ||
-	    le32toh(resp.hdr.plen) != sizeof(resp)) {
-		perf_err("qid %u: expected ICResp, got PDU type 0x%02x (%s) hlen %u plen %u",
-			 qid, resp.hdr.type, perf_pdu_name(resp.hdr.type), resp.hdr.hlen,
-			 le32toh(resp.hdr.plen));
+	if (!perr)
+		perr = nvmg_pdu_check_no_data(&resp.hdr, hl);
+	if (perr) {
+		report_pdu_err(c, perr, &resp.hdr, "ICReq");
 		goto fail;
 	}
 	if (recv_all(c, (uint8_t *)&resp + sizeof(resp.hdr), sizeof(resp) - sizeof(resp.hdr),
@@ -421,10 +399,9 @@ int conn_sync_cmd(struct perf_conn *c, struct nvmg_sqe *sqe,
 		  const void *wdata, uint32_t wlen, void *rdata, uint32_t rlen,
 		  struct nvmg_cqe *cqe, const char *what)
 {
-	uint32_t hd = c->hdgst ? 4 : 0, dd = (c->ddgst && wlen) ? 4 : 0;
 	uint16_t cid = c->next_cid++;
 	struct cmd_pdu cmd;
-	uint32_t ddg = 0;
+	uint32_t ddg = 0, hl;
 	struct iovec iov[3];
 	int n = 0;
 
@@ -439,19 +416,15 @@ int conn_sync_cmd(struct perf_conn *c, struct nvmg_sqe *sqe,
 		sqe->dptr.type = NVMG_SGL_TRANSPORT_DATA_BLOCK;
 	}
 	memset(&cmd, 0, sizeof(cmd));
-	cmd.pdu.hdr.type = NVMG_TCP_CMD;
-	cmd.pdu.hdr.flags = (hd ? NVMG_TCP_F_HDGST : 0) | (dd ? NVMG_TCP_F_DDGST : 0);
-	cmd.pdu.hdr.hlen = sizeof(cmd.pdu);
-	cmd.pdu.hdr.pdo = wlen ? (uint8_t)(sizeof(cmd.pdu) + hd) : 0;
-	cmd.pdu.hdr.plen = htole32(sizeof(cmd.pdu) + hd + wlen + dd);
+	hl = nvmg_pdu_init_hdr(&cmd.pdu.hdr, NVMG_TCP_CMD, c->hdgst, c->ddgst,
+			       nvmg_pdu_hdr_total(NVMG_TCP_CMD, c->hdgst), wlen);
 	memcpy(&cmd.pdu.sqe, sqe, sizeof(*sqe));
-	if (hd)
-		cmd.hdgst = htole32(nvmg_crc32c(&cmd.pdu, sizeof(cmd.pdu)));
-	iov[n++] = (struct iovec){ &cmd, sizeof(cmd.pdu) + hd };
+	nvmg_pdu_put_hdgst(&cmd.pdu.hdr);
+	iov[n++] = (struct iovec){ &cmd, hl };
 	if (wlen) {
 		iov[n++] = (struct iovec){ (void *)wdata, wlen };
-		if (dd) {
-			ddg = htole32(nvmg_crc32c(wdata, wlen));
+		if (c->ddgst) {
+			ddg = nvmg_pdu_ddgst(wdata, wlen);
 			iov[n++] = (struct iovec){ &ddg, 4 };
 		}
 	}
@@ -461,58 +434,31 @@ int conn_sync_cmd(struct perf_conn *c, struct nvmg_sqe *sqe,
 	for (;;) {
 		uint8_t hbuf[256];
 		struct nvmg_tcp_hdr *h = (struct nvmg_tcp_hdr *)hbuf;
-		uint32_t plen, need;
+		uint32_t need, pad = 0, len = 0;
+		enum nvmg_pdu_err err;
 
 		if (recv_all(c, hbuf, sizeof(*h), what) < 0)
 			return -1;
-		plen = le32toh(h->plen);
-		if (h->type == NVMG_TCP_C2H_TERM)
+		err = nvmg_pdu_check_hdr(h, NVMG_PDU_BIT(NVMG_TCP_RSP) | NVMG_PDU_BIT(NVMG_TCP_C2H_DATA) |
+					 NVMG_PDU_BIT(NVMG_TCP_C2H_TERM), c->hdgst, true, &need);
+		if (!err && h->type == NVMG_TCP_C2H_TERM)
 			return report_term(c, h, what);
-		if (h->type != NVMG_TCP_RSP && h->type != NVMG_TCP_C2H_DATA) {
-			perf_err("qid %u: unexpected %s PDU (type 0x%02x) while waiting for %s response",
-				 c->qid, perf_pdu_name(h->type), h->type, what);
-			return -1;
-		}
-		if (h->hlen != 24) {
-			perf_err("qid %u: %s PDU with HLEN %u (expected 24) in reply to %s",
-				 c->qid, perf_pdu_name(h->type), h->hlen, what);
-			return -1;
-		}
-		if (!!(h->flags & NVMG_TCP_F_HDGST) != c->hdgst) {
-			perf_err("qid %u: %s PDU HDGST flag %s, but header digest is %s (reply to %s)",
-				 c->qid, perf_pdu_name(h->type),
-				 (h->flags & NVMG_TCP_F_HDGST) ? "set" : "clear",
-				 c->hdgst ? "enabled" : "disabled", what);
-			return -1;
-		}
-		need = 24 + hd;
-		if (h->type == NVMG_TCP_C2H_DATA) {
-			if (h->pdo < need) {
-				perf_err("qid %u: C2HData PDO %u < %u in reply to %s", c->qid,
-					 h->pdo, need, what);
-				return -1;
-			}
-			need = h->pdo;
-		}
+		if (!err && h->type == NVMG_TCP_C2H_DATA)
+			err = nvmg_pdu_data_span(h, need, c->ddgst, &pad, &len);
+		else if (!err)
+			err = nvmg_pdu_check_no_data(h, need);
+		if (err)
+			return report_pdu_err(c, err, h, what);
+		/* The padding up to PDO is read with the header (PDO <= 255). */
+		need += pad;
 		if (recv_all(c, hbuf + sizeof(*h), need - sizeof(*h), what) < 0)
 			return -1;
-		if (hd) {
-			uint32_t exp = nvmg_crc32c(hbuf, 24), have;
-
-			memcpy(&have, hbuf + 24, 4);
-			if (le32toh(have) != exp) {
-				perf_err("qid %u: header digest error in %s PDU (got 0x%08x, expected 0x%08x) in reply to %s",
-					 c->qid, perf_pdu_name(h->type), le32toh(have), exp, what);
-				return -1;
-			}
-		}
+		err = nvmg_pdu_check_hdgst(h, c->hdgst);
+		if (err)
+			return report_pdu_err(c, err, h, what);
 		if (h->type == NVMG_TCP_RSP) {
 			struct nvmg_tcp_rsp r;
 
-			if (plen != 24 + hd) {
-				perf_err("qid %u: CapsuleResp PLEN %u, expected %u", c->qid, plen, 24 + hd);
-				return -1;
-			}
 			memcpy(&r, hbuf, sizeof(r));
 			if (le16toh(r.cqe.cid) != cid) {
 				perf_err("qid %u: CapsuleResp for CID %u while waiting for CID %u (%s)",
@@ -525,30 +471,27 @@ int conn_sync_cmd(struct perf_conn *c, struct nvmg_sqe *sqe,
 
 		/* C2HData */
 		struct nvmg_tcp_data d;
-		uint32_t off, len, hasdd = (h->flags & NVMG_TCP_F_DDGST) ? 4 : 0;
+		uint32_t off;
 
 		memcpy(&d, hbuf, sizeof(d));
 		off = le32toh(d.offset);
-		len = le32toh(d.length);
-		if (!!hasdd != c->ddgst) {
-			perf_err("qid %u: C2HData DDGST flag %s, but data digest is %s (reply to %s)",
-				 c->qid, hasdd ? "set" : "clear", c->ddgst ? "enabled" : "disabled", what);
-			return -1;
-		}
-		if (le16toh(d.cccid) != cid || !rdata || (uint64_t)off + len > rlen ||
-		    plen != h->pdo + len + hasdd) {
-			perf_err("qid %u: bad C2HData in reply to %s: CCCID %u (expected %u) DATAO %u DATAL %u PLEN %u (buffer %u)",
-				 c->qid, what, le16toh(d.cccid), cid, off, len, plen, rlen);
+		err = nvmg_pdu_check_datal(&d, len);
+		if (err)
+			return report_pdu_err(c, err, h, what);
+		if (le16toh(d.cccid) != cid || !rdata || (uint64_t)off + len > rlen) {
+			perf_err("qid %u: bad C2HData in reply to %s: CCCID %u (expected %u) DATAO %u DATAL %u (buffer %u)",
+				 c->qid, what, le16toh(d.cccid), cid, off, len, rlen);
 			return -1;
 		}
 		if (recv_all(c, (uint8_t *)rdata + off, len, what) < 0)
 			return -1;
-		if (hasdd) {
-			uint32_t have;
+		if (c->ddgst) {
+			uint8_t have[4];
 
-			if (recv_all(c, &have, 4, what) < 0)
+			if (recv_all(c, have, 4, what) < 0)
 				return -1;
-			if (le32toh(have) != nvmg_crc32c((uint8_t *)rdata + off, len)) {
+			if (nvmg_pdu_check_ddgst(nvmg_crc32c_update(NVMG_CRC32C_INIT, (uint8_t *)rdata + off, len),
+						 have)) {
 				perf_err("qid %u: data digest error in C2HData in reply to %s", c->qid, what);
 				return -1;
 			}

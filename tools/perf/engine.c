@@ -2,9 +2,8 @@
  * I/O queues. Per queue there is at most one recv and one sendmsg in
  * flight. Outgoing PDUs are gathered as iovecs pointing into preallocated
  * per-slot headers and data buffers and flushed with one sendmsg per queue
- * per loop turn; incoming bytes land in a per-queue receive buffer that is
- * parsed for as many PDUs as it holds (large C2HData payloads are received
- * straight into the slot's buffer). Nothing is allocated per I/O. */
+ * per loop turn. The receive side is engine_recv.c. Nothing is allocated
+ * per I/O. */
 #include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -19,108 +18,8 @@
 
 #include <liburing.h>
 
-#include "net/crc32c.h"
-#include "tools/perf/perf.h"
-
-#define RBUF_SIZE (256u * 1024)
-#define DIRECT_MIN (16u * 1024)  /* receive payloads this big in place */
-#define MAX_REPORTS 10           /* per-I/O error messages per run */
-#define OP_SEND 1ull
-
-struct cmd_hdr {
-	struct nvmg_tcp_cmd pdu;
-	uint32_t hdgst;
-	uint32_t ddgst;
-} __attribute__((packed));
-
-struct h2c_hdr {
-	struct nvmg_tcp_data pdu;
-	uint32_t hdgst;
-	uint32_t ddgst;
-} __attribute__((packed));
-
-struct slot {
-	struct cmd_hdr cmd;
-	uint16_t cid;
-	bool busy;
-	bool write;
-	bool incap;
-	bool data_last;
-	bool prefill;
-	uint32_t len;
-	uint32_t data_rcvd;
-	uint32_t r2t_bytes;
-	uint64_t unit;
-	uint64_t slba;
-	uint32_t gen;
-	uint64_t t_start;
-	uint8_t *buf;
-	struct h2c_hdr *h2c;
-};
-
-enum pstate { PS_HDR, PS_DATA, PS_DDGST };
-
-struct engine;
-
-struct ioq {
-	struct engine *e;
-	int fd;
-	uint16_t qid;
-	bool hdgst, ddgst;
-	uint32_t hd, dd;
-	uint32_t maxh2c;
-	uint32_t incap_max;
-	unsigned qd;
-	struct slot *slots;
-	uint8_t *bufs;
-	struct h2c_hdr *h2cs;
-	unsigned outstanding;
-	uint16_t *idle;
-	unsigned nidle;
-	bool dead;
-
-	/* send side */
-	struct iovec *iov;
-	unsigned iov_head, iov_tail, iov_cap, send_n;
-	bool send_busy;
-	struct msghdr msg;
-
-	/* receive side */
-	uint8_t *rbuf;
-	uint32_t rstart, rend;
-	bool recv_busy;
-	bool direct;
-
-	/* PDU parser */
-	enum pstate ps;
-	struct slot *cur;
-	uint8_t cur_flags;
-	uint32_t cur_len, cur_off;
-	uint8_t *dst;
-	uint32_t data_left;
-	uint32_t crc;
-	uint8_t ddg[4];
-	unsigned ddg_have;
-
-	uint64_t seq_next;
-};
-
-struct engine {
-	struct perf_thread *t;
-	struct perf_shared *sh;
-	const struct perf_opts *o;
-	struct io_uring ring;
-	bool ring_ok;
-	struct ioq *q;
-	unsigned nq;
-	uint64_t now;
-	uint64_t measure_start, end;
-	bool running;
-	bool prefill;
-	bool fatal;
-	uint64_t rng;
-	uint32_t lba_size;
-};
+#include "net/tcp_frame.h"
+#include "tools/perf/engine.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -141,8 +40,7 @@ static uint64_t rnd_below(struct engine *e, uint64_t n)
 	return (uint64_t)(((unsigned __int128)rnd(e) * n) >> 64);
 }
 
-static void q_fatal(struct ioq *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void q_fatal(struct ioq *q, const char *fmt, ...)
+void q_fatal(struct ioq *q, const char *fmt, ...)
 {
 	va_list ap;
 	char buf[768];
@@ -164,7 +62,7 @@ static bool may_report(struct engine *e)
 	return atomic_fetch_add(&e->sh->err_reports, 1) < MAX_REPORTS;
 }
 
-static struct io_uring_sqe *get_sqe(struct engine *e)
+struct io_uring_sqe *get_sqe(struct engine *e)
 {
 	struct io_uring_sqe *s = io_uring_get_sqe(&e->ring);
 
@@ -175,7 +73,7 @@ static struct io_uring_sqe *get_sqe(struct engine *e)
 	return s;
 }
 
-static void iov_push(struct ioq *q, void *base, size_t len)
+void iov_push(struct ioq *q, void *base, size_t len)
 {
 	if (!len)
 		return;
@@ -310,7 +208,7 @@ static void q_start_io(struct engine *e, struct ioq *q, struct slot *s)
 	struct perf_shared *sh = e->sh;
 	struct nvmg_sqe *c = &s->cmd.pdu.sqe;
 	struct nvmg_tcp_hdr *h = &s->cmd.pdu.hdr;
-	uint32_t lpu = sh->lbas_per_unit;
+	uint32_t lpu = sh->lbas_per_unit, hl;
 
 	if (!pick(e, q, s)) {
 		q->idle[q->nidle++] = s->cid;
@@ -340,18 +238,15 @@ static void q_start_io(struct engine *e, struct ioq *q, struct slot *s)
 	c->cdw11 = htole32((uint32_t)(s->slba >> 32));
 	c->cdw12 = htole32(lpu - 1);
 
-	h->type = NVMG_TCP_CMD;
-	h->flags = (q->hdgst ? NVMG_TCP_F_HDGST : 0) | (s->incap && q->ddgst ? NVMG_TCP_F_DDGST : 0);
-	h->hlen = sizeof(s->cmd.pdu);
-	h->pdo = s->incap ? (uint8_t)(sizeof(s->cmd.pdu) + q->hd) : 0;
-	h->plen = htole32(sizeof(s->cmd.pdu) + q->hd + (s->incap ? s->len + q->dd : 0));
-	if (q->hdgst)
-		s->cmd.hdgst = htole32(nvmg_crc32c(&s->cmd.pdu, sizeof(s->cmd.pdu)));
-	iov_push(q, &s->cmd, sizeof(s->cmd.pdu) + q->hd);
+	/* In-capsule data right after the header: the target's CPDA is 0. */
+	hl = nvmg_pdu_init_hdr(h, NVMG_TCP_CMD, q->hdgst, q->ddgst,
+			       nvmg_pdu_hdr_total(NVMG_TCP_CMD, q->hdgst), s->incap ? s->len : 0);
+	nvmg_pdu_put_hdgst(h);
+	iov_push(q, &s->cmd, hl);
 	if (s->incap) {
 		iov_push(q, s->buf, s->len);
 		if (q->ddgst) {
-			s->cmd.ddgst = htole32(nvmg_crc32c(s->buf, s->len));
+			s->cmd.ddgst = nvmg_pdu_ddgst(s->buf, s->len);
 			iov_push(q, &s->cmd.ddgst, 4);
 		}
 	}
@@ -395,8 +290,7 @@ static void verify_read(struct engine *e, struct ioq *q, struct slot *s)
 	}
 }
 
-static void q_complete(struct engine *e, struct ioq *q, struct slot *s, uint16_t sf,
-		       const char *detail)
+void q_complete(struct engine *e, struct ioq *q, struct slot *s, uint16_t sf, const char *detail)
 {
 	struct perf_stats *st = &e->t->st;
 	struct perf_shared *sh = e->sh;
@@ -431,368 +325,6 @@ static void q_complete(struct engine *e, struct ioq *q, struct slot *s, uint16_t
 		q_start_io(e, q, s);
 	else
 		q->idle[q->nidle++] = s->cid;
-}
-
-static struct slot *q_slot(struct ioq *q, uint16_t cid, const char *pdu)
-{
-	if (cid >= q->qd || !q->slots[cid].busy) {
-		q_fatal(q, "%s for CID %u, which is not outstanding", pdu, cid);
-		return NULL;
-	}
-	return &q->slots[cid];
-}
-
-static void q_rsp(struct engine *e, struct ioq *q, const struct nvmg_tcp_rsp *r)
-{
-	struct slot *s = q_slot(q, le16toh(r->cqe.cid), "CapsuleResp");
-	uint16_t sf = le16toh(r->cqe.status) >> 1;
-	char detail[96];
-
-	if (!s)
-		return;
-	if (!sf && !s->write && s->data_rcvd != s->len) {
-		snprintf(detail, sizeof(detail),
-			 "read completed successfully after %u of %u data bytes", s->data_rcvd, s->len);
-		q_complete(e, q, s, 0, detail);
-		return;
-	}
-	if (!sf && s->write && !s->incap && s->r2t_bytes != s->len) {
-		snprintf(detail, sizeof(detail),
-			 "write completed successfully after R2Ts for %u of %u bytes",
-			 s->r2t_bytes, s->len);
-		q_complete(e, q, s, 0, detail);
-		return;
-	}
-	q_complete(e, q, s, sf, NULL);
-}
-
-static void q_r2t(struct ioq *q, const struct nvmg_tcp_data *r)
-{
-	struct slot *s = q_slot(q, le16toh(r->cccid), "R2T");
-	uint32_t off, len;
-	unsigned i = 0;
-
-	if (!s)
-		return;
-	off = le32toh(r->offset);
-	len = le32toh(r->length);
-	if (!s->write || s->incap) {
-		q_fatal(q, "R2T for CID %u, a %s", s->cid,
-			s->write ? "write with in-capsule data" : "read");
-		return;
-	}
-	if (!len || (uint64_t)off + len > s->len) {
-		q_fatal(q, "R2T for CID %u out of range: R2TO %u R2TL %u, command length %u",
-			s->cid, off, len, s->len);
-		return;
-	}
-	s->r2t_bytes += len;
-	while (len) {
-		uint32_t dl = len < q->maxh2c ? len : q->maxh2c;
-		struct h2c_hdr *h = &s->h2c[i++];
-
-		memset(&h->pdu, 0, sizeof(h->pdu));
-		h->pdu.hdr.type = NVMG_TCP_H2C_DATA;
-		h->pdu.hdr.flags = (q->hdgst ? NVMG_TCP_F_HDGST : 0) |
-				   (q->ddgst ? NVMG_TCP_F_DDGST : 0) |
-				   (dl == len ? NVMG_TCP_F_DATA_LAST : 0);
-		h->pdu.hdr.hlen = sizeof(h->pdu);
-		h->pdu.hdr.pdo = (uint8_t)(sizeof(h->pdu) + q->hd);
-		h->pdu.hdr.plen = htole32(sizeof(h->pdu) + q->hd + dl + q->dd);
-		h->pdu.cccid = r->cccid;
-		h->pdu.ttag = r->ttag;
-		h->pdu.offset = htole32(off);
-		h->pdu.length = htole32(dl);
-		if (q->hdgst)
-			h->hdgst = htole32(nvmg_crc32c(&h->pdu, sizeof(h->pdu)));
-		iov_push(q, h, sizeof(h->pdu) + q->hd);
-		iov_push(q, s->buf + off, dl);
-		if (q->ddgst) {
-			h->ddgst = htole32(nvmg_crc32c(s->buf + off, dl));
-			iov_push(q, &h->ddgst, 4);
-		}
-		off += dl;
-		len -= dl;
-	}
-}
-
-/* ---- receiving ------------------------------------------------------------ */
-
-static void q_c2h_finish(struct engine *e, struct ioq *q)
-{
-	struct slot *s = q->cur;
-
-	q->ps = PS_HDR;
-	q->cur = NULL;
-	s->data_rcvd += q->cur_len;
-	if (q->cur_flags & NVMG_TCP_F_DATA_LAST) {
-		s->data_last = true;
-		if (s->data_rcvd != s->len) {
-			q_fatal(q, "C2HData with LAST_PDU for CID %u after %u of %u bytes", s->cid,
-				s->data_rcvd, s->len);
-			return;
-		}
-	}
-	if (q->cur_flags & NVMG_TCP_F_DATA_SUCCESS) {
-		if (!(q->cur_flags & NVMG_TCP_F_DATA_LAST)) {
-			q_fatal(q, "C2HData with SUCCESS but without LAST_PDU for CID %u", s->cid);
-			return;
-		}
-		q_complete(e, q, s, 0, NULL);
-	}
-}
-
-static void q_data_done(struct engine *e, struct ioq *q)
-{
-	if (q->ddgst) {
-		q->ps = PS_DDGST;
-		q->ddg_have = 0;
-	} else {
-		q_c2h_finish(e, q);
-	}
-}
-
-static void q_hdr(struct engine *e, struct ioq *q, const uint8_t *p, uint32_t need)
-{
-	const struct nvmg_tcp_hdr *h = (const void *)p;
-	uint32_t plen = le32toh(h->plen);
-
-	if (h->type == NVMG_TCP_RSP) {
-		struct nvmg_tcp_rsp r;
-
-		if (plen != 24 + q->hd || (h->flags & ~NVMG_TCP_F_HDGST)) {
-			q_fatal(q, "malformed CapsuleResp: PLEN %u (expected %u) flags 0x%02x", plen,
-				24 + q->hd, h->flags);
-			return;
-		}
-		memcpy(&r, p, sizeof(r));
-		q->rstart += need;
-		q_rsp(e, q, &r);
-		return;
-	}
-
-	struct nvmg_tcp_data d;
-
-	memcpy(&d, p, sizeof(d));
-	if (h->type == NVMG_TCP_R2T) {
-		if (plen != 24 + q->hd || (h->flags & ~NVMG_TCP_F_HDGST)) {
-			q_fatal(q, "malformed R2T: PLEN %u (expected %u) flags 0x%02x", plen,
-				24 + q->hd, h->flags);
-			return;
-		}
-		q->rstart += need;
-		q_r2t(q, &d);
-		return;
-	}
-
-	/* C2HData */
-	uint32_t datal = le32toh(d.length), off = le32toh(d.offset);
-	bool hasdd = h->flags & NVMG_TCP_F_DDGST;
-	struct slot *s;
-
-	if (hasdd != q->ddgst) {
-		q_fatal(q, "C2HData DDGST flag %s, but data digest is %s", hasdd ? "set" : "clear",
-			q->ddgst ? "enabled" : "disabled");
-		return;
-	}
-	if (plen != h->pdo + datal + q->dd) {
-		q_fatal(q, "C2HData PLEN %u != PDO %u + DATAL %u%s", plen, h->pdo, datal,
-			q->ddgst ? " + 4 (data digest)" : "");
-		return;
-	}
-	s = q_slot(q, le16toh(d.cccid), "C2HData");
-	if (!s)
-		return;
-	if (s->write) {
-		q_fatal(q, "C2HData for CID %u, a write", s->cid);
-		return;
-	}
-	if (!datal || off != s->data_rcvd || (uint64_t)off + datal > s->len || s->data_last) {
-		q_fatal(q, "C2HData for CID %u: DATAO %u DATAL %u, but %u of %u bytes received%s",
-			s->cid, off, datal, s->data_rcvd, s->len,
-			s->data_last ? " and LAST_PDU seen" : "");
-		return;
-	}
-	q->rstart += need;
-	q->cur = s;
-	q->cur_flags = h->flags;
-	q->cur_len = datal;
-	q->cur_off = off;
-	q->dst = s->buf + off;
-	q->data_left = datal;
-	q->crc = NVMG_CRC32C_INIT;
-	q->ps = PS_DATA;
-}
-
-static void q_parse(struct engine *e, struct ioq *q)
-{
-	while (!q->dead) {
-		uint32_t avail = q->rend - q->rstart;
-		const uint8_t *p = q->rbuf + q->rstart;
-
-		switch (q->ps) {
-		case PS_HDR: {
-			const struct nvmg_tcp_hdr *h = (const void *)p;
-			uint32_t need, plen;
-
-			if (avail < sizeof(*h))
-				return;
-			plen = le32toh(h->plen);
-			if (h->type == NVMG_TCP_C2H_TERM) {
-				struct nvmg_tcp_term t;
-
-				if (h->hlen != sizeof(t) || plen < sizeof(t) ||
-				    plen > sizeof(t) + NVMG_TCP_TERM_MAX_DATA) {
-					q_fatal(q, "malformed C2HTermReq (hlen %u plen %u)", h->hlen, plen);
-					return;
-				}
-				if (avail < plen)
-					return;
-				memcpy(&t, p, sizeof(t));
-				q_fatal(q, "target sent C2HTermReq: %s (FES 0x%x, FEI 0x%x)",
-					perf_fes_str(le16toh(t.fes)), le16toh(t.fes), le32toh(t.fei));
-				return;
-			}
-			if (h->type != NVMG_TCP_RSP && h->type != NVMG_TCP_C2H_DATA &&
-			    h->type != NVMG_TCP_R2T) {
-				q_fatal(q, "unexpected %s PDU (type 0x%02x hlen %u plen %u)",
-					perf_pdu_name(h->type), h->type, h->hlen, plen);
-				return;
-			}
-			if (h->hlen != 24) {
-				q_fatal(q, "%s PDU with HLEN %u, expected 24", perf_pdu_name(h->type),
-					h->hlen);
-				return;
-			}
-			if (!!(h->flags & NVMG_TCP_F_HDGST) != q->hdgst) {
-				q_fatal(q, "%s PDU HDGST flag %s, but header digest is %s",
-					perf_pdu_name(h->type),
-					(h->flags & NVMG_TCP_F_HDGST) ? "set" : "clear",
-					q->hdgst ? "enabled" : "disabled");
-				return;
-			}
-			need = 24 + q->hd;
-			if (h->type == NVMG_TCP_C2H_DATA) {
-				if (h->pdo < need) {
-					q_fatal(q, "C2HData PDO %u, expected at least %u", h->pdo, need);
-					return;
-				}
-				need = h->pdo;
-			}
-			if (avail < need)
-				return;
-			if (q->hdgst) {
-				uint32_t have, exp = nvmg_crc32c(p, 24);
-
-				memcpy(&have, p + 24, 4);
-				if (le32toh(have) != exp) {
-					q_fatal(q, "header digest error in %s PDU: got 0x%08x, expected 0x%08x",
-						perf_pdu_name(h->type), le32toh(have), exp);
-					return;
-				}
-			}
-			q_hdr(e, q, p, need);
-			break;
-		}
-		case PS_DATA: {
-			uint32_t n = avail < q->data_left ? avail : q->data_left;
-
-			if (!n)
-				return;
-			memcpy(q->dst, p, n);
-			if (q->ddgst)
-				q->crc = nvmg_crc32c_update(q->crc, q->dst, n);
-			q->dst += n;
-			q->data_left -= n;
-			q->rstart += n;
-			if (q->data_left)
-				return;
-			q_data_done(e, q);
-			break;
-		}
-		case PS_DDGST: {
-			uint32_t n = 4 - q->ddg_have, have, exp;
-
-			if (avail < n)
-				n = avail;
-			if (!n)
-				return;
-			memcpy(q->ddg + q->ddg_have, p, n);
-			q->ddg_have += n;
-			q->rstart += n;
-			if (q->ddg_have < 4)
-				return;
-			memcpy(&have, q->ddg, 4);
-			exp = nvmg_crc32c_final(q->crc);
-			if (le32toh(have) != exp) {
-				q_fatal(q, "data digest error in C2HData for CID %u (DATAO %u DATAL %u): got 0x%08x, expected 0x%08x",
-					q->cur->cid, q->cur_off, q->cur_len, le32toh(have), exp);
-				return;
-			}
-			q_c2h_finish(e, q);
-			break;
-		}
-		}
-	}
-}
-
-static void q_arm_recv(struct ioq *q)
-{
-	struct io_uring_sqe *sqe;
-
-	if (q->recv_busy || q->dead)
-		return;
-	sqe = get_sqe(q->e);
-	if (!sqe) {
-		q_fatal(q, "io_uring submission queue full");
-		return;
-	}
-	if (q->ps == PS_DATA && q->rstart == q->rend && q->data_left >= DIRECT_MIN) {
-		q->direct = true;
-		q->rstart = q->rend = 0;
-		io_uring_prep_recv(sqe, q->fd, q->dst, q->data_left, MSG_WAITALL);
-	} else {
-		q->direct = false;
-		if (q->rstart == q->rend) {
-			q->rstart = q->rend = 0;
-		} else if (q->rstart) {
-			memmove(q->rbuf, q->rbuf + q->rstart, q->rend - q->rstart);
-			q->rend -= q->rstart;
-			q->rstart = 0;
-		}
-		io_uring_prep_recv(sqe, q->fd, q->rbuf + q->rend, RBUF_SIZE - q->rend, 0);
-	}
-	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)q);
-	q->recv_busy = true;
-}
-
-static void q_recv_done(struct engine *e, struct ioq *q, int res)
-{
-	q->recv_busy = false;
-	if (q->dead)
-		return;
-	if (res == 0) {
-		q_fatal(q, "connection closed by target");
-		return;
-	}
-	if (res < 0) {
-		q_fatal(q, "recv: %s", strerror(-res));
-		return;
-	}
-	if (q->direct) {
-		uint32_t n = (uint32_t)res;
-
-		if (q->ddgst)
-			q->crc = nvmg_crc32c_update(q->crc, q->dst, n);
-		q->dst += n;
-		q->data_left -= n;
-		if (!q->data_left)
-			q_data_done(e, q);
-	} else {
-		q->rend += (uint32_t)res;
-	}
-	q_parse(e, q);
-	q_arm_recv(q);
 }
 
 static void handle_cqe(struct engine *e, const struct io_uring_cqe *cqe)
@@ -863,8 +395,6 @@ static int engine_init(struct engine *e)
 		q->qid = c->qid;
 		q->hdgst = c->hdgst;
 		q->ddgst = c->ddgst;
-		q->hd = c->hdgst ? 4 : 0;
-		q->dd = c->ddgst ? 4 : 0;
 		q->maxh2c = c->maxh2cdata & ~3u;
 		q->incap_max = e->sh->ctrl->incap_max;
 		q->qd = o->qd;
@@ -1060,3 +590,4 @@ void *engine_thread(void *arg)
 	atomic_fetch_add(&sh->threads_done, 1);
 	return NULL;
 }
+

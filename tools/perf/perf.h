@@ -4,9 +4,13 @@
  * conn.c    blocking setup path: TCP connect, ICReq/ICResp, Connect,
  *           Property Get/Set, Identify, Keep Alive, status strings
  * engine.c  per-thread io_uring I/O engine (one ring per thread, many
- *           queues per ring, preallocated per-slot buffers)
+ *           queues per ring, preallocated per-slot buffers): issuing,
+ *           sending, completions, the loop; engine.h its internals
+ * engine_recv.c  the engine's receive side: PDU parsing, R2T answers
  * hist.c    log-linear latency histogram
- * verify.c  self-describing data pattern and unit generation tracking */
+ * verify.c  self-describing data pattern and unit generation tracking
+ * The NVMe/TCP framing (checks, digests, headers) is the target's own,
+ * net/tcp_frame.h. */
 #ifndef NVMG_PERF_H
 #define NVMG_PERF_H
 
@@ -82,8 +86,6 @@ void perf_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void perf_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 const char *perf_status_str(uint16_t sf, char *buf, size_t len);
-const char *perf_fes_str(uint16_t fes);
-const char *perf_pdu_name(uint8_t type);
 
 int conn_open(struct perf_conn *c, const struct perf_opts *o, uint16_t qid);
 void conn_close(struct perf_conn *c);

@@ -1,0 +1,441 @@
+/* NVMe/TCP connections, receive side: PDUs are parsed out of a
+ * per-connection buffer that io_uring receives into, many per receive;
+ * large data is received straight into the command's buffer. The framing
+ * checks are net/tcp_frame.h's; a framing error becomes a C2HTermReq. */
+#include <errno.h>
+#include <string.h>
+#include "lib/log.h"
+#include "net/tcp_conn.h"
+#include "net/tcp_frame.h"
+
+static int cmd_get_buf(struct tcp_cmd *cmd)
+{
+	uint32_t len = cmd->req.data_len;
+
+	if (!len)
+		return 0;
+	cmd->buf = nvmg_buf_get(nvmg_reactor_bufpool(cmd->conn->r), len);
+	if (!cmd->buf)
+		return -ENOMEM;
+	cmd->buf_cap = len;
+	cmd->req.buf = cmd->buf;
+	return 0;
+}
+
+static void rx_start_data(struct tcp_conn *c, enum rx_kind kind, uint8_t *dst, uint32_t len)
+{
+	c->rx_kind = kind;
+	c->rx_dst = dst;
+	c->rx_len = len;
+	c->rx_done = 0;
+	c->rx_crc = NVMG_CRC32C_INIT;
+	c->ddgst_got = 0;
+	c->rx_state = c->pad_left ? RX_PAD : RX_DATA;
+}
+
+static void cmd_fail(struct tcp_cmd *cmd, uint16_t status)
+{
+	nvmg_req_complete(&cmd->req, status);
+}
+
+static void cmd_execute(struct tcp_cmd *cmd)
+{
+	cmd->state = CMD_EXEC;
+	cmd->req.execute(&cmd->req);
+}
+
+/* Whole data of a capsule or H2CData PDU has arrived (digest checked). */
+static void rx_data_done(struct tcp_conn *c, bool digest_ok)
+{
+	struct tcp_cmd *cmd = c->rx_cmd;
+
+	c->rx_state = RX_HDR;
+	c->rx_cmd = NULL;
+	if (c->rx_kind == RXK_DISCARD) {
+		if (cmd && cmd->early_status)
+			cmd_fail(cmd, cmd->early_status);
+		return;
+	}
+	if (!digest_ok)
+		cmd->ddgst_err = true;
+	if (c->rx_kind == RXK_H2C) {
+		cmd->h2c_done += c->rx_len;
+		if (cmd->h2c_done < cmd->req.data_len)
+			return;
+	}
+	/* A data digest error fails only this command (transient: retry). */
+	if (cmd->ddgst_err)
+		cmd_fail(cmd, NVMG_SC_GENERIC(NVME_SC_TRAN_TPORT_ERROR));
+	else
+		cmd_execute(cmd);
+}
+
+static void handle_icreq(struct tcp_conn *c)
+{
+	const struct nvmg_tcp_icreq *req = (const void *)c->hdr;
+	struct nvmg_tcp_icresp *rsp = (struct nvmg_tcp_icresp *)c->ctl_buf;
+
+	if (nvmg_pdu_check_no_data(&req->hdr, c->hdr_total)) {
+		tcp_conn_fatal(c, NVMG_TCP_FES_INVALID_HEADER, offsetof(struct nvmg_tcp_hdr, plen), req, sizeof(*req));
+		return;
+	}
+	if (le16toh(req->pfv) != 0) {
+		tcp_conn_fatal(c, NVMG_TCP_FES_UNSUPPORTED_PARAM, offsetof(struct nvmg_tcp_icreq, pfv), req, sizeof(*req));
+		return;
+	}
+	if (req->hpda > 31) {
+		tcp_conn_fatal(c, NVMG_TCP_FES_INVALID_HEADER, offsetof(struct nvmg_tcp_icreq, hpda), req, sizeof(*req));
+		return;
+	}
+	c->c2h_align = (req->hpda + 1u) * 4;
+	c->hdgst = req->digest & NVMG_TCP_HDGST_ENABLE;
+	c->ddgst = req->digest & NVMG_TCP_DDGST_ENABLE;
+	memset(rsp, 0, sizeof(*rsp));
+	nvmg_pdu_init_hdr(&rsp->hdr, NVMG_TCP_ICRESP, false, false, 0, 0);
+	rsp->pfv = 0;
+	rsp->cpda = 0; /* Linux hosts refuse anything else */
+	rsp->digest = req->digest & (NVMG_TCP_HDGST_ENABLE | NVMG_TCP_DDGST_ENABLE);
+	rsp->maxh2cdata = htole32(MAXH2CDATA);
+	c->ctl.iov[0] = (struct iovec){ rsp, sizeof(*rsp) };
+	c->ctl.niov = 1;
+	tcp_send_enqueue(c, &c->ctl);
+	c->state = CS_WAIT_CONNECT;
+	log_debug("%s: ICReq (hdgst %d, ddgst %d)", c->peer, c->hdgst, c->ddgst);
+}
+
+/* Data length carried by a PDU and its padding, validated against PLEN.
+ * Any error in them is reported at PLEN (FEI 4), as hosts expect. */
+static bool pdu_data_len(struct tcp_conn *c, const struct nvmg_tcp_hdr *h, uint32_t *len)
+{
+	return nvmg_pdu_data_span(h, c->hdr_total, c->ddgst, &c->pad_left, len) == NVMG_PDU_OK;
+}
+
+static void handle_capsule(struct tcp_conn *c)
+{
+	const struct nvmg_tcp_cmd *pdu = (const void *)c->hdr;
+	const struct nvmg_sgl_desc *sgl = &pdu->sqe.dptr;
+	uint32_t in_len, max_in;
+	struct tcp_cmd *cmd;
+	uint16_t status, sgl_status = 0;
+
+	tcp_conn_check_live(c);
+	if (!pdu_data_len(c, &pdu->hdr, &in_len)) {
+		tcp_conn_fatal(c, NVMG_TCP_FES_INVALID_HEADER, offsetof(struct nvmg_tcp_hdr, plen), c->hdr, c->hdr_total);
+		return;
+	}
+	cmd = tcp_cmd_alloc(c);
+	if (!cmd) {
+		/* The host overran the queue size it asked for. */
+		tcp_conn_fatal(c, NVMG_TCP_FES_PDU_SEQUENCE, 0, c->hdr, c->hdr_total);
+		return;
+	}
+	cmd->req.cmd = pdu->sqe;
+	cmd->req.sgl_len = 0;
+	/* Before Connect the queue is unknown: Connect data (1 KiB) always
+	 * fits the admin queue's 8 KiB. */
+	max_in = c->state == CS_LIVE ? c->sq.incapsule_max : NVMG_ADMIN_INCAPSULE;
+	if (in_len) {
+		if (sgl->type != NVMG_SGL_DATA_BLOCK_OFFSET)
+			sgl_status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_TYPE) | NVME_SC_DNR;
+		else if (le64toh(sgl->addr) != 0)
+			sgl_status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_OFFSET) | NVME_SC_DNR;
+		else if (in_len > max_in || le32toh(sgl->length) != in_len)
+			sgl_status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_DATA) | NVME_SC_DNR;
+		else
+			cmd->req.sgl_len = in_len;
+	} else if (sgl->type == NVMG_SGL_TRANSPORT_DATA_BLOCK) {
+		cmd->req.sgl_len = le32toh(sgl->length);
+	} else if (sgl->type == NVMG_SGL_DATA_BLOCK_OFFSET) {
+		if (le32toh(sgl->length))
+			sgl_status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_DATA) | NVME_SC_DNR;
+	} else if (sgl->type != 0 || le32toh(sgl->length)) {
+		sgl_status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_TYPE) | NVME_SC_DNR;
+	}
+	status = nvmg_req_init(&cmd->req);
+	if (!status && sgl_status)
+		status = sgl_status;
+	/* Until a Connect succeeds the queue takes one command at a time:
+	 * a second Connect racing the first would bind the socket twice. */
+	if (!status && c->state != CS_LIVE && c->nr_busy > 1)
+		status = NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR;
+	if (!status && in_len && cmd->req.dir != NVMG_DIR_FROM_HOST)
+		status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_DATA) | NVME_SC_DNR;
+	if (!status && cmd_get_buf(cmd))
+		status = NVMG_SC_GENERIC(NVME_SC_INTERNAL);
+	if (status) {
+		if (in_len) {
+			/* Skip the data, then answer. */
+			cmd->early_status = status;
+			c->rx_cmd = cmd;
+			rx_start_data(c, RXK_DISCARD, NULL, in_len);
+		} else {
+			cmd_fail(cmd, status);
+		}
+		return;
+	}
+	if (in_len) {
+		c->rx_cmd = cmd;
+		rx_start_data(c, RXK_CAPSULE, cmd->buf, in_len);
+		return;
+	}
+	if (cmd->req.dir == NVMG_DIR_FROM_HOST && cmd->req.data_len) {
+		cmd->state = CMD_WAIT_H2C;
+		tcp_queue_r2t(cmd);
+		return;
+	}
+	cmd_execute(cmd);
+}
+
+static void handle_h2c(struct tcp_conn *c)
+{
+	const struct nvmg_tcp_data *pdu = (const void *)c->hdr;
+	uint16_t ttag = le16toh(pdu->ttag);
+	uint32_t off = le32toh(pdu->offset), len = le32toh(pdu->length), plen_data;
+	struct tcp_cmd *cmd;
+
+	if (!pdu_data_len(c, &pdu->hdr, &plen_data) || nvmg_pdu_check_datal(pdu, plen_data)) {
+		tcp_conn_fatal(c, NVMG_TCP_FES_INVALID_HEADER, offsetof(struct nvmg_tcp_hdr, plen), c->hdr, c->hdr_total);
+		return;
+	}
+	if (ttag >= NR_CMDS || c->cmds[ttag].state != CMD_WAIT_H2C || c->cmds[ttag].req.cmd.cid != pdu->cccid) {
+		tcp_conn_fatal(c, NVMG_TCP_FES_INVALID_HEADER, offsetof(struct nvmg_tcp_data, ttag), c->hdr, c->hdr_total);
+		return;
+	}
+	cmd = &c->cmds[ttag];
+	if (cmd->send.linked) {
+		/* Data for an R2T we have not finished sending. */
+		tcp_conn_fatal(c, NVMG_TCP_FES_PDU_SEQUENCE, 0, c->hdr, c->hdr_total);
+		return;
+	}
+	if (len > MAXH2CDATA) {
+		tcp_conn_fatal(c, NVMG_TCP_FES_R2T_LIMIT, offsetof(struct nvmg_tcp_data, length), c->hdr, c->hdr_total);
+		return;
+	}
+	if (off != cmd->h2c_done || off + (uint64_t)len > cmd->req.data_len) {
+		tcp_conn_fatal(c, NVMG_TCP_FES_DATA_OUT_OF_RANGE, offsetof(struct nvmg_tcp_data, offset), c->hdr, c->hdr_total);
+		return;
+	}
+	c->rx_cmd = cmd;
+	rx_start_data(c, RXK_H2C, (uint8_t *)cmd->buf + off, len);
+}
+
+/* A complete header is in c->hdr: dispatch on its type. */
+static void handle_header(struct tcp_conn *c)
+{
+	const struct nvmg_tcp_hdr *h = (const void *)c->hdr;
+
+	if (nvmg_pdu_check_hdgst(h, c->hdgst)) {
+		tcp_conn_fatal(c, NVMG_TCP_FES_HDGST_ERROR, 0, c->hdr, c->hdr_total);
+		return;
+	}
+	switch (h->type) {
+	case NVMG_TCP_ICREQ:
+		handle_icreq(c);
+		return;
+	case NVMG_TCP_CMD:
+		handle_capsule(c);
+		return;
+	case NVMG_TCP_H2C_DATA:
+		handle_h2c(c);
+		return;
+	case NVMG_TCP_H2C_TERM: {
+		const struct nvmg_tcp_term *t = (const void *)c->hdr;
+
+		log_warn("%s: host terminated the connection (FES %#x)", c->peer, le16toh(t->fes));
+		c->rx_stopped = true;
+		tcp_conn_close(c, "H2CTermReq");
+		return;
+	}
+	}
+}
+
+/* The FEI of a common header error: the offset of the field at fault. */
+static uint32_t hdr_fei(enum nvmg_pdu_err err)
+{
+	switch (err) {
+	case NVMG_PDU_ETYPE:
+		return offsetof(struct nvmg_tcp_hdr, type);
+	case NVMG_PDU_EFLAGS:
+		return offsetof(struct nvmg_tcp_hdr, flags);
+	case NVMG_PDU_EHLEN:
+		return offsetof(struct nvmg_tcp_hdr, hlen);
+	default:
+		return offsetof(struct nvmg_tcp_hdr, plen);
+	}
+}
+
+/* Check the common header as soon as its 8 bytes are in. */
+static bool check_common_header(struct tcp_conn *c, const struct nvmg_tcp_hdr *h)
+{
+	enum nvmg_pdu_err err;
+
+	/* ICReq first and only first. */
+	if ((c->state == CS_WAIT_ICREQ) != (h->type == NVMG_TCP_ICREQ)) {
+		tcp_conn_fatal(c, NVMG_TCP_FES_PDU_SEQUENCE, 0, h, sizeof(*h));
+		return false;
+	}
+	/* Lenient as Linux's nvmet: HDGSTF set with digests off is let by. */
+	err = nvmg_pdu_check_hdr(h, NVMG_PDU_TO_CTRL, c->hdgst, false, &c->hdr_total);
+	if (err) {
+		tcp_conn_fatal(c, NVMG_TCP_FES_INVALID_HEADER, hdr_fei(err), h, sizeof(*h));
+		return false;
+	}
+	return true;
+}
+
+static void rx_consume_data(struct tcp_conn *c, const uint8_t *src, uint32_t n)
+{
+	if (c->rx_dst)
+		memcpy(c->rx_dst + c->rx_done, src, n);
+	if (c->ddgst)
+		c->rx_crc = nvmg_crc32c_update(c->rx_crc, src, n);
+	c->rx_done += n;
+}
+
+static void rx_data_complete(struct tcp_conn *c)
+{
+	if (c->ddgst) {
+		c->rx_state = RX_DDGST;
+		c->ddgst_got = 0;
+	} else {
+		rx_data_done(c, true);
+	}
+}
+
+static void rx_process(struct tcp_conn *c)
+{
+	while (!c->rx_stopped && c->roff < c->rlen) {
+		uint32_t avail = c->rlen - c->roff, n;
+		const uint8_t *p = c->rbuf + c->roff;
+
+		switch (c->rx_state) {
+		case RX_HDR:
+			if (avail < sizeof(struct nvmg_tcp_hdr))
+				goto out;
+			if (!check_common_header(c, (const struct nvmg_tcp_hdr *)p))
+				return;
+			if (avail < c->hdr_total)
+				goto out;
+			memcpy(c->hdr, p, c->hdr_total);
+			c->roff += c->hdr_total;
+			c->pad_left = 0;
+			handle_header(c);
+			break;
+		case RX_PAD:
+			n = avail < c->pad_left ? avail : c->pad_left;
+			c->roff += n;
+			c->pad_left -= n;
+			if (!c->pad_left)
+				c->rx_state = RX_DATA;
+			break;
+		case RX_DATA:
+			n = c->rx_len - c->rx_done;
+			if (n > avail)
+				n = avail;
+			rx_consume_data(c, p, n);
+			c->roff += n;
+			if (c->rx_done == c->rx_len)
+				rx_data_complete(c);
+			break;
+		case RX_DDGST:
+			n = 4 - c->ddgst_got;
+			if (n > avail)
+				n = avail;
+			memcpy(c->ddgst_buf + c->ddgst_got, p, n);
+			c->ddgst_got += n;
+			c->roff += n;
+			if (c->ddgst_got == 4)
+				rx_data_done(c, !nvmg_pdu_check_ddgst(c->rx_crc, c->ddgst_buf));
+			break;
+		}
+	}
+out:
+	if (c->roff == c->rlen) {
+		c->roff = c->rlen = 0;
+	} else if (c->roff && c->rlen - c->roff < MAX_HDR) {
+		/* Keep room for a whole header at the end of the buffer. */
+		memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
+		c->rlen -= c->roff;
+		c->roff = 0;
+	}
+}
+
+static void recv_handle(struct tcp_conn *c, int res);
+
+void tcp_recv_done(struct nvmg_ev *ev, int res, uint32_t flags)
+{
+	struct tcp_conn *c = nvmg_container_of(ev, struct tcp_conn, recv_ev);
+
+	(void)flags;
+	c->recv_inflight = false;
+	if (c->closing) {
+		if (c->recv_direct && c->rx_cmd &&
+		    (c->rx_cmd->state == CMD_RX || c->rx_cmd->state == CMD_WAIT_H2C))
+			tcp_cmd_release(c->rx_cmd);
+		c->recv_direct = false;
+		c->rx_cmd = NULL;
+		tcp_conn_maybe_free(c);
+		return;
+	}
+	c->hold++;
+	recv_handle(c, res);
+	c->hold--;
+	tcp_conn_maybe_free(c);
+}
+
+static void recv_handle(struct tcp_conn *c, int res)
+{
+	if (res == -EINTR || res == -EAGAIN) {
+		tcp_conn_arm_recv(c);
+		return;
+	}
+	if (res <= 0) {
+		if (res < 0 && res != -ECONNRESET)
+			log_warn("%s: receive: %s", c->peer, strerror(-res));
+		c->rx_stopped = true;
+		c->deadline_ms = nvmg_now_ms() + c->tr->tcp->opts.handshake_timeout_ms;
+		/* Commands already running finish; then the socket closes. */
+		for (unsigned i = 0; i < NR_CMDS; i++) {
+			enum cmd_state s = c->cmds[i].state;
+
+			if (s == CMD_RX || s == CMD_WAIT_H2C)
+				tcp_cmd_release(&c->cmds[i]);
+		}
+		if (c->sq.ctrl && c->sq.qid == 0)
+			nvmg_ctrl_abort_aers(c->sq.ctrl, NVMG_SC_GENERIC(NVME_SC_ABORT_QUEUE));
+		nvmg_reactor_defer(c->r, &c->flush_defer);
+		return;
+	}
+	if (c->recv_direct) {
+		c->recv_direct = false;
+		if (c->ddgst)
+			c->rx_crc = nvmg_crc32c_update(c->rx_crc, c->rx_dst + c->rx_done, (size_t)res);
+		c->rx_done += (uint32_t)res;
+		if (c->rx_done == c->rx_len)
+			rx_data_complete(c);
+	} else {
+		c->rlen += (uint32_t)res;
+	}
+	rx_process(c);
+	tcp_conn_arm_recv(c);
+}
+
+void tcp_conn_arm_recv(struct tcp_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->recv_inflight || c->rx_stopped || c->closing)
+		return;
+	sqe = nvmg_reactor_sqe(c->r);
+	/* Large payloads go straight into the command's buffer. */
+	if (c->rx_state == RX_DATA && c->rx_dst && c->roff == c->rlen &&
+	    c->rx_len - c->rx_done >= DIRECT_RECV_MIN) {
+		c->recv_direct = true;
+		io_uring_prep_recv(sqe, c->fd, c->rx_dst + c->rx_done, c->rx_len - c->rx_done, 0);
+	} else {
+		io_uring_prep_recv(sqe, c->fd, c->rbuf + c->rlen, RBUF_SIZE - c->rlen, 0);
+	}
+	io_uring_sqe_set_data(sqe, &c->recv_ev);
+	c->recv_inflight = true;
+}
+
