@@ -39,29 +39,24 @@ static int dec_tls(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json
 	return 0;
 }
 
+/* A transport the daemon has registered, stored in lower case. */
 static int dec_trtype(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
 		      void *base)
 {
-	port_t *port = base;
+	char why[512], *lower = ((port_t *)base)->trtype;
 	struct nvmg_dec_quoted q;
 	const char *str = NULL;
-	int ret;
+	int ret = nvmg_dec_str(d, v, &str);
 
 	(void)k;
-	if ((ret = nvmg_dec_str(d, v, &str)))
-		return ret;
-	if (d->env && d->env->check_trtype) {
-		char why[512];
-
-		if (d->env->check_trtype(d->env->ctx, str, nvmg_dec_quote(&q, str), why,
-					 sizeof(why)))
-			return nvmg_dec_fail(d, "%s", why);
-	}
-	if (strlen(str) >= sizeof(port->trtype))
-		return nvmg_dec_fail(d, "transport %s is not supported", nvmg_dec_quote(&q, str));
-	for (size_t i = 0; str[i]; i++)
-		port->trtype[i] = (char)tolower((unsigned char)str[i]);
-	return 0;
+	if (!ret && d->env && d->env->check_trtype &&
+	    d->env->check_trtype(d->env->ctx, str, nvmg_dec_quote(&q, str), why, sizeof(why)))
+		ret = nvmg_dec_fail(d, "%s", why);
+	if (!ret && strlen(str) >= sizeof(((port_t *)base)->trtype))
+		ret = nvmg_dec_fail(d, "transport %s is not supported", nvmg_dec_quote(&q, str));
+	for (size_t i = 0; !ret && str[i]; i++)
+		lower[i] = (char)tolower((unsigned char)str[i]);
+	return ret;
 }
 
 /* A referral-style addr.portid is accepted when it agrees with portid. */
