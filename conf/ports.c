@@ -1,0 +1,264 @@
+/* "ports": [{"portid", "addr", "param", "subsystems", "referrals",
+ * "ana_groups"}], nvmetcli's schema. */
+#include "conf/sections.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define INLINE_DATA_DEFAULT 16384
+#define INLINE_DATA_MAX (1 << 20)
+
+typedef struct nvmg_conf_port port_t;
+
+/* ---- addr ---- */
+
+/* Security settings are refused, not ignored: silently serving a port in
+ * the clear that the user asked to protect would be worse. Other values
+ * than nvmetcli's defaults are warned about. */
+static int dec_tls(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+		   void *base)
+{
+	const char *s = json_object_get_string(v);
+	bool secure;
+
+	if (!json_object_is_type(v, json_type_string))
+		secure = false;
+	else if (!strcmp(k->key, "treq"))
+		secure = strcasestr(s, "required") && !strcasestr(s, "not required");
+	else
+		secure = *s && strcasecmp(s, "none");
+	if (secure)
+		return nvmg_dec_fail(d, "secure channel (TLS) is not supported yet");
+	if (!nvmg_dec_in_strs(k, v, base))
+		nvmg_dec_warn(d, "not implemented, ignored");
+	return 0;
+}
+
+/* A transport the daemon has registered, stored in lower case. */
+static int dec_trtype(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+		      void *base)
+{
+	char why[512], *lower = ((port_t *)base)->trtype;
+	struct nvmg_dec_quoted q;
+	const char *str = NULL;
+	int ret = nvmg_dec_str(d, v, &str);
+
+	(void)k;
+	if (!ret && d->env && d->env->check_trtype &&
+	    d->env->check_trtype(d->env->ctx, str, nvmg_dec_quote(&q, str), why, sizeof(why)))
+		ret = nvmg_dec_fail(d, "%s", why);
+	if (!ret && strlen(str) >= sizeof(((port_t *)base)->trtype))
+		ret = nvmg_dec_fail(d, "transport %s is not supported", nvmg_dec_quote(&q, str));
+	for (size_t i = 0; !ret && str[i]; i++)
+		lower[i] = (char)tolower((unsigned char)str[i]);
+	return ret;
+}
+
+/* A referral-style addr.portid is accepted when it agrees with portid. */
+static bool same_portid(const struct nvmg_dec_key *k, struct json_object *v, const void *base)
+{
+	int64_t x;
+
+	(void)k;
+	return !nvmg_dec_parse_int(v, &x) && x == ((const port_t *)base)->portid;
+}
+
+/* traddr in its family (adrfam, else guessed from traddr), stored in its
+ * canonical form so that reloads compare addresses, not spellings. */
+static int check_traddr(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+			void *base)
+{
+	port_t *port = base;
+	char norm[INET6_ADDRSTRLEN];
+	struct nvmg_dec_quoted q;
+	uint8_t bin[16];
+	int af;
+
+	(void)k, (void)v;
+	if (!json_object_object_get_ex(d->obj, "adrfam", NULL))
+		port->adrfam = strchr(port->traddr, ':') ? NVMG_ADRFAM_IPV6 : NVMG_ADRFAM_IPV4;
+	nvmg_dec_push_key(d, "traddr");
+	af = port->adrfam == NVMG_ADRFAM_IPV6 ? AF_INET6 : AF_INET;
+	if (inet_pton(af, port->traddr, bin) != 1)
+		return nvmg_dec_fail(d, "%s is not an %s address", nvmg_dec_quote(&q, port->traddr),
+				     af == AF_INET6 ? "IPv6" : "IPv4");
+	if (!inet_ntop(af, bin, norm, sizeof(norm)))
+		return nvmg_dec_fail(d, "%s cannot be formatted", nvmg_dec_quote(&q, port->traddr));
+	free(port->traddr);
+	port->traddr = NULL;
+	return nvmg_dec_strdup(d, norm, &port->traddr);
+}
+
+static const struct nvmg_dec_enum adrfams = {
+	"address family ", " is not supported (only ipv4 or ipv6)",
+	{ { "ipv4", NVMG_ADRFAM_IPV4 }, { "ipv6", NVMG_ADRFAM_IPV6 } },
+};
+
+static const struct nvmg_dec_key addr_keys[] = {
+	{ .key = "treq", .type = NVMG_DEC_CUSTOM, .fn = dec_tls, .strs = "not specified|" },
+	{ .key = "tsas", .type = NVMG_DEC_CUSTOM, .fn = dec_tls, .strs = "none|" },
+	{ .key = "trtype", .type = NVMG_DEC_CUSTOM, .fn = dec_trtype, .flags = NVMG_DEC_REQUIRED },
+	{ .key = "portid", .rule = NVMG_DEC_WARN, .harmless = same_portid,
+	  .msg = "differs from portid, ignored" },
+	{ .key = "traddr", .type = NVMG_DEC_STR, NVMG_DEC_FIELD(port_t, traddr),
+	  .flags = NVMG_DEC_REQUIRED },
+	{ .key = "adrfam", .type = NVMG_DEC_ENUM, NVMG_DEC_FIELD(port_t, adrfam), .names = &adrfams },
+	{ .type = NVMG_DEC_CHECK, .fn = check_traddr },
+	{ .key = "trsvcid", .type = NVMG_DEC_INT, NVMG_DEC_FIELD(port_t, trsvcid), .min = 1,
+	  .max = 65535, .flags = NVMG_DEC_REQUIRED },
+};
+static const struct nvmg_dec_table addr = NVMG_DEC_TABLE(addr_keys);
+
+/* ---- param ---- */
+
+/* -1: nvmetcli's "transport default" */
+static int inline_default(struct nvmg_dec *d, const struct nvmg_dec_key *k, void *base)
+{
+	port_t *port = base;
+
+	(void)d, (void)k;
+	if (port->inline_data_size == UINT32_MAX)
+		port->inline_data_size = INLINE_DATA_DEFAULT;
+	return 0;
+}
+
+static const struct nvmg_dec_key param_keys[] = {
+	/* -1 is the kernel's "let the transport choose" */
+	{ .key = "max_queue_size", .rule = NVMG_DEC_WARN, .harmless = nvmg_dec_in_range,
+	  .min = -1, .max = -1 },
+	{ .key = "mdts", .rule = NVMG_DEC_WARN, .harmless = nvmg_dec_in_range, .min = -1, .max = -1 },
+	{ .key = "pi_enable", .rule = NVMG_DEC_WARN, .harmless = nvmg_dec_false },
+	{ .key = "inline_data_size", .type = NVMG_DEC_INT, NVMG_DEC_FIELD(port_t, inline_data_size),
+	  .min = -1, .max = INLINE_DATA_MAX, .dflt = INLINE_DATA_DEFAULT, .check = inline_default },
+};
+static const struct nvmg_dec_table param = NVMG_DEC_TABLE(param_keys);
+
+/* ---- the port ---- */
+
+static int port_subsys_check(struct nvmg_dec *d, const struct nvmg_dec_key *k, void *base)
+{
+	const struct nvmg_conf *conf = d->root;
+	char *const *nqns = d->arr;
+	const char *nqn = *(char **)base;
+	struct nvmg_dec_quoted q;
+	size_t j;
+
+	(void)k;
+	for (j = 0; j < conf->nr_subsys; j++)
+		if (!strcmp(conf->subsys[j].nqn, nqn))
+			break;
+	if (j == conf->nr_subsys)
+		return nvmg_dec_fail(d, "unknown subsystem %s (not in subsystems)",
+				     nvmg_dec_quote(&q, nqn));
+	for (j = 0; j < d->idx; j++)
+		if (!strcmp(nqns[j], nqn))
+			return nvmg_dec_fail(d, "duplicate subsystem %s", nvmg_dec_quote(&q, nqn));
+	return 0;
+}
+
+/* nvmetcli saves the kernel's default ANA group 1 (optimized) on every port. */
+static bool ana_groups_unset(const struct nvmg_dec_key *k, struct json_object *arr,
+			     const void *base)
+{
+	static const char *const gkeys[] = { "grpid", "ana", NULL };
+	static const char *const akeys[] = { "state", NULL };
+	struct json_object *g, *x;
+	int64_t id;
+
+	(void)k, (void)base;
+	if (json_object_array_length(arr) == 0)
+		return true;
+	if (json_object_array_length(arr) != 1)
+		return false;
+	g = json_object_array_get_idx(arr, 0);
+	if (!nvmg_dec_only_keys(g, gkeys) || !json_object_object_get_ex(g, "grpid", &x) ||
+	    nvmg_dec_parse_int(x, &id) || id != 1)
+		return false;
+	if (!json_object_object_get_ex(g, "ana", &g))
+		return true;
+	if (!nvmg_dec_only_keys(g, akeys))
+		return false;
+	return !json_object_object_get_ex(g, "state", &x) ||
+	       (json_object_is_type(x, json_type_string) &&
+		!strcasecmp(json_object_get_string(x), "optimized"));
+}
+
+static void addr_bin(const port_t *p, int *family, uint8_t addr[16])
+{
+	memset(addr, 0, 16);
+	*family = p->adrfam == NVMG_ADRFAM_IPV6 ? AF_INET6 : AF_INET;
+	inet_pton(*family, p->traddr, addr); /* already validated */
+}
+
+static void fmt_addr(const port_t *p, char *buf, size_t len)
+{
+	if (p->adrfam == NVMG_ADRFAM_IPV6)
+		snprintf(buf, len, "[%s]:%u", p->traddr, (unsigned)p->trsvcid);
+	else
+		snprintf(buf, len, "%s:%u", p->traddr, (unsigned)p->trsvcid);
+}
+
+/* One listener per address: no two ports on the same one, or under a
+ * wildcard of the same family. */
+static int port_unique(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+		       void *base)
+{
+	const port_t *all = d->arr, *p = base;
+	char sa[INET6_ADDRSTRLEN + 8], sb[INET6_ADDRSTRLEN + 8];
+	static const uint8_t any[16];
+	uint8_t a[16], b[16];
+	int fa, fb;
+
+	(void)k, (void)v;
+	addr_bin(p, &fa, a);
+	for (size_t j = 0; j < d->idx; j++) {
+		const port_t *o = &all[j];
+		size_t alen = fa == AF_INET6 ? 16 : 4;
+
+		if (o->portid == p->portid) {
+			nvmg_dec_push_key(d, "portid");
+			return nvmg_dec_fail(d, "duplicate portid %u (also ports[%zu])",
+					     (unsigned)p->portid, j);
+		}
+		addr_bin(o, &fb, b);
+		if (fa != fb || o->trsvcid != p->trsvcid)
+			continue;
+		fmt_addr(p, sa, sizeof(sa));
+		fmt_addr(o, sb, sizeof(sb));
+		if (!memcmp(a, b, alen)) {
+			nvmg_dec_push_key(d, "addr");
+			return nvmg_dec_fail(d, "duplicate address %s (also ports[%zu])", sa, j);
+		}
+		/* A wildcard listener owns the port for every address of its family. */
+		if (!memcmp(a, any, alen) || !memcmp(b, any, alen)) {
+			nvmg_dec_push_key(d, "addr");
+			return nvmg_dec_fail(d, "%s overlaps %s of ports[%zu]", sa, sb, j);
+		}
+	}
+	return 0;
+}
+
+static const struct nvmg_dec_key port_subsys = { .type = NVMG_DEC_STR,
+						 .check = port_subsys_check };
+
+static const struct nvmg_dec_key port_keys[] = {
+	{ .key = "portid", .type = NVMG_DEC_INT, NVMG_DEC_FIELD(port_t, portid), .min = 0,
+	  .max = 65535, .flags = NVMG_DEC_REQUIRED },
+	{ .key = "addr", .type = NVMG_DEC_OBJECT, .sub = &addr, .flags = NVMG_DEC_REQUIRED },
+	{ .key = "param", .type = NVMG_DEC_OBJECT, .sub = &param },
+	{ .key = "subsystems", .type = NVMG_DEC_ARRAY, NVMG_DEC_FIELD(port_t, subsystems),
+	  .aux = offsetof(port_t, nr_subsystems), .elem = &port_subsys, .esize = sizeof(char *) },
+	{ .key = "referrals", .type = NVMG_DEC_ARRAY, .rule = NVMG_DEC_WARN,
+	  .harmless = nvmg_dec_empty_array },
+	{ .key = "ana_groups", .type = NVMG_DEC_ARRAY, .rule = NVMG_DEC_WARN,
+	  .harmless = ana_groups_unset },
+	{ .type = NVMG_DEC_CHECK, .fn = port_unique },
+};
+static const struct nvmg_dec_table port_table = NVMG_DEC_TABLE(port_keys);
+
+const struct nvmg_dec_key nvmg_conf_port = { .type = NVMG_DEC_OBJECT, .sub = &port_table };

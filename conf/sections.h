@@ -1,0 +1,17 @@
+/* The config's sections, one file each: what conf/config.c's root table
+ * decodes "hosts", "subsystems", "ports" and "nvmegate" with. */
+#ifndef NVMG_CONF_SECTIONS_H
+#define NVMG_CONF_SECTIONS_H
+
+#include "conf/decode.h"
+
+/* conf/hosts.c: one "hosts" element (into a char *, its NQN) */
+extern const struct nvmg_dec_key nvmg_conf_host;
+/* conf/subsystems.c: one "subsystems" element (struct nvmg_conf_subsys) */
+extern const struct nvmg_dec_key nvmg_conf_subsys;
+/* conf/ports.c: one "ports" element (struct nvmg_conf_port) */
+extern const struct nvmg_dec_key nvmg_conf_port;
+/* conf/nvmegate.c: "nvmegate", into struct nvmg_conf */
+extern const struct nvmg_dec_table nvmg_conf_nvmegate;
+
+#endif
