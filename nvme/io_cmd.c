@@ -53,7 +53,6 @@ static void submit(struct nvmg_req *req, enum nvmg_bdev_op op, uint64_t off, uin
 	io->len = len;
 	io->buf = buf;
 	io->done = 0;
-	io->stage = 0;
 	io->complete = done;
 	nvmg_bdev_submit(req->ns->bdev, req->sq->reactor, io);
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/uio.h>
 #include <stddef.h>
 #include "lib/reactor.h"
@@ -37,15 +38,25 @@ struct nvmg_bdev_io {
 	uint64_t len;    /* bytes */
 	void *buf;       /* READ/WRITE */
 	uint64_t done;   /* bytes done so far (short I/O is resumed) */
-	int stage;       /* backend-private fallback state */
 	struct nvmg_bdev *bdev;       /* set by submit, for the completion path */
 	struct nvmg_reactor *reactor;
-	/* Backend-private: commands split in parts (pcie). */
-	struct nvmg_bdev_io *next;
-	uint32_t parts;
-	int err;
 	/* res: 0 or negative errno. */
 	void (*complete)(struct nvmg_bdev_io *io, int res);
+	/* Each backend's own state of this I/O, typed (SPDK's driver_ctx):
+	 * set by its submit, meaningless to anyone else. */
+	union {
+		struct {
+			bool direct;        /* READ/WRITE: went to the O_DIRECT fd */
+			uint8_t zero_step;  /* WRITE_ZEROES/DEALLOCATE: enum zero_step */
+		} file;
+		struct {
+			STAILQ_ENTRY(nvmg_bdev_io) wait; /* on the queue pair's wait list */
+			uint32_t parts;     /* its commands on the device */
+			int err;            /* the first error of any part */
+			bool sent;          /* a zero-length op's one command is posted */
+			bool waiting;       /* on the wait list */
+		} pcie;
+	} priv;
 };
 
 struct nvmg_bdev;

@@ -16,7 +16,7 @@
 
 /* ZS_SYNC: after the zeros, an fdatasync for FUA (or WCE=0) Write Zeroes,
  * since fallocate and buffered zero writes are not durable by themselves. */
-enum zero_stage { ZS_ZERO_RANGE, ZS_PUNCH, ZS_WRITE, ZS_SYNC };
+enum zero_step { ZS_ZERO_RANGE, ZS_PUNCH, ZS_WRITE, ZS_SYNC };
 
 struct file_bdev {
 	struct nvmg_bdev b;
@@ -57,7 +57,7 @@ static void prep_rw(struct file_bdev *f, struct nvmg_bdev_io *io)
 	/* FUA: the data must be on stable media before we complete. */
 	if (io->fua)
 		sqe->rw_flags = RWF_DSYNC;
-	io->stage = fd == f->fd_direct;
+	io->priv.file.direct = fd == f->fd_direct;
 	io_uring_sqe_set_data(sqe, &io->ev);
 }
 
@@ -66,13 +66,13 @@ static void prep_zero(struct file_bdev *f, struct nvmg_bdev_io *io)
 	struct io_uring_sqe *sqe;
 	uint64_t off = io->offset + io->done, len = io->len - io->done;
 
-	if (io->stage == ZS_WRITE) {
+	if (io->priv.file.zero_step == ZS_WRITE) {
 		sqe = nvmg_reactor_sqe(io->reactor);
 		io_uring_prep_write(sqe, f->fd, f->zeros, (unsigned)(len < ZERO_BUF_SIZE ? len : ZERO_BUF_SIZE), off);
 		io_uring_sqe_set_data(sqe, &io->ev);
 		return;
 	}
-	int mode = io->stage == ZS_ZERO_RANGE ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
+	int mode = io->priv.file.zero_step == ZS_ZERO_RANGE ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
 					      : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 	if (!nvmg_reactor_features(io->reactor)->fallocate) {
 		/* Pre-5.6 kernels: no io_uring fallocate, do it inline. */
@@ -90,10 +90,10 @@ static void prep_zero(struct file_bdev *f, struct nvmg_bdev_io *io)
  * guarantees zeros on read, down to writing zeros. */
 static void zero_step(struct file_bdev *f, struct nvmg_bdev_io *io)
 {
-	while (io->stage == ZS_ZERO_RANGE && !atomic_load(&f->zero_range_ok))
-		io->stage = ZS_PUNCH;
-	while (io->stage == ZS_PUNCH && !atomic_load(&f->punch_ok))
-		io->stage = ZS_WRITE;
+	while (io->priv.file.zero_step == ZS_ZERO_RANGE && !atomic_load(&f->zero_range_ok))
+		io->priv.file.zero_step = ZS_PUNCH;
+	while (io->priv.file.zero_step == ZS_PUNCH && !atomic_load(&f->punch_ok))
+		io->priv.file.zero_step = ZS_WRITE;
 	prep_zero(f, io);
 }
 
@@ -110,7 +110,7 @@ static void file_io_done(struct nvmg_ev *ev, int res, uint32_t flags)
 			prep_rw(f, io);
 			return;
 		}
-		if (res == -EINVAL && io->stage == 1) {
+		if (res == -EINVAL && io->priv.file.direct) {
 			/* The file system refused our alignment: go buffered. */
 			log_warn("%s: O_DIRECT refused, using buffered I/O", f->path);
 			atomic_store(&f->direct_ok, false);
@@ -141,18 +141,18 @@ static void file_io_done(struct nvmg_ev *ev, int res, uint32_t flags)
 		return;
 	case NVMG_BDEV_WRITE_ZEROES:
 	case NVMG_BDEV_DEALLOCATE:
-		if (io->stage == ZS_SYNC) {
+		if (io->priv.file.zero_step == ZS_SYNC) {
 			io->complete(io, res < 0 ? res : 0);
 			return;
 		}
-		if (io->stage != ZS_WRITE && (res == -EOPNOTSUPP || res == -EINVAL || res == -ENODEV)) {
+		if (io->priv.file.zero_step != ZS_WRITE && (res == -EOPNOTSUPP || res == -EINVAL || res == -ENODEV)) {
 			/* Only "not supported" is remembered; EINVAL may be about
 			 * this one range, so it falls back for this request only. */
-			if (res != -EINVAL && io->stage == ZS_ZERO_RANGE)
+			if (res != -EINVAL && io->priv.file.zero_step == ZS_ZERO_RANGE)
 				atomic_store(&f->zero_range_ok, false);
 			else if (res != -EINVAL)
 				atomic_store(&f->punch_ok, false);
-			io->stage++;
+			io->priv.file.zero_step++;
 			zero_step(f, io);
 			return;
 		}
@@ -160,7 +160,7 @@ static void file_io_done(struct nvmg_ev *ev, int res, uint32_t flags)
 			io->complete(io, res);
 			return;
 		}
-		if (io->stage == ZS_WRITE) {
+		if (io->priv.file.zero_step == ZS_WRITE) {
 			io->done += (uint64_t)res;
 			if (res > 0 && io->done < io->len) {
 				prep_zero(f, io);
@@ -174,7 +174,7 @@ static void file_io_done(struct nvmg_ev *ev, int res, uint32_t flags)
 		if (io->fua) {
 			struct io_uring_sqe *sqe = nvmg_reactor_sqe(io->reactor);
 
-			io->stage = ZS_SYNC;
+			io->priv.file.zero_step = ZS_SYNC;
 			io_uring_prep_fsync(sqe, f->fd, IORING_FSYNC_DATASYNC);
 			io_uring_sqe_set_data(sqe, &io->ev);
 			return;
@@ -206,12 +206,12 @@ static void file_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg
 		io_uring_sqe_set_data(sqe, &io->ev);
 		return;
 	case NVMG_BDEV_WRITE_ZEROES:
-		io->stage = ZS_ZERO_RANGE;
+		io->priv.file.zero_step = ZS_ZERO_RANGE;
 		zero_step(f, io);
 		return;
 	case NVMG_BDEV_DEALLOCATE:
 		/* A hole reads as zeros and gives the space back. */
-		io->stage = ZS_PUNCH;
+		io->priv.file.zero_step = ZS_PUNCH;
 		zero_step(f, io);
 		return;
 	}

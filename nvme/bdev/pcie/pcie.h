@@ -54,7 +54,7 @@ struct pcie_qpair {
 	struct pcie_slot *slots;
 	uint16_t free_head;
 	unsigned outstanding;
-	struct nvmg_bdev_io *wait_head, *wait_tail; /* waiting for a slot */
+	STAILQ_HEAD(, nvmg_bdev_io) wait; /* waiting for a slot, oldest first */
 	/* Completion notification: an MSI-X eventfd read, or without one a
 	 * short io_uring timeout, armed only while commands are outstanding. */
 	struct nvmg_reactor *r;

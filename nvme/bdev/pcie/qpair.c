@@ -11,9 +11,6 @@
 #include "lib/log.h"
 #include "nvme/bdev/pcie/pcie.h"
 
-/* bdev_io->stage bits (the backend-private state bdev.h gives us) */
-#define ST_SENT 1u    /* the one command of a zero-length op is posted */
-#define ST_WAITING 2u /* on qp->wait list */
 
 #define POLL_NS 20000 /* polled mode (no MSI-X): re-check after 20 us */
 
@@ -39,6 +36,7 @@ int pcie_qp_alloc(struct pcie_ctrlr *c, struct pcie_qpair *qp, uint16_t qid, uin
 	int ret;
 
 	memset(qp, 0, sizeof(*qp));
+	STAILQ_INIT(&qp->wait);
 	qp->c = c;
 	qp->qid = qid;
 	qp->depth = depth;
@@ -156,12 +154,12 @@ static void build_dptr(const struct pcie_qpair *qp, struct pcie_slot *s, struct 
 
 static bool all_sent(const struct nvmg_bdev_io *io)
 {
-	return io->len ? io->done >= io->len : (io->stage & ST_SENT);
+	return io->len ? io->done >= io->len : io->priv.pcie.sent;
 }
 
 static bool finished(const struct nvmg_bdev_io *io)
 {
-	return !io->parts && !(io->stage & ST_WAITING) && (io->err || all_sent(io));
+	return !io->priv.pcie.parts && !io->priv.pcie.waiting && (io->priv.pcie.err || all_sent(io));
 }
 
 /* Does io's whole buffer lie in the device-mapped arena? */
@@ -254,7 +252,7 @@ static void post_part(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bde
 	case NVMG_BDEV_FLUSH:
 		cmd.opcode = nvme_cmd_flush;
 		cmd.cdw10 = cmd.cdw11 = 0;
-		io->stage |= ST_SENT;
+		io->priv.pcie.sent = true;
 		break;
 	}
 	s->io = io;
@@ -264,7 +262,7 @@ static void post_part(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bde
 	s->aborted = false;
 	s->zc = zc;
 	io->done += len;
-	io->parts++;
+	io->priv.pcie.parts++;
 	qp->outstanding++;
 	post(qp, &cmd);
 }
@@ -274,9 +272,9 @@ static bool pump(struct pcie_qpair *qp, struct nvmg_bdev_io *io)
 {
 	struct pcie_ns *ns = (struct pcie_ns *)io->bdev;
 
-	while (!io->err && !all_sent(io) && qp->free_head != UINT16_MAX)
+	while (!io->priv.pcie.err && !all_sent(io) && qp->free_head != UINT16_MAX)
 		post_part(qp, ns, io);
-	return io->err || all_sent(io);
+	return io->priv.pcie.err || all_sent(io);
 }
 
 static int status_to_errno(uint16_t sf)
@@ -336,13 +334,8 @@ static void after_post(struct pcie_qpair *qp)
 
 static void wait_push(struct pcie_qpair *qp, struct nvmg_bdev_io *io)
 {
-	io->stage |= ST_WAITING;
-	io->next = NULL;
-	if (qp->wait_tail)
-		qp->wait_tail->next = io;
-	else
-		qp->wait_head = io;
-	qp->wait_tail = io;
+	io->priv.pcie.waiting = true;
+	STAILQ_INSERT_TAIL(&qp->wait, io, priv.pcie.wait);
 }
 
 void pcie_qp_submit(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bdev_io *io)
@@ -352,9 +345,10 @@ void pcie_qp_submit(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bdev_
 	int res;
 
 	io->done = 0;
-	io->stage = 0;
-	io->parts = 0;
-	io->err = 0;
+	io->priv.pcie.sent = false;
+	io->priv.pcie.waiting = false;
+	io->priv.pcie.parts = 0;
+	io->priv.pcie.err = 0;
 	if ((res = pcie_ctrlr_unusable(qp->c))) {
 		io->complete(io, res);
 		return;
@@ -373,7 +367,7 @@ void pcie_qp_submit(struct pcie_qpair *qp, struct pcie_ns *ns, struct nvmg_bdev_
 		io->complete(io, 0);
 		return;
 	}
-	if (qp->wait_head || !pump(qp, io))
+	if (!STAILQ_EMPTY(&qp->wait) || !pump(qp, io))
 		wait_push(qp, io);
 	if (qp->sq_tail != tail0)
 		after_post(qp);
@@ -414,34 +408,32 @@ static unsigned reap(struct pcie_qpair *qp)
 				 qp->c->bdf, qp->qid, cid, nvmg_bdev_op_name(io->op), st >> 1);
 		else if (io->op == NVMG_BDEV_READ && !s->zc)
 			memcpy((uint8_t *)io->buf + s->off, s->bounce, s->len);
-		if (res && !io->err)
-			io->err = res;
+		if (res && !io->priv.pcie.err)
+			io->priv.pcie.err = res;
 		s->io = NULL;
 		s->next_free = qp->free_head;
 		qp->free_head = cid;
 		qp->outstanding--;
-		io->parts--;
+		io->priv.pcie.parts--;
 		if (finished(io)) {
 			qp->done[nfin].io = io;
-			qp->done[nfin].res = io->err;
+			qp->done[nfin].res = io->priv.pcie.err;
 			nfin++;
 		}
 	}
 	if (seen)
 		nvmg_vfio_wr32(&qp->c->vfio, qp->cq_db, qp->cq_head);
 	/* Freed slots go to waiting commands, oldest first. */
-	while (qp->wait_head && qp->free_head != UINT16_MAX) {
-		struct nvmg_bdev_io *io = qp->wait_head;
+	while (!STAILQ_EMPTY(&qp->wait) && qp->free_head != UINT16_MAX) {
+		struct nvmg_bdev_io *io = STAILQ_FIRST(&qp->wait);
 
 		if (!pump(qp, io))
 			break;
-		qp->wait_head = io->next;
-		if (!qp->wait_head)
-			qp->wait_tail = NULL;
-		io->stage &= ~ST_WAITING;
+		STAILQ_REMOVE_HEAD(&qp->wait, priv.pcie.wait);
+		io->priv.pcie.waiting = false;
 		if (finished(io)) {
 			qp->done[nfin].io = io;
-			qp->done[nfin].res = io->err;
+			qp->done[nfin].res = io->priv.pcie.err;
 			nfin++;
 		}
 	}
@@ -497,34 +489,34 @@ void pcie_qp_reset_rings(struct pcie_qpair *qp)
 
 void pcie_qp_abort_all(struct pcie_qpair *qp, int res, bool reset_rings)
 {
-	struct nvmg_bdev_io *waiting;
+	STAILQ_HEAD(, nvmg_bdev_io) waiting;
+	struct nvmg_bdev_io *io;
 	unsigned nfin = 0;
 
-	if (qp->outstanding || qp->wait_head)
+	if (qp->outstanding || !STAILQ_EMPTY(&qp->wait))
 		log_warn("pcie %s: queue %u: failing %u outstanding command%s (%s)", qp->c->bdf, qp->qid,
 			 qp->outstanding, qp->outstanding == 1 ? "" : "s", strerror(-res));
 	for (uint16_t i = 0; i < qp->depth; i++) {
 		struct pcie_slot *s = &qp->slots[i];
-		struct nvmg_bdev_io *io = s->io;
 
-		if (!io)
+		if (!(io = s->io))
 			continue;
 		s->io = NULL;
 		s->next_free = qp->free_head;
 		qp->free_head = i;
-		if (!io->err)
-			io->err = res;
-		if (!--io->parts && !(io->stage & ST_WAITING))
-			qp->done[nfin++] = (typeof(qp->done[0])){ io, io->err };
+		if (!io->priv.pcie.err)
+			io->priv.pcie.err = res;
+		if (!--io->priv.pcie.parts && !io->priv.pcie.waiting)
+			qp->done[nfin++] = (typeof(qp->done[0])){ io, io->priv.pcie.err };
 	}
 	/* The wait list has no bound (reactors sharing this queue feed it
 	 * too), so its commands are completed from the list, not done[]. */
-	waiting = qp->wait_head;
-	qp->wait_head = qp->wait_tail = NULL;
-	for (struct nvmg_bdev_io *io = waiting; io; io = io->next) {
-		io->stage &= ~ST_WAITING;
-		if (!io->err)
-			io->err = res;
+	STAILQ_INIT(&waiting);
+	STAILQ_CONCAT(&waiting, &qp->wait);
+	STAILQ_FOREACH(io, &waiting, priv.pcie.wait) {
+		io->priv.pcie.waiting = false;
+		if (!io->priv.pcie.err)
+			io->priv.pcie.err = res;
 	}
 	qp->outstanding = 0;
 	if (reset_rings)
@@ -543,12 +535,10 @@ void pcie_qp_abort_all(struct pcie_qpair *qp, int res, bool reset_rings)
 		io_uring_sqe_set_data(sqe, NULL);
 	}
 	finish_all(qp, nfin);
-	while (waiting) {
-		struct nvmg_bdev_io *io = waiting;
-
-		waiting = io->next;
-		if (!io->parts)
-			io->complete(io, io->err);
+	while ((io = STAILQ_FIRST(&waiting))) {
+		STAILQ_REMOVE_HEAD(&waiting, priv.pcie.wait);
+		if (!io->priv.pcie.parts)
+			io->complete(io, io->priv.pcie.err);
 	}
 }
 
