@@ -75,9 +75,9 @@ void *nvmg_buf_get(struct nvmg_bufpool *p, size_t len)
 
 	if (c < 0)
 		return NULL;
-	if (p->free[c]) {
-		buf = p->free[c];
-		p->free[c] = p->free[c]->next;
+	if (!SLIST_EMPTY(&p->free[c])) {
+		buf = SLIST_FIRST(&p->free[c]);
+		SLIST_REMOVE_HEAD(&p->free[c], link);
 		p->nr_free[c]--;
 		UNPOISON(buf, (size_t)1 << (c + NVMG_BUF_MIN_SHIFT));
 		return buf;
@@ -111,8 +111,7 @@ void nvmg_buf_put(struct nvmg_bufpool *p, void *buf, size_t len)
 		free(buf);
 		return;
 	}
-	f->next = p->free[c];
-	p->free[c] = f;
+	SLIST_INSERT_HEAD(&p->free[c], f, link);
 	p->nr_free[c]++;
 	if (arena)
 		POISON((char *)buf + sizeof(*f), ((size_t)1 << (c + NVMG_BUF_MIN_SHIFT)) - sizeof(*f));
@@ -121,10 +120,10 @@ void nvmg_buf_put(struct nvmg_bufpool *p, void *buf, size_t len)
 void nvmg_bufpool_drain(struct nvmg_bufpool *p)
 {
 	for (int c = 0; c < NVMG_BUF_CLASSES; c++) {
-		while (p->free[c]) {
-			struct nvmg_buf_free *f = p->free[c];
+		struct nvmg_buf_free *f;
 
-			p->free[c] = f->next;
+		while ((f = SLIST_FIRST(&p->free[c]))) {
+			SLIST_REMOVE_HEAD(&p->free[c], link);
 			if (!in_arena(p, f))
 				free(f);
 		}

@@ -5,13 +5,15 @@
 #define NVMG_BUFPOOL_H
 
 #include <stddef.h>
+#include <sys/queue.h>
 
 #define NVMG_BUF_MIN_SHIFT 12
 #define NVMG_BUF_MAX_SHIFT 20
 #define NVMG_BUF_CLASSES (NVMG_BUF_MAX_SHIFT - NVMG_BUF_MIN_SHIFT + 1)
 
+/* Lives in the first bytes of a free buffer. */
 struct nvmg_buf_free {
-	struct nvmg_buf_free *next;
+	SLIST_ENTRY(nvmg_buf_free) link;
 };
 
 /* New buffers are carved from one arena per pool while it lasts, so a DMA
@@ -21,7 +23,7 @@ struct nvmg_buf_free {
 #define NVMG_BUF_ARENA_SIZE (32u << 20)
 
 struct nvmg_bufpool {
-	struct nvmg_buf_free *free[NVMG_BUF_CLASSES];
+	SLIST_HEAD(, nvmg_buf_free) free[NVMG_BUF_CLASSES]; /* zeroed = empty */
 	unsigned nr_free[NVMG_BUF_CLASSES];
 	unsigned char *arena;    /* NVMG_BUF_ARENA_SIZE bytes, or NULL */
 	size_t arena_used;

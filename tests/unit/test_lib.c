@@ -322,7 +322,7 @@ static void test_bufpool_arena_exhausted(void)
 	nvmg_bufpool_drain(&p);
 	CHECK(p.arena == NULL && p.arena_used == 0);
 	for (int c = 0; c < NVMG_BUF_CLASSES; c++)
-		CHECK(p.nr_free[c] == 0 && p.free[c] == NULL);
+		CHECK(p.nr_free[c] == 0 && SLIST_EMPTY(&p.free[c]));
 	/* A drained pool works again, with a new arena. */
 	void *again = nvmg_buf_get(&p, 4096);
 

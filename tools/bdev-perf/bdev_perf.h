@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include "lib/reactor.h"
 #include "nvme/bdev/bdev.h"
 #include "lib/clock.h"
@@ -35,7 +36,7 @@ struct bp_job;
 struct bp_slot {
 	struct nvmg_bdev_io io;
 	struct bp_job *job;
-	struct bp_slot *next;   /* ready list */
+	SLIST_ENTRY(bp_slot) ready; /* on the job's ready list */
 	void *buf;
 	uint64_t start_ns;
 	uint64_t seed;          /* verify: pattern of the last write */
@@ -54,7 +55,7 @@ struct bp_job {
 	uint64_t next_blk;      /* sequential workloads */
 	uint64_t rng;
 	struct bp_slot *slots;
-	struct bp_slot *ready;
+	SLIST_HEAD(, bp_slot) ready; /* slots free to issue, zeroed = empty */
 	bool in_kick, warm, finished;
 	unsigned outstanding;
 	uint64_t t0_ns, end_ns, t_done_ns;

@@ -118,10 +118,10 @@ static void kick(struct bp_job *j)
 	if (j->in_kick || j->finished)
 		return;
 	j->in_kick = true;
-	while (j->ready && !stopping(j)) {
-		struct bp_slot *s = j->ready;
+	while (!SLIST_EMPTY(&j->ready) && !stopping(j)) {
+		struct bp_slot *s = SLIST_FIRST(&j->ready);
 
-		j->ready = s->next;
+		SLIST_REMOVE_HEAD(&j->ready, ready);
 		issue_next(j, s);
 	}
 	j->in_kick = false;
@@ -156,8 +156,7 @@ static void slot_done(struct nvmg_bdev_io *io, int res)
 		j->t0_ns = now;
 		j->end_ns = now + (uint64_t)j->o->secs * 1000000000ull;
 		for (unsigned i = 0; i < j->o->qd; i++) {
-			j->slots[i].next = j->ready;
-			j->ready = &j->slots[i];
+			SLIST_INSERT_HEAD(&j->ready, &j->slots[i], ready);
 		}
 		kick(j);
 		return;
@@ -179,8 +178,7 @@ static void slot_done(struct nvmg_bdev_io *io, int res)
 		    !pattern_ok(s->buf, j->o->bs, io->offset, s->seed))
 			fail(j, -EILSEQ, io->offset);
 	}
-	s->next = j->ready;
-	j->ready = s;
+	SLIST_INSERT_HEAD(&j->ready, s, ready);
 	kick(j);
 }
 
