@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Two nvmegated builds side by side: A and B alternate, round after round,
+under the same nvmegate-perf command, so that a shared machine's drift hits
+both alike. A benchmark, not a test: it prints per-round IOPS and the B/A
+ratio of the medians.
+
+    bench/ab_perf.py --a OLD/nvmegated --b build/nvmegated \\
+        --perf build/nvmegate-perf --rounds 6 --runtime 5
+
+The target is what README's Measuring section measures: one reactor, a RAM
+namespace, NVMe/TCP on 127.0.0.1; the load is 4 KiB randread at QD32 on one
+queue unless --perf-args says otherwise. Use release builds, never ASan.
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+NQN = "nqn.2026-12.io.nvmegate:ab"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config(port):
+    return {
+        "hosts": [],
+        "ports": [{"portid": 1,
+                   "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1",
+                            "trsvcid": str(port)},
+                   "subsystems": [NQN]}],
+        "subsystems": [{"nqn": NQN, "attr": {"allow_any_host": "1"}, "allowed_hosts": [],
+                        "namespaces": [{"nsid": 1, "enable": 1,
+                                        "device": {"path": "mem:1G"}}]}],
+        "nvmegate": {"reactors": 1, "log_level": "warn"},
+    }
+
+
+def wait_listening(port, proc, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("nvmegated exited with %d" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nvmegated did not listen on %d" % port)
+
+
+def one_run(daemon, perf, perf_args, runtime, workdir):
+    port = free_port()
+    cfg = os.path.join(workdir, "ab.json")
+    with open(cfg, "w") as f:
+        json.dump(config(port), f)
+    proc = subprocess.Popen([daemon, "-c", cfg], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc)
+        out = subprocess.run([perf, "-a", "127.0.0.1", "-s", str(port), "-n", NQN,
+                              "-t", str(runtime), "--json"] + perf_args,
+                             capture_output=True, text=True, timeout=runtime + 60)
+        if out.returncode:
+            raise RuntimeError("nvmegate-perf failed: %s" % out.stderr.strip())
+        r = json.loads(out.stdout)
+        if r["failed"] or r["errors"]:
+            raise RuntimeError("nvmegate-perf reported errors: %s" % out.stdout.strip())
+        return r["read"]["iops"] + r["write"]["iops"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--a", required=True, help="nvmegated A (e.g. the build before a change)")
+    ap.add_argument("--b", required=True, help="nvmegated B")
+    ap.add_argument("--perf", required=True, help="nvmegate-perf")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--runtime", type=int, default=5)
+    ap.add_argument("--perf-args", default="-q 1 -d 32 -b 4096 -w randread",
+                    help="the load (default: %(default)s)")
+    o = ap.parse_args()
+    args = o.perf_args.split()
+    res = {"a": [], "b": []}
+    with tempfile.TemporaryDirectory() as wd:
+        for r in range(o.rounds):
+            # A first in even rounds, B first in odd ones.
+            for which in ("a", "b") if r % 2 == 0 else ("b", "a"):
+                iops = one_run(getattr(o, which), o.perf, args, o.runtime, wd)
+                res[which].append(iops)
+                print("round %d %s: %.0f IOPS" % (r + 1, which.upper(), iops), flush=True)
+    ma, mb = statistics.median(res["a"]), statistics.median(res["b"])
+    print(json.dumps({"load": o.perf_args, "rounds": o.rounds, "runtime_s": o.runtime,
+                      "a_iops": [round(x) for x in res["a"]],
+                      "b_iops": [round(x) for x in res["b"]],
+                      "a_median": round(ma), "b_median": round(mb),
+                      "b_over_a": round(mb / ma, 3)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
