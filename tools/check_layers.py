@@ -5,7 +5,8 @@ Each layer may include only the layers listed for it (docs/architecture.md):
 the runtime (lib/) uses nothing of the project; conf/ only the runtime; the
 backends (nvme/bdev/) the runtime and the spec structures; the core (nvme/)
 no front end; the front ends no daemon; the tools only what they link.
-Reads the #include "..." lines of every .c and .h outside tests/.
+Reads the #include "..." lines of every .c and .h outside tests/, in the
+tree the script is in, or in the one named as its only argument.
 """
 import os
 import re
@@ -64,19 +65,20 @@ def layer_of(path):
 
 
 def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else ROOT
     errors = []
     checked = 0
     for top in ("lib", "conf", "nvme", "net", "fuse", "daemon", "tools"):
-        for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
+        for dirpath, _, files in os.walk(os.path.join(root, top)):
             for f in sorted(files):
                 if not f.endswith((".c", ".h")):
                     continue
-                path = os.path.relpath(os.path.join(dirpath, f), ROOT)
+                path = os.path.relpath(os.path.join(dirpath, f), root)
                 src = layer_of(path)
                 if src is None:
                     errors.append("%s: in no layer (add it to tools/check_layers.py)" % path)
                     continue
-                with open(os.path.join(ROOT, path)) as fh:
+                with open(os.path.join(root, path)) as fh:
                     text = fh.read()
                 for inc in INCLUDE.findall(text):
                     checked += 1
