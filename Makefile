@@ -81,6 +81,7 @@ UNIT_snapshot := core bdev lib
 UNIT_pcie  := bdev lib
 UNIT_conf  := conf lib
 UNIT_lib   := lib
+UNIT_secret := lib
 UNIT_pdu   := net lib
 UNIT_transport := core lib
 $(BUILD)/unit/test_%: $(BUILD)/asan/obj/tests/unit/test_%.o $$(call layer_libs,asan/,$$(UNIT_$$*))
