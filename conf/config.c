@@ -23,7 +23,8 @@ typedef struct nvmg_conf conf_t;
  * aliases in "nvmegate" to both. */
 static const struct nvmg_dec_key root_keys[] = {
 	{ .key = "hosts", .type = NVMG_DEC_ARRAY, NVMG_DEC_FIELD(conf_t, hosts),
-	  .aux = offsetof(conf_t, nr_hosts), .elem = &nvmg_conf_host, .esize = sizeof(char *) },
+	  .aux = offsetof(conf_t, nr_hosts), .elem = &nvmg_conf_host,
+	  .esize = sizeof(struct nvmg_conf_host) },
 	{ .key = "subsystems", .type = NVMG_DEC_ARRAY, NVMG_DEC_FIELD(conf_t, subsys),
 	  .aux = offsetof(conf_t, nr_subsys), .elem = &nvmg_conf_subsys,
 	  .esize = sizeof(struct nvmg_conf_subsys) },
@@ -241,7 +242,9 @@ void nvmg_conf_free(struct nvmg_conf *conf)
 {
 	if (!conf)
 		return;
-	free_strv(conf->hosts, conf->nr_hosts);
+	for (size_t i = 0; i < conf->nr_hosts; i++)
+		nvmg_conf_host_free(&conf->hosts[i]);
+	free(conf->hosts);
 	for (size_t i = 0; i < conf->nr_ports; i++) {
 		free(conf->ports[i].traddr);
 		free_strv(conf->ports[i].subsystems, conf->ports[i].nr_subsystems);

@@ -24,6 +24,11 @@ struct nvmg_conf_ns {
 	uint32_t lba_size;      /* our extension "lba_size": 512 (default) or 4096 */
 };
 
+/* One "hosts" entry: a host NQN and what it must prove. */
+struct nvmg_conf_host {
+	char *nqn;
+};
+
 struct nvmg_conf_subsys {
 	char *nqn;
 	bool allow_any_host;
@@ -59,7 +64,7 @@ struct nvmg_conf_port {
 };
 
 struct nvmg_conf {
-	char **hosts;           /* the "hosts" list (NQNs) */
+	struct nvmg_conf_host *hosts; /* the "hosts" list */
 	size_t nr_hosts;
 	struct nvmg_conf_port *ports;
 	size_t nr_ports;

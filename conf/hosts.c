@@ -1,6 +1,7 @@
 /* "hosts": [{"nqn": NQN, "dhchap": {...}}], the hosts subsystems may allow. */
 #include "conf/sections.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* nvmetcli writes "dhchap" for every host; hash and dhgroup always have
@@ -20,13 +21,15 @@ static bool dhchap_unset(const struct nvmg_dec_key *k, struct json_object *v, co
 	return true;
 }
 
+typedef struct nvmg_conf_host host_t;
+
 static int host_unique(struct nvmg_dec *d, const struct nvmg_dec_key *k, void *base)
 {
-	char *const *hosts = d->arr;
+	const host_t *hosts = d->arr;
 
 	(void)k;
 	for (size_t j = 0; j < d->idx; j++)
-		if (!strcmp(hosts[j], *(char **)base))
+		if (!strcmp(hosts[j].nqn, ((host_t *)base)->nqn))
 			return nvmg_dec_fail(d, "duplicate host NQN (also hosts[%zu])", j);
 	return 0;
 }
@@ -35,9 +38,15 @@ static const struct nvmg_dec_key host_keys[] = {
 	/* Refused: ignoring the key would admit the host unauthenticated. */
 	{ .key = "dhchap", .rule = NVMG_DEC_REFUSE, .harmless = dhchap_unset,
 	  .msg = "DH-HMAC-CHAP authentication is not supported yet" },
-	{ .key = "nqn", .type = NVMG_DEC_NQN, .flags = NVMG_DEC_REQUIRED, .check = host_unique },
+	{ .key = "nqn", .type = NVMG_DEC_NQN, .flags = NVMG_DEC_REQUIRED, NVMG_DEC_FIELD(host_t, nqn),
+	  .check = host_unique },
 };
 
 static const struct nvmg_dec_table host_table = NVMG_DEC_TABLE(host_keys);
 
 const struct nvmg_dec_key nvmg_conf_host = { .type = NVMG_DEC_OBJECT, .sub = &host_table };
+
+void nvmg_conf_host_free(struct nvmg_conf_host *h)
+{
+	free(h->nqn);
+}

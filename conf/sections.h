@@ -5,7 +5,7 @@
 
 #include "conf/decode.h"
 
-/* conf/hosts.c: one "hosts" element (into a char *, its NQN) */
+/* conf/hosts.c: one "hosts" element (struct nvmg_conf_host) */
 extern const struct nvmg_dec_key nvmg_conf_host;
 /* conf/subsystems.c: one "subsystems" element (struct nvmg_conf_subsys) */
 extern const struct nvmg_dec_key nvmg_conf_subsys;
@@ -13,5 +13,8 @@ extern const struct nvmg_dec_key nvmg_conf_subsys;
 extern const struct nvmg_dec_key nvmg_conf_port;
 /* conf/nvmegate.c: "nvmegate", into struct nvmg_conf */
 extern const struct nvmg_dec_table nvmg_conf_nvmegate;
+
+/* Frees what one "hosts" entry holds (not the entry). */
+void nvmg_conf_host_free(struct nvmg_conf_host *h);
 
 #endif

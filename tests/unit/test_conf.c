@@ -383,7 +383,7 @@ static void test_refused_keys(void)
 	FAILS("{'hosts':[{'dhchap':{'ctrl_key':'k'}}]}",
 	      "hosts[0].dhchap: DH-HMAC-CHAP authentication is not supported yet");
 	conf = LOADS("{'hosts':[{'nqn':'h','dhchap':{'key':'','ctrl_key':'','hash':'x'}}]}", 0);
-	CHECK(conf && conf->nr_hosts == 1 && !strcmp(conf->hosts[0], "h"));
+	CHECK(conf && conf->nr_hosts == 1 && !strcmp(conf->hosts[0].nqn, "h"));
 	nvmg_conf_free(conf);
 }
 
@@ -530,7 +530,7 @@ static void test_nvmetcli_save(void)
 	CHECK(!strcmp(last_warn, "subsystems[0].attr.firmware: not implemented, ignored"));
 	if (!conf)
 		return;
-	CHECK(conf->nr_hosts == 1 && !strcmp(conf->hosts[0], "nqn.2014-08.org.nvmexpress:uuid:5a1f3e2c"));
+	CHECK(conf->nr_hosts == 1 && !strcmp(conf->hosts[0].nqn, "nqn.2014-08.org.nvmexpress:uuid:5a1f3e2c"));
 	CHECK(conf->nr_ports == 1 && conf->nr_subsys == 1);
 	const struct nvmg_conf_port *p = &conf->ports[0];
 	CHECK(p->portid == 7 && !strcmp(p->trtype, "tcp") && p->adrfam == NVMG_ADRFAM_IPV6);
@@ -540,7 +540,7 @@ static void test_nvmetcli_save(void)
 	const struct nvmg_conf_subsys *s = &conf->subsys[0];
 	CHECK(!strcmp(s->nqn, "nqn.2014-08.org.nvmexpress:NVMf:uuid:0b7c2d4e"));
 	CHECK(!s->allow_any_host && s->nr_allowed_hosts == 1 &&
-	      !strcmp(s->allowed_hosts[0], conf->hosts[0]));
+	      !strcmp(s->allowed_hosts[0], conf->hosts[0].nqn));
 	CHECK(!strcmp(s->serial, "3d1c5f0a9b2e7c44") && !strcmp(s->model, "Linux"));
 	CHECK(s->version == 0x10300 && s->cntlid_min == 1 && s->cntlid_max == 65519);
 	CHECK(s->nr_ns == 2);
