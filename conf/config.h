@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "lib/log.h"
+#include "lib/secret.h"
 
 #define NVMG_NQN_MAX 223 /* NVMe Base 2.0: NQNs are at most 223 bytes */
 
@@ -24,9 +25,18 @@ struct nvmg_conf_ns {
 	uint32_t lba_size;      /* our extension "lba_size": 512 (default) or 4096 */
 };
 
-/* One "hosts" entry: a host NQN and what it must prove. */
+/* One "hosts" entry: a host NQN and the secrets it must prove it knows. */
 struct nvmg_conf_host {
 	char *nqn;
+	/* "dhchap": {"key", "ctrl_key", "hash", "dhgroup"}, as nvmetcli saves it */
+	bool has_dhchap_key, has_dhchap_ctrl_key;
+	struct nvmg_secret dhchap_key;      /* the host's: it must prove it (DHHC-1) */
+	struct nvmg_secret dhchap_ctrl_key; /* ours: we prove it back (bidirectional) */
+	uint8_t dhchap_hash;    /* NVMe HashID: 1 SHA-256, 2 SHA-384, 3 SHA-512 */
+	uint8_t dhchap_dhgroup; /* NVMe DH group ID: 0 null, 1..5 ffdhe2048..8192 */
+	/* "psk": our extension, a TLS PSK in the interchange format */
+	bool has_psk;
+	struct nvmg_secret psk;
 };
 
 struct nvmg_conf_subsys {

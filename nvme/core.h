@@ -36,6 +36,7 @@ struct nvmg_target;
 struct nvmg_ctrl;
 struct nvmg_sq;
 struct nvmg_req;
+struct nvmg_host;
 
 struct nvmg_ns {
 	atomic_int refs;
@@ -137,6 +138,8 @@ struct nvmg_target {
 	size_t nr_subsys;
 	struct nvmg_port **ports;
 	size_t nr_ports;
+	struct nvmg_host *hosts;     /* "hosts" entries: secrets (host.h) */
+	size_t nr_hosts;
 	struct nvmg_subsys **retired_subsys;
 	size_t nr_retired_subsys;
 	struct nvmg_port **retired_ports;

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include "lib/log.h"
 #include "nvme/bdev/devreg.h"
+#include "nvme/host.h"
 #include "nvme/subsys.h"
 
 struct nvmg_host_count {
@@ -406,7 +407,8 @@ int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char 
 	t->subsys = calloc(conf->nr_subsys + 1, sizeof(*t->subsys));
 	t->ports = calloc(conf->nr_ports + 1, sizeof(*t->ports));
 	t->devreg = nvmg_devreg_create();
-	if (!t->discovery || !t->subsys || !t->ports || !t->devreg) {
+	if (!t->discovery || !t->subsys || !t->ports || !t->devreg ||
+	    nvmg_hosts_build(conf, &t->hosts, &t->nr_hosts)) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -697,9 +699,12 @@ int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char
 {
 	struct ns_plan *plans = calloc(conf->nr_subsys + 1, sizeof(*plans));
 	bool disc_changed = false, changed_topology = false;
+	struct nvmg_host *hosts = NULL;
+	size_t nr_hosts = 0;
 	int ret = 0;
 
-	if (!plans) {
+	if (!plans || nvmg_hosts_build(conf, &hosts, &nr_hosts)) {
+		free(plans);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
@@ -718,8 +723,10 @@ int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char
 		for (size_t i = 0; i < conf->nr_subsys; i++)
 			ns_plan_drop(&plans[i]);
 		free(plans);
+		nvmg_hosts_free(hosts, nr_hosts);
 		return ret;
 	}
+	nvmg_target_set_hosts(t, hosts, nr_hosts);
 	pthread_mutex_lock(&t->hosts_lock);
 	t->max_queues_per_host = conf->max_queues_per_host;
 	pthread_mutex_unlock(&t->hosts_lock);
@@ -780,6 +787,7 @@ void nvmg_target_destroy(struct nvmg_target *t)
 		nvmg_port_free(t->retired_ports[i]);
 	free(t->retired_ports);
 	free(t->host_counts);
+	nvmg_hosts_free(t->hosts, t->nr_hosts);
 	/* After every namespace: the last one out closed its device. */
 	nvmg_devreg_destroy(t->devreg);
 	pthread_mutex_destroy(&t->hosts_lock);
