@@ -105,7 +105,9 @@ KINDS = {
          "usr/bin/keyctl", "usr/sbin/tlshd"],
         GUEST_LINKS,
         ["nvme-core", "nvme-fabrics", "nvme-tcp", "nvme-keyring", "nvme-auth", "tls", "nvmet",
-         "nvmet-tcp", "brd", "ext4", "crc32c-intel", "crc32c_generic", "libcrc32c", "configfs"],
+         "nvmet-tcp", "brd", "ext4", "crc32c-intel", "crc32c_generic", "libcrc32c", "configfs",
+         # kTLS's ciphers (tlshd hands the kernel AES-GCM or AES-CCM keys)
+         "gcm", "ghash-generic", "ghash-clmulni-intel", "aesni-intel", "ccm"],
         apt_root=os.path.join(TRIXIE_CACHE, "apt")),
 }
 DEFAULT_KIND = "6.1"
