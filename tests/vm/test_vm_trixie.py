@@ -23,10 +23,10 @@ import vmlib
 
 # In guest order; each starts from the same state (see guest/trixie.sh).
 SCENARIOS = [
-    "boot",                  # 6.12 + nvme-cli 2.13; gen-dhchap-key/gen-tls-key; tlshd up; PSK into .nvme
+    "boot",                  # 6.12, nvme-cli 2.13, gen-*-key, tlshd stays up, PSK into .nvme
     "plain_tcp",             # nvmegated: discover, connect, fio verify, ext4 + fsck, clean stop
-    "kernel_target_tls",     # nvmet with tls1.3 (treq required) + PSK; connect --tls via tlshd; fio verify
-    "kernel_target_dhchap",  # nvmet with bidirectional DH-HMAC-CHAP; wrong key refused; fio verify
+    "kernel_target_tls",     # nvmet tls1.3 (treq required) + PSK: connect --tls via tlshd, fio
+    "kernel_target_dhchap",  # nvmet bidirectional DH-HMAC-CHAP: wrong key refused, fio verify
 ]
 
 SMP = 2

@@ -1,7 +1,9 @@
 """Build and boot the QEMU guest that runs a real Linux NVMe/TCP host.
 
-The guest is a kernel + initramfs made from Debian 12 packages (kernel with
-its modules, busybox-static, nvme-cli, fio, e2fsprogs) plus our daemon. See
+The guest is a kernel + initramfs made from Debian packages (kernel with
+its modules, busybox-static, nvme-cli, fio, e2fsprogs) plus our daemon, of
+one of two kinds (KINDS): "6.1" (Debian 12, the default) or "trixie"
+(Debian 13, kernel 6.12, with keyutils and tlshd for NVMe/TCP TLS). See
 shared docs vm-testing.md for the recipe and its gotchas.
 
 Caching (outside the repository, so a fresh clone reuses it):
@@ -11,6 +13,8 @@ Caching (outside the repository, so a fresh clone reuses it):
     root-<key>/            the packages unpacked (dpkg-deb -x), key = hash of the .deb names
     base-<key>.cpio        the initramfs without daemon and scripts
     vmlinuz-<key>
+    trixie/                the same for the Debian 13 / Linux 6.12 guest (kind
+                           "trixie"), plus apt/: its private apt root
 The daemon, its libraries, the guest scripts and configs go into a small
 second cpio archive appended to the cached base at every build (the kernel
 unpacks concatenated archives), so a rebuilt daemon is always picked up.
@@ -161,7 +165,8 @@ def cache_lock():
 def _apt_depends(pkgs, kind=None):
     """{pkg: [dependency names]} (Depends and PreDepends; first alternative;
     a virtual package resolved to its first provider)."""
-    text = out(["apt-cache"] + kind_of(kind).apt_opts() + ["depends", "--no-recommends", "--no-suggests", "--no-conflicts",
+    text = out(["apt-cache"] + kind_of(kind).apt_opts() +
+               ["depends", "--no-recommends", "--no-suggests", "--no-conflicts",
                 "--no-breaks", "--no-replaces", "--no-enhances"] + list(pkgs),
                stderr=subprocess.DEVNULL)
     deps = {}
@@ -586,7 +591,8 @@ def add_with_loader(tree, binary, guest_path, root):
             continue                       # linux-vdso, the loader itself
         src = m.group(2)
         if not src.startswith(root + "/"):
-            raise RuntimeError("%s: %s resolves outside the packages (%s)" % (binary, m.group(1), src))
+            raise RuntimeError("%s: %s resolves outside the packages (%s)"
+                               % (binary, m.group(1), src))
         guest = os.path.join(os.path.dirname(src[len(root):]), m.group(1))
         tree.add_file(guest, os.path.realpath(src), mode=0o755)
     tree.add_file("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", os.path.realpath(loader),
@@ -618,7 +624,8 @@ def add_host_closure(tree, binary, guest_dir):
             loader = m.group(1)
     if not loader:
         raise RuntimeError("%s: no program interpreter in ldd's output" % binary)
-    tree.add_file("%s/%s" % (libdir, os.path.basename(loader)), os.path.realpath(loader), mode=0o755)
+    tree.add_file("%s/%s" % (libdir, os.path.basename(loader)), os.path.realpath(loader),
+                  mode=0o755)
     return "%s/%s --library-path %s %s/%s" % (libdir, os.path.basename(loader), libdir,
                                               guest_dir, name)
 

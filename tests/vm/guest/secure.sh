@@ -105,7 +105,10 @@ connect_dhchap() {
 }
 
 # tls_stat NAME: a counter of /proc/net/tls_stat (0 if the tls module is out)
-tls_stat() { awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' /proc/net/tls_stat 2>/dev/null || echo 0; }
+tls_stat() {
+	awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' /proc/net/tls_stat 2>/dev/null ||
+		echo 0
+}
 
 # ------------------------------------------------ the kernel's own target
 

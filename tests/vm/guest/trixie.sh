@@ -108,8 +108,9 @@ sc_kernel_target_dhchap() {
 		fail "a connect with the wrong host key succeeded"
 	fi
 	SUBNQN=$KSUBNQN PORT=$KPORT connect_dhchap "$hk" "$ck"
-	dmesg | grep -i "qid 0: authenticated\|authenticat" | tail -n 5
-	dmesg | grep -qi "qid 0: .*authenticated" || fail "the kernel log shows no authenticated admin queue"
+	dmesg | grep "$CTRL: qid" | tail -n 5
+	dmesg | grep -q "$CTRL: qid 0: controller authenticated" ||
+		fail "the kernel log shows no authenticated controller (bidirectional) on $CTRL"
 	fio_run randwrite4k --filename=$DEV1 --ioengine=io_uring --direct=1 --verify=crc32c \
 		--verify_fatal=1 --do_verify=1 --rw=randwrite --bs=4k --iodepth=16 --size=16M
 	disconnect $KSUBNQN
