@@ -2,11 +2,13 @@
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    run = getattr(config, "_nvmegate_vm", None)
-    if run is None:
-        return
-    passed = sum(1 for s in run.scenarios if run.results.get(s, {}).get("status") == "PASS")
-    terminalreporter.write_line(
-        "nvmegate VM suite: %d/%d guest scenarios passed; guest build %.1fs, guest run %.1fs "
-        "(qemu exit %s); logs in %s" % (passed, len(run.scenarios), run.build_secs,
-                                         run.boot_secs, run.rc, run.workdir))
+    for attr, name in (("_nvmegate_vm", "nvmegate VM suite"),
+                       ("_nvmegate_vm_trixie", "nvmegate VM suite (Linux 6.12)")):
+        run = getattr(config, attr, None)
+        if run is None:
+            continue
+        passed = sum(1 for s in run.scenarios if run.results.get(s, {}).get("status") == "PASS")
+        terminalreporter.write_line(
+            "%s: %d/%d guest scenarios passed; guest build %.1fs, guest run %.1fs "
+            "(qemu exit %s); logs in %s" % (name, passed, len(run.scenarios), run.build_secs,
+                                             run.boot_secs, run.rc, run.workdir))

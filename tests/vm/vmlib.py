@@ -1,7 +1,9 @@
 """Build and boot the QEMU guest that runs a real Linux NVMe/TCP host.
 
-The guest is a kernel + initramfs made from Debian 12 packages (kernel with
-its modules, busybox-static, nvme-cli, fio, e2fsprogs) plus our daemon. See
+The guest is a kernel + initramfs made from Debian packages (kernel with
+its modules, busybox-static, nvme-cli, fio, e2fsprogs) plus our daemon, of
+one of two kinds (KINDS): "6.1" (Debian 12, the default) or "trixie"
+(Debian 13, kernel 6.12, with keyutils and tlshd for NVMe/TCP TLS). See
 shared docs vm-testing.md for the recipe and its gotchas.
 
 Caching (outside the repository, so a fresh clone reuses it):
@@ -11,6 +13,8 @@ Caching (outside the repository, so a fresh clone reuses it):
     root-<key>/            the packages unpacked (dpkg-deb -x), key = hash of the .deb names
     base-<key>.cpio        the initramfs without daemon and scripts
     vmlinuz-<key>
+    trixie/                the same for the Debian 13 / Linux 6.12 guest (kind
+                           "trixie"), plus apt/: its private apt root
 The daemon, its libraries, the guest scripts and configs go into a small
 second cpio archive appended to the cached base at every build (the kernel
 unpacks concatenated archives), so a rebuilt daemon is always picked up.
@@ -58,6 +62,66 @@ GUEST_LINKS = {"usr/sbin/mkfs.ext4": "mke2fs", "usr/sbin/fsck.ext4": "e2fsck"}
 KMODS = ["nvme-core", "nvme-fabrics", "nvme-tcp", "nvmet", "nvmet-tcp", "brd", "ext4",
          "crc32c-intel", "crc32c_generic", "libcrc32c", "configfs"]
 
+
+
+class Kind:
+    """One guest flavour: where its packages come from (apt options), which
+    ones, and where its cache lives. "6.1" is the host's own Debian 12
+    (the cache's top level, as before kinds existed); "trixie" is Debian 13
+    with kernel 6.12 from a private apt root under $CACHE/trixie/apt."""
+
+    def __init__(self, name, cache, pkgs, bins, links, kmods, apt_root=None):
+        self.name = name
+        self.cache = cache
+        self.pkgs = pkgs
+        self.bins = bins
+        self.links = links
+        self.kmods = kmods
+        self.apt_root = apt_root
+
+    def apt_opts(self):
+        if not self.apt_root:
+            return []
+        a = self.apt_root
+        return ["-o", "Dir::Etc::SourceList=" + os.path.join(a, "sources.list"),
+                "-o", "Dir::Etc::SourceParts=/dev/null",
+                "-o", "Dir::Etc::Preferences=/dev/null",
+                "-o", "Dir::Etc::PreferencesParts=/dev/null",
+                "-o", "Dir::State::Lists=" + os.path.join(a, "lists"),
+                "-o", "Dir::Cache=" + os.path.join(a, "cache"),
+                "-o", "Dir::State::status=" + os.path.join(a, "status"),
+                "-o", "APT::Sandbox::User=root"]
+
+    def lists_dir(self):
+        return os.path.join(self.apt_root, "lists") if self.apt_root else "/var/lib/apt/lists"
+
+
+TRIXIE_CACHE = os.path.join(CACHE, "trixie")
+KINDS = {
+    "6.1": Kind("6.1", CACHE, GUEST_PKGS, GUEST_BINS, GUEST_LINKS, KMODS),
+    # Debian 13: kernel 6.12 (NVMe/TCP TLS and DH-HMAC-CHAP on both host and
+    # target side), nvme-cli 2.13, keyutils (keyctl), ktls-utils (tlshd).
+    # Its modules ship as .ko.xz; unpack() decompresses them once.
+    "trixie": Kind(
+        "trixie", TRIXIE_CACHE,
+        ["busybox-static", "nvme-cli", "libnvme1t64", "fio", "e2fsprogs", "keyutils", "ktls-utils"],
+        ["usr/sbin/nvme", "usr/bin/fio", "usr/sbin/mke2fs", "usr/sbin/e2fsck", "usr/sbin/dumpe2fs",
+         "usr/bin/keyctl", "usr/sbin/tlshd"],
+        GUEST_LINKS,
+        ["nvme-core", "nvme-fabrics", "nvme-tcp", "nvme-keyring", "nvme-auth", "tls", "nvmet",
+         "nvmet-tcp", "brd", "ext4", "crc32c-intel", "crc32c_generic", "libcrc32c", "configfs",
+         # kTLS's ciphers (tlshd hands the kernel AES-GCM or AES-CCM keys)
+         "gcm", "ghash-generic", "ghash-clmulni-intel", "aesni-intel", "ccm"],
+        apt_root=os.path.join(TRIXIE_CACHE, "apt")),
+}
+DEFAULT_KIND = "6.1"
+TRIXIE_REFRESH_DAYS = 30      # the private apt root's lists are renewed after this
+
+
+def kind_of(kind):
+    return KINDS[kind or DEFAULT_KIND] if not isinstance(kind, Kind) else kind
+
+
 GUEST_HOSTNQN_UUID = "6a1f0c2e-7b7d-4a43-9c8e-0d4c1e2a9b01"
 GUEST_HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:" + GUEST_HOSTNQN_UUID
 OTHER_HOSTNQN_UUID = "0b7f3d55-1c2e-4f6a-8e3d-9a2b4c6d8e10"
@@ -98,10 +162,11 @@ def cache_lock():
 
 # ------------------------------------------------------------ package set
 
-def _apt_depends(pkgs):
+def _apt_depends(pkgs, kind=None):
     """{pkg: [dependency names]} (Depends and PreDepends; first alternative;
     a virtual package resolved to its first provider)."""
-    text = out(["apt-cache", "depends", "--no-recommends", "--no-suggests", "--no-conflicts",
+    text = out(["apt-cache"] + kind_of(kind).apt_opts() +
+               ["depends", "--no-recommends", "--no-suggests", "--no-conflicts",
                 "--no-breaks", "--no-replaces", "--no-enhances"] + list(pkgs),
                stderr=subprocess.DEVNULL)
     deps = {}
@@ -137,30 +202,32 @@ def _apt_depends(pkgs):
     return deps
 
 
-def _kernel_package():
-    for name in _apt_depends(["linux-image-amd64"]).get("linux-image-amd64", []):
+def _kernel_package(kind=None):
+    for name in _apt_depends(["linux-image-amd64"], kind).get("linux-image-amd64", []):
         if re.match(r"^linux-image-\d.*-amd64$", name):
             return name
     raise RuntimeError("cannot find the kernel package behind linux-image-amd64")
 
 
-def _resolve():
+def _resolve(kind=None):
     """[(package, version)] for the kernel, the guest tools and their libraries."""
-    kernel = _kernel_package()
+    kind = kind_of(kind)
+    kernel = _kernel_package(kind)
     seen = set()
-    todo = list(GUEST_PKGS)
+    todo = list(kind.pkgs)
     while todo:
         batch = [p for p in todo if p not in seen]
         todo = []
         if not batch:
             break
         seen.update(batch)
-        for p, ds in _apt_depends(batch).items():
+        for p, ds in _apt_depends(batch, kind).items():
             for d in ds:
                 if d not in seen and not NO_FOLLOW.match(d):
                     todo.append(d)
     pkgs = sorted(p for p in seen if not NO_FOLLOW.match(p)) + [kernel]
-    text = out(["apt-cache", "show", "--no-all-versions"] + pkgs, stderr=subprocess.DEVNULL)
+    text = out(["apt-cache"] + kind.apt_opts() + ["show", "--no-all-versions"] + pkgs,
+               stderr=subprocess.DEVNULL)
     versions = {}
     for stanza in text.split("\n\n"):
         f = dict(re.findall(r"^(Package|Version|Architecture): (.+)$", stanza, re.M))
@@ -172,10 +239,10 @@ def _resolve():
     return kernel, [(p,) + versions[p] for p in pkgs]
 
 
-def _lists_stamp():
+def _lists_stamp(kind=None):
     """Identifies the state of apt's package lists (a resolve is cached until
     they change)."""
-    d = "/var/lib/apt/lists"
+    d = kind_of(kind).lists_dir()
     try:
         names = sorted(n for n in os.listdir(d) if n.endswith("_Packages") or "_Packages." in n)
     except OSError:
@@ -191,14 +258,15 @@ def deb_name(pkg, version, arch):
     return "%s_%s_%s.deb" % (pkg, version.replace(":", "%3a"), arch)
 
 
-def _download(pkgs, debs_dir):
+def _download(pkgs, debs_dir, kind=None):
     """apt-get download the [(package, version, arch)] not yet in debs_dir;
     returns the manifest of the whole set."""
     names = [deb_name(*p) for p in pkgs]
     want = [p for p, d in zip(pkgs, names) if not os.path.exists(os.path.join(debs_dir, d))]
     if want:
         log("downloading %d packages into %s" % (len(want), debs_dir))
-        res = subprocess.run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root"] +
+        res = subprocess.run(["apt-get"] + kind_of(kind).apt_opts() +
+                             ["download", "-q", "-o", "APT::Sandbox::User=root"] +
                              ["%s=%s" % (p[0], p[1]) for p in want],
                              cwd=debs_dir, stdout=subprocess.DEVNULL)
         missing = [d for d in names if not os.path.exists(os.path.join(debs_dir, d))]
@@ -207,37 +275,106 @@ def _download(pkgs, debs_dir):
     return {"debs": names}
 
 
-def fetch_packages():
+def _host_mirror():
+    """The Debian mirror of the host's own apt sources (the main suite's URI,
+    not -security's), from sources.list or sources.list.d/*.sources/*.list."""
+    files = ["/etc/apt/sources.list"]
+    d = "/etc/apt/sources.list.d"
+    if os.path.isdir(d):
+        files += sorted(os.path.join(d, n) for n in os.listdir(d)
+                        if n.endswith(".sources") or n.endswith(".list"))
+    for path in files:
+        try:
+            text = open(path).read()
+        except OSError:
+            continue
+        if path.endswith(".sources"):    # deb822 stanzas
+            for stanza in re.split(r"\n\s*\n", text):
+                f = dict(re.findall(r"^([A-Za-z-]+):[ \t]*(.*)$", stanza, re.M))
+                suites = f.get("Suites", "").split()
+                if "deb" in f.get("Types", "").split() and f.get("Enabled", "yes") != "no" and \
+                        any(not re.search(r"[-/]", x) for x in suites) and \
+                        "main" in f.get("Components", "").split():
+                    return f["URIs"].split()[0]
+        else:
+            for line in text.splitlines():
+                m = re.match(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+([^\s/-]+)\s+.*\bmain\b", line)
+                if m:
+                    return m.group(1)
+    raise RuntimeError("no Debian mirror (a 'deb URI SUITE main' source) in the host's apt sources")
+
+
+def _apt_root_update(kind):
+    """Create the private apt root of kind (its sources.list names the host's
+    mirror) and run apt-get update on it. Never touches the host's apt state."""
+    a = kind.apt_root
+    for d in ("lists/partial", "cache/archives/partial"):
+        os.makedirs(os.path.join(a, d), exist_ok=True)
+    status = os.path.join(a, "status")
+    if not os.path.exists(status):
+        open(status, "w").close()        # an empty dpkg status: nothing installed
+    src = "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] %s %s main\n" % (
+        _host_mirror(), kind.name)
+    with open(os.path.join(a, "sources.list"), "w") as f:
+        f.write(src)
+    log("apt-get update of the %s apt root (%s)" % (kind.name, src.split("] ")[1].strip()))
+    return subprocess.run(["apt-get"] + kind.apt_opts() + ["update", "-qq"]).returncode == 0
+
+
+def _apt_root_fresh(kind):
+    """Has the private apt root lists younger than TRIXIE_REFRESH_DAYS?"""
+    try:
+        age = time.time() - os.stat(os.path.join(kind.apt_root, "updated")).st_mtime
+    except OSError:
+        return False
+    return age < TRIXIE_REFRESH_DAYS * 86400
+
+
+def _apt_update(kind):
+    if kind.apt_root:
+        ok = _apt_root_update(kind)
+        if ok:
+            open(os.path.join(kind.apt_root, "updated"), "w").close()
+        return ok
+    return os.getuid() == 0 and subprocess.run(["apt-get", "update", "-qq"]).returncode == 0
+
+
+def fetch_packages(kind=None):
     """Resolve and download (cached) the guest's packages. Returns the manifest
     {"kernel": package, "debs": [file names], "lists": apt lists stamp}."""
-    debs_dir = os.path.join(CACHE, "debs")
+    kind = kind_of(kind)
+    debs_dir = os.path.join(kind.cache, "debs")
     os.makedirs(debs_dir, exist_ok=True)
-    manifest_path = os.path.join(CACHE, "manifest.json")
+    manifest_path = os.path.join(kind.cache, "manifest.json")
     try:
         with open(manifest_path) as f:
             cached = json.load(f)
         complete = all(os.path.exists(os.path.join(debs_dir, d)) for d in cached["debs"])
     except (OSError, ValueError, KeyError):
         cached, complete = None, False
-    if complete and cached.get("lists") == _lists_stamp():
+    if kind.apt_root and not _apt_root_fresh(kind):
+        # first use, or the lists are old: renew them (offline: go on with
+        # what is there, the cached set below if need be)
+        _apt_update(kind)
+    if complete and cached.get("lists") == _lists_stamp(kind):
         return cached            # apt's lists have not changed since that resolve
     for attempt in (1, 2):
         try:
-            kernel, pkgs = _resolve()
-            manifest = _download(pkgs, debs_dir)
+            kernel, pkgs = _resolve(kind)
+            manifest = _download(pkgs, debs_dir, kind)
             break
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             # no or stale apt lists (a candidate the mirror no longer has)
-            if attempt == 1 and os.getuid() == 0:
+            if attempt == 1 and (kind.apt_root or os.getuid() == 0):
                 log("%s: apt-get update, then again" % e)
-                if subprocess.run(["apt-get", "update", "-qq"]).returncode == 0:
+                if _apt_update(kind):
                     continue
             if complete:         # offline: the last resolved set, all cached
                 log("using the cached package set (%s)" % e)
                 return cached
             raise RuntimeError("cannot get the guest's packages: %s" % e)
     manifest["kernel"] = kernel
-    manifest["lists"] = _lists_stamp()
+    manifest["lists"] = _lists_stamp(kind)
     with open(manifest_path + ".tmp", "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(manifest_path + ".tmp", manifest_path)
@@ -256,8 +393,9 @@ def manifest_key(manifest, recipe=False):
     return h.hexdigest()[:16]
 
 
-def unpack(manifest, key):
-    root = os.path.join(CACHE, "root-" + key)
+def unpack(manifest, key, kind=None):
+    kind = kind_of(kind)
+    root = os.path.join(kind.cache, "root-" + key)
     if os.path.exists(os.path.join(root, ".complete")):
         return root
     tmp = root + ".tmp"
@@ -265,27 +403,38 @@ def unpack(manifest, key):
     os.makedirs(tmp)
     log("unpacking %d packages" % len(manifest["debs"]))
     for d in manifest["debs"]:
-        run(["dpkg-deb", "-x", os.path.join(CACHE, "debs", d), tmp])
+        run(["dpkg-deb", "-x", os.path.join(kind.cache, "debs", d), tmp])
+    # compressed modules (Debian 13): busybox's modprobe and our modules.dep
+    # walk want plain .ko files
+    xz = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(tmp, "lib/modules"))
+          for f in fs if f.endswith(".ko.xz")] + \
+         [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(tmp, "usr/lib/modules"))
+          for f in fs if f.endswith(".ko.xz")]
+    if xz:
+        log("decompressing %d kernel modules" % len(xz))
+        for i in range(0, len(xz), 500):
+            run(["xz", "-d", "-T0", "-q"] + xz[i:i + 500])
     open(os.path.join(tmp, ".complete"), "w").close()
     shutil.rmtree(root, ignore_errors=True)
     os.rename(tmp, root)
     return root
 
 
-def prune(keys, manifest):
+def prune(keys, manifest, kind=None):
     """Drop cache entries of other package sets (keeps /var/cache bounded)."""
+    cache = kind_of(kind).cache
     keep = set(manifest["debs"])
-    for name in os.listdir(CACHE):
-        p = os.path.join(CACHE, name)
+    for name in os.listdir(cache):
+        p = os.path.join(cache, name)
         m = re.match(r"^(root|base|vmlinuz)-([0-9a-f]+)", name)
         if m and m.group(2) not in keys:
             if os.path.isdir(p):
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 os.unlink(p)
-    for name in os.listdir(os.path.join(CACHE, "debs")):
+    for name in os.listdir(os.path.join(cache, "debs")):
         if name.endswith(".deb") and name not in keep:
-            os.unlink(os.path.join(CACHE, "debs", name))
+            os.unlink(os.path.join(cache, "debs", name))
 
 
 # ------------------------------------------------------------------ cpio
@@ -422,6 +571,65 @@ def add_with_libs(tree, binary, guest_path, root=None, lib_path=None):
         tree.add_file(guest, os.path.realpath(src), mode=0o755)
 
 
+def add_with_loader(tree, binary, guest_path, root):
+    """Copy a binary of the unpacked packages plus its library closure as
+    their own loader resolves it (`ld.so --list`, never the host's ldd):
+    every library must come from root, so no host library lands in the
+    guest (Debian 13's glibc is newer than the host's)."""
+    tree.add_file(guest_path, binary)
+    loader = os.path.join(root, "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+    res = subprocess.run([loader, "--list", "--library-path", ":".join(_lib_dirs(root)), binary],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if res.returncode != 0:
+        raise RuntimeError("%s --list %s failed:\n%s" % (loader, binary, res.stdout))
+    for line in res.stdout.splitlines():
+        line = line.strip()
+        if "not found" in line:
+            raise RuntimeError("%s: library %s" % (binary, line))
+        m = re.match(r"^(\S+) => (\S+) \(0x", line)
+        if not m:
+            continue                       # linux-vdso, the loader itself
+        src = m.group(2)
+        if not src.startswith(root + "/"):
+            raise RuntimeError("%s: %s resolves outside the packages (%s)"
+                               % (binary, m.group(1), src))
+        guest = os.path.join(os.path.dirname(src[len(root):]), m.group(1))
+        tree.add_file(guest, os.path.realpath(src), mode=0o755)
+    tree.add_file("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", os.path.realpath(loader),
+                  mode=0o755)
+    tree.add_link("/usr/lib64/ld-linux-x86-64.so.2", "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+
+
+def add_host_closure(tree, binary, guest_dir):
+    """A binary built on this host, with the host's loader and its ldd
+    closure, all in guest_dir (apart from the guest's own libraries). Returns
+    the guest command line that starts it through that loader."""
+    name = os.path.basename(binary)
+    libdir = guest_dir + "/lib"
+    tree.add_file("%s/%s" % (guest_dir, name), binary, mode=0o755)
+    res = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True)
+    if res.returncode != 0:
+        raise RuntimeError("ldd %s failed:\n%s" % (binary, res.stdout))
+    loader = None
+    for line in res.stdout.splitlines():
+        line = line.strip()
+        if "not found" in line:
+            raise RuntimeError("%s: library %s" % (binary, line))
+        m = re.match(r"^(\S+) => (\S+) \(0x", line)
+        if m:
+            tree.add_file("%s/%s" % (libdir, m.group(1)), os.path.realpath(m.group(2)), mode=0o755)
+        m = re.match(r"^(/\S+) \(0x", line)
+        if m:
+            loader = m.group(1)
+    if not loader:
+        raise RuntimeError("%s: no program interpreter in ldd's output" % binary)
+    tree.add_file("%s/%s" % (libdir, os.path.basename(loader)), os.path.realpath(loader),
+                  mode=0o755)
+    return "%s/%s --library-path %s %s/%s" % (libdir, os.path.basename(loader), libdir,
+                                              guest_dir, name)
+
+
 def _modinfo_depends(path):
     """The depends= list from a .ko's .modinfo section."""
     with open(path, "rb") as f:
@@ -445,14 +653,16 @@ def _modinfo_depends(path):
     return []
 
 
-def add_modules(tree, root, kver, busybox):
+def add_modules(tree, root, kver, busybox, kmods=KMODS):
     moddir = os.path.join(root, "lib/modules", kver)
+    if not os.path.isdir(moddir):        # Debian 13: /usr/lib/modules
+        moddir = os.path.join(root, "usr/lib/modules", kver)
     index = {}
     for d, _, files in os.walk(os.path.join(moddir, "kernel")):
         for f in files:
             if f.endswith(".ko"):
                 index[f[:-3].replace("-", "_")] = os.path.join(d, f)
-    todo = [m.replace("-", "_") for m in KMODS]
+    todo = [m.replace("-", "_") for m in kmods]
     done = set()
     while todo:
         m = todo.pop()
@@ -466,7 +676,7 @@ def add_modules(tree, root, kver, busybox):
     stage = os.path.join(OUT, "modstage")
     shutil.rmtree(stage, ignore_errors=True)
     for m in sorted(done):
-        rel = os.path.relpath(index[m], root)
+        rel = os.path.join("lib/modules", kver, os.path.relpath(index[m], moddir))
         os.makedirs(os.path.join(stage, os.path.dirname(rel)), exist_ok=True)
         shutil.copy(index[m], os.path.join(stage, rel))
     for f in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
@@ -481,13 +691,36 @@ def add_modules(tree, root, kver, busybox):
     shutil.rmtree(stage, ignore_errors=True)
 
 
-def build_base(root, kernel_pkg, path):
+# tlshd's configuration in the trixie guest: the kernel's NVMe/TCP host and
+# target keep their PSKs in the .nvme keyring (tlshd.conf(5): keyrings is a
+# ';'-separated list of names or serials, linked into tlshd's session keyring).
+TLSHD_CONF = """[debug]
+loglevel=1
+tls=0
+nl=0
+
+[authenticate]
+keyrings=.nvme
+
+[authenticate.client]
+
+[authenticate.server]
+"""
+
+
+def build_base(root, kernel_pkg, path, kind=None):
+    kind = kind_of(kind)
     tree = Tree()
     busybox = os.path.join(root, "bin/busybox")
+    if not os.path.exists(busybox):
+        busybox = os.path.join(root, "usr/bin/busybox")
     tree.add_file("/usr/bin/busybox", busybox, mode=0o755)
-    for b in GUEST_BINS:
-        add_with_libs(tree, os.path.join(root, b), "/" + b, root=root, lib_path=_lib_dirs(root))
-    for name, target in GUEST_LINKS.items():
+    for b in kind.bins:
+        if kind.apt_root:
+            add_with_loader(tree, os.path.join(root, b), "/" + b, root)
+        else:
+            add_with_libs(tree, os.path.join(root, b), "/" + b, root=root, lib_path=_lib_dirs(root))
+    for name, target in kind.links.items():
         tree.add_link(name, target)
     applets = out([busybox, "--list"]).split()
     for a in applets:
@@ -495,7 +728,10 @@ def build_base(root, kernel_pkg, path):
             continue
         tree.add_link("/usr/bin/" + a, "busybox")
     kver = kernel_pkg[len("linux-image-"):]
-    add_modules(tree, root, kver, busybox)
+    add_modules(tree, root, kver, busybox, kind.kmods)
+    if kind.name == "trixie":
+        tree.add_data("/etc/tlshd.conf", TLSHD_CONF)
+        # gnutls reads its system-wide priority file if present; none is fine
     tree.add_data("/etc/nvme/hostnqn", GUEST_HOSTNQN + "\n")
     tree.add_data("/etc/nvme/hostid", GUEST_HOSTNQN_UUID + "\n")
     tree.add_data("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
@@ -533,12 +769,20 @@ def guest_config(namespaces=(1, 2)):
     }
 
 
-def build_overlay(daemon, path, mode, scenarios=(), env=None, base_root=None, script=None):
+def build_overlay(daemon, path, mode, scenarios=(), env=None, base_root=None, script=None,
+                  kind=None):
+    kind = kind_of(kind)
     tree = Tree()
     if script:
         tree.add_file("/vm/script.sh", script, mode=0o755)
-    add_with_libs(tree, daemon, "/usr/sbin/nvmegated",
-                  root=base_root, lib_path=_lib_dirs(base_root) if base_root else None)
+    if kind.apt_root:
+        # built on this (older) host: its own loader and libraries, kept
+        # apart from the guest's in /opt/nvmegate; exec keeps the PID
+        cmd = add_host_closure(tree, daemon, "/opt/nvmegate")
+        tree.add_data("/usr/sbin/nvmegated", '#!/bin/sh\nexec %s "$@"\n' % cmd, mode=0o755)
+    else:
+        add_with_libs(tree, daemon, "/usr/sbin/nvmegated",
+                      root=base_root, lib_path=_lib_dirs(base_root) if base_root else None)
     for d in os.listdir(GUEST_DIR):
         p = os.path.join(GUEST_DIR, d)
         if os.path.isfile(p):
@@ -555,27 +799,30 @@ def build_overlay(daemon, path, mode, scenarios=(), env=None, base_root=None, sc
     tree.write(path)
 
 
-def build(daemon, mode="test", scenarios=(), env=None, script=None):
-    """Build (cached) the guest. Returns (kernel path, initrd path)."""
+def build(daemon, mode="test", scenarios=(), env=None, script=None, kind=None):
+    """Build (cached) the guest of kind ("6.1", the default, or "trixie").
+    Returns (kernel path, initrd path)."""
+    kind = kind_of(kind)
     t0 = time.monotonic()
     os.makedirs(OUT, exist_ok=True)
     with cache_lock():
-        manifest = fetch_packages()
+        manifest = fetch_packages(kind)
         key = manifest_key(manifest)
         bkey = manifest_key(manifest, recipe=True)
-        root = unpack(manifest, key)
-        base = os.path.join(CACHE, "base-%s.cpio" % bkey)
-        kernel = os.path.join(CACHE, "vmlinuz-%s" % key)
+        root = unpack(manifest, key, kind)
+        base = os.path.join(kind.cache, "base-%s.cpio" % bkey)
+        kernel = os.path.join(kind.cache, "vmlinuz-%s" % key)
         if not os.path.exists(base):
-            log("building the base initramfs")
-            build_base(root, manifest["kernel"], base)
+            log("building the base initramfs (%s)" % kind.name)
+            build_base(root, manifest["kernel"], base, kind)
         if not os.path.exists(kernel):
             kver = manifest["kernel"][len("linux-image-"):]
             shutil.copy(os.path.join(root, "boot", "vmlinuz-" + kver), kernel + ".tmp")
             os.replace(kernel + ".tmp", kernel)
-        prune((key, bkey), manifest)
+        prune((key, bkey), manifest, kind)
         overlay = os.path.join(OUT, "overlay-%s.cpio" % mode)
-        build_overlay(daemon, overlay, mode, scenarios, env, base_root=root, script=script)
+        build_overlay(daemon, overlay, mode, scenarios, env, base_root=root, script=script,
+                      kind=kind)
         initrd = os.path.join(OUT, "initrd-%s.cpio" % mode)
         with open(initrd + ".tmp", "wb") as o:
             for p in (base, overlay):
@@ -691,13 +938,15 @@ def main():
                                  "it and run a guest shell script (lib.sh helpers available).")
     ap.add_argument("daemon", nargs="?", default=default_daemon())
     ap.add_argument("--script", help="run this busybox sh script in the guest, print its output")
+    ap.add_argument("--kind", choices=sorted(KINDS), default=DEFAULT_KIND,
+                    help="guest kind: 6.1 (Debian 12) or trixie (Debian 13, kernel 6.12)")
     ap.add_argument("--smp", type=int, default=4)
     ap.add_argument("--timeout", type=int, default=300)
     args = ap.parse_args()
     if not args.script:
-        print(*build(args.daemon))
+        print(*build(args.daemon, kind=args.kind))
         return 0
-    kernel, initrd = build(args.daemon, mode="script", script=args.script)
+    kernel, initrd = build(args.daemon, mode="script", script=args.script, kind=args.kind)
     rc, secs, console, results = boot(kernel, initrd, os.path.join(OUT, "script-run"),
                                       args.timeout, smp=args.smp)
     with open(results, "rb") as f:
