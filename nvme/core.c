@@ -3,6 +3,7 @@
 #include <string.h>
 #include "lib/reactor.h"
 #include "lib/log.h"
+#include "nvme/auth.h"
 #include "nvme/core.h"
 
 uint16_t nvmg_req_init(struct nvmg_req *req)
@@ -37,6 +38,8 @@ uint16_t nvmg_req_init(struct nvmg_req *req)
 		status = nvmg_parse_fabrics(req);
 	else if (!c)
 		status = NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR;
+	else if (sq->auth && !nvmg_auth_queue_ok(sq)) /* not authenticated (yet) */
+		status = NVMG_SC_CMD(NVME_SC_AUTH_REQUIRED) | NVME_SC_DNR;
 	else if (sq->qid == 0)
 		status = c->subsys->discovery ? nvmg_parse_discovery_admin(req) : nvmg_parse_admin(req);
 	else

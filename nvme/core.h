@@ -37,6 +37,7 @@ struct nvmg_ctrl;
 struct nvmg_sq;
 struct nvmg_req;
 struct nvmg_host;
+struct nvmg_auth_queue;
 
 struct nvmg_ns {
 	atomic_int refs;
@@ -105,6 +106,9 @@ struct nvmg_sq {
 	const char *peer;         /* transport's peer address, for `nvmegate list`; may be NULL */
 	uint64_t connected_ms;    /* nvmg_now_ms() when bound to its controller */
 	struct nvmg_io_stats stats; /* its reactor writes; SMART log and control read */
+	/* DH-HMAC-CHAP: set at Connect when the host must authenticate on this
+	 * queue; until it has, only Authentication Send/Receive run (auth.h). */
+	struct nvmg_auth_queue *auth;
 };
 
 enum nvmg_data_dir { NVMG_DIR_NONE, NVMG_DIR_TO_HOST, NVMG_DIR_FROM_HOST };

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lib/log.h"
+#include "nvme/auth.h"
 #include "nvme/core.h"
 
 #define NVMG_CAP_TO 20 /* CAP.TO in 500 ms units: 10 s */
@@ -153,6 +154,7 @@ void nvmg_ctrl_remove_sq(struct nvmg_ctrl *c, struct nvmg_sq *sq)
 	if (c->sqs[sq->qid] == sq)
 		c->sqs[sq->qid] = NULL;
 	pthread_mutex_unlock(&c->lock);
+	nvmg_auth_queue_free(sq); /* its deadline ticker and secrets */
 	sq->ctrl = NULL;
 	nvmg_target_host_queue_put(c->tgt, c->hostnqn);
 	/* Without its admin queue a controller is gone. */

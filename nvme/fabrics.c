@@ -1,7 +1,9 @@
-/* Fabrics commands: Connect, Property Get/Set, Disconnect. */
+/* Fabrics commands: Connect, Property Get/Set, Disconnect; Authentication
+ * Send/Receive are auth_cmd.c's. */
 #include <stddef.h>
 #include <string.h>
 #include "lib/log.h"
+#include "nvme/auth.h"
 #include "nvme/core.h"
 
 static uint16_t connect_fail(struct nvmg_req *req, uint16_t status, uint32_t ipo)
@@ -62,6 +64,10 @@ static void execute_connect(struct nvmg_req *req)
 	status = connect_check(req, cmd, d, &s);
 	if (status)
 		goto out;
+	if (nvmg_auth_queue_setup(sq, d->hostnqn, s)) {
+		status = NVMG_SC_GENERIC(NVME_SC_INTERNAL);
+		goto out;
+	}
 	if (!nvmg_target_host_queue_get(sq->tgt, d->hostnqn)) {
 		log_warn("connect from %s refused: more than %u queues", d->hostnqn,
 			 sq->tgt->max_queues_per_host);
@@ -112,7 +118,8 @@ static void execute_connect(struct nvmg_req *req)
 			goto put_host;
 		}
 	}
-	req->cqe.result = htole64(c->cntlid);
+	/* AUTHREQ: the host authenticates this queue before anything else. */
+	req->cqe.result = htole64(c->cntlid | nvmg_auth_queue_start(sq));
 	log_debug("queue %u of controller %u connected (size %u%s)", qid, c->cntlid, sq->size,
 		  sq->sqfc_disabled ? ", SQ flow control off" : "");
 	nvmg_req_complete(req, 0);
@@ -122,6 +129,7 @@ put_host:
 	sq->qid = 0;
 	sq->size = 0;
 out:
+	nvmg_auth_queue_free(sq);
 	nvmg_req_complete(req, status);
 }
 
@@ -168,6 +176,13 @@ uint16_t nvmg_parse_fabrics(struct nvmg_req *req)
 	}
 	if (!sq->ctrl)
 		return NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR;
+	if (cmd->fctype == nvme_fabrics_type_auth_send ||
+	    cmd->fctype == nvme_fabrics_type_auth_receive)
+		return nvmg_parse_auth(req);
+	/* Not even Property Get before the queue has authenticated: the
+	 * Linux host authenticates right after Connect. */
+	if (sq->auth && !nvmg_auth_queue_ok(sq))
+		return NVMG_SC_CMD(NVME_SC_AUTH_REQUIRED) | NVME_SC_DNR;
 	switch (cmd->fctype) {
 	case nvme_fabrics_type_property_get:
 		if (sq->qid)

@@ -14,14 +14,20 @@ Layers:
               Connect, pipelined commands, R2T/H2CData/C2HData handling,
               raw PDU send/receive for protocol-error tests).
   Controller  an admin queue plus N I/O queues: connect, enable, identify,
-              logs, features, I/O helpers.
+              logs, features, I/O helpers; DH-HMAC-CHAP on each queue when
+              given a key (DhchapHost).
 """
 
+import base64
+import hashlib
+import hmac
 import random
 import socket
 import struct
+import subprocess
 import time
 import uuid
+import zlib
 
 # ---------------------------------------------------------------- constants
 
@@ -79,6 +85,8 @@ FABRICS = 0x7F
 FCTYPE_PROP_SET = 0x00
 FCTYPE_CONNECT = 0x01
 FCTYPE_PROP_GET = 0x04
+FCTYPE_AUTH_SEND = 0x05
+FCTYPE_AUTH_RECV = 0x06
 
 # NVM opcodes
 IO_FLUSH = 0x00
@@ -119,6 +127,7 @@ SCT_CMD_SPECIFIC = 1
 SCT_MEDIA = 2
 SC_CONNECT_INVALID_PARAM = 0x82   # SCT 1
 SC_CONNECT_INVALID_HOST = 0x84    # SCT 1
+SC_AUTH_REQUIRED = 0x91           # SCT 1
 SC_COMPARE_FAILED = 0x85          # SCT 2
 
 DISCOVERY_NQN = "nqn.2014-08.org.nvmexpress.discovery"
@@ -853,6 +862,215 @@ class Queue:
         self.closed = True
 
 
+# ------------------------------------------------------- DH-HMAC-CHAP (host)
+# NVMe Base 2.x "Authentication" (TP 8006), as the Linux host runs it:
+# AUTH_Negotiate -> Challenge -> Reply -> Success1 [-> Success2], carried by
+# Authentication Send/Receive. Written from the spec's layouts with hashlib,
+# hmac and Python integers, independently of the target's OpenSSL code.
+
+AUTHREQ_ATR = 1 << 17           # Connect response DW0
+AUTH_SECP = 0xE9
+AUTH_COMMON, AUTH_DHCHAP = 0x00, 0x01
+AUTH_NEGOTIATE, AUTH_CHALLENGE, AUTH_REPLY = 0x00, 0x01, 0x02
+AUTH_SUCCESS1, AUTH_SUCCESS2, AUTH_FAILURE2, AUTH_FAILURE1 = 0x03, 0x04, 0xF0, 0xF1
+# Failure reason code explanations
+AUTH_FAILED, AUTH_NOT_USABLE, AUTH_CONCAT_MISMATCH = 0x01, 0x02, 0x03
+AUTH_HASH_UNUSABLE, AUTH_DHGROUP_UNUSABLE = 0x04, 0x05
+AUTH_INCORRECT_PAYLOAD, AUTH_INCORRECT_MESSAGE = 0x06, 0x07
+AUTH_HASHES = {1: ("sha256", 32), 2: ("sha384", 48), 3: ("sha512", 64)}
+DHGROUPS = {0: "null", 1: "ffdhe2048", 2: "ffdhe3072", 3: "ffdhe4096", 4: "ffdhe6144",
+            5: "ffdhe8192"}
+CHALLENGE_HDR = "<BBHHBBBBHI"    # type id rsvd tid hl rsvd hashid dhgid dhvlen seqnum
+REPLY_HDR = "<BBHHBBBBHI"        # type id rsvd tid hl rsvd cvalid rsvd dhvlen seqnum
+SUCCESS1_HDR = "<BBHHBBB7x"      # type id rsvd tid hl rsvd rvalid
+FAILURE_HDR = "<BBHHBB"          # type id rsvd tid rescode rescode_exp
+
+
+def auth_sqe(fctype, length, secp=AUTH_SECP, spsp0=1, spsp1=1):
+    """Authentication Send (TL) or Receive (AL): CDW10 SPSP0/SPSP1/SECP."""
+    s = fabrics_sqe(fctype)
+    s[41], s[42], s[43] = spsp0, spsp1, secp
+    struct.pack_into("<I", s, 44, length)
+    return s
+
+
+def make_dhchap_key(key, hh=0):
+    """The secret as `nvme gen-dhchap-key` prints it."""
+    crc = struct.pack("<I", zlib.crc32(key) & 0xFFFFFFFF)
+    return "DHHC-1:%02x:%s:" % (hh, base64.b64encode(key + crc).decode())
+
+
+def parse_dhchap_key(secret):
+    """(HH, key bytes) of a DHHC-1 secret."""
+    _, hh, b64, _ = secret.split(":")
+    raw = base64.b64decode(b64)
+    assert struct.unpack("<I", raw[-4:])[0] == zlib.crc32(raw[:-4]) & 0xFFFFFFFF
+    return int(hh, 16), raw[:-4]
+
+
+def transform_key(hh, key, nqn):
+    """HH 00: the key; else HMAC-H(key, NQN || "NVMe-over-Fabrics")."""
+    if hh == 0:
+        return key
+    return hmac.new(key, nqn.encode() + b"NVMe-over-Fabrics", AUTH_HASHES[hh][0]).digest()
+
+
+def augmented_challenge(hashid, skey, chal):
+    h = AUTH_HASHES[hashid][0]
+    return hmac.new(hashlib.new(h, skey).digest(), chal, h).digest()
+
+
+def chap_response(hashid, key, chal, seq, tid, who, nqn1, nqn2):
+    """HMAC(key, C || le32 seq || le16 tid || SC_C 0 || who || NQN1 || 0 || NQN2)."""
+    msg = (chal + struct.pack("<IHB", seq, tid, 0) + who + nqn1.encode() + b"\0" +
+           nqn2.encode())
+    return hmac.new(key, msg, AUTH_HASHES[hashid][0]).digest()
+
+
+_FFDHE = {}
+
+
+def ffdhe_prime(gid):
+    """RFC 7919's prime of a group, from the openssl tool (its PEM is
+    PKCS#3 DHparams: SEQUENCE { INTEGER p, INTEGER g })."""
+    if gid not in _FFDHE:
+        pem = subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt",
+                              "group:" + DHGROUPS[gid]], capture_output=True, text=True,
+                             check=True).stdout
+        der = base64.b64decode("".join(l for l in pem.splitlines() if "-----" not in l))
+
+        def tlv(b, i):
+            tag, ln = b[i], b[i + 1]
+            i += 2
+            if ln & 0x80:
+                k = ln & 0x7F
+                ln = int.from_bytes(b[i:i + k], "big")
+                i += k
+            return tag, b[i:i + ln], i + ln
+        _, seq, _ = tlv(der, 0)
+        tag, p, _ = tlv(seq, 0)
+        assert tag == 0x02
+        _FFDHE[gid] = int.from_bytes(p, "big")
+    return _FFDHE[gid]
+
+
+def dh_len(gid):
+    return (ffdhe_prime(gid).bit_length() + 7) // 8 if gid else 0
+
+
+class AuthFailed(NvmeTcpError):
+    def __init__(self, msg, reason=None):
+        super().__init__(msg)
+        self.reason = reason    # the target's Failure1 explanation, if it sent one
+
+
+def negotiate_msg(tid, hashes, dhgroups, sc_c=0, napd=1, authid=1):
+    ids = bytearray(60)
+    ids[0:len(hashes)] = bytes(hashes)
+    ids[30:30 + len(dhgroups)] = bytes(dhgroups)
+    desc = struct.pack("<BBBB", authid, 0, len(hashes), len(dhgroups)) + bytes(ids)
+    return struct.pack("<BBHHBB", AUTH_COMMON, AUTH_NEGOTIATE, 0, tid, sc_c, napd) + desc * napd
+
+
+class DhchapHost:
+    """The host's side of one exchange on one queue, step by step (so that
+    tests can stop, repeat or corrupt any step) or whole with run()."""
+
+    def __init__(self, q, hostnqn, subnqn, key, ctrl_key=None, hashes=(1, 2, 3),
+                 dhgroups=(0, 1, 2, 3, 4, 5), tid=None):
+        self.q = q
+        self.hostnqn = hostnqn
+        self.subnqn = subnqn
+        self.key = parse_dhchap_key(key)
+        self.ctrl_key = parse_dhchap_key(ctrl_key) if ctrl_key else None
+        self.hashes = hashes
+        self.dhgroups = dhgroups
+        self.tid = random.randrange(1, 0x10000) if tid is None else tid
+        self.challenge = None
+
+    def send(self, msg, **kw):
+        return self.q.execute(auth_sqe(FCTYPE_AUTH_SEND, len(msg), **kw), write=msg)
+
+    def receive(self, al=4096, **kw):
+        return self.q.execute(auth_sqe(FCTYPE_AUTH_RECV, al, **kw), read_len=al)
+
+    def receive_msg(self, expect_id):
+        """The next message; Failure1 raises AuthFailed with its reason."""
+        comp = self.receive().check("Authentication Receive")
+        d = comp.data
+        if d[1] == AUTH_FAILURE1:
+            # (its T_ID is the transaction's, which a message out of turn
+            # may not have started)
+            _, _, _, _, rescode, exp = struct.unpack_from(FAILURE_HDR, d)
+            assert d[0] == AUTH_COMMON and rescode == 1, d[:8]
+            raise AuthFailed("Failure1, reason %#x" % exp, exp)
+        assert d[1] == expect_id, "expected message %#x, got %r" % (expect_id, d[:16])
+        return d
+
+    def negotiate(self):
+        self.send(negotiate_msg(self.tid, self.hashes, self.dhgroups)).check("AUTH_Negotiate")
+        return self.take_challenge()
+
+    def take_challenge(self):
+        d = self.receive_msg(AUTH_CHALLENGE)
+        typ, _, _, tid, hl, _, hashid, dhgid, dhvlen, seq = struct.unpack_from(CHALLENGE_HDR, d)
+        assert typ == AUTH_DHCHAP and tid == self.tid
+        assert hashid in self.hashes and hl == AUTH_HASHES[hashid][1], d[:16]
+        assert dhgid in self.dhgroups and dhvlen == dh_len(dhgid), d[:16]
+        self.challenge = (hashid, dhgid, seq, d[16:16 + hl], d[16 + hl:16 + hl + dhvlen])
+        return self.challenge
+
+    def reply_msg(self, bidirectional=None, key=None):
+        """The Reply to the challenge: (message, expected controller response)."""
+        hashid, dhgid, seq, c1, ctrl_pub = self.challenge
+        hl = AUTH_HASHES[hashid][1]
+        skey = pub = b""
+        if dhgid:
+            p = ffdhe_prime(dhgid)
+            x = random.getrandbits(512) | 1
+            pub = pow(2, x, p).to_bytes(len(ctrl_pub), "big")
+            skey = pow(int.from_bytes(ctrl_pub, "big"), x, p).to_bytes(len(ctrl_pub), "big")
+        hh, k = key or self.key
+        chal = augmented_challenge(hashid, skey, c1) if dhgid else c1
+        r1 = chap_response(hashid, transform_key(hh, k, self.hostnqn), chal, seq, self.tid,
+                           b"HostHost", self.hostnqn, self.subnqn)
+        bidi = self.ctrl_key is not None if bidirectional is None else bidirectional
+        c2, s2, expect = bytes(hl), 0, None
+        if bidi:
+            c2 = bytes(random.getrandbits(8) for _ in range(hl))
+            s2 = random.randrange(1, 1 << 32)
+            if self.ctrl_key:
+                hh, k = self.ctrl_key
+                chal2 = augmented_challenge(hashid, skey, c2) if dhgid else c2
+                expect = chap_response(hashid, transform_key(hh, k, self.subnqn), chal2, s2,
+                                       self.tid, b"Controller", self.subnqn, self.hostnqn)
+        msg = struct.pack(REPLY_HDR, AUTH_DHCHAP, AUTH_REPLY, 0, self.tid, hl, 0,
+                          1 if bidi else 0, 0, len(pub), s2) + r1 + c2 + pub
+        return msg, expect
+
+    def reply(self, **kw):
+        msg, expect = self.reply_msg(**kw)
+        self.send(msg).check("DH-HMAC-CHAP_Reply")
+        d = self.receive_msg(AUTH_SUCCESS1)
+        _, _, _, tid, hl, _, rvalid = struct.unpack_from(SUCCESS1_HDR, d)
+        assert tid == self.tid and hl == AUTH_HASHES[self.challenge[0]][1], d[:16]
+        if expect is None:
+            assert not rvalid, d[:16]
+            return
+        assert rvalid, "no controller response to our challenge"
+        if not hmac.compare_digest(d[16:16 + hl], expect):
+            self.send(struct.pack(FAILURE_HDR, AUTH_COMMON, AUTH_FAILURE2, 0, self.tid, 1,
+                                  AUTH_FAILED) + bytes(8))
+            raise AuthFailed("the controller's response is wrong")
+        self.send(struct.pack("<BBHH10x", AUTH_DHCHAP, AUTH_SUCCESS2, 0, self.tid)).check(
+            "DH-HMAC-CHAP_Success2")
+
+    def run(self):
+        self.negotiate()
+        self.reply()
+        return self
+
+
 # --------------------------------------------------------- parsed structures
 
 class IdCtrl:
@@ -981,7 +1199,7 @@ class Controller:
     """A host's view of one controller: admin queue + I/O queues."""
 
     def __init__(self, addr, port, subnqn, hostnqn=None, hostid=None, hdgst=False,
-                 ddgst=False, kato=0, timeout=DEFAULT_TIMEOUT, admin_sqsize=31):
+                 ddgst=False, kato=0, timeout=DEFAULT_TIMEOUT, admin_sqsize=31, dhchap=None):
         self.addr = addr
         self.port = port
         self.subnqn = subnqn
@@ -992,6 +1210,9 @@ class Controller:
         self.kato = kato
         self.timeout = timeout
         self.admin_sqsize = admin_sqsize
+        # DH-HMAC-CHAP: DhchapHost's keyword arguments (key, ctrl_key, hashes,
+        # dhgroups); each queue whose Connect asks for it authenticates.
+        self.dhchap = dhchap
         self.admin = None
         self.io = []
         self.cntlid = None
@@ -1022,7 +1243,13 @@ class Controller:
                          kato=self.kato if kato is None else kato, cattr=cattr, check=check)
         if comp.ok:
             self.cntlid = comp.dw0 & 0xFFFF
+            self.authenticate(q, comp)
         return comp
+
+    def authenticate(self, q, comp):
+        """DH-HMAC-CHAP on q when its Connect requires it and we have a key."""
+        if comp.dw0 & AUTHREQ_ATR and self.dhchap:
+            DhchapHost(q, self.hostnqn, self.subnqn, **self.dhchap).run()
 
     def connect(self, nr_io=1, io_sqsize=31, enable=True, cattr=0, set_queues=True):
         """Admin connect, enable, identify, then nr_io I/O queues."""
@@ -1052,6 +1279,7 @@ class Controller:
             if self.id is not None:
                 q.icd_limit = max(0, self.id.ioccsz * 16 - 64)
             self.io.append(q)
+            self.authenticate(q, comp)
         else:
             q.close()
         return q if comp.ok else comp

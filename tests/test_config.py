@@ -253,20 +253,50 @@ def test_unimplemented_features_warn_once_each(check, img):
 @pytest.mark.parametrize("where,value,msg", [
     ("treq", "required", "ports[0].addr.treq: secure channel (TLS) is not supported yet"),
     ("tsas", "tls1.3", "ports[0].addr.tsas: secure channel (TLS) is not supported yet"),
-    ("dhchap", "DHHC-1:00:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0YGu2Ug==:",
-     "hosts[0].dhchap: DH-HMAC-CHAP authentication is not supported yet"),
 ])
 def test_security_settings_are_refused_not_ignored(check, img, where, value, msg):
     # Serving a port in the clear, or a host without authentication, when the
     # file asks for protection would be a silent security hole.
     cfg = minimal(img)
-    if where == "dhchap":
-        cfg["hosts"] = [{"nqn": "nqn.2014-08.org.nvmexpress:uuid:0f0e0d0c-0b0a-0908-0706-050403020100",
-                         "dhchap": {"key": value, "ctrl_key": "", "hash": "hmac(sha256)",
-                                    "dhgroup": "null"}}]
-    else:
-        cfg["ports"][0]["addr"][where] = value
+    cfg["ports"][0]["addr"][where] = value
     assert_error(check(cfg), msg)
+
+
+# DH-HMAC-CHAP keys as `nvme gen-dhchap-key` prints them: bytes 0..31 with
+# their CRC-32 (made with Python's base64 and zlib.crc32).
+DHCHAP_K32 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR"
+AUTH_HOST = "nqn.2014-08.org.nvmexpress:uuid:0f0e0d0c-0b0a-0908-0706-050403020100"
+
+
+def with_dhchap(img, **dhchap):
+    cfg = minimal(img)
+    entry = {"key": "", "ctrl_key": "", "hash": "hmac(sha256)", "dhgroup": "null"}
+    entry.update(dhchap)
+    cfg["hosts"] = [{"nqn": AUTH_HOST, "dhchap": entry}]
+    return cfg
+
+
+def test_dhchap_keys_load(check, img):
+    # A host key and a controller key (bidirectional), as nvmetcli saves them.
+    assert_ok(check(with_dhchap(img, key="DHHC-1:01:%s:" % DHCHAP_K32,
+                                ctrl_key="DHHC-1:00:%s:" % DHCHAP_K32,
+                                hash="hmac(sha384)", dhgroup="ffdhe3072")))
+
+
+@pytest.mark.parametrize("dhchap,msg", [
+    ({"key": "DHHC-1:00:%s:" % (DHCHAP_K32[:-1] + "S")},
+     "hosts[0].dhchap.key: the key's CRC does not match (a typing error?)"),
+    ({"key": "DHHC-1:03:%s:" % DHCHAP_K32},
+     "hosts[0].dhchap.key: the key is 32 bytes long; a DHHC-1:03 key must be 64"),
+    ({"ctrl_key": "DHHC-1:00:%s:" % DHCHAP_K32},
+     'hosts[0].dhchap.ctrl_key: a controller key needs a host key ("key")'),
+    ({"key": "DHHC-1:00:%s:" % DHCHAP_K32, "dhgroup": "ffdhe1024"},
+     'hosts[0].dhchap.dhgroup: DH group "ffdhe1024" is not null, ffdhe2048, ffdhe3072, '
+     "ffdhe4096, ffdhe6144 or ffdhe8192"),
+])
+def test_bad_dhchap_key_refused(check, img, dhchap, msg):
+    # A key that does not parse is refused, never taken for "no key".
+    assert_error(check(with_dhchap(img, **dhchap)), msg)
 
 
 def test_harmless_defaults_do_not_warn(check, img):

@@ -369,22 +369,57 @@ static void test_warned_keys(void)
 /* Security settings: refusing is safer than serving without them. */
 static void test_refused_keys(void)
 {
-	struct nvmg_conf *conf;
-
 	FAILS(TCP(",'treq':'required'"), "ports[0].addr.treq: secure channel (TLS) is not "
 	      "supported yet");
 	FAILS(TCP(",'tsas':'tls1.3'"), "ports[0].addr.tsas: secure channel (TLS) is not "
 	      "supported yet");
-	FAILS("{'hosts':[{'nqn':'h','dhchap':{'key':'DHHC-1:00:x:'}}]}",
-	      "hosts[0].dhchap: DH-HMAC-CHAP authentication is not supported yet");
-	FAILS("{'hosts':[{'nqn':'h','dhchap':'x'}]}",
-	      "hosts[0].dhchap: DH-HMAC-CHAP authentication is not supported yet");
-	/* dhchap is checked before nqn */
-	FAILS("{'hosts':[{'dhchap':{'ctrl_key':'k'}}]}",
-	      "hosts[0].dhchap: DH-HMAC-CHAP authentication is not supported yet");
-	conf = LOADS("{'hosts':[{'nqn':'h','dhchap':{'key':'','ctrl_key':'','hash':'x'}}]}", 0);
-	CHECK(conf && conf->nr_hosts == 1 && !strcmp(conf->hosts[0].nqn, "h"));
+}
+
+/* "dhchap": the keys nvme gen-dhchap-key prints, checked; nvmetcli's hash
+ * and group names. K32 is bytes 0..31 with its CRC (as in test_secret.c). */
+#define K32 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR"
+#define DHCHAP(x) "{'hosts':[{'nqn':'h','dhchap':{" x "}}]}"
+static void test_dhchap(void)
+{
+	struct nvmg_conf *conf;
+
+	conf = LOADS(DHCHAP("'key':'DHHC-1:01:" K32 ":','ctrl_key':'DHHC-1:00:" K32 ":',"
+			    "'hash':'hmac(sha512)','dhgroup':'ffdhe8192'"), 0);
+	CHECK(conf && conf->hosts[0].has_dhchap_key && conf->hosts[0].has_dhchap_ctrl_key);
+	CHECK(conf && conf->hosts[0].dhchap_key.hash == 1 && conf->hosts[0].dhchap_key.len == 32 &&
+	      conf->hosts[0].dhchap_key.key[31] == 31 && conf->hosts[0].dhchap_ctrl_key.hash == 0);
+	CHECK(conf && conf->hosts[0].dhchap_hash == 3 && conf->hosts[0].dhchap_dhgroup == 5);
 	nvmg_conf_free(conf);
+	/* nvmetcli's save of a host without keys: no authentication. */
+	conf = LOADS(DHCHAP("'key':'','ctrl_key':'','hash':'hmac(sha256)','dhgroup':'null'"), 0);
+	CHECK(conf && !conf->hosts[0].has_dhchap_key && !conf->hosts[0].has_dhchap_ctrl_key);
+	nvmg_conf_free(conf);
+	/* Unset hash and group: SHA-256 and null, nvmetcli's defaults. */
+	conf = LOADS(DHCHAP("'key':'DHHC-1:00:" K32 ":'"), 0);
+	CHECK(conf && conf->hosts[0].has_dhchap_key && conf->hosts[0].dhchap_hash == 1 &&
+	      conf->hosts[0].dhchap_dhgroup == 0);
+	nvmg_conf_free(conf);
+
+	FAILS(DHCHAP("'key':'DHHC-1:00:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaS:'"),
+	      "hosts[0].dhchap.key: the key's CRC does not match (a typing error?)");
+	FAILS(DHCHAP("'ctrl_key':'DHHC-1:04:" K32 ":','key':'DHHC-1:00:" K32 ":'"),
+	      "hosts[0].dhchap.ctrl_key: hash 04 is not 00 (none), 01, 02 or 03 "
+	      "(SHA-256/384/512)");
+	FAILS(DHCHAP("'key':'DHHC-1:02:" K32 ":'"),
+	      "hosts[0].dhchap.key: the key is 32 bytes long; a DHHC-1:02 key must be 48");
+	FAILS(DHCHAP("'key':'secret'"), "hosts[0].dhchap.key: not a DHHC-1 secret (DHHC-1:HH:BASE64:)");
+	FAILS(DHCHAP("'key':'','ctrl_key':'DHHC-1:00:" K32 ":'"),
+	      "hosts[0].dhchap.ctrl_key: a controller key needs a host key (\"key\")");
+	FAILS(DHCHAP("'hash':'sha256'"),
+	      "hosts[0].dhchap.hash: hash \"sha256\" is not hmac(sha256), hmac(sha384) or "
+	      "hmac(sha512)");
+	FAILS(DHCHAP("'dhgroup':'ffdhe1024'"),
+	      "hosts[0].dhchap.dhgroup: DH group \"ffdhe1024\" is not null, ffdhe2048, ffdhe3072, "
+	      "ffdhe4096, ffdhe6144 or ffdhe8192");
+	FAILS(DHCHAP("'pin':'1'"), "hosts[0].dhchap.pin: unknown key");
+	FAILS("{'hosts':[{'nqn':'h','dhchap':'x'}]}", "hosts[0].dhchap: expected an object");
+	/* dhchap is checked before nqn */
+	FAILS("{'hosts':[{'dhchap':{'key':1}}]}", "hosts[0].dhchap.key: expected a string");
 }
 
 static void test_duplicates(void)
@@ -562,6 +597,7 @@ int main(void)
 	test_unknown_keys();
 	test_warned_keys();
 	test_refused_keys();
+	test_dhchap();
 	test_duplicates();
 	test_env();
 	test_nvmetcli_save();
