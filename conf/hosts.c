@@ -23,6 +23,26 @@ static bool dhchap_unset(const struct nvmg_dec_key *k, struct json_object *v, co
 
 typedef struct nvmg_conf_host host_t;
 
+/* "psk": the host's configured TLS PSK as `nvme gen-tls-key` prints it
+ * (our extension: nvmetcli has no place for it; the Linux target reads
+ * the same key from its keyring). Checked, never shown in a message. */
+static int dec_psk(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+		   void *base)
+{
+	host_t *h = base;
+	const char *s = NULL;
+	char why[128];
+	int ret = nvmg_dec_str(d, v, &s);
+
+	(void)k;
+	if (ret || !*s)
+		return ret;
+	if (nvmg_parse_tls_psk(s, &h->psk, why, sizeof(why)))
+		return nvmg_dec_fail(d, "%s", why);
+	h->has_psk = true;
+	return 0;
+}
+
 static int host_unique(struct nvmg_dec *d, const struct nvmg_dec_key *k, void *base)
 {
 	const host_t *hosts = d->arr;
@@ -38,6 +58,7 @@ static const struct nvmg_dec_key host_keys[] = {
 	/* Refused: ignoring the key would admit the host unauthenticated. */
 	{ .key = "dhchap", .rule = NVMG_DEC_REFUSE, .harmless = dhchap_unset,
 	  .msg = "DH-HMAC-CHAP authentication is not supported yet" },
+	{ .key = "psk", .type = NVMG_DEC_CUSTOM, .fn = dec_psk },
 	{ .key = "nqn", .type = NVMG_DEC_NQN, .flags = NVMG_DEC_REQUIRED, NVMG_DEC_FIELD(host_t, nqn),
 	  .check = host_unique },
 };

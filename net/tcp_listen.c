@@ -413,16 +413,21 @@ uint8_t nvmg_tcp_disc_adrfam(const struct nvmg_port *p)
 
 uint8_t nvmg_tcp_disc_treq(const struct nvmg_port *p)
 {
-	(void)p;
-	/* "Not specified" as the Linux target reports it: nvme-cli (libnvme
-	 * 1.3+) turns "not required" into a tls connect option that Linux 6.1
-	 * rejects, so connect-all would fail. */
-	return NVMF_TREQ_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW;
+	bool tls = __atomic_load_n(&p->tls, __ATOMIC_RELAXED);
+
+	/* A plain port says "not specified" as the Linux target reports it:
+	 * nvme-cli (libnvme 1.3+) turns "not required" into a tls connect
+	 * option that Linux 6.1 rejects, so connect-all would fail. A TLS
+	 * port says what it enforces, so connect-all asks for TLS. */
+	if (!tls)
+		return NVMF_TREQ_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW;
+	return (__atomic_load_n(&p->tls_required, __ATOMIC_RELAXED) ? NVMF_TREQ_REQUIRED
+								     : NVMF_TREQ_NOT_REQUIRED) |
+	       NVMF_TREQ_DISABLE_SQFLOW;
 }
 
-/* Where a port's TLS security type will go. */
 void nvmg_tcp_disc_tsas(const struct nvmg_port *p, union nvmf_tsas *tsas)
 {
-	(void)p;
-	tsas->tcp.sectype = NVMF_TCP_SECTYPE_NONE;
+	tsas->tcp.sectype = __atomic_load_n(&p->tls, __ATOMIC_RELAXED) ? NVMF_TCP_SECTYPE_TLS13
+								       : NVMF_TCP_SECTYPE_NONE;
 }
