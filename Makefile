@@ -83,6 +83,7 @@ UNIT_conf  := conf lib
 UNIT_lib   := lib
 UNIT_secret := lib
 UNIT_pdu   := net lib
+UNIT_tls_psk := net lib
 UNIT_transport := core lib
 $(BUILD)/unit/test_%: $(BUILD)/asan/obj/tests/unit/test_%.o $$(call layer_libs,asan/,$$(UNIT_$$*))
 	@mkdir -p $(@D)
