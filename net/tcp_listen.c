@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "lib/log.h"
 #include "net/tcp_internal.h"
+#include "net/tcp_tls.h"
 
 struct tcp_listener {
 	struct nvmg_tcp *tcp;
@@ -312,8 +313,13 @@ struct nvmg_tcp *nvmg_tcp_create(struct nvmg_target *t)
 {
 	struct nvmg_tcp *tcp = calloc(1, sizeof(*tcp));
 
-	if (tcp)
-		tcp->tgt = t;
+	if (!tcp)
+		return NULL;
+	tcp->tgt = t;
+	/* Without it TLS connections are refused, plain ones still served. */
+	tcp->ssl_ctx = tcp_tls_ctx_new();
+	if (!tcp->ssl_ctx)
+		log_err("TLS: cannot create OpenSSL's server context");
 	return tcp;
 }
 
@@ -396,6 +402,7 @@ void nvmg_tcp_destroy(struct nvmg_tcp *tcp)
 	}
 	free(tcp->listeners);
 	free(tcp->reactors);
+	tcp_tls_ctx_free(tcp->ssl_ctx);
 	free(tcp);
 }
 
