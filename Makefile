@@ -4,7 +4,7 @@ PKGS := liburing libnvme json-c libisal openssl fuse3 libsystemd
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS := -pthread -luring -ljson-c -lisal -lcrypto -lfuse3 -lsystemd
+LDLIBS := -pthread -luring -ljson-c -lisal -lssl -lcrypto -lfuse3 -lsystemd
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # One static archive per layer; the programs and unit tests link layers,
@@ -83,6 +83,7 @@ UNIT_conf  := conf lib
 UNIT_lib   := lib
 UNIT_secret := lib
 UNIT_pdu   := net lib
+UNIT_tls_psk := net lib
 UNIT_transport := core lib
 UNIT_auth  := core bdev lib
 $(BUILD)/unit/test_%: $(BUILD)/asan/obj/tests/unit/test_%.o $$(call layer_libs,asan/,$$(UNIT_$$*))

@@ -62,6 +62,9 @@ struct nvmg_conf_alias {
 	char *name;
 };
 
+/* addr.treq as written: nvmetcli's "not specified" is the default. */
+enum nvmg_treq { NVMG_TREQ_UNSPECIFIED, NVMG_TREQ_REQUIRED, NVMG_TREQ_NOT_REQUIRED };
+
 struct nvmg_conf_port {
 	uint16_t portid;
 	char trtype[16];        /* addr.trtype, lower case: a registered transport */
@@ -69,6 +72,10 @@ struct nvmg_conf_port {
 	char *traddr;           /* numeric address; 0.0.0.0 / :: are wildcards */
 	uint16_t trsvcid;
 	uint32_t inline_data_size; /* param.inline_data_size, default 16384 */
+	/* addr.tsas "tls1.3" and addr.treq (TP 8011): TLS offered, and
+	 * whether a plain connection is refused */
+	bool tls, tls_required;
+	enum nvmg_treq treq;    /* as written, for the check above */
 	char **subsystems;      /* NQNs exported on this port; none = discovery only */
 	size_t nr_subsystems;
 };

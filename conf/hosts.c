@@ -92,11 +92,32 @@ static int host_unique(struct nvmg_dec *d, const struct nvmg_dec_key *k, void *b
 	return 0;
 }
 
+/* "psk": the host's configured TLS PSK as `nvme gen-tls-key` prints it
+ * (our extension: nvmetcli has no place for it; the Linux target reads
+ * the same key from its keyring). Checked, never shown in a message. */
+static int dec_psk(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+		   void *base)
+{
+	host_t *h = base;
+	const char *s = NULL;
+	char why[128];
+	int ret = nvmg_dec_str(d, v, &s);
+
+	(void)k;
+	if (ret || !*s)
+		return ret;
+	if (nvmg_parse_tls_psk(s, &h->psk, why, sizeof(why)))
+		return nvmg_dec_fail(d, "%s", why);
+	h->has_psk = true;
+	return 0;
+}
+
 static const struct nvmg_dec_key host_keys[] = {
 	/* Decoded into the host's own fields (no offset). */
 	{ .key = "dhchap", .type = NVMG_DEC_OBJECT, .sub = &dhchap_table },
 	{ .key = "nqn", .type = NVMG_DEC_NQN, .flags = NVMG_DEC_REQUIRED, NVMG_DEC_FIELD(host_t, nqn),
 	  .check = host_unique },
+	{ .key = "psk", .type = NVMG_DEC_CUSTOM, .fn = dec_psk },
 };
 
 static const struct nvmg_dec_table host_table = NVMG_DEC_TABLE(host_keys);
@@ -107,5 +128,6 @@ void nvmg_conf_host_free(struct nvmg_conf_host *h)
 {
 	nvmg_secret_wipe(&h->dhchap_key);
 	nvmg_secret_wipe(&h->dhchap_ctrl_key);
+	nvmg_secret_wipe(&h->psk);
 	free(h->nqn);
 }

@@ -17,25 +17,62 @@ typedef struct nvmg_conf_port port_t;
 
 /* ---- addr ---- */
 
-/* Security settings are refused, not ignored: silently serving a port in
- * the clear that the user asked to protect would be worse. Other values
- * than nvmetcli's defaults are warned about. */
-static int dec_tls(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
-		   void *base)
+/* Secure channel, nvmetcli's spelling: "tsas" "tls1.3" turns TLS 1.3
+ * (PSK, TP 8011) on, "none" (or "") leaves it off; "treq" "required" lets
+ * only TLS in, "not required" both, "not specified" (or "") is nvmetcli's
+ * default and means required on a TLS port, as the Linux target does. */
+static int dec_tsas(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+		    void *base)
 {
-	const char *s = json_object_get_string(v);
-	bool secure;
+	struct nvmg_dec_quoted q;
+	const char *s = NULL;
+	int ret = nvmg_dec_str(d, v, &s);
 
-	if (!json_object_is_type(v, json_type_string))
-		secure = false;
-	else if (!strcmp(k->key, "treq"))
-		secure = strcasestr(s, "required") && !strcasestr(s, "not required");
-	else
-		secure = *s && strcasecmp(s, "none");
-	if (secure)
-		return nvmg_dec_fail(d, "secure channel (TLS) is not supported yet");
-	if (!nvmg_dec_in_strs(k, v, base))
-		nvmg_dec_warn(d, "not implemented, ignored");
+	(void)k;
+	if (ret)
+		return ret;
+	if (!strcasecmp(s, "tls1.3"))
+		((port_t *)base)->tls = true;
+	else if (*s && strcasecmp(s, "none"))
+		return nvmg_dec_fail(d, "%s is not supported (only \"tls1.3\" or \"none\")",
+				     nvmg_dec_quote(&q, s));
+	return 0;
+}
+
+static int dec_treq(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+		    void *base)
+{
+	port_t *port = base;
+	struct nvmg_dec_quoted q;
+	const char *s = NULL;
+	int ret = nvmg_dec_str(d, v, &s);
+
+	(void)k;
+	if (ret)
+		return ret;
+	if (!strcasecmp(s, "required"))
+		port->treq = NVMG_TREQ_REQUIRED;
+	else if (!strcasecmp(s, "not required"))
+		port->treq = NVMG_TREQ_NOT_REQUIRED;
+	else if (*s && strcasecmp(s, "not specified"))
+		return nvmg_dec_fail(d, "%s is not supported (only \"required\", \"not required\" "
+				     "or \"not specified\")", nvmg_dec_quote(&q, s));
+	return 0;
+}
+
+/* After both: TLS required needs TLS offered; a TLS port with treq
+ * unspecified requires it (never silently in the clear). */
+static int check_tls(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+		     void *base)
+{
+	port_t *port = base;
+
+	(void)k, (void)v;
+	if (port->treq == NVMG_TREQ_REQUIRED && !port->tls) {
+		nvmg_dec_push_key(d, "treq");
+		return nvmg_dec_fail(d, "\"required\" needs \"tsas\": \"tls1.3\"");
+	}
+	port->tls_required = port->tls && port->treq != NVMG_TREQ_NOT_REQUIRED;
 	return 0;
 }
 
@@ -100,8 +137,9 @@ static const struct nvmg_dec_enum adrfams = {
 };
 
 static const struct nvmg_dec_key addr_keys[] = {
-	{ .key = "treq", .type = NVMG_DEC_CUSTOM, .fn = dec_tls, .strs = "not specified|" },
-	{ .key = "tsas", .type = NVMG_DEC_CUSTOM, .fn = dec_tls, .strs = "none|" },
+	{ .key = "treq", .type = NVMG_DEC_CUSTOM, .fn = dec_treq },
+	{ .key = "tsas", .type = NVMG_DEC_CUSTOM, .fn = dec_tsas },
+	{ .type = NVMG_DEC_CHECK, .fn = check_tls },
 	{ .key = "trtype", .type = NVMG_DEC_CUSTOM, .fn = dec_trtype, .flags = NVMG_DEC_REQUIRED },
 	{ .key = "portid", .rule = NVMG_DEC_WARN, .harmless = same_portid,
 	  .msg = "differs from portid, ignored" },

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "lib/log.h"
 #include "net/tcp_conn.h"
+#include "net/tcp_tls.h"
 
 static struct tcp_conn *sq_to_conn(struct nvmg_sq *sq)
 {
@@ -179,6 +180,7 @@ void tcp_conn_maybe_free(struct tcp_conn *c)
 	tr->nr_conns--;
 	atomic_fetch_sub(&tr->tcp->live_conns, 1);
 	close(c->fd);
+	tcp_tls_free(c);
 	free(c->rbuf);
 	free(c);
 }
@@ -233,6 +235,7 @@ void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port
 	c->r = tr->r;
 	c->fd = fd;
 	c->pending_counted = true;
+	c->tls_peek = __atomic_load_n(&port->tls, __ATOMIC_RELAXED);
 	c->sq.tgt = tr->tcp->tgt;
 	c->sq.port = port;
 	c->sq.reactor = tr->r;

@@ -84,6 +84,10 @@ struct tcp_conn {
 	unsigned hold;       /* callbacks on the stack: don't free yet */
 	uint64_t deadline_ms;
 	unsigned nr_busy;    /* command slots in use */
+	/* TLS: the session once the host started one; tls_peek while the
+	 * first bytes of a TLS port's connection are awaited. */
+	struct tcp_tls *tls;
+	bool tls_peek;
 
 	struct nvmg_ev recv_ev, poll_ev;
 	struct nvmg_defer flush_defer;

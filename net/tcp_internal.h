@@ -8,6 +8,7 @@
 #include "net/tcp.h"
 
 struct tcp_conn;
+typedef struct ssl_ctx_st SSL_CTX;
 
 /* Per-reactor state: the connections it owns. Touched by its thread only. */
 struct tcp_reactor {
@@ -31,6 +32,7 @@ struct nvmg_tcp {
 	struct tcp_listener **listeners;
 	size_t nr_listeners;
 	bool started;                 /* between nvmg_tcp_start and shutdown */
+	SSL_CTX *ssl_ctx;             /* TLS ports' server context (tcp_tls.c) */
 };
 
 /* nvmg_tcp_transport's port calls and discovery fields (tcp_listen.c). */

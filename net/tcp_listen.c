@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "lib/log.h"
 #include "net/tcp_internal.h"
+#include "net/tcp_tls.h"
 
 struct tcp_listener {
 	struct nvmg_tcp *tcp;
@@ -312,8 +313,13 @@ struct nvmg_tcp *nvmg_tcp_create(struct nvmg_target *t)
 {
 	struct nvmg_tcp *tcp = calloc(1, sizeof(*tcp));
 
-	if (tcp)
-		tcp->tgt = t;
+	if (!tcp)
+		return NULL;
+	tcp->tgt = t;
+	/* Without it TLS connections are refused, plain ones still served. */
+	tcp->ssl_ctx = tcp_tls_ctx_new();
+	if (!tcp->ssl_ctx)
+		log_err("TLS: cannot create OpenSSL's server context");
 	return tcp;
 }
 
@@ -396,6 +402,7 @@ void nvmg_tcp_destroy(struct nvmg_tcp *tcp)
 	}
 	free(tcp->listeners);
 	free(tcp->reactors);
+	tcp_tls_ctx_free(tcp->ssl_ctx);
 	free(tcp);
 }
 
@@ -413,16 +420,21 @@ uint8_t nvmg_tcp_disc_adrfam(const struct nvmg_port *p)
 
 uint8_t nvmg_tcp_disc_treq(const struct nvmg_port *p)
 {
-	(void)p;
-	/* "Not specified" as the Linux target reports it: nvme-cli (libnvme
-	 * 1.3+) turns "not required" into a tls connect option that Linux 6.1
-	 * rejects, so connect-all would fail. */
-	return NVMF_TREQ_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW;
+	bool tls = __atomic_load_n(&p->tls, __ATOMIC_RELAXED);
+
+	/* A plain port says "not specified" as the Linux target reports it:
+	 * nvme-cli (libnvme 1.3+) turns "not required" into a tls connect
+	 * option that Linux 6.1 rejects, so connect-all would fail. A TLS
+	 * port says what it enforces, so connect-all asks for TLS. */
+	if (!tls)
+		return NVMF_TREQ_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW;
+	return (__atomic_load_n(&p->tls_required, __ATOMIC_RELAXED) ? NVMF_TREQ_REQUIRED
+								     : NVMF_TREQ_NOT_REQUIRED) |
+	       NVMF_TREQ_DISABLE_SQFLOW;
 }
 
-/* Where a port's TLS security type will go. */
 void nvmg_tcp_disc_tsas(const struct nvmg_port *p, union nvmf_tsas *tsas)
 {
-	(void)p;
-	tsas->tcp.sectype = NVMF_TCP_SECTYPE_NONE;
+	tsas->tcp.sectype = __atomic_load_n(&p->tls, __ATOMIC_RELAXED) ? NVMF_TCP_SECTYPE_TLS13
+								       : NVMF_TCP_SECTYPE_NONE;
 }

@@ -7,6 +7,7 @@
 #include "lib/log.h"
 #include "net/tcp_conn.h"
 #include "net/tcp_frame.h"
+#include "net/tcp_tls.h"
 
 static int cmd_get_buf(struct tcp_cmd *cmd)
 {
@@ -40,6 +41,18 @@ static void cmd_fail(struct tcp_cmd *cmd, uint16_t status)
 
 static void cmd_execute(struct tcp_cmd *cmd)
 {
+	struct tcp_conn *c = cmd->conn;
+
+	/* Over TLS, Connect must name the host and subsystem the PSK
+	 * identity named: a host's key admits that host only. */
+	if (c->tls && c->state != CS_LIVE) {
+		uint16_t status = tcp_tls_check_connect(c, &cmd->req);
+
+		if (status) {
+			cmd_fail(cmd, status);
+			return;
+		}
+	}
 	cmd->state = CMD_EXEC;
 	cmd->req.execute(&cmd->req);
 }
@@ -383,6 +396,97 @@ void tcp_recv_done(struct nvmg_ev *ev, int res, uint32_t flags)
 	tcp_conn_maybe_free(c);
 }
 
+/* The host closed (or the receive failed): running commands finish,
+ * then the socket closes. */
+static void rx_eof(struct tcp_conn *c)
+{
+	c->rx_stopped = true;
+	c->deadline_ms = nvmg_now_ms() + c->tr->tcp->opts.handshake_timeout_ms;
+	/* Commands already running finish; then the socket closes. */
+	for (unsigned i = 0; i < NR_CMDS; i++) {
+		enum cmd_state s = c->cmds[i].state;
+
+		if (s == CMD_RX || s == CMD_WAIT_H2C)
+			tcp_cmd_release(&c->cmds[i]);
+	}
+	if (c->sq.ctrl && c->sq.qid == 0)
+		nvmg_ctrl_abort_aers(c->sq.ctrl, NVMG_SC_GENERIC(NVME_SC_ABORT_QUEUE));
+	nvmg_reactor_defer(c->r, &c->flush_defer);
+}
+
+/* n bytes of a PDU's data landed at rx_dst (a direct receive). */
+static void rx_direct_done(struct tcp_conn *c, uint32_t n)
+{
+	if (c->ddgst)
+		c->rx_crc = nvmg_crc32c_update(c->rx_crc, c->rx_dst + c->rx_done, n);
+	c->rx_done += n;
+	if (c->rx_done == c->rx_len)
+		rx_data_complete(c);
+}
+
+/* The first bytes of a TLS port's connection: a TLS record (handshake,
+ * 0x16) starts the session; anything else is plain NVMe/TCP, which a
+ * port with treq "required" refuses as the Linux target does. Returns
+ * true when the bytes were taken (or the connection closed). */
+static bool tls_peek(struct tcp_conn *c)
+{
+	c->tls_peek = false;
+	if (c->rbuf[0] == 0x16) {
+		uint32_t n = c->rlen;
+
+		c->rlen = 0;
+		if (tcp_tls_start(c, c->rbuf, n)) {
+			tcp_conn_close(c, "TLS handshake failed");
+			return true;
+		}
+		tcp_conn_arm_recv(c);
+		return true;
+	}
+	if (__atomic_load_n(&c->sq.port->tls_required, __ATOMIC_RELAXED)) {
+		log_warn("%s: port %u requires TLS, the host spoke in the clear: closing", c->peer,
+			 c->sq.port->portid);
+		tcp_conn_close(c, "TLS required");
+		return true;
+	}
+	return false;
+}
+
+/* Ciphertext arrived: handshake, then plaintext into the parser. Large
+ * data is decrypted straight into the command's buffer. */
+static void tls_recv(struct tcp_conn *c, uint32_t res)
+{
+	int n = 0;
+
+	if (tcp_tls_feed(c, res)) {
+		tcp_conn_close(c, "TLS handshake failed");
+		return;
+	}
+	while (!c->rx_stopped && c->tls->established) {
+		if (c->rx_state == RX_DATA && c->rx_dst && c->roff == c->rlen &&
+		    c->rx_len - c->rx_done >= DIRECT_RECV_MIN) {
+			n = tcp_tls_read(c, c->rx_dst + c->rx_done, c->rx_len - c->rx_done);
+			if (n <= 0)
+				break;
+			rx_direct_done(c, (uint32_t)n);
+		} else {
+			n = tcp_tls_read(c, c->rbuf + c->rlen, RBUF_SIZE - c->rlen);
+			if (n <= 0)
+				break;
+			c->rlen += (uint32_t)n;
+		}
+		rx_process(c);
+	}
+	if (n == -EPIPE) {
+		rx_eof(c);
+		return;
+	}
+	if (n < 0) {
+		tcp_conn_close(c, "bad TLS record");
+		return;
+	}
+	tcp_conn_arm_recv(c);
+}
+
 static void recv_handle(struct tcp_conn *c, int res)
 {
 	if (res == -EINTR || res == -EAGAIN) {
@@ -392,29 +496,20 @@ static void recv_handle(struct tcp_conn *c, int res)
 	if (res <= 0) {
 		if (res < 0 && res != -ECONNRESET)
 			log_warn("%s: receive: %s", c->peer, strerror(-res));
-		c->rx_stopped = true;
-		c->deadline_ms = nvmg_now_ms() + c->tr->tcp->opts.handshake_timeout_ms;
-		/* Commands already running finish; then the socket closes. */
-		for (unsigned i = 0; i < NR_CMDS; i++) {
-			enum cmd_state s = c->cmds[i].state;
-
-			if (s == CMD_RX || s == CMD_WAIT_H2C)
-				tcp_cmd_release(&c->cmds[i]);
-		}
-		if (c->sq.ctrl && c->sq.qid == 0)
-			nvmg_ctrl_abort_aers(c->sq.ctrl, NVMG_SC_GENERIC(NVME_SC_ABORT_QUEUE));
-		nvmg_reactor_defer(c->r, &c->flush_defer);
+		rx_eof(c);
+		return;
+	}
+	if (c->tls) {
+		tls_recv(c, (uint32_t)res);
 		return;
 	}
 	if (c->recv_direct) {
 		c->recv_direct = false;
-		if (c->ddgst)
-			c->rx_crc = nvmg_crc32c_update(c->rx_crc, c->rx_dst + c->rx_done, (size_t)res);
-		c->rx_done += (uint32_t)res;
-		if (c->rx_done == c->rx_len)
-			rx_data_complete(c);
+		rx_direct_done(c, (uint32_t)res);
 	} else {
 		c->rlen += (uint32_t)res;
+		if (c->tls_peek && tls_peek(c))
+			return;
 	}
 	rx_process(c);
 	tcp_conn_arm_recv(c);
@@ -427,8 +522,9 @@ void tcp_conn_arm_recv(struct tcp_conn *c)
 	if (c->recv_inflight || c->rx_stopped || c->closing)
 		return;
 	sqe = nvmg_reactor_sqe(c->r);
-	/* Large payloads go straight into the command's buffer. */
-	if (c->rx_state == RX_DATA && c->rx_dst && c->roff == c->rlen &&
+	if (c->tls) {
+		io_uring_prep_recv(sqe, c->fd, c->tls->cbuf, TLS_CBUF_SIZE, 0);
+	} else if (c->rx_state == RX_DATA && c->rx_dst && c->roff == c->rlen &&
 	    c->rx_len - c->rx_done >= DIRECT_RECV_MIN) {
 		c->recv_direct = true;
 		io_uring_prep_recv(sqe, c->fd, c->rx_dst + c->rx_done, c->rx_len - c->rx_done, 0);

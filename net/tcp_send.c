@@ -9,6 +9,7 @@
 #include "lib/log.h"
 #include "net/tcp_conn.h"
 #include "net/tcp_frame.h"
+#include "net/tcp_tls.h"
 
 /* Zeros sent as padding before C2HData payloads (HPDA <= 31: < 128 bytes). */
 static const uint8_t pdu_pad[128];
@@ -57,9 +58,82 @@ void tcp_send_drop_all(struct tcp_conn *c)
 	}
 }
 
+static void poll_out(struct tcp_conn *c)
+{
+	struct io_uring_sqe *sqe = nvmg_reactor_sqe(c->r);
+
+	io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+	io_uring_sqe_set_data(sqe, &c->poll_ev);
+	c->poll_inflight = true;
+}
+
+/* The queue is empty: a TermReq's connection closes, and so does one
+ * whose host left once nothing is running. */
+static void send_idle(struct tcp_conn *c)
+{
+	if (c->state == CS_TERMINATING)
+		tcp_conn_close(c, "fatal transport error");
+	else if (c->rx_stopped && !c->closing && c->nr_busy == 0)
+		tcp_conn_close(c, "host closed the connection");
+}
+
+/* TLS: the whole batch is encrypted (the items are done once their bytes
+ * are in records), then the ciphertext leaves in as few sends as the
+ * socket takes. Encryption pauses while a backlog waits for the socket. */
+static void tls_conn_send(struct tcp_conn *c)
+{
+	struct send_item *it;
+	const uint8_t *p;
+	size_t n;
+
+	if (c->poll_inflight)
+		return;
+	if (c->tls->established && !STAILQ_EMPTY(&c->send_q)) {
+		while ((it = STAILQ_FIRST(&c->send_q)) && tcp_tls_pending(c, &p) < TLS_BACKLOG_MAX) {
+			for (int i = it->first; i < it->niov; i++)
+				if (tcp_tls_write(c, it->iov[i].iov_base, it->iov[i].iov_len))
+					goto fail;
+			STAILQ_REMOVE_HEAD(&c->send_q, link);
+			send_item_done(c, it);
+		}
+		if (tcp_tls_flush_stage(c))
+			goto fail;
+	}
+	while ((n = tcp_tls_pending(c, &p))) {
+		ssize_t sent = send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (sent < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				poll_out(c);
+				return;
+			}
+			goto fail;
+		}
+		tcp_tls_sent(c, (size_t)sent);
+		/* More of the queue fits now that the backlog went out. */
+		if (!tcp_tls_pending(c, &p) && !STAILQ_EMPTY(&c->send_q)) {
+			tls_conn_send(c);
+			return;
+		}
+	}
+	if (STAILQ_EMPTY(&c->send_q))
+		send_idle(c);
+	return;
+fail:
+	tcp_send_drop_all(c);
+	tcp_conn_close(c, "TLS send failed");
+}
+
 static void conn_send(struct tcp_conn *c)
 {
 	struct iovec iov[MAX_IOV];
+
+	if (c->tls) {
+		tls_conn_send(c);
+		return;
+	}
 
 	while (!STAILQ_EMPTY(&c->send_q) && !c->poll_inflight) {
 		struct msghdr msg = { .msg_iov = iov };
@@ -76,11 +150,7 @@ static void conn_send(struct tcp_conn *c)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
-				struct io_uring_sqe *sqe = nvmg_reactor_sqe(c->r);
-
-				io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
-				io_uring_sqe_set_data(sqe, &c->poll_ev);
-				c->poll_inflight = true;
+				poll_out(c);
 				return;
 			}
 			tcp_send_drop_all(c);
@@ -107,12 +177,8 @@ static void conn_send(struct tcp_conn *c)
 			}
 		}
 	}
-	if (STAILQ_EMPTY(&c->send_q)) {
-		if (c->state == CS_TERMINATING)
-			tcp_conn_close(c, "fatal transport error");
-		else if (c->rx_stopped && !c->closing && c->nr_busy == 0)
-			tcp_conn_close(c, "host closed the connection");
-	}
+	if (STAILQ_EMPTY(&c->send_q))
+		send_idle(c);
 }
 
 void tcp_conn_flush(struct nvmg_defer *d)

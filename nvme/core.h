@@ -66,6 +66,10 @@ struct nvmg_port {
 	char trsvcid[8];
 	bool wildcard;
 	uint32_t inline_data_size; /* I/O queue in-capsule bytes */
+	/* TLS 1.3 offered (tsas), and plain connections refused (treq).
+	 * A reload may change them in place (atomics): they apply to the
+	 * connections accepted after it. */
+	bool tls, tls_required;
 	char **subsys_nqns; /* exported subsystems */
 	size_t nr_subsys;
 };

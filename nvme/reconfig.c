@@ -113,6 +113,7 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 	bool *fresh_sub = calloc(conf->nr_subsys + 1, sizeof(bool));
 	bool *fresh_port = calloc(conf->nr_ports + 1, sizeof(bool));
 	size_t nr_gone_subs = 0, nr_gone_ports = 0, nr_listening = 0;
+	bool tls_changed = false;
 	int ret = -ENOMEM;
 
 	*changed = false;
@@ -198,7 +199,21 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 	for (size_t i = 0; i < conf->nr_ports; i++)
 		__atomic_store_n(&ports[i]->inline_data_size, conf->ports[i].inline_data_size & ~15u,
 				 __ATOMIC_RELAXED);
-	*changed = nr_gone_subs || nr_gone_ports;
+	/* TLS settings too: the listener keeps its address (a new one could
+	 * not bind it before the old closes); connections accepted from now
+	 * on follow the new tsas/treq, and the change counts as a change. */
+	for (size_t i = 0; i < conf->nr_ports; i++) {
+		const struct nvmg_conf_port *c = &conf->ports[i];
+
+		if (fresh_port[i] || (ports[i]->tls == c->tls && ports[i]->tls_required == c->tls_required))
+			continue;
+		__atomic_store_n(&ports[i]->tls, c->tls, __ATOMIC_RELAXED);
+		__atomic_store_n(&ports[i]->tls_required, c->tls_required, __ATOMIC_RELAXED);
+		log_info("port %u: TLS %s%s (new connections)", c->portid, c->tls ? "on" : "off",
+			 c->tls ? (c->tls_required ? ", required" : ", not required") : "");
+		tls_changed = true;
+	}
+	*changed = nr_gone_subs || nr_gone_ports || tls_changed;
 	for (size_t i = 0; i < conf->nr_subsys; i++) {
 		if (fresh_sub[i])
 			log_info("subsystem %s added (%zu namespace%s)", subs[i]->nqn, subs[i]->nr_ns,

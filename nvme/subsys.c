@@ -383,6 +383,8 @@ int nvmg_port_build(struct nvmg_target *t, struct nvmg_port **out, const struct 
 	p->wildcard = !strcmp(c->traddr, "0.0.0.0") || !strcmp(c->traddr, "::");
 	/* In-capsule data is counted in 16-byte units (IOCCSZ). */
 	p->inline_data_size = c->inline_data_size & ~15u;
+	p->tls = c->tls;
+	p->tls_required = c->tls_required;
 	p->subsys_nqns = nvmg_strv_dup(c->subsystems, c->nr_subsystems);
 	if (!p->subsys_nqns) {
 		free(p);

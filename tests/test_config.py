@@ -251,8 +251,8 @@ def test_unimplemented_features_warn_once_each(check, img):
 
 
 @pytest.mark.parametrize("where,value,msg", [
-    ("treq", "required", "ports[0].addr.treq: secure channel (TLS) is not supported yet"),
-    ("tsas", "tls1.3", "ports[0].addr.tsas: secure channel (TLS) is not supported yet"),
+    ("treq", "required", 'ports[0].addr.treq: "required" needs "tsas": "tls1.3"'),
+    ("tsas", "tls1.2", 'ports[0].addr.tsas: "tls1.2" is not supported (only "tls1.3" or "none")'),
 ])
 def test_security_settings_are_refused_not_ignored(check, img, where, value, msg):
     # Serving a port in the clear, or a host without authentication, when the
@@ -297,6 +297,25 @@ def test_dhchap_keys_load(check, img):
 def test_bad_dhchap_key_refused(check, img, dhchap, msg):
     # A key that does not parse is refused, never taken for "no key".
     assert_error(check(with_dhchap(img, **dhchap)), msg)
+
+
+@pytest.mark.parametrize("treq", ["required", "not required", "not specified"])
+def test_tls_port_loads(check, img, treq):
+    # nvmetcli's TLS keys are served now, with the host's PSK beside its NQN.
+    cfg = minimal(img)
+    cfg["ports"][0]["addr"].update({"tsas": "tls1.3", "treq": treq})
+    cfg["hosts"] = [{"nqn": "nqn.2014-08.org.nvmexpress:uuid:0f0e0d0c-0b0a-0908-0706-050403020100",
+                     "psk": "NVMeTLSkey-1:01:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrZ:"}]
+    assert_ok(check(cfg))
+
+
+def test_bad_psk_is_refused_with_its_key(check, img):
+    cfg = minimal(img)
+    cfg["hosts"] = [{"nqn": "nqn.2014-08.org.nvmexpress:uuid:0f0e0d0c-0b0a-0908-0706-050403020100",
+                     "psk": "NVMeTLSkey-1:01:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrY:"}]
+    r = check(cfg)
+    assert r.rc == 2 and any("hosts[0].psk: " in l for l in r.lines), r
+    assert "VRLbtn" not in str(r)  # the key is never echoed
 
 
 def test_harmless_defaults_do_not_warn(check, img):

@@ -25,6 +25,7 @@ LAYERS = [
     ("pdu", "net/tcp_pdu"),
     ("pdu", "net/crc32c.h"),
     ("pdu", "net/tcp_frame"),
+    ("pdu", "net/tcp_psk"),
     ("net", "net/"),
     ("fuse", "fuse/"),
     ("daemon", "daemon/"),

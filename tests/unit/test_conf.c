@@ -333,8 +333,6 @@ static void test_warned_keys(void)
 		{ PORT1(",'ana_groups':[{'grpid':2}]"), "ports[0].ana_groups: not implemented, ignored" },
 		{ PORT1(",'ana_groups':[{'grpid':1,'ana':{'state':'inaccessible'}}]"),
 		  "ports[0].ana_groups: not implemented, ignored" },
-		{ TCP(",'treq':'not required'"), "ports[0].addr.treq: not implemented, ignored" },
-		{ TCP(",'tsas':5"), "ports[0].addr.tsas: not implemented, ignored" },
 		{ TCP(",'portid':2"), "ports[0].addr.portid: differs from portid, ignored" },
 	};
 
@@ -369,10 +367,26 @@ static void test_warned_keys(void)
 /* Security settings: refusing is safer than serving without them. */
 static void test_refused_keys(void)
 {
-	FAILS(TCP(",'treq':'required'"), "ports[0].addr.treq: secure channel (TLS) is not "
-	      "supported yet");
-	FAILS(TCP(",'tsas':'tls1.3'"), "ports[0].addr.tsas: secure channel (TLS) is not "
-	      "supported yet");
+	struct nvmg_conf *conf;
+
+	/* TLS required without TLS offered would refuse every host. */
+	FAILS(TCP(",'treq':'required'"), "ports[0].addr.treq: \"required\" needs \"tsas\": "
+	      "\"tls1.3\"");
+	FAILS(TCP(",'tsas':'tls1.2'"), "ports[0].addr.tsas: \"tls1.2\" is not supported (only "
+	      "\"tls1.3\" or \"none\")");
+	conf = LOADS(TCP(",'tsas':'tls1.3','treq':'required'"), 0);
+	CHECK(conf->ports[0].tls && conf->ports[0].tls_required);
+	nvmg_conf_free(conf);
+	conf = LOADS(TCP(",'tsas':'tls1.3','treq':'not required'"), 0);
+	CHECK(conf->ports[0].tls && !conf->ports[0].tls_required);
+	nvmg_conf_free(conf);
+	/* nvmetcli's default treq on a TLS port: required, never the clear. */
+	conf = LOADS(TCP(",'tsas':'tls1.3','treq':'not specified'"), 0);
+	CHECK(conf->ports[0].tls && conf->ports[0].tls_required);
+	nvmg_conf_free(conf);
+	conf = LOADS(TCP(",'treq':'not required'"), 0);
+	CHECK(!conf->ports[0].tls && !conf->ports[0].tls_required);
+	nvmg_conf_free(conf);
 }
 
 /* "dhchap": the keys nvme gen-dhchap-key prints, checked; nvmetcli's hash

@@ -18,6 +18,7 @@
 
 #include "net/tcp_frame.h"
 #include "tools/perf/perf.h"
+#include "tools/perf/tls.h"
 
 #define SETUP_TIMEOUT_S 10
 #define CONNECT_TIMEOUT_MS 5000
@@ -184,6 +185,16 @@ static int set_timeouts(int fd, int secs)
 
 static int send_all(struct perf_conn *c, struct iovec *iov, int n, const char *what)
 {
+	if (c->tls) {
+		for (int i = 0; i < n; i++)
+			if (perf_tls_write(c->tls, iov[i].iov_base, iov[i].iov_len))
+				goto tls_fail;
+		if (!perf_tls_send(c->tls, c->fd, NULL, 0))
+			return 0;
+tls_fail:
+		perf_err("qid %u: sending %s over TLS failed", c->qid, what);
+		return -1;
+	}
 	while (n > 0) {
 		struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
 		ssize_t r = sendmsg(c->fd, &m, MSG_NOSIGNAL);
@@ -212,6 +223,12 @@ static int recv_all(struct perf_conn *c, void *buf, size_t len, const char *what
 {
 	uint8_t *p = buf;
 
+	if (c->tls) {
+		if (!perf_tls_recv(c->tls, c->fd, buf, len))
+			return 0;
+		perf_err("qid %u: TLS session ended while waiting for %s", c->qid, what);
+		return -1;
+	}
 	while (len) {
 		ssize_t r = recv(c->fd, p, len, 0);
 
@@ -318,6 +335,8 @@ int conn_open(struct perf_conn *c, const struct perf_opts *o, uint16_t qid)
 		goto fail;
 	}
 
+	if (o->tls && !(c->tls = perf_tls_connect(c->fd, o, qid)))
+		goto fail;
 	/* ICReq: PFV 0, HPDA 0 (no padding), MAXR2T 0 (one R2T per command). */
 	struct nvmg_tcp_icreq req;
 	struct nvmg_tcp_icresp resp;
@@ -383,6 +402,8 @@ void conn_close(struct perf_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	perf_tls_free(c->tls);
+	c->tls = NULL;
 }
 
 int conn_handoff(struct perf_conn *c)

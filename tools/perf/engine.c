@@ -20,6 +20,7 @@
 
 #include "net/tcp_frame.h"
 #include "tools/perf/engine.h"
+#include "tools/perf/tls.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -111,6 +112,31 @@ static void q_flush(struct ioq *q)
 	struct io_uring_sqe *sqe;
 	unsigned n;
 
+	if (q->tls) {
+		const uint8_t *p;
+		size_t len;
+
+		if (q->send_busy || q->dead)
+			return;
+		/* The whole batch into records, then one send of the ciphertext. */
+		for (unsigned i = q->iov_head; i < q->iov_tail; i++)
+			if (perf_tls_write(q->tls, q->iov[i].iov_base, q->iov[i].iov_len)) {
+				q_fatal(q, "TLS encryption failed");
+				return;
+			}
+		q->iov_head = q->iov_tail = 0;
+		if (perf_tls_flush(q->tls)) {
+			q_fatal(q, "TLS encryption failed");
+			return;
+		}
+		len = perf_tls_pending(q->tls, &p);
+		if (!len || !(sqe = get_sqe(q->e)))
+			return;
+		io_uring_prep_send(sqe, q->fd, p, len, MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)q | OP_SEND);
+		q->send_busy = true;
+		return;
+	}
 	if (q->send_busy || q->dead || q->iov_head == q->iov_tail)
 		return;
 	n = q->iov_tail - q->iov_head;
@@ -138,6 +164,11 @@ static void q_send_done(struct ioq *q, int res)
 		return;
 	if (res < 0) {
 		q_fatal(q, "send: %s", strerror(-res));
+		return;
+	}
+	if (q->tls) {
+		perf_tls_sent(q->tls, (size_t)res);
+		q_flush(q);
 		return;
 	}
 	left = (size_t)res;
@@ -392,6 +423,7 @@ static int engine_init(struct engine *e)
 
 		q->e = e;
 		q->fd = c->fd;
+		q->tls = c->tls;
 		q->qid = c->qid;
 		q->hdgst = c->hdgst;
 		q->ddgst = c->ddgst;

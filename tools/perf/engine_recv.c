@@ -11,6 +11,7 @@
 
 #include "net/tcp_frame.h"
 #include "tools/perf/engine.h"
+#include "tools/perf/tls.h"
 
 static struct slot *q_slot(struct ioq *q, uint16_t cid, const char *pdu)
 {
@@ -308,7 +309,10 @@ void q_arm_recv(struct ioq *q)
 		q_fatal(q, "io_uring submission queue full");
 		return;
 	}
-	if (q->ps == PS_DATA && q->rstart == q->rend && q->data_left >= DIRECT_MIN) {
+	if (q->tls) {
+		q->direct = false;
+		io_uring_prep_recv(sqe, q->fd, q->tls->cbuf, PERF_TLS_CBUF, 0);
+	} else if (q->ps == PS_DATA && q->rstart == q->rend && q->data_left >= DIRECT_MIN) {
 		q->direct = true;
 		q->rstart = q->rend = 0;
 		io_uring_prep_recv(sqe, q->fd, q->dst, q->data_left, MSG_WAITALL);
@@ -338,6 +342,36 @@ void q_recv_done(struct engine *e, struct ioq *q, int res)
 	}
 	if (res < 0) {
 		q_fatal(q, "recv: %s", strerror(-res));
+		return;
+	}
+	if (q->tls) {
+		if (perf_tls_feed(q->tls, q->tls->cbuf, (size_t)res)) {
+			q_fatal(q, "TLS: out of memory");
+			return;
+		}
+		for (;;) {
+			int n;
+
+			if (q->rstart == q->rend) {
+				q->rstart = q->rend = 0;
+			} else if (q->rstart) {
+				memmove(q->rbuf, q->rbuf + q->rstart, q->rend - q->rstart);
+				q->rend -= q->rstart;
+				q->rstart = 0;
+			}
+			n = perf_tls_read(q->tls, q->rbuf + q->rend, RBUF_SIZE - q->rend);
+			if (n < 0) {
+				q_fatal(q, "TLS: bad record or session closed by target");
+				return;
+			}
+			if (n == 0)
+				break;
+			q->rend += (uint32_t)n;
+			q_parse(e, q);
+			if (q->dead)
+				return;
+		}
+		q_arm_recv(q);
 		return;
 	}
 	if (q->direct) {

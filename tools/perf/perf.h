@@ -57,12 +57,19 @@ struct perf_opts {
 	uint32_t kato_ms;
 	uint32_t seed;
 	bool seed_set;
+	/* --tls --psk KEY: TLS 1.3 with the PSK libnvme derives from KEY for
+	 * hostnqn/subnqn, identity version 1 unless --tls-identity-v0 */
+	bool tls, tls_identity_v0, tls_rfc8446;
+	const char *psk;
 };
 
 /* ---- blocking setup connection (conn.c) ------------------------------ */
 
+struct perf_tls;
+
 struct perf_conn {
 	int fd;
+	struct perf_tls *tls; /* NULL: plain TCP */
 	uint16_t qid;
 	bool hdgst, ddgst;
 	uint32_t maxh2cdata;

@@ -1,0 +1,269 @@
+/* NVMe/TCP over TLS 1.3 with PSKs, target side (see tcp_tls.h). */
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lib/log.h"
+#include "net/tcp_conn.h"
+#include "net/tcp_psk.h"
+#include "net/tcp_tls.h"
+#include "nvme/host.h"
+
+/* The host's identity names its NQN: look its configured PSK up (a copy,
+ * wiped after), derive the TLS PSK as the Linux host did, and offer it
+ * as the session's resumption PSK. An identity we cannot match gets no
+ * PSK, and with no certificate to fall back on the handshake fails. */
+static int psk_find(SSL *ssl, const unsigned char *identity, size_t len, SSL_SESSION **sess)
+{
+	struct tcp_conn *c = SSL_get_app_data(ssl);
+	static const unsigned char suites[2][2] = { { 0x13, 0x01 }, { 0x13, 0x02 } };
+	struct nvmg_psk_id id;
+	struct nvmg_host h;
+	uint8_t psk[NVMG_PSK_MAX];
+	size_t plen = 0;
+	const SSL_CIPHER *cipher;
+	SSL_SESSION *s = NULL;
+	int ret;
+
+	*sess = NULL;
+	if (nvmg_psk_id_parse(identity, len, &id)) {
+		log_warn("%s: TLS: PSK identity is not an NVMe one (%zu bytes)", c->peer, len);
+		return 1;
+	}
+	if (nvmg_target_find_host(c->sq.tgt, id.hostnqn, &h)) {
+		log_warn("%s: TLS: host %s is not in \"hosts\"", c->peer, id.hostnqn);
+		return 1;
+	}
+	ret = h.has_psk ? nvmg_psk_accept(&h.psk, &id, psk, &plen) : -ENOKEY;
+	nvmg_host_wipe(&h);
+	if (ret) {
+		log_warn("%s: TLS: %s for host %s (identity version %u, hash %02u)", c->peer,
+			 ret == -ENOKEY ? "no \"psk\" configured" : "PSK identity does not match its key",
+			 id.hostnqn, id.version, id.hash);
+		return 1;
+	}
+	cipher = SSL_CIPHER_find(ssl, suites[id.hash - 1]);
+	s = cipher ? SSL_SESSION_new() : NULL;
+	if (!s || !SSL_SESSION_set1_master_key(s, psk, plen) || !SSL_SESSION_set_cipher(s, cipher) ||
+	    !SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION)) {
+		SSL_SESSION_free(s);
+		OPENSSL_cleanse(psk, sizeof(psk));
+		return 0;
+	}
+	OPENSSL_cleanse(psk, sizeof(psk));
+	strcpy(c->tls->hostnqn, id.hostnqn);
+	strcpy(c->tls->subnqn, id.subnqn);
+	*sess = s;
+	return 1;
+}
+
+SSL_CTX *tcp_tls_ctx_new(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx)
+		return NULL;
+	/* TLS 1.3 only, the two suites TP 8011 names, PSK only (no
+	 * certificate), no tickets: every connection proves its PSK. */
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384")) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_psk_find_session_callback(ctx, psk_find);
+	return ctx;
+}
+
+void tcp_tls_ctx_free(SSL_CTX *ctx)
+{
+	SSL_CTX_free(ctx);
+}
+
+int tcp_tls_start(struct tcp_conn *c, const uint8_t *first, size_t n)
+{
+	SSL_CTX *ctx = c->tr->tcp->ssl_ctx;
+	struct tcp_tls *t;
+
+	if (!ctx)
+		return -ENOTSUP;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->ssl = SSL_new(ctx);
+	t->rbio = BIO_new(BIO_s_mem());
+	t->wbio = BIO_new(BIO_s_mem());
+	if (!t->ssl || !t->rbio || !t->wbio) {
+		SSL_free(t->ssl);
+		BIO_free(t->rbio);
+		BIO_free(t->wbio);
+		free(t);
+		return -ENOMEM;
+	}
+	/* An empty read BIO means "want more", not end of file. */
+	BIO_set_mem_eof_return(t->rbio, -1);
+	SSL_set_bio(t->ssl, t->rbio, t->wbio);
+	SSL_set_accept_state(t->ssl);
+	SSL_set_app_data(t->ssl, c);
+	c->tls = t;
+	memcpy(t->cbuf, first, n);
+	return tcp_tls_feed(c, n);
+}
+
+void tcp_tls_free(struct tcp_conn *c)
+{
+	if (!c->tls)
+		return;
+	SSL_free(c->tls->ssl); /* and its BIOs */
+	OPENSSL_cleanse(c->tls->stage, sizeof(c->tls->stage));
+	free(c->tls);
+	c->tls = NULL;
+}
+
+static void log_ssl_error(struct tcp_conn *c, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[160] = "";
+
+	if (e)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	log_warn("%s: TLS %s failed%s%s", c->peer, what, buf[0] ? ": " : "", buf);
+}
+
+int tcp_tls_feed(struct tcp_conn *c, size_t n)
+{
+	struct tcp_tls *t = c->tls;
+	int r;
+
+	if (n && BIO_write(t->rbio, t->cbuf, (int)n) != (int)n)
+		return -ENOMEM;
+	if (t->established)
+		return 0;
+	r = SSL_do_handshake(t->ssl);
+	/* Its output (ServerHello..Finished, or an alert) leaves now. */
+	if (BIO_ctrl_pending(t->wbio))
+		nvmg_reactor_defer(c->r, &c->flush_defer);
+	if (r == 1) {
+		t->established = true;
+		log_debug("%s: TLS 1.3 (%s) with the PSK of %s", c->peer,
+			  SSL_CIPHER_get_name(SSL_get_current_cipher(t->ssl)), t->hostnqn);
+		return 0;
+	}
+	if (SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_READ)
+		return 0;
+	log_ssl_error(c, "handshake");
+	return -EPROTO;
+}
+
+int tcp_tls_read(struct tcp_conn *c, void *buf, size_t len)
+{
+	struct tcp_tls *t = c->tls;
+	int r;
+
+	if (!len)
+		return 0;
+	r = SSL_read(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+	if (r > 0)
+		return r;
+	switch (SSL_get_error(t->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		return -EPIPE;
+	default:
+		log_ssl_error(c, "record");
+		return -EPROTO;
+	}
+}
+
+static int ssl_write_all(struct tcp_tls *t, const void *p, size_t n)
+{
+	/* A memory BIO takes everything: SSL_write never wants to wait. */
+	return n && SSL_write(t->ssl, p, (int)n) != (int)n ? -EIO : 0;
+}
+
+int tcp_tls_flush_stage(struct tcp_conn *c)
+{
+	struct tcp_tls *t = c->tls;
+	int ret = ssl_write_all(t, t->stage, t->stage_len);
+
+	t->stage_len = 0;
+	return ret;
+}
+
+int tcp_tls_write(struct tcp_conn *c, const void *p, size_t n)
+{
+	struct tcp_tls *t = c->tls;
+	const uint8_t *s = p;
+
+	while (n) {
+		size_t k;
+
+		/* A whole record's worth goes in without the copy. */
+		if (!t->stage_len && n >= TLS_STAGE_SIZE) {
+			k = n - n % TLS_STAGE_SIZE;
+			if (ssl_write_all(t, s, k))
+				return -EIO;
+		} else {
+			k = TLS_STAGE_SIZE - t->stage_len;
+			if (k > n)
+				k = n;
+			memcpy(t->stage + t->stage_len, s, k);
+			t->stage_len += (uint32_t)k;
+			if (t->stage_len == TLS_STAGE_SIZE && tcp_tls_flush_stage(c))
+				return -EIO;
+		}
+		s += k;
+		n -= k;
+	}
+	return 0;
+}
+
+size_t tcp_tls_pending(struct tcp_conn *c, const uint8_t **p)
+{
+	struct tcp_tls *t = c->tls;
+	BUF_MEM *bm = NULL;
+
+	BIO_get_mem_ptr(t->wbio, &bm);
+	if (!bm || bm->length <= t->wsent)
+		return 0;
+	*p = (const uint8_t *)bm->data + t->wsent;
+	return bm->length - t->wsent;
+}
+
+void tcp_tls_sent(struct tcp_conn *c, size_t n)
+{
+	struct tcp_tls *t = c->tls;
+	BUF_MEM *bm = NULL;
+
+	t->wsent += n;
+	BIO_get_mem_ptr(t->wbio, &bm);
+	/* All out: empty the BIO (no copy) for the next batch. */
+	if (bm && t->wsent >= bm->length) {
+		(void)BIO_reset(t->wbio);
+		t->wsent = 0;
+	}
+}
+
+uint16_t tcp_tls_check_connect(struct tcp_conn *c, const struct nvmg_req *req)
+{
+	const struct nvmg_fabrics_cmd *cmd = (const struct nvmg_fabrics_cmd *)&req->cmd;
+	const struct nvmf_connect_data *d = req->buf;
+
+	if (req->cmd.opcode != nvme_admin_fabrics || cmd->fctype != nvme_fabrics_type_connect ||
+	    !d || req->data_len < sizeof(*d))
+		return 0;
+	if (strncmp(d->hostnqn, c->tls->hostnqn, sizeof(d->hostnqn)) ||
+	    strncmp(d->subsysnqn, c->tls->subnqn, sizeof(d->subsysnqn))) {
+		log_warn("%s: Connect as %.*s to %.*s over a TLS session of %s to %s: refused",
+			 c->peer, (int)strnlen(d->hostnqn, sizeof(d->hostnqn)), d->hostnqn,
+			 (int)strnlen(d->subsysnqn, sizeof(d->subsysnqn)), d->subsysnqn,
+			 c->tls->hostnqn, c->tls->subnqn);
+		return NVMG_SC_CMD(NVME_SC_CONNECT_INVALID_HOST) | NVME_SC_DNR;
+	}
+	return 0;
+}

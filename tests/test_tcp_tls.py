@@ -1,0 +1,235 @@
+"""NVMe/TCP over TLS 1.3 with PSKs (TP 8011): nvmegate-perf --tls and
+OpenSSL's s_client as hosts, plain hosts against TLS ports, discovery's
+TSAS/TREQ, the handshake deadline, and mangled TLS records."""
+
+import os
+import random
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+import nvmetcp as n
+from conftest import (ADDR, NQN_PREFIX, base_config, free_ports, ns_entry, port_entry,
+                      sparse_file, subsys_entry)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PERF = os.environ.get("NVMEGATE_PERF") or os.path.join(REPO, "build", "nvmegate-perf")
+HOST = "nqn.2014-08.org.nvmexpress:uuid:7a1b2c3d-0000-4000-8000-000000000001"
+OTHER = "nqn.2014-08.org.nvmexpress:uuid:7a1b2c3d-0000-4000-8000-000000000002"
+SUB = NQN_PREFIX + "tls"
+# libnvme's test key (test/psk.c), hash 01 and 02
+KEY01 = "NVMeTLSkey-1:01:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrZ:"
+KEY02 = ("NVMeTLSkey-1:02:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwP/w0S89ELi3W2LxIcLX"
+         "VsDn8kXZQ==:")
+WRONG01 = "NVMeTLSkey-1:01:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh+KfiaR:"
+
+
+class Tls:
+    def __init__(self, start, tmp_path):
+        self.req, self.opt, self.plain, self.disc = free_ports(4)
+        img = sparse_file(tmp_path / "ns.img", 32 << 20)
+        ports = [port_entry(1, self.req, [SUB]), port_entry(2, self.opt, [SUB]),
+                 port_entry(3, self.plain, [SUB]), port_entry(4, self.disc, [])]
+        ports[0]["addr"].update({"tsas": "tls1.3", "treq": "required"})
+        ports[1]["addr"].update({"tsas": "tls1.3", "treq": "not required"})
+        cfg = base_config(ports, [subsys_entry(SUB, [ns_entry(1, img)], allow_any_host=False,
+                                               allowed_hosts=[HOST, OTHER])],
+                          handshake_timeout_ms=1000, reactors=1)
+        cfg["hosts"] = [{"nqn": HOST, "psk": KEY01}, {"nqn": OTHER}]
+        self.daemon = start(cfg)
+
+    def perf(self, port, *args, hostnqn=HOST, check=True, t="1"):
+        cmd = [PERF, "-a", ADDR, "-s", str(port), "-n", SUB, "--hostnqn", hostnqn,
+               "-w", "randrw", "-t", t, "-d", "8", "-b", "4096", "--verify"] + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if check:
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert "0 mismatches" in r.stdout and "errors: 0" in r.stdout, r.stdout
+        return r
+
+
+@pytest.fixture
+def tls(nvmegated, tmp_path):
+    return Tls(nvmegated, tmp_path)
+
+
+def test_tls_port_does_verified_io(tls):
+    tls.perf(tls.req, "--tls", "--psk", KEY01)
+    tls.perf(tls.req, "--tls", "--psk", KEY01, "--tls-identity-v0")
+    # SPDK and libnvme 1.16+ derive with RFC 8446's HkdfLabel: the v1 digest tells
+    tls.perf(tls.req, "--tls", "--psk", KEY01, "--tls-rfc8446")
+    assert "TLS 1.3 (TLS_AES_128_GCM_SHA256) with the PSK of " + HOST in tls.daemon.log()
+
+
+@pytest.mark.parametrize("why,host,key", [
+    ("wrong key", HOST, WRONG01),
+    ("other hash", HOST, KEY02),
+    ("host without psk", OTHER, KEY01),
+    ("unknown host", "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-0000000000ff",
+     KEY01),
+])
+def test_wrong_psk_is_refused(tls, why, host, key):
+    r = tls.perf(tls.req, "--tls", "--psk", key, hostnqn=host, check=False)
+    assert r.returncode != 0, (why, r.stdout)
+    assert "TLS handshake failed" in r.stderr, r.stderr
+
+
+def test_plain_host_refused_by_required_port_bystander_served(tls):
+    r = tls.perf(tls.req, check=False)
+    assert r.returncode != 0
+    assert "port 1 requires TLS, the host spoke in the clear" in tls.daemon.log()
+    tls.perf(tls.plain)                  # a bystander keeps working
+    tls.perf(tls.req, "--tls", "--psk", KEY01)
+
+
+def test_not_required_port_serves_both(tls):
+    tls.perf(tls.opt)
+    tls.perf(tls.opt, "--tls", "--psk", KEY01)
+
+
+def entries_via(port):
+    c = n.Controller(ADDR, port, n.DISCOVERY_NQN, hostnqn=HOST)
+    c.connect(nr_io=0)
+    try:
+        return {e.portid: e for e in c.discovery_log().entries if e.subnqn == SUB}
+    finally:
+        c.close()
+
+
+def test_discovery_shows_tsas_and_treq(tls):
+    # The discovery log lists the port it is read through; the Python host
+    # reads it in the clear, so through the "not required" and plain ports.
+    e = entries_via(tls.opt)[2]
+    assert e.treq & 3 == 2 and e.tsas[0] == 2, e.raw[:4]    # not required, TLS 1.3
+    e = entries_via(tls.plain)[3]
+    assert e.treq & 3 == 0 and e.tsas[0] == 0               # plain: not specified
+
+
+def client_hello_header(n_bytes):
+    return bytes([0x16, 0x03, 0x01]) + struct.pack(">H", n_bytes)
+
+
+def closed_within(s, seconds):
+    s.settimeout(seconds)
+    try:
+        while s.recv(4096):
+            pass
+        return True
+    except (socket.timeout, TimeoutError):
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_silent_tls_client_hits_the_deadline(tls):
+    s = socket.create_connection((ADDR, tls.req))
+    s.sendall(client_hello_header(200)[:3])     # a TLS record begins, then nothing
+    t0 = time.monotonic()
+    assert closed_within(s, 5)
+    assert time.monotonic() - t0 < 4
+    s.close()
+
+
+def test_mangled_records_never_crash(tls):
+    rng = random.Random(1201)
+    for i in range(20):
+        s = socket.create_connection((ADDR, tls.req))
+        body = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 600)))
+        try:
+            s.sendall(client_hello_header(len(body)) + body if i % 2 else
+                      bytes([0x16]) + body)
+        except OSError:
+            pass
+        closed_within(s, 3)
+        s.close()
+    tls.perf(tls.req, "--tls", "--psk", KEY01)
+
+
+def splitting_proxy(listen_port, target_port, chunk):
+    """Forwards connections, host to target in chunk-byte pieces."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((ADDR, listen_port))
+    ls.listen(1)
+
+    def serve(a):
+        b = socket.create_connection((ADDR, target_port))
+        for s in (a, b):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def pump(src, dst, piece):
+            try:
+                while True:
+                    d = src.recv(65536)
+                    if not d:
+                        break
+                    for o in range(0, len(d), piece):
+                        dst.sendall(d[o:o + piece])
+                        if piece < 64:
+                            time.sleep(0.0005)
+            except OSError:
+                pass
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        t = threading.Thread(target=pump, args=(b, a, 65536), daemon=True)
+        t.start()
+        pump(a, b, chunk)
+        t.join(5)
+        a.close()
+        b.close()
+
+    def run():
+        while True:
+            try:
+                a, _ = ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(a,), daemon=True).start()
+
+    threading.Thread(target=run, daemon=True).start()
+    return ls
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_records_split_at_every_byte(tls, chunk):
+    (p,) = free_ports(1)
+    ls = splitting_proxy(p, tls.req, chunk)
+    try:
+        tls.perf(p, "--tls", "--psk", KEY01, "-q", "1", t="0.5")
+    finally:
+        ls.close()
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl command")
+def test_openssl_s_client_completes_the_handshake(tls):
+    # An independent TLS stack with the TLS PSK computed by hand (Python's
+    # hmac, libnvme's derivation) for the v1 identity.
+    import base64
+    import hashlib
+    import hmac
+
+    def hkdf(ikm, info):
+        prk = hmac.new(b"\0" * 32, ikm, hashlib.sha256).digest()
+        return hmac.new(prk, info + b"\1", hashlib.sha256).digest()
+
+    key = base64.b64decode(KEY01.split(":")[2])[:32]
+    retained = hkdf(key, b"\x20\x00tls13 HostNQN" + HOST.encode())
+    digest = base64.b64encode(hmac.new(retained, ("%s %s NVMe-over-Fabrics" % (HOST, SUB))
+                                       .encode(), hashlib.sha256).digest()).decode()
+    psk = hkdf(retained, b"\x20\x00tls13 nvme-tls-psk01 " + digest.encode())
+    ident = "NVMe1R01 %s %s %s" % (HOST, SUB, digest)
+    r = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (ADDR, tls.req), "-tls1_3",
+                        "-psk", psk.hex(), "-psk_identity", ident,
+                        "-ciphersuites", "TLS_AES_128_GCM_SHA256"],
+                       input="", capture_output=True, text=True, timeout=20)
+    assert "Cipher is TLS_AES_128_GCM_SHA256" in r.stdout, r.stdout + r.stderr
+    assert "with the PSK of " + HOST in tls.daemon.log()
