@@ -194,3 +194,9 @@ bench-vm: $(BUILD)/nvmegated
 bench-pcie: $(BUILD)/nvmegated $(BUILD)/nvmegate-bdev-perf
 	$(PYTHON) bench/pcie_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated \
 	  --bdev-perf $(CURDIR)/$(BUILD)/nvmegate-bdev-perf
+
+# ---- What TLS costs: plain NVMe/TCP vs TLS 1.3 (PSK), alternating in one
+# run, nvmegate-perf against the release build (bench/tls_bench.py).
+bench-tls: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf
+	$(PYTHON) bench/tls_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated \
+	  --perf $(CURDIR)/$(BUILD)/nvmegate-perf

@@ -30,13 +30,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def config(port):
+def config(port, addr_extra=None, hosts=None):
+    """One reactor, a RAM namespace, one port (addr_extra: e.g. TLS keys)."""
+    addr = {"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1", "trsvcid": str(port)}
+    addr.update(addr_extra or {})
     return {
-        "hosts": [],
-        "ports": [{"portid": 1,
-                   "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1",
-                            "trsvcid": str(port)},
-                   "subsystems": [NQN]}],
+        "hosts": hosts or [],
+        "ports": [{"portid": 1, "addr": addr, "subsystems": [NQN]}],
         "subsystems": [{"nqn": NQN, "attr": {"allow_any_host": "1"}, "allowed_hosts": [],
                         "namespaces": [{"nsid": 1, "enable": 1,
                                         "device": {"path": "mem:1G"}}]}],
@@ -57,11 +57,12 @@ def wait_listening(port, proc, timeout=20):
     raise RuntimeError("nvmegated did not listen on %d" % port)
 
 
-def one_run(daemon, perf, perf_args, runtime, workdir):
+def one_run(daemon, perf, perf_args, runtime, workdir, make_config=config):
+    """IOPS of one nvmegate-perf run against a fresh daemon."""
     port = free_port()
     cfg = os.path.join(workdir, "ab.json")
     with open(cfg, "w") as f:
-        json.dump(config(port), f)
+        json.dump(make_config(port), f)
     proc = subprocess.Popen([daemon, "-c", cfg], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
