@@ -36,9 +36,17 @@ SCENARIOS = [
     "tls",                   # discover (tls13, treq required), connect --tls, fio verify, ext4 + fsck
     "tls_refused",           # no TLS on a required port, a wrong PSK: refused
     "tls_dhchap",            # TLS + bidirectional DH-HMAC-CHAP (sha512)
-    "tls_sha384",            # a NVMeTLSkey-1:02 PSK: TLS_AES_256_GCM_SHA384 (known to fail, below)
+    "tls_sha384",            # a NVMeTLSkey-1:02 PSK: TLS_AES_256_GCM_SHA384 (xfail: KNOWN_FAIL)
     "tls_identity_v1",       # a PSK inserted under identity version 1 (NVMe1R01 ... digest)
 ]
+
+# Scenarios that fail for a reason outside nvmegated; they still run (a
+# pass is reported as XPASS) so a fixed guest shows.
+KNOWN_FAIL = {
+    "tls_sha384": "tlshd 1.0.0 (trixie) cannot use SHA-384 PSKs: its GnuTLS credentials key "
+                  "the PSK binder with SHA-256 while its SHA-384 priority offers only "
+                  "SHA-384 suites; the kernel's own nvmet refuses the same connect (see the log)",
+}
 
 SMP = 2
 MEM_MB = 2048
@@ -120,6 +128,8 @@ def test_trixie(guest, scenario):
         pytest.fail("%s before this scenario ran (qemu exit status %s).\n"
                     "---- guest console (tail) ----\n%s"
                     % (guest.stopped_why(), guest.rc, guest.console_tail()), pytrace=False)
+    if res["status"] != "PASS" and scenario in KNOWN_FAIL:
+        pytest.xfail(KNOWN_FAIL[scenario])
     if res["status"] != "PASS":
         pytest.fail("scenario %s failed in the 6.12 guest after %.0fs:\n%s"
                     % (scenario, res["secs"], res["log"]), pytrace=False)
