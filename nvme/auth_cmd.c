@@ -17,6 +17,7 @@
 #include "lib/reactor.h"
 #include "lib/util.h"
 #include "nvme/auth.h"
+#include "nvme/auth_crypto.h"
 #include "nvme/core.h"
 #include "nvme/host.h"
 
@@ -133,10 +134,22 @@ static void log_failure(const struct nvmg_sq *sq, const struct nvmg_auth *a)
 		 sq->ctrl->cntlid, sq->qid, a->hostnqn, a->reason);
 }
 
+/* After a message: an exchange that has just ended with access (Success1
+ * received, or Success2 sent when bidirectional) is logged with what it
+ * used, so a test sees every queue's (re-)authentication. */
+static void log_done(const struct nvmg_sq *sq, const struct nvmg_auth *a, bool was_busy)
+{
+	if (was_busy && a->authenticated && !nvmg_auth_busy(a))
+		log_debug("controller %u queue %u (host %s): authenticated (%s, %s)",
+			  sq->ctrl->cntlid, sq->qid, a->hostnqn, nvmg_auth_hash_name(a->hash),
+			  nvmg_auth_dhgroup_name(a->dhgid));
+}
+
 static void execute_auth_send(struct nvmg_req *req)
 {
 	struct nvmg_sq *sq = req->sq;
 	struct nvmg_auth_queue *q = sq->auth;
+	bool was_busy = nvmg_auth_busy(&q->a);
 	struct nvmg_host h, *keys = &h;
 
 	if (nvmg_target_find_host(sq->tgt, q->a.hostnqn, &h))
@@ -151,6 +164,7 @@ static void execute_auth_send(struct nvmg_req *req)
 	else if (q->a.state == NVMG_AUTH_FAILED)
 		log_warn("controller %u queue %u (host %s): the host failed the authentication",
 			 sq->ctrl->cntlid, sq->qid, q->a.hostnqn);
+	log_done(sq, &q->a, was_busy);
 	rearm(q);
 	nvmg_req_complete(req, 0);
 }
@@ -160,6 +174,7 @@ static void execute_auth_receive(struct nvmg_req *req)
 	struct nvmg_sq *sq = req->sq;
 	struct nvmg_auth_queue *q = sq->auth;
 	bool was_failing = q->a.state == NVMG_AUTH_SEND_FAILURE1;
+	bool was_busy = nvmg_auth_busy(&q->a);
 	int n = nvmg_auth_receive(&q->a, req->buf, req->data_len);
 
 	if (n < 0) {
@@ -170,9 +185,8 @@ static void execute_auth_receive(struct nvmg_req *req)
 	memset((uint8_t *)req->buf + n, 0, req->data_len - (size_t)n);
 	if (q->a.state == NVMG_AUTH_FAILED && !was_failing)
 		log_failure(sq, &q->a);
-	else if (q->a.authenticated && !nvmg_auth_busy(&q->a))
-		log_debug("controller %u queue %u (host %s): authenticated", sq->ctrl->cntlid,
-			  sq->qid, q->a.hostnqn);
+	else
+		log_done(sq, &q->a, was_busy);
 	rearm(q);
 	nvmg_req_complete(req, 0);
 }

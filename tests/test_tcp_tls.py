@@ -21,6 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PERF = os.environ.get("NVMEGATE_PERF") or os.path.join(REPO, "build", "nvmegate-perf")
 HOST = "nqn.2014-08.org.nvmexpress:uuid:7a1b2c3d-0000-4000-8000-000000000001"
 OTHER = "nqn.2014-08.org.nvmexpress:uuid:7a1b2c3d-0000-4000-8000-000000000002"
+HOST384 = "nqn.2014-08.org.nvmexpress:uuid:7a1b2c3d-0000-4000-8000-000000000003"
 SUB = NQN_PREFIX + "tls"
 # libnvme's test key (test/psk.c), hash 01 and 02
 KEY01 = "NVMeTLSkey-1:01:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrZ:"
@@ -38,9 +39,10 @@ class Tls:
         ports[0]["addr"].update({"tsas": "tls1.3", "treq": "required"})
         ports[1]["addr"].update({"tsas": "tls1.3", "treq": "not required"})
         cfg = base_config(ports, [subsys_entry(SUB, [ns_entry(1, img)], allow_any_host=False,
-                                               allowed_hosts=[HOST, OTHER])],
+                                               allowed_hosts=[HOST, OTHER, HOST384])],
                           handshake_timeout_ms=1000, reactors=1)
-        cfg["hosts"] = [{"nqn": HOST, "psk": KEY01}, {"nqn": OTHER}]
+        cfg["hosts"] = [{"nqn": HOST, "psk": KEY01}, {"nqn": OTHER},
+                        {"nqn": HOST384, "psk": KEY02}]
         self.daemon = start(cfg)
 
     def perf(self, port, *args, hostnqn=HOST, check=True, t="1"):
@@ -64,6 +66,14 @@ def test_tls_port_does_verified_io(tls):
     # SPDK and libnvme 1.16+ derive with RFC 8446's HkdfLabel: the v1 digest tells
     tls.perf(tls.req, "--tls", "--psk", KEY01, "--tls-rfc8446")
     assert "TLS 1.3 (TLS_AES_128_GCM_SHA256) with the PSK of " + HOST in tls.daemon.log()
+
+
+def test_sha384_psk_runs_aes_256_gcm(tls):
+    # A NVMeTLSkey-1:02 key: TLS_AES_256_GCM_SHA384 with a 48-byte PSK, as
+    # tlshd (GnuTLS) offers it for the Linux host's NVMe0R02 identity
+    tls.perf(tls.req, "--tls", "--psk", KEY02, "--tls-identity-v0", hostnqn=HOST384)
+    tls.perf(tls.req, "--tls", "--psk", KEY02, hostnqn=HOST384)
+    assert "TLS 1.3 (TLS_AES_256_GCM_SHA384) with the PSK of " + HOST384 in tls.daemon.log()
 
 
 @pytest.mark.parametrize("why,host,key", [

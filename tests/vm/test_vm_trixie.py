@@ -27,7 +27,26 @@ SCENARIOS = [
     "plain_tcp",             # nvmegated: discover, connect, fio verify, ext4 + fsck, clean stop
     "kernel_target_tls",     # nvmet tls1.3 (treq required) + PSK: connect --tls via tlshd, fio
     "kernel_target_dhchap",  # nvmet bidirectional DH-HMAC-CHAP: wrong key refused, fio verify
+    # nvmegated's DH-HMAC-CHAP and TLS with the 6.12 host (keys from nvme-cli in the guest)
+    "dhchap",                # connect --dhchap-secret, fio verify on both namespaces
+    "dhchap_bidir",          # --dhchap-ctrl-secret; a wrong controller key is refused by the host
+    "dhchap_groups",         # sha256/384/512 x null/ffdhe2048/ffdhe8192, one connect each
+    "dhchap_refused",        # wrong host key, no host key: refused, the host sees why
+    "dhchap_reauth",         # re-authentication under fio: same key, then a rotated one
+    "tls",                   # discover (tls13, treq required), connect --tls, fio verify, ext4 + fsck
+    "tls_refused",           # no TLS on a required port, a wrong PSK: refused
+    "tls_dhchap",            # TLS + bidirectional DH-HMAC-CHAP (sha512)
+    "tls_sha384",            # a NVMeTLSkey-1:02 PSK: TLS_AES_256_GCM_SHA384 (xfail: KNOWN_FAIL)
+    "tls_identity_v1",       # a PSK inserted under identity version 1 (NVMe1R01 ... digest)
 ]
+
+# Scenarios that fail for a reason outside nvmegated; they still run (a
+# pass is reported as XPASS) so a fixed guest shows.
+KNOWN_FAIL = {
+    "tls_sha384": "tlshd 1.0.0 (trixie) cannot use SHA-384 PSKs: its GnuTLS credentials key "
+                  "the PSK binder with SHA-256 while its SHA-384 priority offers only "
+                  "SHA-384 suites; the kernel's own nvmet refuses the same connect (see the log)",
+}
 
 SMP = 2
 MEM_MB = 2048
@@ -109,6 +128,8 @@ def test_trixie(guest, scenario):
         pytest.fail("%s before this scenario ran (qemu exit status %s).\n"
                     "---- guest console (tail) ----\n%s"
                     % (guest.stopped_why(), guest.rc, guest.console_tail()), pytrace=False)
+    if res["status"] != "PASS" and scenario in KNOWN_FAIL:
+        pytest.xfail(KNOWN_FAIL[scenario])
     if res["status"] != "PASS":
         pytest.fail("scenario %s failed in the 6.12 guest after %.0fs:\n%s"
                     % (scenario, res["secs"], res["log"]), pytrace=False)

@@ -769,6 +769,18 @@ def guest_config(namespaces=(1, 2)):
     }
 
 
+def secure_config_template():
+    """The base config with the host's secrets and port 4420's TLS settings
+    as @NAME@ placeholders: the trixie guest generates its keys with nvme-cli
+    and fills them in (guest/trixie.sh secure_conf); "" means unset."""
+    c = guest_config()
+    c["hosts"] = [{"nqn": GUEST_HOSTNQN, "psk": "@PSK@",
+                   "dhchap": {"key": "@KEY@", "ctrl_key": "@CKEY@", "hash": "@HASH@",
+                              "dhgroup": "@GROUP@"}}]
+    c["ports"][0]["addr"].update({"tsas": "@TSAS@", "treq": "@TREQ@"})
+    return c
+
+
 def build_overlay(daemon, path, mode, scenarios=(), env=None, base_root=None, script=None,
                   kind=None):
     kind = kind_of(kind)
@@ -787,7 +799,8 @@ def build_overlay(daemon, path, mode, scenarios=(), env=None, base_root=None, sc
         p = os.path.join(GUEST_DIR, d)
         if os.path.isfile(p):
             tree.add_file("/init" if d == "init" else "/vm/" + d, p, mode=0o755)
-    confs = {"base": guest_config(), "ns3": guest_config((1, 2, 3))}
+    confs = {"base": guest_config(), "ns3": guest_config((1, 2, 3)),
+             "secure-template": secure_config_template()}
     for name, c in confs.items():
         tree.add_data("/vm/conf/%s.json" % name, json.dumps(c, indent=1) + "\n")
     settings = {"MODE": mode, "SCENARIOS": " ".join(scenarios), "SUBNQN": SUBNQN,
