@@ -14,8 +14,23 @@ import time
 import pytest
 
 import nvmetcp as n
-from conftest import (ADDR, NQN_PREFIX, base_config, free_ports, ns_entry, port_entry,
-                      sparse_file, subsys_entry)
+import importlib.util
+
+# The suite's own conftest, by path: with tests/vm/conftest.py also loaded,
+# the bare module name "conftest" may be the other one.
+_spec = importlib.util.spec_from_file_location(
+    "nvmegate_tests_conftest", os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py"))
+_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_conftest)
+ADDR = _conftest.ADDR
+NQN_PREFIX = _conftest.NQN_PREFIX
+base_config = _conftest.base_config
+free_ports = _conftest.free_ports
+ns_entry = _conftest.ns_entry
+port_entry = _conftest.port_entry
+sparse_file = _conftest.sparse_file
+subsys_entry = _conftest.subsys_entry
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PERF = os.environ.get("NVMEGATE_PERF") or os.path.join(REPO, "build", "nvmegate-perf")
