@@ -93,6 +93,7 @@ struct nvmg_conf {
 	unsigned handshake_timeout_ms; /* ICReq + Connect deadline, default 10000 */
 	unsigned max_pending_sockets;  /* half-open sockets, default 128 */
 	unsigned max_queues_per_host;  /* live queues per host NQN, default 1024 */
+	bool kernel_tls;               /* TLS records by the kernel where it can, default on */
 	/* "nvmegate": {"fuse": {"mountpoint": PATH, "aliases": {...}}} */
 	char *fuse_mountpoint;         /* NULL: no FUSE front end. nvmg_conf_load makes
 					* a relative path absolute against the config

@@ -162,6 +162,7 @@ static const struct nvmg_dec_key nvmegate_keys[] = {
 	  NVMG_DEC_FIELD(conf_t, max_pending_sockets), .min = 1, .max = 65536, .dflt = 128 },
 	{ .key = "max_queues_per_host", .type = NVMG_DEC_INT,
 	  NVMG_DEC_FIELD(conf_t, max_queues_per_host), .min = 1, .max = 1048576, .dflt = 1024 },
+	{ .key = "kernel_tls", .type = NVMG_DEC_BOOL, NVMG_DEC_FIELD(conf_t, kernel_tls), .dflt = 1 },
 	{ .key = "log_level", .type = NVMG_DEC_ENUM, NVMG_DEC_FIELD(conf_t, log_level),
 	  .names = &log_levels, .dflt = NVMG_LOG_INFO },
 	{ .key = "fuse", .type = NVMG_DEC_OBJECT, .sub = &fuse },

@@ -21,44 +21,16 @@ typedef struct nvmg_conf_port port_t;
  * (PSK, TP 8011) on, "none" (or "") leaves it off; "treq" "required" lets
  * only TLS in, "not required" both, "not specified" (or "") is nvmetcli's
  * default and means required on a TLS port, as the Linux target does. */
-static int dec_tsas(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
-		    void *base)
-{
-	struct nvmg_dec_quoted q;
-	const char *s = NULL;
-	int ret = nvmg_dec_str(d, v, &s);
+static const struct nvmg_dec_enum tsas_names = {
+	"", " is not supported (only \"tls1.3\" or \"none\")",
+	{ { "tls1.3", true }, { "none", false }, { "", false } },
+};
 
-	(void)k;
-	if (ret)
-		return ret;
-	if (!strcasecmp(s, "tls1.3"))
-		((port_t *)base)->tls = true;
-	else if (*s && strcasecmp(s, "none"))
-		return nvmg_dec_fail(d, "%s is not supported (only \"tls1.3\" or \"none\")",
-				     nvmg_dec_quote(&q, s));
-	return 0;
-}
-
-static int dec_treq(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
-		    void *base)
-{
-	port_t *port = base;
-	struct nvmg_dec_quoted q;
-	const char *s = NULL;
-	int ret = nvmg_dec_str(d, v, &s);
-
-	(void)k;
-	if (ret)
-		return ret;
-	if (!strcasecmp(s, "required"))
-		port->treq = NVMG_TREQ_REQUIRED;
-	else if (!strcasecmp(s, "not required"))
-		port->treq = NVMG_TREQ_NOT_REQUIRED;
-	else if (*s && strcasecmp(s, "not specified"))
-		return nvmg_dec_fail(d, "%s is not supported (only \"required\", \"not required\" "
-				     "or \"not specified\")", nvmg_dec_quote(&q, s));
-	return 0;
-}
+static const struct nvmg_dec_enum treq_names = {
+	"", " is not supported (only \"required\", \"not required\" or \"not specified\")",
+	{ { "required", NVMG_TREQ_REQUIRED }, { "not required", NVMG_TREQ_NOT_REQUIRED },
+	  { "not specified", NVMG_TREQ_UNSPECIFIED }, { "", NVMG_TREQ_UNSPECIFIED } },
+};
 
 /* After both: TLS required needs TLS offered; a TLS port with treq
  * unspecified requires it (never silently in the clear). */
@@ -137,8 +109,8 @@ static const struct nvmg_dec_enum adrfams = {
 };
 
 static const struct nvmg_dec_key addr_keys[] = {
-	{ .key = "treq", .type = NVMG_DEC_CUSTOM, .fn = dec_treq },
-	{ .key = "tsas", .type = NVMG_DEC_CUSTOM, .fn = dec_tsas },
+	{ .key = "treq", .type = NVMG_DEC_ENUM, NVMG_DEC_FIELD(port_t, treq), .names = &treq_names },
+	{ .key = "tsas", .type = NVMG_DEC_ENUM, NVMG_DEC_FIELD(port_t, tls), .names = &tsas_names },
 	{ .type = NVMG_DEC_CHECK, .fn = check_tls },
 	{ .key = "trtype", .type = NVMG_DEC_CUSTOM, .fn = dec_trtype, .flags = NVMG_DEC_REQUIRED },
 	{ .key = "portid", .rule = NVMG_DEC_WARN, .harmless = same_portid,

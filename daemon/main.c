@@ -246,6 +246,7 @@ int main(int argc, char **argv)
 	/* conf/ owns the defaults and ranges (never 0). */
 	topts.handshake_timeout_ms = conf->handshake_timeout_ms;
 	topts.max_pending_sockets = conf->max_pending_sockets;
+	topts.kernel_tls = conf->kernel_tls;
 	ret = nvmg_tcp_start(dmn.tcp, &topts);
 	if (ret) {
 		log_err("cannot start the tcp transport: %s", strerror(-ret));

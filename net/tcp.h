@@ -10,6 +10,7 @@ struct nvmg_tcp;
 struct nvmg_tcp_opts {
 	unsigned handshake_timeout_ms; /* ICReq + Connect deadline */
 	unsigned max_pending_sockets;  /* sockets not yet past Connect */
+	bool kernel_tls;               /* TLS records by the kernel where it can */
 };
 
 /* The "tcp" transport: register it on the target with the nvmg_tcp that

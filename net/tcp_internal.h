@@ -33,6 +33,7 @@ struct nvmg_tcp {
 	size_t nr_listeners;
 	bool started;                 /* between nvmg_tcp_start and shutdown */
 	SSL_CTX *ssl_ctx;             /* TLS ports' server context (tcp_tls.c) */
+	atomic_bool ktls_absent;      /* the kernel has no "tls" ULP */
 };
 
 /* nvmg_tcp_transport's port calls and discovery fields (tcp_listen.c). */

@@ -484,6 +484,7 @@ static void tls_recv(struct tcp_conn *c, uint32_t res)
 		tcp_conn_close(c, "bad TLS record");
 		return;
 	}
+	tcp_tls_try_kernel(c);
 	tcp_conn_arm_recv(c);
 }
 
@@ -493,13 +494,22 @@ static void recv_handle(struct tcp_conn *c, int res)
 		tcp_conn_arm_recv(c);
 		return;
 	}
+	if (res <= 0 && c->tls && c->tls->ktls_rx && (res == -EIO || res == -EBADMSG)) {
+		/* The kernel opened no data: a record that is not application
+		 * data (the host's close_notify or another alert), or one that
+		 * fails authentication. Either way the session is over. */
+		if (res == -EBADMSG)
+			log_warn("%s: a TLS record failed authentication", c->peer);
+		rx_eof(c);
+		return;
+	}
 	if (res <= 0) {
 		if (res < 0 && res != -ECONNRESET)
 			log_warn("%s: receive: %s", c->peer, strerror(-res));
 		rx_eof(c);
 		return;
 	}
-	if (c->tls) {
+	if (c->tls && !c->tls->ktls_rx) {
 		tls_recv(c, (uint32_t)res);
 		return;
 	}
@@ -522,7 +532,7 @@ void tcp_conn_arm_recv(struct tcp_conn *c)
 	if (c->recv_inflight || c->rx_stopped || c->closing)
 		return;
 	sqe = nvmg_reactor_sqe(c->r);
-	if (c->tls) {
+	if (c->tls && !c->tls->ktls_rx) {
 		io_uring_prep_recv(sqe, c->fd, c->tls->cbuf, TLS_CBUF_SIZE, 0);
 	} else if (c->rx_state == RX_DATA && c->rx_dst && c->roff == c->rlen &&
 	    c->rx_len - c->rx_done >= DIRECT_RECV_MIN) {

@@ -130,9 +130,12 @@ static void conn_send(struct tcp_conn *c)
 {
 	struct iovec iov[MAX_IOV];
 
-	if (c->tls) {
-		tls_conn_send(c);
-		return;
+	if (c->tls && !c->tls->ktls_tx) {
+		tcp_tls_try_kernel(c);
+		if (!c->tls->ktls_tx) {
+			tls_conn_send(c);
+			return;
+		}
 	}
 
 	while (!STAILQ_EMPTY(&c->send_q) && !c->poll_inflight) {

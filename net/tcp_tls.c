@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "lib/log.h"
 #include "net/tcp_conn.h"
+#include "net/tcp_internal.h"
 #include "net/tcp_psk.h"
 #include "net/tcp_tls.h"
 #include "nvme/host.h"
@@ -58,6 +60,38 @@ static int psk_find(SSL *ssl, const unsigned char *identity, size_t len, SSL_SES
 	return 1;
 }
 
+/* OpenSSL tells its secrets only through the key log: keep the first
+ * application traffic secrets for the kernel (tcp_tls_try_kernel). */
+static void keylog(const SSL *ssl, const char *line)
+{
+	struct tcp_conn *c = SSL_get_app_data(ssl);
+	struct tcp_tls *t = c ? c->tls : NULL;
+	size_t n;
+
+	if (!t || !t->ktls_try)
+		return;
+	if ((n = tcp_ktls_keylog_secret(line, "CLIENT_TRAFFIC_SECRET_0", t->secret_rx)) ||
+	    (n = tcp_ktls_keylog_secret(line, "SERVER_TRAFFIC_SECRET_0", t->secret_tx)))
+		t->secret_len = (uint8_t)n;
+}
+
+/* Counts the application records each way: the kernel continues their
+ * sequence numbers. Every record header passes here once; the ones
+ * before the handshake finished used the handshake keys. */
+static void record_seen(int write_p, int version, int type, const void *buf, size_t len, SSL *ssl,
+			void *arg)
+{
+	struct tcp_tls *t = arg;
+
+	(void)version, (void)buf, (void)len;
+	if (type != SSL3_RT_HEADER || !SSL_is_init_finished(ssl))
+		return;
+	if (write_p)
+		t->rec_out++;
+	else
+		t->rec_in++;
+}
+
 SSL_CTX *tcp_tls_ctx_new(void)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -75,6 +109,8 @@ SSL_CTX *tcp_tls_ctx_new(void)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_psk_find_session_callback(ctx, psk_find);
+	/* Stores nothing unless the connection may use kernel TLS. */
+	SSL_CTX_set_keylog_callback(ctx, keylog);
 	return ctx;
 }
 
@@ -108,6 +144,11 @@ int tcp_tls_start(struct tcp_conn *c, const uint8_t *first, size_t n)
 	SSL_set_bio(t->ssl, t->rbio, t->wbio);
 	SSL_set_accept_state(t->ssl);
 	SSL_set_app_data(t->ssl, c);
+	if (c->tr->tcp->opts.kernel_tls && !atomic_load(&c->tr->tcp->ktls_absent)) {
+		t->ktls_try = true;
+		SSL_set_msg_callback(t->ssl, record_seen);
+		SSL_set_msg_callback_arg(t->ssl, t);
+	}
 	c->tls = t;
 	memcpy(t->cbuf, first, n);
 	return tcp_tls_feed(c, n);
@@ -119,6 +160,8 @@ void tcp_tls_free(struct tcp_conn *c)
 		return;
 	SSL_free(c->tls->ssl); /* and its BIOs */
 	OPENSSL_cleanse(c->tls->stage, sizeof(c->tls->stage));
+	OPENSSL_cleanse(c->tls->secret_rx, sizeof(c->tls->secret_rx));
+	OPENSSL_cleanse(c->tls->secret_tx, sizeof(c->tls->secret_tx));
 	free(c->tls);
 	c->tls = NULL;
 }
@@ -247,6 +290,70 @@ void tcp_tls_sent(struct tcp_conn *c, size_t n)
 		(void)BIO_reset(t->wbio);
 		t->wsent = 0;
 	}
+}
+
+/* Kernel TLS is not there (no "tls" ULP): say so once per daemon and
+ * stop trying. */
+static void ktls_absent(struct tcp_conn *c, int err)
+{
+	struct tcp_tls *t = c->tls;
+
+	t->ktls_try = false;
+	if (!atomic_exchange(&c->tr->tcp->ktls_absent, true))
+		log_info("kernel TLS is not available (%s): OpenSSL does the TLS record layer",
+			 strerror(-err));
+}
+
+static int ktls_hand_over(struct tcp_conn *c, bool tx, uint64_t seq)
+{
+	struct tcp_tls *t = c->tls;
+	const SSL_CIPHER *cipher = SSL_get_current_cipher(t->ssl);
+	struct tcp_ktls_keys k;
+	int ret;
+
+	ret = tcp_ktls_attach(c->fd);
+	if (ret == -ENOENT || ret == -ENOPROTOOPT || ret == -EOPNOTSUPP) {
+		ktls_absent(c, ret);
+		return ret;
+	}
+	if (!ret)
+		ret = cipher ? tcp_ktls_derive((uint16_t)SSL_CIPHER_get_protocol_id(cipher),
+					       tx ? t->secret_tx : t->secret_rx, t->secret_len, &k)
+			     : -EINVAL;
+	if (!ret) {
+		ret = tcp_ktls_set(c->fd, tx, &k, seq);
+		OPENSSL_cleanse(&k, sizeof(k));
+	}
+	OPENSSL_cleanse(tx ? t->secret_tx : t->secret_rx, KTLS_SECRET_MAX);
+	if (ret) {
+		/* The socket is unchanged: OpenSSL keeps this direction. */
+		log_warn("%s: kernel TLS %s: %s; OpenSSL keeps it", c->peer, tx ? "send" : "receive",
+			 strerror(-ret));
+		t->ktls_try = false;
+		return ret;
+	}
+	log_debug("%s: kernel TLS %s from record %llu", c->peer, tx ? "send" : "receive",
+		  (unsigned long long)seq);
+	return 0;
+}
+
+void tcp_tls_try_kernel(struct tcp_conn *c)
+{
+	struct tcp_tls *t = c->tls;
+	const uint8_t *p;
+
+	if (!t || !t->ktls_try || !t->established || !t->secret_len)
+		return;
+	/* Receive: at a record boundary, nothing OpenSSL still holds. */
+	if (!t->ktls_rx && !c->recv_inflight && !BIO_ctrl_pending(t->rbio) &&
+	    !SSL_has_pending(t->ssl) && !ktls_hand_over(c, false, t->rec_in))
+		t->ktls_rx = true;
+	/* Send: every sealed record out, nothing staged. */
+	if (t->ktls_try && !t->ktls_tx && !t->stage_len && !tcp_tls_pending(c, &p) &&
+	    !ktls_hand_over(c, true, t->rec_out))
+		t->ktls_tx = true;
+	if (t->ktls_rx && t->ktls_tx)
+		t->ktls_try = false;
 }
 
 uint16_t tcp_tls_check_connect(struct tcp_conn *c, const struct nvmg_req *req)

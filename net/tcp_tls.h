@@ -5,14 +5,16 @@
  * buffer for large data), and the send side encrypts each flushed batch
  * of PDUs into the write BIO, whose bytes leave in one send. No SSL call
  * touches the socket or blocks; the handshake runs under the ICReq and
- * Connect deadline. Kernel TLS (TCP_ULP "tls") is not used yet: OpenSSL
- * does the record layer. Everything runs on the connection's reactor. */
+ * Connect deadline. Where the kernel has kernel TLS, each direction then
+ * moves to the socket (tcp_ktls.h) and the connection carries plaintext
+ * like a plain one. Everything runs on the connection's reactor. */
 #ifndef NVMG_TCP_TLS_H
 #define NVMG_TCP_TLS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "net/tcp_ktls.h"
 #include "nvme/spec.h"
 
 struct tcp_conn;
@@ -30,6 +32,13 @@ struct tcp_tls {
 	SSL *ssl;
 	BIO *rbio, *wbio;
 	bool established;
+	/* Kernel TLS: the traffic secrets (wiped once handed over), the
+	 * application records OpenSSL opened/sealed so far (the kernel's
+	 * first sequence numbers), and which directions the socket owns. */
+	bool ktls_try, ktls_tx, ktls_rx;
+	uint8_t secret_len;
+	uint8_t secret_rx[KTLS_SECRET_MAX], secret_tx[KTLS_SECRET_MAX];
+	uint64_t rec_in, rec_out;
 	size_t wsent;                 /* bytes of the write BIO already sent */
 	char hostnqn[NVME_NQN_LENGTH]; /* of the PSK identity the host used */
 	char subnqn[NVME_NQN_LENGTH];
@@ -62,6 +71,12 @@ int tcp_tls_write(struct tcp_conn *c, const void *p, size_t n);
 int tcp_tls_flush_stage(struct tcp_conn *c);
 size_t tcp_tls_pending(struct tcp_conn *c, const uint8_t **p);
 void tcp_tls_sent(struct tcp_conn *c, size_t n);
+
+/* Hand what the kernel can take to it: the receive direction once
+ * OpenSSL holds no ciphertext (call between receives), the send direction
+ * once no ciphertext waits. No-op when done, not possible (yet) or not
+ * wanted; a failure only leaves OpenSSL in charge. */
+void tcp_tls_try_kernel(struct tcp_conn *c);
 
 /* Before Connect runs on a TLS connection: the host and subsystem NQNs
  * in its data must be the PSK identity's. 0 or an NVMe status. */

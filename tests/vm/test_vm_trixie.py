@@ -33,7 +33,9 @@ SCENARIOS = [
     "dhchap_groups",         # sha256/384/512 x null/ffdhe2048/ffdhe8192, one connect each
     "dhchap_refused",        # wrong host key, no host key: refused, the host sees why
     "dhchap_reauth",         # re-authentication under fio: same key, then a rotated one
-    "tls",                   # discover (tls13, treq required), connect --tls, fio verify, ext4 + fsck
+    "tls",                   # discover (tls13, treq required), connect --tls, kernel TLS on our
+                             # side (/proc/net/tls_stat), fio verify, ext4 + fsck
+    "tls_openssl",           # "kernel_tls": false: OpenSSL's record layer, fio verify
     "tls_refused",           # no TLS on a required port, a wrong PSK: refused
     "tls_dhchap",            # TLS + bidirectional DH-HMAC-CHAP (sha512)
     "tls_sha384",            # a NVMeTLSkey-1:02 PSK: TLS_AES_256_GCM_SHA384 (xfail: KNOWN_FAIL)

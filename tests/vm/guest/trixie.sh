@@ -343,6 +343,15 @@ sc_tls() {
 	dlog_since $o | grep "TLS 1.3" | tail -n 3
 	dlog_since $o | grep -q "TLS 1.3 (TLS_AES_128_GCM_SHA256) with the PSK of $HOSTNQN" ||
 		fail "nvmegated logged no TLS 1.3 (TLS_AES_128_GCM_SHA256) session with $HOSTNQN's PSK"
+	# the kernel seals and opens our records (kernel TLS), from the
+	# sequence numbers OpenSSL reached: a wrong one and the host could
+	# not open the very next record
+	record_layer_check kernel
+	dlog_since $o | grep "kernel TLS" | tail -n 2
+	dlog_since $o | grep -q "kernel TLS send from record 0" ||
+		fail "nvmegated logged no kernel TLS send"
+	dlog_since $o | grep -q "kernel TLS receive from record" ||
+		fail "nvmegated logged no kernel TLS receive"
 	fio_run randwrite4k --filename=$DEV1 --ioengine=io_uring --direct=1 --verify=crc32c \
 		--verify_fatal=1 --do_verify=1 --rw=randwrite --bs=4k --iodepth=16 --size=16M
 	fio_run seqwrite128k --filename=$DEV2 --ioengine=libaio --direct=1 --verify=crc32c \
@@ -358,6 +367,44 @@ sc_tls() {
 	must mount -t ext4 $DEV1 /mnt/t
 	[ "$(md5sum < /mnt/t/f)" = "$sum" ] || fail "file differs after remount"
 	must umount /mnt/t
+	disconnect
+	daemon_stop || fail "nvmegated did not stop cleanly"
+}
+
+# record_layer_check WHO: nvmegated's TLS sockets on $PORT have their
+# records sealed and opened by WHO: "kernel" (kernel TLS: each of our
+# sockets counts in /proc/net/tls_stat next to the host's) or "openssl"
+# (only the host's sockets count)
+record_layer_check() {
+	_q=$(awk -v p=":$(printf %04X $PORT)" '$2 ~ p"$" && $4 == "01"' /proc/net/tcp | wc -l)
+	_tx=$(tls_stat TlsCurrTxSw); _rx=$(tls_stat TlsCurrRxSw)
+	say "nvmegated TLS sockets: $_q; kTLS sockets now: tx $_tx rx $_rx (the host's and ours)"
+	[ "$_q" -gt 0 ] || fail "no nvmegated socket on port $PORT"
+	case $1 in
+	kernel) _want=$((2 * _q)) ;;
+	*) _want=$_q ;;
+	esac
+	[ "$_tx" = "$_want" ] && [ "$_rx" = "$_want" ] ||
+		fail "expected $_want kTLS sockets each way with $1 records on our side"
+}
+
+# kernel TLS off ("kernel_tls": false): OpenSSL's record layer, same data
+sc_tls_openssl() {
+	start_tlshd || fail "tlshd does not start"
+	psk=$(tlskey 1)
+	secure_conf secure PSK="$psk" TSAS=tls1.3 TREQ=required
+	sed -i 's|"nvmegate": {|"nvmegate": {"kernel_tls": false,|' /vm/conf/secure.json
+	grep -q '"kernel_tls": false' /vm/conf/secure.json || fail "cannot set kernel_tls false"
+	daemon_start secure || fail "nvmegated does not start"
+	insert_psk "$HOSTNQN" "$SUBNQN" "$psk" > /dev/null || fail "cannot insert the PSK"
+	o=$(dlog_size)
+	connect_tls --nr-io-queues=2
+	record_layer_check openssl
+	dlog_since $o | grep -q "kernel TLS" && fail "nvmegated used kernel TLS with kernel_tls false"
+	fio_run randwrite4k --filename=$DEV1 --ioengine=io_uring --direct=1 --verify=crc32c \
+		--verify_fatal=1 --do_verify=1 --rw=randwrite --bs=4k --iodepth=16 --size=16M
+	fio_run seqwrite128k --filename=$DEV2 --ioengine=libaio --direct=1 --verify=crc32c \
+		--verify_fatal=1 --do_verify=1 --rw=write --bs=128k --iodepth=8 --size=16M
 	disconnect
 	daemon_stop || fail "nvmegated did not stop cleanly"
 }
