@@ -201,3 +201,10 @@ bench-pcie: $(BUILD)/nvmegated $(BUILD)/nvmegate-bdev-perf
 bench-tls: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf
 	$(PYTHON) bench/tls_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated \
 	  --perf $(CURDIR)/$(BUILD)/nvmegate-perf
+
+# ---- Many hosts for long: 64 hosts x 4 queues of verified mixed I/O for
+# 30 minutes while namespaces and hosts come and go (bench/soak.py).
+.PHONY: bench-soak
+bench-soak: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/nvmegate
+	$(PYTHON) bench/soak.py --daemon $(CURDIR)/$(BUILD)/nvmegated \
+	  --perf $(CURDIR)/$(BUILD)/nvmegate-perf --cli $(CURDIR)/$(BUILD)/nvmegate
