@@ -97,6 +97,10 @@ void cli_print_list(struct json_object *r)
 			printf("  %-6lld %-12s %-6lld %-3s %s\n", gi(n, "nsid"),
 			       human_bytes((unsigned long long)gi(n, "bytes"), b, sizeof(b)), gi(n, "lba_size"),
 			       json_object_get_boolean(get(n, "readonly")) ? "yes" : "no", gs(n, "path"));
+			if (gi(n, "unserved_bytes") > 0)
+				printf("  %-6s warning: the last %lld bytes of %s are not served (not a whole "
+				       "%lld-byte block)\n", "", gi(n, "unserved_bytes"), gs(n, "path"),
+				       gi(n, "lba_size"));
 		}
 	}
 	printf("\nPORTS\n%-6s %-6s %-24s %-7s %s\n", "PORT", "FAMILY", "ADDRESS", "SERVICE", "SUBSYSTEMS");
