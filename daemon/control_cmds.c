@@ -485,7 +485,8 @@ static struct json_object *cmd_save(struct nvmg_daemon *d, struct json_object *r
 	free(text);
 	if (ret)
 		return ctl_fail(false, "%s", ret == -ENOMEM ? "out of memory" : err);
-	log_info("control: running configuration saved to %s", file);
+	log_info("control: running configuration saved to %s",
+		 nvmg_escape(err, sizeof(err), file, strlen(file)));
 	res = json_object_new_object();
 	json_object_object_add(res, "file", json_object_new_string(file));
 	return ctl_ok(res);

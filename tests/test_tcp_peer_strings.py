@@ -27,8 +27,8 @@ def ct(make_target, tmp_path):
 
 
 def assert_clean(text, what):
-    """No raw control byte, and no line that starts as the forged one."""
-    bad = [ch for ch in text if (ord(ch) < 0x20 and ch != "\n") or ord(ch) == 0x7F]
+    """No raw control or non-ASCII byte, and no line that starts as the forged one."""
+    bad = [ch for ch in text if (ord(ch) < 0x20 and ch != "\n") or ord(ch) >= 0x7F]
     assert not bad, "%s holds raw control bytes %r:\n%r" % (what, bad, text)
     forged = [line for line in text.splitlines() if re.match(r"^(<\d>)?nvmegated 9\.9\.9", line)]
     assert not forged, "%s has a forged line: %r" % (what, forged)
@@ -59,6 +59,14 @@ def test_hostile_host_nqn_is_escaped_everywhere(ct):
     hosts = [x["host"] for x in ct.cli.json("list")["controllers"]]
     assert EVIL_HOST in hosts
 
+    # bytes that are not UTF-8 at all: shown as \xNN, never raw
+    raw = ct.controller(hostnqn=b"nqn.2014-08.org.nvmexpress:raw\xff\xc3(", nr_io=1)
+    raw.write(2, 0, n.pattern(512, 2)).check()
+    for out in (ct.cli.ok("list"), ct.cli.ok("stats", "--prometheus")):
+        assert_clean(out, "nvmegate output")
+        assert "nqn.2014-08.org.nvmexpress:raw\\xff\\xc3(" in out.replace("\\\\", "\\"), out
+    raw.close()
+
     # a control client's arguments are quoted in the log as well
     r = ct.cli.run("host", "allow", ct.nqn_restricted, "nqn.2014-08.x:\n" + FORGED)
     assert r.returncode != 0, r.stdout
@@ -70,4 +78,5 @@ def test_hostile_host_nqn_is_escaped_everywhere(ct):
     assert ("created on %s for host %s" % (ct.nqn, EVIL_HOST_ESCAPED)) in log, log
     assert ("connect from %s to %s refused" % (EVIL_HOST_ESCAPED, ct.nqn_restricted)) in log, log
     assert ("subsystem nqn.2026-11.io.nvmegate:none\\x0a" + FORGED) in log, log
+    assert "for host nqn.2014-08.org.nvmexpress:raw\\xff\\xc3(" in log, log
     assert ("allow host nqn.2014-08.x:\\x0a" + FORGED) in log, log
