@@ -332,6 +332,7 @@ fail:
 static int make_default_dir(char *err, size_t errlen)
 {
 	struct stat st;
+	int ret;
 
 	if (!mkdir(DEFAULT_DIR, 0755)) {
 		if (!chmod(DEFAULT_DIR, 0755))
@@ -341,8 +342,9 @@ static int make_default_dir(char *err, size_t errlen)
 			return 0;
 		errno = ENOTDIR;
 	}
-	snprintf(err, errlen, "%s: %s", DEFAULT_DIR, strerror(errno));
-	return -errno;
+	ret = -errno;
+	snprintf(err, errlen, "%s: %s", DEFAULT_DIR, strerror(-ret));
+	return ret;
 }
 
 /* The configured path, $RUNTIME_DIRECTORY's under systemd, or (as root)

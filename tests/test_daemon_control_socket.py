@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+import time
 
 import importlib.util
 
@@ -52,6 +53,16 @@ def private_run():
     holder.wait()
 
 
+def started_log(d, timeout=10):
+    """The daemon's log once it says it is ready: the ports accept before
+    the control socket opens."""
+    deadline = time.monotonic() + timeout
+    while " ready: " not in d.log(whole=False):
+        assert time.monotonic() < deadline, "not ready:\n" + d.log(whole=False)
+        time.sleep(0.05)
+    return d.log(whole=False)
+
+
 def cli_status(ns):
     """`nvmegate --json status` with no -s, inside the namespace."""
     r = subprocess.run(ns.prefix + [cli_binary(), "--json", "status"], capture_output=True,
@@ -63,7 +74,7 @@ def cli_status(ns):
 def test_root_daemon_serves_the_default_socket(make_target, private_run):
     ns = private_run
     a = make_target(env=NO_RUNDIR, prefix=ns.prefix)
-    assert "control socket %s (mode 0600)" % SOCK in a.daemon.log(whole=False)
+    assert "control socket %s (mode 0600)" % SOCK in started_log(a.daemon)
     st = os.stat(ns.root + "/run/nvmegate")
     assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755
     st = os.lstat(ns.root + SOCK)
@@ -72,7 +83,7 @@ def test_root_daemon_serves_the_default_socket(make_target, private_run):
 
     # a second daemon by hand: it says it has no socket and leaves the first's
     b = make_target(env=NO_RUNDIR, prefix=ns.prefix, name="second")
-    log = b.daemon.log(whole=False)
+    log = started_log(b.daemon)
     assert "another nvmegated is serving it; this nvmegated runs without a control socket" \
         in log, log
     b.check_serving()
@@ -82,10 +93,20 @@ def test_root_daemon_serves_the_default_socket(make_target, private_run):
     a.daemon.stop(sig=signal.SIGKILL, check=False)
     assert os.path.exists(ns.root + SOCK)
     c = make_target(env=NO_RUNDIR, prefix=ns.prefix, name="third")
-    assert "control socket %s (mode 0600)" % SOCK in c.daemon.log(whole=False)
+    assert "control socket %s (mode 0600)" % SOCK in started_log(c.daemon)
     assert cli_status(ns)["pid"] == c.daemon.proc.pid
     c.daemon.stop()
     assert not os.path.exists(ns.root + SOCK)
+
+
+def test_no_room_for_the_default_socket_is_not_fatal(make_target, private_run):
+    """A file where the folder should be costs the CLI, not the start."""
+    with open(private_run.root + "/run/nvmegate", "w") as f:
+        f.write("not a folder\n")
+    t = make_target(env=NO_RUNDIR, prefix=private_run.prefix)
+    log = started_log(t.daemon)
+    assert "control socket: /run/nvmegate: Not a directory; running without one" in log, log
+    t.check_serving()
 
 
 def test_configured_socket_is_not_the_default(make_target, private_run, tmp_path):
@@ -94,7 +115,7 @@ def test_configured_socket_is_not_the_default(make_target, private_run, tmp_path
 
     def extra(t):
         t.config["nvmegate"]["control"] = {"socket": str(sock)}
-    make_target(env=NO_RUNDIR, prefix=private_run.prefix, extra=extra)
+    started_log(make_target(env=NO_RUNDIR, prefix=private_run.prefix, extra=extra).daemon)
     assert stat.S_ISSOCK(os.lstat(sock).st_mode)
     assert not os.path.exists(private_run.root + "/run/nvmegate")
 
@@ -111,7 +132,7 @@ def test_unprivileged_daemon_says_it_has_no_socket(private_run):
         "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"])
     try:
         d.start()
-        log = d.log(whole=False)
+        log = started_log(d)
         assert "no control socket: the nvmegate CLI needs nvmegate.control.socket" in log, log
         assert not os.path.exists(private_run.root + "/run/nvmegate")
     finally:

@@ -2,7 +2,7 @@
 blocks only, the owner is told at start and in `nvmegate list` how many
 bytes are out of reach, and nothing writes past the last whole block."""
 
-import os
+import time
 
 import pytest
 
@@ -26,6 +26,10 @@ def test_partial_last_block_is_reported_and_never_written(make_target, tmp_path,
         t.config["subsystems"][0]["namespaces"].append(ns)
     t = make_target(extra=extra)
     cli = Cli(sock)
+    # the ports accept before the control socket opens: wait for "ready"
+    deadline = time.monotonic() + 10
+    while " ready: " not in t.daemon.log(whole=False) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
     log = t.daemon.log(whole=False)
     assert ("%s: %d bytes are not a whole number of %d-byte blocks: the last %d bytes are "
