@@ -3,6 +3,7 @@ reaches a log line, a terminal or a Prometheus scrape raw: a hostile NQN
 cannot end a line, forge another, or send terminal escapes."""
 
 import re
+import time
 
 import pytest
 
@@ -23,6 +24,10 @@ def ct(make_target, tmp_path):
     sock = tmp_path / "control.sock"
     t = make_target(extra=add_control(sock))
     t.cli = Cli(sock)
+    # the ports accept before the control socket opens: wait for "ready"
+    deadline = time.monotonic() + 10
+    while " ready: " not in t.daemon.log(whole=False) and time.monotonic() < deadline:
+        time.sleep(0.05)
     return t
 
 
