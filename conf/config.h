@@ -102,8 +102,9 @@ struct nvmg_conf {
 	size_t nr_fuse_aliases;
 	/* "nvmegate": {"control": {"socket": PATH, "group": NAME}} */
 	char *control_socket;          /* NULL: $RUNTIME_DIRECTORY/control.sock under
-					* systemd, else no control socket. Made
-					* absolute like fuse_mountpoint. */
+					* systemd, else /run/nvmegate/control.sock
+					* as root, else none (daemon/control.c).
+					* Made absolute like fuse_mountpoint. */
 	char *control_group;           /* NULL: root (the daemon's user) only */
 };
 

@@ -20,6 +20,12 @@
 #include "lib/log.h"
 #include "lib/reactor.h"
 
+/* Where the nvmegate CLI looks first: a root daemon started by hand with no
+ * "control" key serves there, so `nvmegated -c FILE & nvmegate status`
+ * works as it does under systemd (whose RuntimeDirectory is the same). */
+#define DEFAULT_DIR "/run/nvmegate"
+#define DEFAULT_SOCKET DEFAULT_DIR "/control.sock"
+
 #define MAX_CLIENTS 16
 #define MAX_REQUEST (64 * 1024)
 #define REQUEST_TIMEOUT_MS 5000
@@ -321,16 +327,62 @@ fail:
 	return ret;
 }
 
+/* The default folder, made 0755 (whatever the umask) so a "group" socket
+ * in it stays reachable; an existing one is left as it is. */
+static int make_default_dir(char *err, size_t errlen)
+{
+	struct stat st;
+	int ret;
+
+	if (!mkdir(DEFAULT_DIR, 0755)) {
+		if (!chmod(DEFAULT_DIR, 0755))
+			return 0;
+	} else if (errno == EEXIST && !stat(DEFAULT_DIR, &st)) {
+		if (S_ISDIR(st.st_mode))
+			return 0;
+		errno = ENOTDIR;
+	}
+	ret = -errno;
+	snprintf(err, errlen, "%s: %s", DEFAULT_DIR, strerror(-ret));
+	return ret;
+}
+
+/* The configured path, $RUNTIME_DIRECTORY's under systemd, or (as root)
+ * the default. Returns 1 with ctl->path set, 0 for no socket, or -errno. */
+static int choose_path(struct nvmg_control *ctl, const struct nvmg_conf *conf, bool *is_default,
+		       char *err, size_t errlen)
+{
+	const char *rundir = getenv("RUNTIME_DIRECTORY");
+
+	*is_default = false;
+	if (conf->control_socket) {
+		snprintf(ctl->path, sizeof(ctl->path), "%s", conf->control_socket);
+		return 1;
+	}
+	if (rundir) {
+		/* RUNTIME_DIRECTORY may list several folders; we set one. */
+		if (snprintf(ctl->path, sizeof(ctl->path), "%s/control.sock", rundir) >=
+		    (int)sizeof(ctl->path)) {
+			snprintf(err, errlen, "control socket: RUNTIME_DIRECTORY is too long");
+			return -ENAMETOOLONG;
+		}
+		return 1;
+	}
+	if (geteuid() != 0)
+		return 0; /* /run is root's */
+	*is_default = true;
+	snprintf(ctl->path, sizeof(ctl->path), "%s", DEFAULT_SOCKET);
+	return 1;
+}
+
 int nvmg_control_start(struct nvmg_daemon *d, const struct nvmg_conf *conf, char *err,
 		       size_t errlen)
 {
-	const char *rundir = getenv("RUNTIME_DIRECTORY");
 	struct nvmg_control *ctl;
+	bool is_default;
 	int ret;
 
 	d->control = NULL;
-	if (!conf->control_socket && !rundir)
-		return 0;
 	ctl = calloc(1, sizeof(*ctl));
 	if (!ctl) {
 		snprintf(err, errlen, "out of memory");
@@ -340,14 +392,19 @@ int nvmg_control_start(struct nvmg_daemon *d, const struct nvmg_conf *conf, char
 	ctl->lfd = -1;
 	for (unsigned i = 0; i < MAX_CLIENTS; i++)
 		ctl->clients[i].fd = -1;
-	if (conf->control_socket)
-		snprintf(ctl->path, sizeof(ctl->path), "%s", conf->control_socket);
-	else if (snprintf(ctl->path, sizeof(ctl->path), "%s/control.sock", rundir) >=
-		 (int)sizeof(ctl->path)) {
-		/* RUNTIME_DIRECTORY may list several folders; we set one. */
-		snprintf(err, errlen, "control socket: RUNTIME_DIRECTORY is too long");
+	ret = choose_path(ctl, conf, &is_default, err, errlen);
+	if (ret <= 0) {
 		free(ctl);
-		return -ENAMETOOLONG;
+		if (!ret)
+			log_info("no control socket: the nvmegate CLI needs nvmegate.control.socket "
+				 "in the config (or a root daemon, which serves %s)", DEFAULT_SOCKET);
+		return ret;
+	}
+	if (is_default && (ret = make_default_dir(err, errlen))) {
+		free(ctl);
+		log_warn("control socket: %s; running without one (set nvmegate.control.socket)", err);
+		err[0] = '\0';
+		return 0;
 	}
 	ctl->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (ctl->stop_fd < 0) {
@@ -369,6 +426,14 @@ int nvmg_control_start(struct nvmg_daemon *d, const struct nvmg_conf *conf, char
 		}
 		close(ctl->stop_fd);
 		free(ctl);
+		/* The default is a convenience: another daemon serving it (or no
+		 * room for it) costs this one its CLI, not its start. */
+		if (is_default) {
+			log_warn("%s; this nvmegated runs without a control socket (set "
+				 "nvmegate.control.socket to reach it with nvmegate -s)", err);
+			err[0] = '\0';
+			return 0;
+		}
 		return ret;
 	}
 	pthread_setname_np(ctl->thread, "nvmg-control");

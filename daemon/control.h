@@ -11,8 +11,11 @@ struct nvmg_daemon;
 struct json_object;
 
 /* Open conf's control socket (or $RUNTIME_DIRECTORY/control.sock under
- * systemd; none otherwise) and serve it. Sets d->control. Returns 0 or
- * -errno with err filled. */
+ * systemd, else /run/nvmegate/control.sock as root; none for other users)
+ * and serve it. Sets d->control (NULL: no socket, logged). A live daemon
+ * on a configured path refuses the start; on the default path it leaves
+ * this daemon without a socket, with a warning. Returns 0 or -errno with
+ * err filled. */
 int nvmg_control_start(struct nvmg_daemon *d, const struct nvmg_conf *conf, char *err,
 		       size_t errlen);
 /* Stop serving, remove the socket. NULL control is a no-op. */

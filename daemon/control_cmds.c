@@ -152,6 +152,9 @@ static struct json_object *run_edit(struct nvmg_daemon *d, struct json_object *r
 {
 	struct json_object *root, *resp;
 	char err[600] = "", done[300] = "";
+	/* done and err quote the request's arguments: a client of a group
+	 * socket must not write raw lines into root's log either. */
+	char edone[NVMG_ESCAPED_SIZE(sizeof(done))], eerr[NVMG_ESCAPED_SIZE(sizeof(err))];
 	char *text;
 	int ret;
 
@@ -176,11 +179,12 @@ static struct json_object *run_edit(struct nvmg_daemon *d, struct json_object *r
 	ret = nvmg_daemon_apply_locked(d, text, err, sizeof(err));
 	pthread_mutex_unlock(&d->lock);
 	if (ret) {
-		log_warn("control: %s refused: %s", done, err);
+		log_warn("control: %s refused: %s", nvmg_escape(edone, sizeof(edone), done, sizeof(done)),
+			 nvmg_escape(eerr, sizeof(eerr), err, sizeof(err)));
 		/* -EINVAL is the validator's: the arguments made a bad config. */
 		return ctl_fail(ret == -EINVAL, "%s", err);
 	}
-	log_info("control: %s", done);
+	log_info("control: %s", nvmg_escape(edone, sizeof(edone), done, sizeof(done)));
 	return ctl_ok(NULL);
 }
 
@@ -481,7 +485,8 @@ static struct json_object *cmd_save(struct nvmg_daemon *d, struct json_object *r
 	free(text);
 	if (ret)
 		return ctl_fail(false, "%s", ret == -ENOMEM ? "out of memory" : err);
-	log_info("control: running configuration saved to %s", file);
+	log_info("control: running configuration saved to %s",
+		 nvmg_escape(err, sizeof(err), file, strlen(file)));
 	res = json_object_new_object();
 	json_object_object_add(res, "file", json_object_new_string(file));
 	return ctl_ok(res);

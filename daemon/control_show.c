@@ -125,6 +125,7 @@ static struct json_object *ns_json(const struct nvmg_snap_ns *ns)
 	json_object_object_add(o, "lba_size", json_object_new_int((int)ns->lba_size));
 	json_object_object_add(o, "blocks", ju64(ns->blocks));
 	json_object_object_add(o, "bytes", ju64(ns->blocks * ns->lba_size));
+	json_object_object_add(o, "unserved_bytes", ju64(ns->unserved_bytes));
 	json_object_object_add(o, "readonly", json_object_new_boolean(ns->readonly));
 	return o;
 }

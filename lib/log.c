@@ -41,3 +41,30 @@ void nvmg_log(enum nvmg_log_level level, const char *fmt, ...)
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;
 }
+
+const char *nvmg_escape(char *out, size_t size, const char *in, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && in[i]; i++) {
+		unsigned char ch = (unsigned char)in[i];
+		size_t need = ch == '\\' ? 2 : (ch < 0x20 || ch >= 0x7f) ? 4 : 1;
+
+		if (o + need >= size)
+			break;
+		if (need == 1) {
+			out[o++] = (char)ch;
+		} else if (need == 2) {
+			out[o++] = '\\';
+			out[o++] = '\\';
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}

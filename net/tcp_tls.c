@@ -22,6 +22,7 @@ static int psk_find(SSL *ssl, const unsigned char *identity, size_t len, SSL_SES
 	static const unsigned char suites[2][2] = { { 0x13, 0x01 }, { 0x13, 0x02 } };
 	struct nvmg_psk_id id;
 	struct nvmg_host h;
+	char host[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)];
 	uint8_t psk[NVMG_PSK_MAX];
 	size_t plen = 0;
 	const SSL_CIPHER *cipher;
@@ -34,7 +35,8 @@ static int psk_find(SSL *ssl, const unsigned char *identity, size_t len, SSL_SES
 		return 1;
 	}
 	if (nvmg_target_find_host(c->sq.tgt, id.hostnqn, &h)) {
-		log_warn("%s: TLS: host %s is not in \"hosts\"", c->peer, id.hostnqn);
+		log_warn("%s: TLS: host %s is not in \"hosts\"", c->peer,
+			 nvmg_escape(host, sizeof(host), id.hostnqn, sizeof(id.hostnqn)));
 		return 1;
 	}
 	ret = h.has_psk ? nvmg_psk_accept(&h.psk, &id, psk, &plen) : -ENOKEY;
@@ -42,7 +44,8 @@ static int psk_find(SSL *ssl, const unsigned char *identity, size_t len, SSL_SES
 	if (ret) {
 		log_warn("%s: TLS: %s for host %s (identity version %u, hash %02u)", c->peer,
 			 ret == -ENOKEY ? "no \"psk\" configured" : "PSK identity does not match its key",
-			 id.hostnqn, id.version, id.hash);
+			 nvmg_escape(host, sizeof(host), id.hostnqn, sizeof(id.hostnqn)), id.version,
+			 id.hash);
 		return 1;
 	}
 	cipher = SSL_CIPHER_find(ssl, suites[id.hash - 1]);
@@ -366,10 +369,13 @@ uint16_t tcp_tls_check_connect(struct tcp_conn *c, const struct nvmg_req *req)
 		return 0;
 	if (strncmp(d->hostnqn, c->tls->hostnqn, sizeof(d->hostnqn)) ||
 	    strncmp(d->subsysnqn, c->tls->subnqn, sizeof(d->subsysnqn))) {
-		log_warn("%s: Connect as %.*s to %.*s over a TLS session of %s to %s: refused",
-			 c->peer, (int)strnlen(d->hostnqn, sizeof(d->hostnqn)), d->hostnqn,
-			 (int)strnlen(d->subsysnqn, sizeof(d->subsysnqn)), d->subsysnqn,
-			 c->tls->hostnqn, c->tls->subnqn);
+		char host[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)], sub[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)], thost[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)], tsub[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)];
+
+		log_warn("%s: Connect as %s to %s over a TLS session of %s to %s: refused", c->peer,
+			 nvmg_escape(host, sizeof(host), d->hostnqn, sizeof(d->hostnqn)),
+			 nvmg_escape(sub, sizeof(sub), d->subsysnqn, sizeof(d->subsysnqn)),
+			 nvmg_escape(thost, sizeof(thost), c->tls->hostnqn, sizeof(c->tls->hostnqn)),
+			 nvmg_escape(tsub, sizeof(tsub), c->tls->subnqn, sizeof(c->tls->subnqn)));
 		return NVMG_SC_CMD(NVME_SC_CONNECT_INVALID_HOST) | NVME_SC_DNR;
 	}
 	return 0;

@@ -78,6 +78,7 @@ static void auth_tick(struct nvmg_ticker *t, uint64_t now)
 	struct nvmg_sq *sq = q->sq;
 	struct nvmg_ctrl *c = sq->ctrl;
 	bool failed = q->a.state == NVMG_AUTH_FAILED;
+	char host[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)];
 
 	if (now < q->deadline_ms)
 		return;
@@ -89,7 +90,7 @@ static void auth_tick(struct nvmg_ticker *t, uint64_t now)
 		return;
 	}
 	log_info("controller %u queue %u (host %s): authentication did not complete in time",
-		 c->cntlid, sq->qid, c->hostnqn);
+		 c->cntlid, sq->qid, nvmg_escape(host, sizeof(host), c->hostnqn, sizeof(c->hostnqn)));
 	if (sq->qid == 0)
 		nvmg_ctrl_kill(c, false, "authentication timeout");
 	else
@@ -130,8 +131,11 @@ uint32_t nvmg_auth_queue_start(struct nvmg_sq *sq)
 
 static void log_failure(const struct nvmg_sq *sq, const struct nvmg_auth *a)
 {
+	char host[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)];
+
 	log_warn("controller %u queue %u (host %s): authentication failed (reason %#x)",
-		 sq->ctrl->cntlid, sq->qid, a->hostnqn, a->reason);
+		 sq->ctrl->cntlid, sq->qid, nvmg_escape(host, sizeof(host), a->hostnqn, sizeof(a->hostnqn)),
+		 a->reason);
 }
 
 /* After a message: an exchange that has just ended with access (Success1
@@ -139,10 +143,13 @@ static void log_failure(const struct nvmg_sq *sq, const struct nvmg_auth *a)
  * used, so a test sees every queue's (re-)authentication. */
 static void log_done(const struct nvmg_sq *sq, const struct nvmg_auth *a, bool was_busy)
 {
+	char host[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)];
+
 	if (was_busy && a->authenticated && !nvmg_auth_busy(a))
 		log_debug("controller %u queue %u (host %s): authenticated (%s, %s)",
-			  sq->ctrl->cntlid, sq->qid, a->hostnqn, nvmg_auth_hash_name(a->hash),
-			  nvmg_auth_dhgroup_name(a->dhgid));
+			  sq->ctrl->cntlid, sq->qid,
+			  nvmg_escape(host, sizeof(host), a->hostnqn, sizeof(a->hostnqn)),
+			  nvmg_auth_hash_name(a->hash), nvmg_auth_dhgroup_name(a->dhgid));
 }
 
 static void execute_auth_send(struct nvmg_req *req)
@@ -151,6 +158,7 @@ static void execute_auth_send(struct nvmg_req *req)
 	struct nvmg_auth_queue *q = sq->auth;
 	bool was_busy = nvmg_auth_busy(&q->a);
 	struct nvmg_host h, *keys = &h;
+	char host[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)];
 
 	if (nvmg_target_find_host(sq->tgt, q->a.hostnqn, &h))
 		keys = NULL;
@@ -163,7 +171,8 @@ static void execute_auth_send(struct nvmg_req *req)
 		log_failure(sq, &q->a);
 	else if (q->a.state == NVMG_AUTH_FAILED)
 		log_warn("controller %u queue %u (host %s): the host failed the authentication",
-			 sq->ctrl->cntlid, sq->qid, q->a.hostnqn);
+			 sq->ctrl->cntlid, sq->qid,
+			 nvmg_escape(host, sizeof(host), q->a.hostnqn, sizeof(q->a.hostnqn)));
 	log_done(sq, &q->a, was_busy);
 	rearm(q);
 	nvmg_req_complete(req, 0);

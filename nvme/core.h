@@ -299,6 +299,14 @@ static inline uint64_t nvmg_ns_nsze(const struct nvmg_ns *ns)
 {
 	return __atomic_load_n(&ns->nsze, __ATOMIC_RELAXED);
 }
+/* The backend's bytes past the last whole block (a file whose size is not
+ * a multiple of the LBA size): no host reaches them, no write goes there. */
+static inline uint64_t nvmg_ns_unserved(const struct nvmg_ns *ns)
+{
+	uint64_t size = nvmg_bdev_size(ns->bdev), served = nvmg_ns_nsze(ns) << ns->lba_shift;
+
+	return size > served ? size - served : 0; /* a resize may run meanwhile */
+}
 /* Queue accounting per host NQN; returns false when over the cap. */
 bool nvmg_target_host_queue_get(struct nvmg_target *t, const char *hostnqn);
 void nvmg_target_host_queue_put(struct nvmg_target *t, const char *hostnqn);

@@ -38,6 +38,7 @@ struct nvmg_ctrl *nvmg_ctrl_create(struct nvmg_target *tgt, struct nvmg_subsys *
 {
 	struct nvmg_ctrl *c = calloc(1, sizeof(*c));
 	unsigned range = (unsigned)s->cntlid_max - s->cntlid_min + 1;
+	char host[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)];
 	bool found = false;
 
 	if (!c) {
@@ -87,8 +88,10 @@ struct nvmg_ctrl *nvmg_ctrl_create(struct nvmg_target *tgt, struct nvmg_subsys *
 		free(c);
 		return NULL;
 	}
+	/* Once per controller: an empty host NQN can only match "any host". */
 	log_info("controller %u created on %s for host %s (kato %u ms)", c->cntlid, s->nqn,
-		 c->hostnqn, kato_ms);
+		 c->hostnqn[0] ? nvmg_escape(host, sizeof(host), c->hostnqn, sizeof(c->hostnqn))
+			       : "\"\" (an empty host NQN: allowed as any host)", kato_ms);
 	return c;
 }
 
@@ -217,8 +220,10 @@ void nvmg_ctrl_kill(struct nvmg_ctrl *c, bool io_only, const char *why)
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (!io_only && !was_dead) {
+		char host[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)];
+
 		log_info("controller %u of %s (host %s) torn down: %s", c->cntlid, c->subsys->nqn,
-			 c->hostnqn, why);
+			 nvmg_escape(host, sizeof(host), c->hostnqn, sizeof(c->hostnqn)), why);
 		subsys_remove_ctrl(c);
 	}
 }

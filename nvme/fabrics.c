@@ -29,17 +29,26 @@ static uint16_t connect_check(struct nvmg_req *req, const struct nvmg_connect_cm
 		return connect_fail(req, INVALID_PARAM, NVMG_IPO_SQE(offsetof(struct nvmg_connect_cmd, sqsize)));
 	d->subsysnqn[NVME_NQN_LENGTH - 1] = '\0';
 	d->hostnqn[NVME_NQN_LENGTH - 1] = '\0';
-	if (!d->hostnqn[0])
-		return connect_fail(req, INVALID_PARAM, NVMG_IPO_DATA(offsetof(struct nvmf_connect_data, hostnqn)));
+	/* An empty host NQN is let through, as the Linux target and SPDK do:
+	 * it names no host, so it can only match "allow any host" (an allow
+	 * list never holds it: the config refuses empty NQNs), and it has no
+	 * DH-HMAC-CHAP key nor TLS identity (tcp_tls_check_connect refuses it). */
 	s = nvmg_target_find_subsys(sq->tgt, d->subsysnqn);
 	if (!s || !nvmg_port_exports(sq->tgt, sq->port, s)) {
-		log_info("connect from %s: subsystem %s not found on port %u", d->hostnqn, d->subsysnqn,
+		char host[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)], sub[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)];
+
+		log_info("connect from %s: subsystem %s not found on port %u",
+			 nvmg_escape(host, sizeof(host), d->hostnqn, sizeof(d->hostnqn)),
+			 nvmg_escape(sub, sizeof(sub), d->subsysnqn, sizeof(d->subsysnqn)),
 			 sq->port->portid);
 		return connect_fail(req, INVALID_PARAM,
 				    NVMG_IPO_DATA(offsetof(struct nvmf_connect_data, subsysnqn)));
 	}
 	if (!nvmg_subsys_host_allowed(s, d->hostnqn)) {
-		log_info("connect from %s to %s refused: host not allowed", d->hostnqn, s->nqn);
+		char host[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)];
+
+		log_info("connect from %s to %s refused: host not allowed",
+			 nvmg_escape(host, sizeof(host), d->hostnqn, sizeof(d->hostnqn)), s->nqn);
 		return connect_fail(req, NVMG_SC_CMD(NVME_SC_CONNECT_INVALID_HOST),
 				    NVMG_IPO_DATA(offsetof(struct nvmf_connect_data, hostnqn)));
 	}
@@ -69,7 +78,10 @@ static void execute_connect(struct nvmg_req *req)
 		goto out;
 	}
 	if (!nvmg_target_host_queue_get(sq->tgt, d->hostnqn)) {
-		log_warn("connect from %s refused: more than %u queues", d->hostnqn,
+		char host[NVMG_ESCAPED_SIZE(NVME_NQN_LENGTH)];
+
+		log_warn("connect from %s refused: more than %u queues",
+			 nvmg_escape(host, sizeof(host), d->hostnqn, sizeof(d->hostnqn)),
 			 sq->tgt->max_queues_per_host);
 		status = NVMG_SC_CMD(NVME_SC_CONNECT_CTRL_BUSY);
 		goto out;

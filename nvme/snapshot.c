@@ -22,6 +22,7 @@ static int snap_ns(struct nvmg_snap_ns *out, struct nvmg_ns *ns, unsigned what)
 	out->backend = ns->bdev->ops->name;
 	out->lba_size = 1u << ns->lba_shift;
 	out->blocks = nvmg_ns_nsze(ns);
+	out->unserved_bytes = nvmg_ns_unserved(ns);
 	out->readonly = ns->readonly;
 	out->path = strdup(ns->path);
 	if (!out->path)

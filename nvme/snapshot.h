@@ -23,6 +23,7 @@ struct nvmg_snap_ns {
 	const char *backend;        /* the backend's name (a static string) */
 	uint32_t lba_size;          /* bytes */
 	uint64_t blocks;            /* NSZE */
+	uint64_t unserved_bytes;    /* of the backend, past the last whole block */
 	bool readonly;
 	struct nvmg_io_stats *stats; /* summed over reactors; NULL without NVMG_SNAP_STATS */
 };

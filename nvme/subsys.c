@@ -216,6 +216,20 @@ static void ns_ids_from_conf(const char *subnqn, const struct nvmg_conf_ns *c,
 	memcpy(eui64, c->has_eui64 ? c->eui64 : d_eui64, 8);
 }
 
+/* The owner of a file whose size is not a multiple of the LBA size must
+ * hear that its tail is out of reach: the 651-byte file that became one
+ * 512-byte block said nothing. */
+static void ns_warn_unserved(const char *nqn, const struct nvmg_ns *ns)
+{
+	uint64_t tail = nvmg_ns_unserved(ns);
+
+	if (tail)
+		log_warn("subsystem %s namespace %u: %s: %llu bytes are not a whole number of %u-byte "
+			 "blocks: the last %llu bytes are not served", nqn, ns->nsid, ns->path,
+			 (unsigned long long)nvmg_bdev_size(ns->bdev), 1u << ns->lba_shift,
+			 (unsigned long long)tail);
+}
+
 static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, struct nvmg_ns **out,
 		   char *err, size_t errlen)
 {
@@ -259,6 +273,7 @@ static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, st
 		free(ns);
 		return -EINVAL;
 	}
+	ns_warn_unserved(s->nqn, ns);
 	/* Unset identifiers are derived, so they survive restarts. */
 	ns_ids_from_conf(s->nqn, c, ns->bdev, ns->nguid, ns->uuid, ns->eui64);
 	*out = ns;
@@ -687,6 +702,7 @@ int nvmg_target_resize_ns(struct nvmg_target *t, const char *nqn, uint32_t nsid,
 		*blocks = nsze;
 		log_info("subsystem %s: namespace %u resized to %llu blocks", s->nqn, nsid,
 			 (unsigned long long)nsze);
+		ns_warn_unserved(s->nqn, ns);
 		pthread_mutex_lock(&s->lock);
 		notify_ns_change(s, nsid);
 		pthread_mutex_unlock(&s->lock);

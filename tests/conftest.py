@@ -93,10 +93,19 @@ def sparse_file(path, size):
 # ------------------------------------------------------------------- daemon
 
 class Daemon:
-    def __init__(self, binary, workdir, config, name="nvmegated", env=None):
+    """env: extra environment (e.g. NOTIFY_SOCKET); a None value unsets.
+    prefix: a command the daemon runs under (e.g. nsenter into a namespace).
+
+    As root with no "control" key the daemon would serve the host's
+    /run/nvmegate/control.sock: each test daemon gets its own folder as
+    RUNTIME_DIRECTORY instead (a test may unset it)."""
+
+    def __init__(self, binary, workdir, config, name="nvmegated", env=None, prefix=()):
         self.binary = binary
-        self.env = env or {}   # extra environment (e.g. NOTIFY_SOCKET)
+        self.env = env or {}
+        self.prefix = list(prefix)
         self.workdir = str(workdir)
+        self.run_dir = os.path.join(self.workdir, name + ".run")
         self.config = config
         self.conf_path = os.path.join(self.workdir, name + ".json")
         self.log_path = os.path.join(self.workdir, name + ".stderr")
@@ -122,14 +131,17 @@ class Daemon:
         self.write_config()
         env = dict(os.environ)
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        os.makedirs(self.run_dir, exist_ok=True)
+        env["RUNTIME_DIRECTORY"] = self.run_dir
         env.update(self.env)
+        env = {k: v for k, v in env.items() if v is not None}
         log = open(self.log_path, "ab")
         self.log_offset = log.tell()
         log.write(b"==== nvmegated run %d: %s -c %s\n" % (self.runs, self.binary.encode(),
                                                           self.conf_path.encode()))
         log.flush()
-        self.proc = subprocess.Popen([self.binary, "-c", self.conf_path], stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=log, env=env)
+        self.proc = subprocess.Popen(self.prefix + [self.binary, "-c", self.conf_path],
+                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         log.close()
         self.runs += 1
         if wait:
@@ -256,8 +268,8 @@ def nvmegated(tmp_path, request):
     checked for a clean exit) at teardown."""
     started = []
 
-    def start(config, name="nvmegated", wait=True, env=None):
-        d = Daemon(daemon_binary(), tmp_path, config, name=name, env=env)
+    def start(config, name="nvmegated", wait=True, env=None, prefix=()):
+        d = Daemon(daemon_binary(), tmp_path, config, name=name, env=env, prefix=prefix)
         started.append(d)
         return d.start(wait=wait)
 

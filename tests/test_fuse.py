@@ -291,6 +291,42 @@ def test_end_of_namespace(ft):
     assert os.stat(ft.path(2)).st_size == size
 
 
+def test_partial_last_block_file(mount_guard, make_target, tmp_path):
+    """A 651-byte file is one 512-byte block: the FUSE file is 512 bytes,
+    a write at or after it fails, and the backing file neither grows nor
+    changes past its last whole block."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    backing = tmp_path / "ragged.img"
+    original = bytes((i * 7 + 3) & 0xFF for i in range(651))
+    backing.write_bytes(original)
+
+    def extra(t):
+        add_fuse(str(mnt))(t)
+        t.config["subsystems"][0]["namespaces"].append(
+            {"nsid": 5, "enable": 1, "device": {"path": str(backing)}})
+    t = make_target(extra=extra)
+    wait_mounted(str(mnt), t.daemon)
+    path = os.path.join(str(mnt), "t1", "n5")
+    assert os.stat(path).st_size == 512
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert os.pread(fd, 1000, 0) == original[:512]
+        assert os.pwrite(fd, b"x" * 100, 500) == 12      # short at the end
+        for off in (512, 600, 651, 4096):
+            with pytest.raises(OSError) as e:
+                os.pwrite(fd, b"y" * 10, off)
+            assert e.value.errno in (errno.ENOSPC, errno.EFBIG), off
+        with pytest.raises(OSError):
+            os.ftruncate(fd, 651)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert os.stat(path).st_size == 512
+    after = backing.read_bytes()
+    assert after == original[:500] + b"x" * 12 + original[512:]
+
+
 def test_read_only_namespace(ft):
     p = ft.path(3)
     with pytest.raises(OSError) as e:

@@ -127,8 +127,10 @@ def target(tmp_path_factory):
     conf_path.write_text(json.dumps(config, indent=2))
     t = Target(port, port6, str(work / "nvmegated.stderr"))
     with open(t.log_path, "wb") as log:
+        # its own control socket, not the host's /run/nvmegate one
         t.proc = subprocess.Popen([binary, "-c", str(conf_path)], stdin=subprocess.DEVNULL,
-                                  stdout=log, stderr=log)
+                                  stdout=log, stderr=log,
+                                  env=dict(os.environ, RUNTIME_DIRECTORY=str(work)))
     try:
         wait_port(t.proc, ADDR, port, t.log_path)
         if port6:

@@ -111,6 +111,37 @@ def test_connect_disallowed_host(target):
     target.check_serving()
 
 
+def test_connect_empty_hostnqn_on_open_subsystem(target):
+    """An empty host NQN (some load generators' default; the Linux target
+    and SPDK take it) is "any host": it connects and does I/O on an
+    allow_any_host subsystem, logged once per controller."""
+    before = target.daemon.log_size()
+    c = target.controller(connect=False)
+    c.hostnqn = ""
+    c.connect(nr_io=2)
+    data = n.pattern(4096, 5)
+    c.write(2, 8, data).check()
+    assert c.read(2, 8, 8).check().data == data
+    log = target.daemon.log_since(before)
+    assert log.count("empty host NQN") == 1, log
+    # discovery takes it too
+    d = n.Controller(target.addr, target.port, n.DISCOVERY_NQN)
+    target.ctrls.append(d)
+    d.hostnqn = ""
+    d.connect(nr_io=0)
+    subs = {e.subnqn for e in d.discovery_log().entries}
+    assert target.nqn in subs and target.nqn_restricted not in subs, subs
+
+
+def test_connect_empty_hostnqn_on_allow_list_refused(target):
+    c = target.controller(nqn=target.nqn_restricted, connect=False)
+    c.hostnqn = ""
+    comp = c.connect_admin(check=False)
+    assert (comp.sct, comp.sc) == (n.SCT_CMD_SPECIFIC, n.SC_CONNECT_INVALID_HOST), comp
+    assert comp.result == (1 << 16) | 512, "IATTR 1 / IPO hostnqn expected: %r" % comp
+    target.check_serving()
+
+
 def test_io_connect_unknown_cntlid(target):
     c = target.controller(nr_io=0)
     bogus = (c.cntlid + 0x1234) % 0xFFEF or 1

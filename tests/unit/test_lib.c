@@ -10,6 +10,7 @@
 #include <time.h>
 #include "tests/unit/check.h"
 #include "lib/bufpool.h"
+#include "lib/log.h"
 #include "lib/parse.h"
 #include "lib/reactor.h"
 
@@ -19,6 +20,28 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define POISON_OUT 0x5a5a5a5a5a5a5a5aull
+
+/* ---- escaping peer-supplied strings for logs and terminals ---- */
+
+static void test_escape(void)
+{
+	/* A host NQN that would end the log line, colour it and forge another. */
+	static const char evil[] = "nqn.x\n\x1b[31mnvmegated 1.0 ready\r\\ \x7f\xc3\xa9";
+	char out[NVMG_ESCAPED_SIZE(sizeof(evil))], small[8];
+
+	CHECK(!strcmp(nvmg_escape(out, sizeof(out), evil, sizeof(evil)),
+		      "nqn.x\\x0a\\x1b[31mnvmegated 1.0 ready\\x0d\\\\ \\x7f\\xc3\\xa9"));
+	for (const char *p = out; *p; p++)
+		CHECK(*p >= 0x20 && *p < 0x7f);
+	/* Stops at len bytes or at a NUL, whichever is first. */
+	CHECK(!strcmp(nvmg_escape(out, sizeof(out), "abcdef", 3), "abc"));
+	CHECK(!strcmp(nvmg_escape(out, sizeof(out), "ab\0cd", 5), "ab"));
+	CHECK(!strcmp(nvmg_escape(out, sizeof(out), "", 5), ""));
+	/* A short buffer cuts before an escape, never inside one. */
+	CHECK(!strcmp(nvmg_escape(small, sizeof(small), "abcd\n", 5), "abcd"));
+	CHECK(!strcmp(nvmg_escape(small, sizeof(small), "abc\n", 4), "abc\\x0a"));
+	CHECK(!strcmp(nvmg_escape(small, 1, "abc", 3), ""));
+}
 
 /* ---- parsers ---- */
 
@@ -659,6 +682,7 @@ static void test_reactor(void)
 
 int main(void)
 {
+	test_escape();
 	test_hexval();
 	test_size_accepts();
 	test_size_rejects();

@@ -4,7 +4,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include "lib/log.h"
 #include "tools/cli/cli.h"
+
+/* Room for the escaped form of an NQN (256 bytes) or a peer address. */
+#define ESC_LEN NVMG_ESCAPED_SIZE(256)
 
 static struct json_object *get(struct json_object *o, const char *k)
 {
@@ -19,6 +23,13 @@ static const char *gs(struct json_object *o, const char *k)
 	struct json_object *v = get(o, k);
 
 	return v ? json_object_get_string(v) : "-";
+}
+
+/* A string that came from a host (its NQN, its address) as the log shows
+ * it: no control byte of a hostile NQN reaches the terminal. */
+static const char *esc(const char *s, char *buf)
+{
+	return nvmg_escape(buf, ESC_LEN, s, strlen(s));
 }
 
 static long long gi(struct json_object *o, const char *k)
@@ -64,18 +75,19 @@ void cli_print_list(struct json_object *r)
 {
 	struct json_object *subs = get(r, "subsystems"), *ports = get(r, "ports"),
 			   *ctrls = get(r, "controllers");
-	char b[32];
+	char b[32], e1[ESC_LEN], e2[ESC_LEN], e3[ESC_LEN];
 
 	printf("SUBSYSTEMS\n");
 	for (size_t i = 0; i < alen(subs); i++) {
 		struct json_object *s = json_object_array_get_idx(subs, i), *nss = get(s, "namespaces"),
 				   *hosts = get(s, "allowed_hosts");
 
-		printf("%s  serial %s  hosts: ", gs(s, "nqn"), gs(s, "serial"));
+		printf("%s  serial %s  hosts: ", esc(gs(s, "nqn"), e1), esc(gs(s, "serial"), e2));
 		if (json_object_get_boolean(get(s, "allow_any_host")))
 			printf("any");
 		for (size_t j = 0; j < alen(hosts); j++)
-			printf("%s%s", j ? ", " : "", json_object_get_string(json_object_array_get_idx(hosts, j)));
+			printf("%s%s", j ? ", " : "",
+			       esc(json_object_get_string(json_object_array_get_idx(hosts, j)), e1));
 		if (!json_object_get_boolean(get(s, "allow_any_host")) && !alen(hosts))
 			printf("none");
 		printf("\n  %-6s %-12s %-6s %-3s %s\n", "NSID", "SIZE", "LBA", "RO", "PATH");
@@ -85,6 +97,10 @@ void cli_print_list(struct json_object *r)
 			printf("  %-6lld %-12s %-6lld %-3s %s\n", gi(n, "nsid"),
 			       human_bytes((unsigned long long)gi(n, "bytes"), b, sizeof(b)), gi(n, "lba_size"),
 			       json_object_get_boolean(get(n, "readonly")) ? "yes" : "no", gs(n, "path"));
+			if (gi(n, "unserved_bytes") > 0)
+				printf("  %-6s warning: the last %lld bytes of %s are not served (not a whole "
+				       "%lld-byte block)\n", "", gi(n, "unserved_bytes"), gs(n, "path"),
+				       gi(n, "lba_size"));
 		}
 	}
 	printf("\nPORTS\n%-6s %-6s %-24s %-7s %s\n", "PORT", "FAMILY", "ADDRESS", "SERVICE", "SUBSYSTEMS");
@@ -94,20 +110,21 @@ void cli_print_list(struct json_object *r)
 		printf("%-6lld %-6s %-24s %-7s ", gi(p, "portid"), gs(p, "adrfam"), gs(p, "traddr"),
 		       gs(p, "trsvcid"));
 		for (size_t j = 0; j < alen(ss); j++)
-			printf("%s%s", j ? ", " : "", json_object_get_string(json_object_array_get_idx(ss, j)));
+			printf("%s%s", j ? ", " : "",
+			       esc(json_object_get_string(json_object_array_get_idx(ss, j)), e1));
 		printf("%s\n", alen(ss) ? "" : "(discovery only)");
 	}
 	printf("\nCONNECTED HOSTS\n%-7s %-5s %-40s %s\n", "CNTLID", "PORT", "SUBSYSTEM", "HOST");
 	for (size_t i = 0; i < alen(ctrls); i++) {
 		struct json_object *c = json_object_array_get_idx(ctrls, i), *qs = get(c, "queues");
 
-		printf("%-7lld %-5s %-40s %s\n", gi(c, "cntlid"), gs(c, "port"), gs(c, "subsystem"),
-		       gs(c, "host"));
+		printf("%-7lld %-5s %-40s %s\n", gi(c, "cntlid"), gs(c, "port"), esc(gs(c, "subsystem"), e1),
+		       esc(gs(c, "host"), e2));
 		for (size_t j = 0; j < alen(qs); j++) {
 			struct json_object *q = json_object_array_get_idx(qs, j);
 
 			printf("        queue %-3lld size %-4lld reactor %-3lld from %s, %llds\n", gi(q, "qid"),
-			       gi(q, "size"), gi(q, "reactor"), gs(q, "peer"), gi(q, "connected_s"));
+			       gi(q, "size"), gi(q, "reactor"), esc(gs(q, "peer"), e3), gi(q, "connected_s"));
 		}
 	}
 	if (!alen(ctrls))
@@ -134,13 +151,13 @@ static void stats_header(const char *first)
 void cli_print_stats(struct json_object *r)
 {
 	struct json_object *nss = get(r, "namespaces"), *ctrls = get(r, "controllers");
-	char what[256];
+	char what[256], e[ESC_LEN];
 
 	stats_header("NAMESPACE");
 	for (size_t i = 0; i < alen(nss); i++) {
 		struct json_object *n = json_object_array_get_idx(nss, i);
 
-		snprintf(what, sizeof(what), "%.36s n%lld", gs(n, "subsystem"), gi(n, "nsid"));
+		snprintf(what, sizeof(what), "%.36s n%lld", esc(gs(n, "subsystem"), e), gi(n, "nsid"));
 		stats_row(what, get(n, "stats"));
 	}
 	printf("\n");
@@ -153,15 +170,21 @@ void cli_print_stats(struct json_object *r)
 
 			if (!get(q, "stats"))
 				continue;
-			snprintf(what, sizeof(what), "%lld/%lld %s", gi(c, "cntlid"), gi(q, "qid"), gs(q, "peer"));
+			snprintf(what, sizeof(what), "%lld/%lld %s", gi(c, "cntlid"), gi(q, "qid"),
+				 esc(gs(q, "peer"), e));
 			stats_row(what, get(q, "stats"));
 		}
 	}
 }
 
-/* Label values escape backslash, quote and newline. */
-static void label(const char *s)
+/* Label values escape backslash, quote and newline; a host's control and
+ * non-ASCII bytes are first written as the log writes them ("\x1b"), so
+ * the label holds that text and a scrape stays valid UTF-8. */
+static void label(const char *raw)
 {
+	char buf[ESC_LEN];
+	const char *s = esc(raw, buf);
+
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')
 			printf("\\%c", *s);

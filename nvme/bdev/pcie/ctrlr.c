@@ -192,7 +192,7 @@ static uint16_t io_depth(const struct pcie_ctrlr *c)
 int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t errlen)
 {
 	struct pcie_ctrlr *c = calloc(1, sizeof(*c));
-	char why[224];
+	char why[224], mn[NVMG_ESCAPED_SIZE(sizeof(c->id.mn))], sn[NVMG_ESCAPED_SIZE(sizeof(c->id.sn))];
 	uint32_t vs;
 	int ret;
 
@@ -277,9 +277,11 @@ int pcie_ctrlr_open(const char *bdf, struct pcie_ctrlr **out, char *err, size_t 
 		snprintf(err, errlen, "%s: cannot start its service thread: %s", bdf, strerror(-ret));
 		goto fail_msix;
 	}
-	log_info("pcie %s: NVMe %u.%u \"%.40s\" sn \"%.20s\": %u namespace(s), %u I/O queues, "
+	/* Model and serial are the device's bytes: escaped like a host's. */
+	log_info("pcie %s: NVMe %u.%u \"%s\" sn \"%s\": %u namespace(s), %u I/O queues, "
 		 "max transfer %u KiB, doorbell stride %u, %s, %s",
-		 bdf, vs >> 16, (vs >> 8) & 0xff, c->id.mn, c->id.sn, le32toh(c->id.nn), c->nr_ioq,
+		 bdf, vs >> 16, (vs >> 8) & 0xff, nvmg_escape(mn, sizeof(mn), c->id.mn, sizeof(c->id.mn)),
+		 nvmg_escape(sn, sizeof(sn), c->id.sn, sizeof(c->id.sn)), le32toh(c->id.nn), c->nr_ioq,
 		 c->max_xfer >> 10, c->dstrd, c->nr_vec ? "MSI-X" : "polled", c->use_sgl ? "SGLs" : "PRPs");
 	*out = c;
 	return 0;
