@@ -164,6 +164,20 @@ class Daemon:
                         pytest.fail("nvmegated does not accept on port %d after %.0fs:\n%s"
                                     % (port, timeout, self.log()))
                     time.sleep(0.05)
+        # The control socket opens last (after the listeners and FUSE): a
+        # CLI call right after start-up must find it. Not every daemon has
+        # one (a test may run it unprivileged), so this only waits a while.
+        sock = self.control_path()
+        while sock and not os.path.exists(sock) and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+
+    def control_path(self):
+        ctl = self.config.get("nvmegate", {}).get("control", {})
+        if "socket" in ctl:
+            return ctl["socket"] if os.path.isabs(ctl["socket"]) else None
+        return None if self.prefix else os.path.join(self.run_dir, "control.sock")
 
     def log(self, whole=True):
         try:
