@@ -123,7 +123,7 @@ static void test_top_level(void)
 	/* The "nvmegate" defaults hold without the section. */
 	CHECK(conf && conf->log_level == NVMG_LOG_INFO && conf->reactors == 0 &&
 	      conf->handshake_timeout_ms == 10000 && conf->max_pending_sockets == 128 &&
-	      conf->icreq_timeout_ms == 3000 && conf->max_pending_per_address == 32 &&
+	      conf->icreq_timeout_ms == 5000 && conf->max_pending_per_address == 32 &&
 	      conf->max_queues_per_host == 1024 && !conf->fuse_mountpoint);
 	nvmg_conf_free(conf);
 }
