@@ -9,14 +9,29 @@ address holding the most rather than refusing a newcomer (issue 13, item
 2; net/tcp_halfopen.h).
 """
 
+import base64
+import hashlib
+import hmac
+import importlib.util
+import os
 import select
+import shutil
 import socket
 import struct
+import subprocess
 import threading
 import time
 
+import pytest
+
 import nvmetcp as n
 from cli import Cli, add_control
+
+# The suite's own conftest, by path (as test_tcp_tls.py: tests/vm has one too).
+_spec = importlib.util.spec_from_file_location(
+    "nvmegate_tests_conftest", os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py"))
+_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_conftest)
 
 FLOOD_ADDR = "127.0.0.2"
 ICREQ = struct.pack("<BBBBIHBBI", n.ICREQ, 0, 128, 0, 128, 0, 0, 0, 0) + bytes(112)
@@ -150,6 +165,7 @@ def test_real_hosts_connect_during_a_slow_loris_flood(make_target, tmp_path):
     assert 1 <= len(lines) <= 2 + int(took + 2.5) // 10, lines
     prom = t.cli.ok("stats", "--prometheus")
     assert "# TYPE nvmegate_tcp_half_open_evicted_total counter" in prom
+    assert "half-open NVMe/TCP sockets: " in t.cli.ok("stats")
 
 
 def alive(q):
@@ -207,3 +223,65 @@ def test_silent_socket_gets_the_short_deadline(make_target, tmp_path):
     assert alive(waiting)
     waiting.close()
     assert "no ICReq within the deadline" in t.daemon.log()
+
+
+# ------------------------------------------------------------------ TLS
+TLS_HOST = "nqn.2014-08.org.nvmexpress:uuid:7a1b2c3d-0000-4000-8000-00000000f00d"
+TLS_SUB = _conftest.NQN_PREFIX + "half-open-tls"
+TLS_KEY = "NVMeTLSkey-1:01:VRLbtnN9AQb2WXW3c9+wEf/DRLz0QuLdbYvEhwtdWwNf9LrZ:"  # libnvme's
+
+
+def tls_psk_v1(key, host, sub):
+    """The TLS PSK and identity (v1) a host derives, computed by hand."""
+    def hkdf(ikm, info):
+        prk = hmac.new(b"\0" * 32, ikm, hashlib.sha256).digest()
+        return hmac.new(prk, info + b"\1", hashlib.sha256).digest()
+    retained = hkdf(base64.b64decode(key.split(":")[2])[:32], b"\x20\x00tls13 HostNQN" + host.encode())
+    digest = base64.b64encode(hmac.new(retained, ("%s %s NVMe-over-Fabrics" % (host, sub)).encode(),
+                                       hashlib.sha256).digest()).decode()
+    psk = hkdf(retained, b"\x20\x00tls13 nvme-tls-psk01 " + digest.encode())
+    return psk, "NVMe1R01 %s %s %s" % (host, sub, digest)
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl command")
+def test_tls_handshake_is_progress_a_client_hello_is_not(nvmegated, tmp_path):
+    (port,) = _conftest.free_ports(1)
+    p = _conftest.port_entry(1, port, [TLS_SUB])
+    p["addr"].update({"tsas": "tls1.3", "treq": "required"})
+    img = _conftest.sparse_file(tmp_path / "ns.img", 1 << 20)
+    cfg = _conftest.base_config([p], [_conftest.subsys_entry(TLS_SUB, [_conftest.ns_entry(1, img)],
+                                                             allow_any_host=False,
+                                                             allowed_hosts=[TLS_HOST])],
+                                handshake_timeout_ms=5000)
+    cfg["hosts"] = [{"nqn": TLS_HOST, "psk": TLS_KEY}]
+    cfg["nvmegate"]["icreq_timeout_ms"] = 1000
+    d = nvmegated(cfg)
+    # A TLS record begins, then nothing: no progress, the short deadline.
+    hello = socket.create_connection((_conftest.ADDR, port))
+    hello.sendall(bytes([0x16, 0x03, 0x01]))
+    t0 = time.monotonic()
+    r, _, _ = select.select([hello], [], [], 4)
+    assert r and hello.recv(16) == b"", "a stalled ClientHello outlived its ICReq deadline"
+    assert time.monotonic() - t0 < 3
+    hello.close()
+    # A completed handshake is progress: no ICReq after it, yet the
+    # connection lives until the ICReq + Connect deadline.
+    psk, ident = tls_psk_v1(TLS_KEY, TLS_HOST, TLS_SUB)
+    client = subprocess.Popen(["openssl", "s_client", "-connect", "%s:%d" % (_conftest.ADDR, port),
+                               "-tls1_3", "-psk", psk.hex(), "-psk_identity", ident,
+                               "-ciphersuites", "TLS_AES_128_GCM_SHA256", "-quiet"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.monotonic()
+        while "with the PSK of " + TLS_HOST not in d.log():
+            assert time.monotonic() - t0 < 5 and client.poll() is None, "no TLS handshake"
+            time.sleep(0.05)
+        time.sleep(2)      # past the 1 s ICReq deadline
+        assert client.poll() is None, "closed after the TLS handshake, before its deadline"
+        client.wait(timeout=6)   # the 5 s ICReq + Connect deadline ends it
+        assert "no ICReq/Connect within the deadline" in d.log()
+    finally:
+        if client.poll() is None:
+            client.kill()
+        client.wait()
