@@ -92,6 +92,8 @@ struct nvmg_conf {
 	enum nvmg_log_level log_level;
 	unsigned handshake_timeout_ms; /* ICReq + Connect deadline, default 10000 */
 	unsigned max_pending_sockets;  /* half-open sockets, default 128 */
+	unsigned icreq_timeout_ms;     /* ICReq (TLS: handshake) deadline, default 5000 */
+	unsigned max_pending_per_address; /* sockets without ICReq per address, default 32 */
 	unsigned max_queues_per_host;  /* live queues per host NQN, default 1024 */
 	bool kernel_tls;               /* TLS records by the kernel where it can, default on */
 	/* "nvmegate": {"fuse": {"mountpoint": PATH, "aliases": {...}}} */

@@ -160,6 +160,16 @@ static const struct nvmg_dec_key nvmegate_keys[] = {
 	  NVMG_DEC_FIELD(conf_t, handshake_timeout_ms), .min = 100, .max = 600000, .dflt = 10000 },
 	{ .key = "max_pending_sockets", .type = NVMG_DEC_INT,
 	  NVMG_DEC_FIELD(conf_t, max_pending_sockets), .min = 1, .max = 65536, .dflt = 128 },
+	/* A host sends ICReq at once, after its TLS handshake on a TLS port
+	 * (tlshd in an emulated guest may take a second or two): an idle
+	 * socket gives its slot back soon. Capped at handshake_timeout_ms by
+	 * the transport. */
+	{ .key = "icreq_timeout_ms", .type = NVMG_DEC_INT,
+	  NVMG_DEC_FIELD(conf_t, icreq_timeout_ms), .min = 100, .max = 600000, .dflt = 5000 },
+	/* A quarter of the default pool: four flooding addresses before the
+	 * pool is full, and far more than a host's one socket at a time. */
+	{ .key = "max_pending_per_address", .type = NVMG_DEC_INT,
+	  NVMG_DEC_FIELD(conf_t, max_pending_per_address), .min = 1, .max = 65536, .dflt = 32 },
 	{ .key = "max_queues_per_host", .type = NVMG_DEC_INT,
 	  NVMG_DEC_FIELD(conf_t, max_queues_per_host), .min = 1, .max = 1048576, .dflt = 1024 },
 	{ .key = "kernel_tls", .type = NVMG_DEC_BOOL, NVMG_DEC_FIELD(conf_t, kernel_tls), .dflt = 1 },

@@ -183,7 +183,9 @@ struct json_object *ctl_cmd_list(struct nvmg_daemon *d, struct json_object *req)
 struct json_object *ctl_cmd_stats(struct nvmg_daemon *d, struct json_object *req)
 {
 	struct nvmg_snapshot *snap = nvmg_target_snapshot(&d->target, NVMG_SNAP_STATS);
-	struct json_object *r, *nsa, *ctrls;
+	struct json_object *r, *nsa, *ctrls, *tcp;
+	uint64_t evicted;
+	unsigned half_open;
 
 	(void)req;
 	if (!snap)
@@ -207,5 +209,12 @@ struct json_object *ctl_cmd_stats(struct nvmg_daemon *d, struct json_object *req
 	nvmg_snapshot_free(snap);
 	json_object_object_add(r, "namespaces", nsa);
 	json_object_object_add(r, "controllers", ctrls);
+	/* Sockets not past Connect yet, and those evicted for newer ones: a
+	 * steady count of evictions is a flood of idle sockets. */
+	nvmg_tcp_half_open(d->tcp, &half_open, &evicted);
+	tcp = json_object_new_object();
+	json_object_object_add(tcp, "half_open", ju64(half_open));
+	json_object_object_add(tcp, "half_open_evicted", ju64(evicted));
+	json_object_object_add(r, "tcp", tcp);
 	return ctl_ok(r);
 }

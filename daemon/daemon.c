@@ -39,6 +39,9 @@ int nvmg_daemon_keep_fixed(struct nvmg_daemon *d, const struct nvmg_conf *conf)
 	d->fixed.reactors = conf->reactors;
 	d->fixed.handshake_timeout_ms = conf->handshake_timeout_ms;
 	d->fixed.max_pending_sockets = conf->max_pending_sockets;
+	d->fixed.icreq_timeout_ms = conf->icreq_timeout_ms;
+	d->fixed.max_pending_per_address = conf->max_pending_per_address;
+	d->fixed.kernel_tls = conf->kernel_tls;
 	d->fixed.control_socket = conf->control_socket ? strdup(conf->control_socket) : NULL;
 	d->fixed.control_group = conf->control_group ? strdup(conf->control_group) : NULL;
 	if ((conf->control_socket && !d->fixed.control_socket) ||
@@ -60,9 +63,13 @@ static void warn_fixed(const struct nvmg_daemon *d, const struct nvmg_conf *conf
 	if (conf->reactors != d->fixed.reactors)
 		log_warn("reload: nvmegate.reactors changes at the next restart");
 	if (conf->handshake_timeout_ms != d->fixed.handshake_timeout_ms ||
-	    conf->max_pending_sockets != d->fixed.max_pending_sockets)
-		log_warn("reload: nvmegate.handshake_timeout_ms and max_pending_sockets change at "
-			 "the next restart");
+	    conf->max_pending_sockets != d->fixed.max_pending_sockets ||
+	    conf->icreq_timeout_ms != d->fixed.icreq_timeout_ms ||
+	    conf->max_pending_per_address != d->fixed.max_pending_per_address)
+		log_warn("reload: nvmegate.handshake_timeout_ms, icreq_timeout_ms, max_pending_sockets "
+			 "and max_pending_per_address change at the next restart");
+	if (conf->kernel_tls != d->fixed.kernel_tls)
+		log_warn("reload: nvmegate.kernel_tls changes at the next restart");
 	if (str_differs(conf->control_socket, d->fixed.control_socket) ||
 	    str_differs(conf->control_group, d->fixed.control_group))
 		log_warn("reload: nvmegate.control changes at the next restart");

@@ -23,6 +23,8 @@ struct nvmg_daemon {
 	/* Settings read once at start; a reload that changes them says so. */
 	struct {
 		unsigned reactors, handshake_timeout_ms, max_pending_sockets;
+		unsigned icreq_timeout_ms, max_pending_per_address;
+		bool kernel_tls;
 		char *control_socket, *control_group;
 	} fixed;
 	pthread_mutex_t lock;      /* serializes changes; guards the fields below */

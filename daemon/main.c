@@ -247,6 +247,8 @@ int main(int argc, char **argv)
 	topts.handshake_timeout_ms = conf->handshake_timeout_ms;
 	topts.max_pending_sockets = conf->max_pending_sockets;
 	topts.kernel_tls = conf->kernel_tls;
+	topts.icreq_timeout_ms = conf->icreq_timeout_ms;
+	topts.max_pending_per_address = conf->max_pending_per_address;
 	ret = nvmg_tcp_start(dmn.tcp, &topts);
 	if (ret) {
 		log_err("cannot start the tcp transport: %s", strerror(-ret));

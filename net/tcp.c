@@ -74,6 +74,7 @@ static void conn_tick(struct nvmg_ticker *t, uint64_t now)
 		log_info("%s: %s, closing", c->peer,
 			 c->state == CS_TERMINATING ? "peer did not take the TermReq"
 			 : c->rx_stopped		    ? "peer closed but does not read"
+			 : c->ho && c->ho->stage == TCP_HO_NEW ? "no ICReq within the deadline"
 						    : "no ICReq/Connect within the deadline");
 		tcp_conn_close(c, "handshake timeout");
 		return;
@@ -127,12 +128,27 @@ const struct nvmg_transport nvmg_tcp_transport = {
 	.disc_tsas = nvmg_tcp_disc_tsas,
 };
 
+/* Out of the half-open pool: Connect done, or the connection is going. */
 static void conn_pending_done(struct tcp_conn *c)
 {
-	if (c->pending_counted) {
-		c->pending_counted = false;
-		atomic_fetch_sub(&c->tr->tcp->pending_sockets, 1);
+	if (c->ho) {
+		tcp_ho_done(&c->tr->tcp->half_open, c->ho);
+		c->ho = NULL;
 	}
+}
+
+/* ICReq arrived, or the TLS handshake completed: the host has shown it
+ * speaks the protocol, so the short ICReq deadline gives way to the
+ * ICReq + Connect one, counted from the accept as before. */
+void tcp_conn_progress(struct tcp_conn *c)
+{
+	uint64_t now = nvmg_now_ms();
+
+	if (!c->ho || c->ho->stage != TCP_HO_NEW)
+		return;
+	tcp_ho_progress(&c->tr->tcp->half_open, c->ho, now);
+	if (c->state != CS_TERMINATING && !c->rx_stopped)
+		c->deadline_ms = c->accept_ms + c->tr->tcp->opts.handshake_timeout_ms;
 }
 
 void tcp_conn_close(struct tcp_conn *c, const char *why)
@@ -202,7 +218,7 @@ static void conn_flush_and_check(struct nvmg_defer *d)
 	tcp_conn_flush(d);
 }
 
-void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port)
+void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port, struct tcp_ho *ho)
 {
 	struct tcp_conn *c = calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
@@ -216,8 +232,8 @@ void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port
 		if (c)
 			free(c->rbuf);
 		free(c);
+		tcp_ho_done(&tr->tcp->half_open, ho); /* before the close: see evict_half_open */
 		close(fd);
-		atomic_fetch_sub(&tr->tcp->pending_sockets, 1);
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -234,7 +250,7 @@ void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port
 	c->tr = tr;
 	c->r = tr->r;
 	c->fd = fd;
-	c->pending_counted = true;
+	c->ho = ho;
 	c->tls_peek = __atomic_load_n(&port->tls, __ATOMIC_RELAXED);
 	c->sq.tgt = tr->tcp->tgt;
 	c->sq.port = port;
@@ -247,7 +263,8 @@ void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port
 	c->ticker.fn = conn_tick;
 	STAILQ_INIT(&c->send_q);
 	SLIST_INIT(&c->free_cmds);
-	c->deadline_ms = nvmg_now_ms() + tr->tcp->opts.handshake_timeout_ms;
+	c->accept_ms = nvmg_now_ms();
+	c->deadline_ms = c->accept_ms + tr->tcp->opts.icreq_timeout_ms;
 	for (unsigned i = NR_CMDS; i-- > 0;) {
 		c->cmds[i].conn = c;
 		c->cmds[i].ttag = (uint16_t)i;

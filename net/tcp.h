@@ -3,13 +3,16 @@
 #define NVMG_TCP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "nvme/core.h"
 
 struct nvmg_tcp;
 
 struct nvmg_tcp_opts {
 	unsigned handshake_timeout_ms; /* ICReq + Connect deadline */
+	unsigned icreq_timeout_ms;     /* ICReq (or TLS handshake) deadline, at most the above */
 	unsigned max_pending_sockets;  /* sockets not yet past Connect */
+	unsigned max_pending_per_address; /* of those, without ICReq yet, per source address */
 	bool kernel_tls;               /* TLS records by the kernel where it can */
 };
 
@@ -29,5 +32,8 @@ void nvmg_tcp_shutdown(struct nvmg_tcp *tcp, unsigned timeout_ms);
 void nvmg_tcp_destroy(struct nvmg_tcp *tcp);
 /* Open connections (any state); 0 for NULL. Any thread. */
 unsigned nvmg_tcp_live_conns(struct nvmg_tcp *tcp);
+/* Half-open sockets now, and those evicted since start to make room for
+ * others (0 before start). Any thread. */
+void nvmg_tcp_half_open(struct nvmg_tcp *tcp, unsigned *held, uint64_t *evicted);
 
 #endif

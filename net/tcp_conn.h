@@ -80,8 +80,9 @@ struct tcp_conn {
 	bool rx_stopped;     /* no more PDUs will be read */
 	bool closing;        /* socket shut down, freeing when idle */
 	bool recv_inflight, poll_inflight, recv_direct;
-	bool pending_counted;
+	struct tcp_ho *ho;   /* place in the half-open pool until Connect */
 	unsigned hold;       /* callbacks on the stack: don't free yet */
+	uint64_t accept_ms;
 	uint64_t deadline_ms;
 	unsigned nr_busy;    /* command slots in use */
 	/* TLS: the session once the host started one; tls_peek while the
@@ -126,6 +127,8 @@ void tcp_conn_close(struct tcp_conn *c, const char *why);
 void tcp_conn_maybe_free(struct tcp_conn *c);
 /* After Connect succeeds the socket stops counting as half-open. */
 void tcp_conn_check_live(struct tcp_conn *c);
+/* ICReq arrived or the TLS handshake completed (tcp_halfopen.h). */
+void tcp_conn_progress(struct tcp_conn *c);
 
 /* tcp_recv.c: receive */
 void tcp_recv_done(struct nvmg_ev *ev, int res, uint32_t flags);

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <sys/queue.h>
 #include "net/tcp.h"
+#include "net/tcp_halfopen.h"
 
 struct tcp_conn;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -27,7 +28,8 @@ struct nvmg_tcp {
 	struct tcp_reactor *reactors; /* one per target reactor */
 	unsigned nr_reactors;
 	atomic_uint next_reactor;
-	atomic_uint pending_sockets;  /* accepted, not yet connected */
+	struct tcp_ho_pool half_open; /* accepted, not yet connected */
+	bool half_open_ready;         /* half_open initialized (nvmg_tcp_start) */
 	atomic_uint live_conns;
 	struct tcp_listener **listeners;
 	size_t nr_listeners;
@@ -43,8 +45,9 @@ uint8_t nvmg_tcp_disc_adrfam(const struct nvmg_port *p);
 uint8_t nvmg_tcp_disc_treq(const struct nvmg_port *p);
 void nvmg_tcp_disc_tsas(const struct nvmg_port *p, union nvmf_tsas *tsas);
 
-/* Runs on tr's reactor: adopt an accepted socket. */
-void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port);
+/* Runs on tr's reactor: adopt an accepted socket and its place in the
+ * half-open pool. */
+void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port, struct tcp_ho *ho);
 /* Runs on tr's reactor: finish or close every connection it owns. */
 void nvmg_tcp_reactor_drain(struct tcp_reactor *tr);
 /* Runs on tr's reactor: close the connections that came through port. */

@@ -24,13 +24,15 @@ struct tcp_listener {
 	atomic_bool stopping;
 	atomic_bool closed;
 	bool removed;             /* port removed by a reload: fd may be reused */
-	uint64_t last_full_log;
+	struct sockaddr_storage peer; /* of the accept in flight (one at a time) */
+	socklen_t peer_len;
 };
 
 struct adopt_msg {
 	struct tcp_reactor *tr;
 	int fd;
 	struct nvmg_port *port;
+	struct tcp_ho *ho;
 };
 
 static void accept_arm(struct tcp_listener *l);
@@ -39,11 +41,18 @@ static void adopt_msg_run(void *arg)
 {
 	struct adopt_msg *m = arg;
 
-	nvmg_tcp_conn_create(m->tr, m->fd, m->port);
+	nvmg_tcp_conn_create(m->tr, m->fd, m->port, m->ho);
 	free(m);
 }
 
-static void hand_off(struct tcp_listener *l, int fd)
+/* Out of the pool before the close: eviction may shut fd down until then. */
+static void drop(struct nvmg_tcp *tcp, int fd, struct tcp_ho *ho)
+{
+	tcp_ho_done(&tcp->half_open, ho);
+	close(fd);
+}
+
+static void hand_off(struct tcp_listener *l, int fd, struct tcp_ho *ho)
 {
 	struct nvmg_tcp *tcp = l->tcp;
 	unsigned i = atomic_fetch_add(&tcp->next_reactor, 1) % tcp->nr_reactors;
@@ -51,20 +60,18 @@ static void hand_off(struct tcp_listener *l, int fd)
 	struct adopt_msg *m;
 
 	if (tr == l->tr) {
-		nvmg_tcp_conn_create(tr, fd, l->port);
+		nvmg_tcp_conn_create(tr, fd, l->port, ho);
 		return;
 	}
 	m = malloc(sizeof(*m));
 	if (!m) {
-		close(fd);
-		atomic_fetch_sub(&tcp->pending_sockets, 1);
+		drop(tcp, fd, ho);
 		return;
 	}
-	*m = (struct adopt_msg){ tr, fd, l->port };
+	*m = (struct adopt_msg){ tr, fd, l->port, ho };
 	if (nvmg_reactor_post(tr->r, adopt_msg_run, m)) {
 		free(m);
-		close(fd);
-		atomic_fetch_sub(&tcp->pending_sockets, 1);
+		drop(tcp, fd, ho);
 	}
 }
 
@@ -81,6 +88,8 @@ static void accept_done(struct nvmg_ev *ev, int res, uint32_t flags)
 {
 	struct tcp_listener *l = nvmg_container_of(ev, struct tcp_listener, ev);
 	struct nvmg_tcp *tcp = l->tcp;
+	struct tcp_ho_addr addr;
+	struct tcp_ho *ho;
 
 	(void)flags;
 	if (atomic_load(&l->stopping)) {
@@ -99,21 +108,15 @@ static void accept_done(struct nvmg_ev *ev, int res, uint32_t flags)
 		nvmg_reactor_add_ticker(l->tr->r, &l->retry);
 		return;
 	}
-	/* Cap sockets that have not finished ICReq + Connect, so a flood of
-	 * idle sockets cannot starve real hosts. */
-	if (atomic_fetch_add(&tcp->pending_sockets, 1) >= tcp->opts.max_pending_sockets) {
-		uint64_t now = nvmg_now_ms();
-
-		atomic_fetch_sub(&tcp->pending_sockets, 1);
+	/* Sockets that have not finished ICReq + Connect are bounded, so a
+	 * flood of idle sockets cannot starve real hosts: a new one may evict
+	 * the oldest of the address holding the most (tcp_halfopen.h). */
+	tcp_ho_addr_of((struct sockaddr *)&l->peer, &addr);
+	ho = tcp_ho_admit(&tcp->half_open, &addr, res, nvmg_now_ms());
+	if (ho)
+		hand_off(l, res, ho);
+	else
 		close(res);
-		if (now - l->last_full_log > 1000) {
-			log_warn("port %u: more than %u sockets waiting for Connect, refusing new ones",
-				 l->port->portid, tcp->opts.max_pending_sockets);
-			l->last_full_log = now;
-		}
-	} else {
-		hand_off(l, res);
-	}
 	accept_arm(l);
 }
 
@@ -121,7 +124,8 @@ static void accept_arm(struct tcp_listener *l)
 {
 	struct io_uring_sqe *sqe = nvmg_reactor_sqe(l->tr->r);
 
-	io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+	l->peer_len = sizeof(l->peer);
+	io_uring_prep_accept(sqe, l->fd, (struct sockaddr *)&l->peer, &l->peer_len, SOCK_CLOEXEC);
 	io_uring_sqe_set_data(sqe, &l->ev);
 }
 
@@ -323,14 +327,33 @@ struct nvmg_tcp *nvmg_tcp_create(struct nvmg_target *t)
 	return tcp;
 }
 
+/* Under the pool's lock, so the fd is still the victim's: the connection
+ * reads EOF and closes as when its host leaves. */
+static void evict_half_open(struct tcp_ho *victim, void *arg)
+{
+	(void)arg;
+	shutdown(victim->fd, SHUT_RDWR);
+}
+
 int nvmg_tcp_start(struct nvmg_tcp *tcp, const struct nvmg_tcp_opts *o)
 {
 	struct nvmg_target *t = tcp->tgt;
+	int ret;
 
 	tcp->opts = *o;
+	if (tcp->opts.icreq_timeout_ms > tcp->opts.handshake_timeout_ms)
+		tcp->opts.icreq_timeout_ms = tcp->opts.handshake_timeout_ms;
 	tcp->reactors = calloc(t->nr_reactors, sizeof(*tcp->reactors));
 	if (!tcp->reactors)
 		return -ENOMEM;
+	ret = tcp_ho_pool_init(&tcp->half_open, o->max_pending_sockets, o->max_pending_per_address,
+			       evict_half_open, NULL);
+	if (ret) {
+		free(tcp->reactors);
+		tcp->reactors = NULL;
+		return ret;
+	}
+	tcp->half_open_ready = true;
 	tcp->nr_reactors = t->nr_reactors;
 	for (unsigned i = 0; i < t->nr_reactors; i++) {
 		tcp->reactors[i].tcp = tcp;
@@ -402,6 +425,8 @@ void nvmg_tcp_destroy(struct nvmg_tcp *tcp)
 	}
 	free(tcp->listeners);
 	free(tcp->reactors);
+	if (tcp->half_open_ready)
+		tcp_ho_pool_destroy(&tcp->half_open);
 	tcp_tls_ctx_free(tcp->ssl_ctx);
 	free(tcp);
 }
@@ -409,6 +434,14 @@ void nvmg_tcp_destroy(struct nvmg_tcp *tcp)
 unsigned nvmg_tcp_live_conns(struct nvmg_tcp *tcp)
 {
 	return tcp ? atomic_load(&tcp->live_conns) : 0;
+}
+
+void nvmg_tcp_half_open(struct nvmg_tcp *tcp, unsigned *held, uint64_t *evicted)
+{
+	*held = 0;
+	*evicted = 0;
+	if (tcp && tcp->half_open_ready)
+		tcp_ho_counts(&tcp->half_open, held, evicted);
 }
 
 /* ---- the discovery log entry of a TCP port ---- */

@@ -113,6 +113,7 @@ static void handle_icreq(struct tcp_conn *c)
 	c->ctl.niov = 1;
 	tcp_send_enqueue(c, &c->ctl);
 	c->state = CS_WAIT_CONNECT;
+	tcp_conn_progress(c);
 	log_debug("%s: ICReq (hdgst %d, ddgst %d)", c->peer, c->hdgst, c->ddgst);
 }
 
@@ -461,6 +462,8 @@ static void tls_recv(struct tcp_conn *c, uint32_t res)
 		tcp_conn_close(c, "TLS handshake failed");
 		return;
 	}
+	if (c->tls->established)
+		tcp_conn_progress(c);
 	while (!c->rx_stopped && c->tls->established) {
 		if (c->rx_state == RX_DATA && c->rx_dst && c->roff == c->rlen &&
 		    c->rx_len - c->rx_done >= DIRECT_RECV_MIN) {

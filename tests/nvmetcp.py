@@ -404,7 +404,7 @@ class Queue:
     """One NVMe/TCP connection (one queue pair)."""
 
     def __init__(self, addr, port, hdgst=False, ddgst=False, timeout=DEFAULT_TIMEOUT,
-                 maxr2t=0, hpda=0):
+                 maxr2t=0, hpda=0, source=None):
         self.addr = addr
         self.port = port
         self.want_hdgst = hdgst
@@ -430,7 +430,10 @@ class Queue:
         self.sqhd_log = []        # every SQHD seen in a CapsuleResp
         self.unsolicited = []     # PDUs received with no command to give them to
         self.closed = False
-        self.sock = socket.create_connection((addr, port), timeout=timeout)
+        # source: the local address to connect from (loopback is all of
+        # 127/8, so tests can play several hosts).
+        self.sock = socket.create_connection((addr, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # ---------------------------------------------------------- raw I/O

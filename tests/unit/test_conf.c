@@ -123,6 +123,7 @@ static void test_top_level(void)
 	/* The "nvmegate" defaults hold without the section. */
 	CHECK(conf && conf->log_level == NVMG_LOG_INFO && conf->reactors == 0 &&
 	      conf->handshake_timeout_ms == 10000 && conf->max_pending_sockets == 128 &&
+	      conf->icreq_timeout_ms == 5000 && conf->max_pending_per_address == 32 &&
 	      conf->max_queues_per_host == 1024 && !conf->fuse_mountpoint);
 	nvmg_conf_free(conf);
 }
@@ -166,6 +167,9 @@ static void test_types(void)
 	FAILS(GATE("'reactors':257"), "nvmegate.reactors: 257 is out of range (0..256)");
 	FAILS(GATE("'handshake_timeout_ms':99"),
 	      "nvmegate.handshake_timeout_ms: 99 is out of range (100..600000)");
+	FAILS(GATE("'icreq_timeout_ms':99"), "nvmegate.icreq_timeout_ms: 99 is out of range (100..600000)");
+	FAILS(GATE("'max_pending_per_address':0"),
+	      "nvmegate.max_pending_per_address: 0 is out of range (1..65536)");
 	FAILS(ATTR("'cntlid_min':'65520'"),
 	      "subsystems[0].attr.cntlid_min: 65520 is out of range (1..65519)");
 	FAILS(PORT1(",'param':{'inline_data_size':-2}"),
@@ -247,10 +251,12 @@ static void test_values(void)
 	CHECK(conf && conf->ports[0].inline_data_size == 0);
 	nvmg_conf_free(conf);
 	conf = LOADS(GATE("'reactors':'2','log_level':'Warning','handshake_timeout_ms':100,"
-			  "'max_pending_sockets':1,'max_queues_per_host':'1048576'"), 0);
+			  "'max_pending_sockets':1,'max_queues_per_host':'1048576',"
+			  "'icreq_timeout_ms':'600000','max_pending_per_address':65536"), 0);
 	CHECK(conf && conf->reactors == 2 && conf->log_level == NVMG_LOG_WARN &&
 	      conf->handshake_timeout_ms == 100 && conf->max_pending_sockets == 1 &&
-	      conf->max_queues_per_host == 1048576);
+	      conf->max_queues_per_host == 1048576 && conf->icreq_timeout_ms == 600000 &&
+	      conf->max_pending_per_address == 65536);
 	nvmg_conf_free(conf);
 	conf = LOADS(GATE("'log_level':'DEBUG','fuse':{'mountpoint':'/mnt','aliases':"
 			  "{'nqn.b':'disk'}},'control':{'socket':'/run/s','group':'wheel'}"), 0);

@@ -175,6 +175,9 @@ void cli_print_stats(struct json_object *r)
 			stats_row(what, get(q, "stats"));
 		}
 	}
+	if (get(r, "tcp"))
+		printf("\nhalf-open NVMe/TCP sockets: %lld (evicted since start: %lld)\n",
+		       gi(get(r, "tcp"), "half_open"), gi(get(r, "tcp"), "half_open_evicted"));
 }
 
 /* Label values escape backslash, quote and newline; a host's control and
@@ -273,6 +276,16 @@ static void prom_family(const char *scope, struct json_object *nss, struct json_
 
 void cli_print_prometheus(struct json_object *r)
 {
+	struct json_object *tcp = get(r, "tcp");
+
 	prom_family("namespace", get(r, "namespaces"), NULL);
 	prom_family("queue", NULL, get(r, "controllers"));
+	if (!tcp)
+		return;
+	printf("# HELP nvmegate_tcp_half_open_sockets NVMe/TCP sockets accepted whose Connect is not done\n"
+	       "# TYPE nvmegate_tcp_half_open_sockets gauge\n"
+	       "nvmegate_tcp_half_open_sockets %lld\n", gi(tcp, "half_open"));
+	printf("# HELP nvmegate_tcp_half_open_evicted_total Half-open sockets closed to make room for newer ones\n"
+	       "# TYPE nvmegate_tcp_half_open_evicted_total counter\n"
+	       "nvmegate_tcp_half_open_evicted_total %lld\n", gi(tcp, "half_open_evicted"));
 }
