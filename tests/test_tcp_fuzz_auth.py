@@ -26,7 +26,7 @@ import nvmetcp as n
 
 CASES = max(1, int(os.environ.get("NVMEGATE_FUZZ_CASES", "120")) // 3)
 ONLY = os.environ.get("NVMEGATE_FUZZ_CASE")
-TEST_DEADLINE = 120
+TEST_DEADLINE = 90 + CASES
 CHECK_EVERY = 10          # bystander check period, in cases
 
 HASH, DHGROUP, HL = 1, 1, 32          # the fuzzed host: hmac(sha256), ffdhe2048
