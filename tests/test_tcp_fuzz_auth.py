@@ -19,6 +19,7 @@ replays just that case. NVMEGATE_FUZZ_CASES scales the number of cases.
 import os
 import random
 import struct
+import time
 
 import pytest
 
@@ -466,6 +467,21 @@ def test_malformed_negotiate(fz, bystander):
             raise AssertionError("negotiate case %s: %s: %s" % (name, type(e).__name__, e)) from e
         if i % CHECK_EVERY == CHECK_EVERY - 1:
             bystander.check()
+    # The largest Negotiate that fits a command (127 descriptors, the
+    # DH-HMAC-CHAP one last) is read to its end and works; one descriptor
+    # more is refused by the command.
+    c = ctrl(fz, h)
+    a = n.DhchapHost(c.admin, h.nqn, fz.nqn_auth, h.key)
+    other = neg(a.tid, authid=0xFE)[NEG_HDR:]
+    big = with_byte(neg(a.tid), 7, 127)[:NEG_HDR] + other * 126 + neg(a.tid)[NEG_HDR:]
+    assert len(big) == 8136
+    a.send(big).check("127 descriptors")
+    a.take_challenge()
+    a.reply()
+    assert_access(c, c.admin)
+    comp = a.send(with_byte(big, 7, 129) + other * 2)
+    assert (comp.sct, comp.sc) == (n.SCT_GENERIC, n.SC_INVALID_FIELD), comp
+    c.close()
     bystander.check()
 
 
@@ -690,3 +706,81 @@ def test_io_queue_exchanges(fz, bystander):
         except Exception as e:
             raise AssertionError("I/O queue case %s: %s: %s" % (name, type(e).__name__, e)) from e
     bystander.check()
+
+
+def test_exchanges_cut_short(fz, bystander):
+    """Queues that go away mid-exchange or during the grace between
+    Failure1 and the end of the controller, in every order: the daemon
+    must neither crash nor touch a freed queue (ASan checks), and no
+    queue is left with access."""
+    h = fz.h["fuzzed"]
+
+    def live():
+        """A live controller: admin and I/O queue 1 authenticated, room
+        for an I/O queue 2."""
+        c = ctrl(fz, h, connect=False, dhchap=h.dhchap())
+        c.connect_admin()
+        c.cap = c.prop_get(n.PROP_CAP, True)
+        c.enable()
+        c.set_features(n.FID_NUM_QUEUES, 0x10001).check()
+        c.connect_io()
+        return c
+
+    def half_exchange(c, q):
+        a = n.DhchapHost(q, h.nqn, fz.nqn_auth, h.key, hashes=(1,), dhgroups=(1,))
+        a.negotiate()
+        return a
+
+    for order in range(6):
+        c = live()
+        q = c.io[0]
+        if order % 2:               # a new queue, connected, not authenticated
+            c.dhchap = None
+            q = c.connect_io(qid=2)
+        if order in (0, 1):
+            # I/O queue mid-exchange; the admin queue's re-authentication
+            # fails, then the host drops the admin connection in the grace.
+            half_exchange(c, q)
+            a = half_exchange(c, c.admin)
+            a.send(with_byte(a.reply_msg()[0], 6, 0)).check()
+            expect_failure1(a, PAYLOAD)
+            assert_no_access(c, c.admin)
+            c.admin.close()
+            if order == 1:
+                assert_no_access(c, q)
+            q.expect_closed(timeout=5)      # the controller ends with its admin queue
+        elif order in (2, 3):
+            # The I/O queue fails and its connection goes in the grace
+            # (the admin queue, authenticated on its own, may live on).
+            a = half_exchange(c, q)
+            a.send(with_byte(a.reply_msg()[0], 6, 0)).check()
+            expect_failure1(a, PAYLOAD)
+            assert_no_access(c, q)
+            q.close()
+        else:
+            # Both queues mid-exchange, connections closed without a word.
+            half_exchange(c, q)
+            half_exchange(c, c.admin)
+            if order == 5:
+                q.send_raw(b"\x04")     # and half a PDU
+        c.close()
+    # Pipelined: Negotiate, Receive, Reply, Receive without waiting (the
+    # Reply is for a Challenge not yet read, so it cannot be right).
+    c = ctrl(fz, h)
+    a = n.DhchapHost(c.admin, h.nqn, fz.nqn_auth, h.key, hashes=(1,), dhgroups=(1,))
+    a.challenge = (1, 1, 1, bytes(32), bytes(256))
+    cmds = [c.admin.submit(n.auth_sqe(n.FCTYPE_AUTH_SEND, len(m)), write=m)
+            for m in [neg(a.tid)]]
+    cmds.append(c.admin.submit(n.auth_sqe(n.FCTYPE_AUTH_RECV, 4096), read_len=4096))
+    msg = a.reply_msg()[0]
+    cmds.append(c.admin.submit(n.auth_sqe(n.FCTYPE_AUTH_SEND, len(msg)), write=msg))
+    cmds.append(c.admin.submit(n.auth_sqe(n.FCTYPE_AUTH_RECV, 4096), read_len=4096))
+    comps = c.admin.wait_all(cmds)
+    assert comps[1].data[1] == n.AUTH_CHALLENGE, comps[1].data[:16]
+    assert comps[3].data[1] == n.AUTH_FAILURE1 and comps[3].data[7] == n.AUTH_FAILED, \
+        comps[3].data[:16]
+    assert_no_access(c, c.admin)
+    c.close()
+    time.sleep(0.6)          # past every grace tick
+    bystander.check()
+    fz.check_serving()
