@@ -20,14 +20,19 @@ NVMEGATE_FUZZ_CASE=<index> replays just that case; NVMEGATE_FUZZ_CASES
 scales the number of cases.
 """
 
+import base64
+import hashlib
+import hmac
 import os
 import random
 import re
+import select
 import socket
 import struct
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -413,3 +418,72 @@ def test_fuzz_tls_records(tls):
         by.finish()
     assert tls.daemon.alive()
     assert verified(run_perf(tls.req)), "no verified I/O after the fuzzing"
+
+
+def s_client_args(port):
+    """openssl s_client with the TLS PSK and v1 identity of HOST computed
+    by hand (libnvme's derivation), as test_tcp_tls does."""
+    def hkdf(ikm, info):
+        prk = hmac.new(b"\0" * 32, ikm, hashlib.sha256).digest()
+        return hmac.new(prk, info + b"\1", hashlib.sha256).digest()
+
+    key = base64.b64decode(KEY01.split(":")[2])[:32]
+    retained = hkdf(key, b"\x20\x00tls13 HostNQN" + HOST.encode())
+    digest = base64.b64encode(hmac.new(retained, ("%s %s NVMe-over-Fabrics" % (HOST, SUB))
+                                       .encode(), hashlib.sha256).digest()).decode()
+    psk = hkdf(retained, b"\x20\x00tls13 nvme-tls-psk01 " + digest.encode())
+    return ["openssl", "s_client", "-connect", "%s:%d" % (ADDR, port), "-tls1_3", "-psk",
+            psk.hex(), "-psk_identity", "NVMe1R01 %s %s %s" % (HOST, SUB, digest),
+            "-ciphersuites", "TLS_AES_128_GCM_SHA256", "-quiet", "-no_ign_eof"]
+
+
+def read_exact(f, size, timeout=5):
+    got = b""
+    deadline = time.monotonic() + timeout
+    while len(got) < size:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([f], [], [], left)[0]:
+            break
+        d = os.read(f.fileno(), size - len(got))
+        if not d:
+            break
+        got += d
+    return got
+
+
+def test_key_updates_keep_the_session(tls):
+    """A host may update its traffic keys at any time (TLS 1.3 KeyUpdate,
+    with or without asking for ours): the session goes on, also after a
+    burst of them; s_client's K/k commands send them."""
+    p = subprocess.Popen(s_client_args(tls.req), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        p.stdin.write(b"K\n")      # update requested: we must update ours too
+        p.stdin.flush()
+        time.sleep(0.2)
+        icreq = struct.pack("<BBBBIHBBI", n.ICREQ, 0, 128, 0, 128, 0, 0, 0, 0)
+        p.stdin.write(icreq + bytes(128 - len(icreq)))
+        p.stdin.flush()
+        resp = read_exact(p.stdout, 128)
+        assert len(resp) == 128 and resp[0] == n.ICRESP, resp[:8]
+        for cmd in [b"k\n", b"K\n"] * 20:
+            p.stdin.write(cmd)
+            p.stdin.flush()
+            time.sleep(0.01)
+        time.sleep(0.2)
+        data = n.connect_data(uuid.uuid4().bytes, 0xFFFF, SUB, HOST)
+        s = n.connect_sqe(0, 31)
+        s[24:40] = n.sgl(0, len(data), n.SGL_DATA_BLOCK_OFFSET)
+        p.stdin.write(struct.pack("<BBBBI", n.CMD, 0, 72, 72, 72 + len(data)) + bytes(s) + data)
+        p.stdin.flush()
+        rsp = read_exact(p.stdout, 24)
+        assert len(rsp) == 24 and rsp[0] == n.RSP, rsp
+        status = struct.unpack_from("<H", rsp, 8 + 14)[0] >> 1
+        assert status == 0, "Connect after key updates: status %#x" % status
+    finally:
+        p.kill()
+        err = p.communicate()[1].decode(errors="replace")
+    assert err.count("KEYUPDATE") == 41, err     # s_client did send them
+    assert "bad TLS record" not in tls.daemon.log()
+    assert verified(run_perf(tls.req))
