@@ -347,12 +347,13 @@ class Bystander:
     def check(self):
         bad = [r for r in self.runs if not verified(r)]
         assert not bad, "the bystander TLS host failed: %s" % (bad[0].stdout + bad[0].stderr)
-        assert self.runs, "the bystander never completed a run"
 
-    def finish(self):
+    def finish(self, check=True):
         self.stop.set()
-        self.t.join(90)
-        self.check()
+        self.t.join(90)     # the run under way completes: at least one
+        if check:
+            self.check()
+            assert self.runs, "the bystander never completed a run"
 
 
 class Target:
@@ -407,15 +408,24 @@ def test_fuzz_tls_records(tls):
                 assert r.returncode != 0, "a mutated connection succeeded: " + out
                 why = closing_reason(tls.daemon, proxy.conns[conn].peer)
                 assert why is not None, "the daemon kept the connection: " + out
+                reasons = ["bad TLS record", "TLS handshake failed", "TLS required"]
+                if name == "length-oversize" and rtype == HANDSHAKE:
+                    # OpenSSL reads a plaintext record that fits its buffer
+                    # (2^14 + 257 does) before it judges the length: the
+                    # handshake deadline ends it.
+                    reasons.append("handshake timeout")
                 if name in AT_ONCE:
-                    assert why in ("bad TLS record", "TLS handshake failed", "TLS required"), \
+                    assert why in reasons, \
                         "the daemon closed for %r, not for the record: %s" % (why, out)
             if i % 10 == 9:
                 by.check()
                 assert tls.daemon.alive()
-    finally:
+    except BaseException:
         proxy.close()
-        by.finish()
+        by.finish(check=False)     # the case's failure is the news
+        raise
+    proxy.close()
+    by.finish()
     assert tls.daemon.alive()
     assert verified(run_perf(tls.req)), "no verified I/O after the fuzzing"
 
