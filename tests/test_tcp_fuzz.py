@@ -8,7 +8,8 @@ initiator's strict parser, digests included), a queue that is not torn
 down still answers, and every other host keeps being served. Teardown
 checks the daemon exits cleanly with no sanitizer report (leaks included).
 The seeds are fixed, so a failure reproduces; NVMEGATE_FUZZ_CASES scales
-the number of cases per strategy.
+the number of cases per strategy. DH-HMAC-CHAP messages and TLS records
+are fuzzed the same way in test_tcp_fuzz_auth.py and test_tcp_fuzz_tls.py.
 """
 
 import os
