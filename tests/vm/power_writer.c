@@ -5,19 +5,20 @@
  *   power-writer write TARGET MODE TAG SEED NBLOCKS ACKFILE
  *   power-writer check FILE TAG NBLOCKS
  *
- * MODE (what acknowledges a write, i.e. when it must be durable):
- *   tcp-wce    TARGET is an NVMe namespace block device (nvme-tcp host), the
- *              volatile write cache on: a Write with FUA when it completes, a
- *              plain Write when a later Flush completes. Commands go through
- *              the passthrough ioctl, so nothing but these two ever reaches
- *              the target (the block layer would add flushes of its own).
- *   tcp-nowce  the same device after Set Features VWC WCE=0: every Write when
+ * MODE (what acknowledges a write, i.e. when it must be durable; one kind
+ * per run, so that no other sync makes up for a broken one):
+ *   tcp-flush  TARGET is an NVMe namespace block device (nvme-tcp host), the
+ *              volatile write cache on: a Write when a later Flush completes;
+ *   tcp-fua    the same, each Write with FUA: when it completes;
+ *   tcp-nowce  the same after Set Features VWC WCE=0: each plain Write when
  *              it completes.
- *   fuse       TARGET is the FUSE file: a pwritev2(RWF_DSYNC) when it
- *              returns, a plain pwrite when a later fsync returns.
- * Acknowledged writes are reported as "A TAG BLOCK SEQ HOW" lines (HOW: F for
- * FUA or RWF_DSYNC, S for a Flush or fsync, W for a write with WCE off) on ACKFILE (the
- * guest's serial port to a host file), written after the ack point, so the
+ *              Commands go through the passthrough ioctl, so nothing but
+ *              these reaches the target (the block layer adds flushes).
+ *   fuse-fsync TARGET is the FUSE file: a pwrite when a later fsync returns;
+ *   fuse-dsync the same, each pwritev2(RWF_DSYNC) when it returns.
+ * Acknowledged writes are reported as "A TAG BLOCK SEQ HOW" lines on ACKFILE
+ * (the guest's serial port to a host file; HOW: F for FUA or RWF_DSYNC, S
+ * for Flush or fsync, W for WCE off), written after the ack point, so the
  * host knows a lower bound of what must be on the medium. SEQ grows by one
  * per write; a block may hold a newer SEQ than acknowledged, never an older.
  *
@@ -131,6 +132,7 @@ static _Noreturn void do_write(const char *target, const char *mode, uint32_t ta
 		    const char *ackpath)
 {
 	int tcp = !strncmp(mode, "tcp", 3), wce = strcmp(mode, "tcp-nowce") != 0;
+	int each = !wce || !strcmp(mode, "tcp-fua") || !strcmp(mode, "fuse-dsync");
 	int fd = open(target, O_RDWR | (tcp ? 0 : O_DIRECT));
 	uint32_t pend_b[64], npend = 0, nsid = 0;
 	uint64_t pend_s[64], seq = 0, writes = 0, flushes = 0, fuas = 0;
@@ -143,6 +145,10 @@ static _Noreturn void do_write(const char *target, const char *mode, uint32_t ta
 		die(ackpath);
 	if (posix_memalign((void **)&b, BS, BS))
 		die("memalign");
+	if (!each && strcmp(mode, "tcp-flush") && strcmp(mode, "fuse-fsync")) {
+		fprintf(stderr, "power-writer: unknown mode %s\n", mode);
+		exit(2);
+	}
 	rng = seed * 2654435761u + tag + 1;
 	if (tcp) {
 		int r = ioctl(fd, NVME_IOCTL_ID);
@@ -157,7 +163,7 @@ static _Noreturn void do_write(const char *target, const char *mode, uint32_t ta
 	ack_flush(&a);
 	for (;;) {
 		uint32_t blk = (uint32_t)(next_rand() % nblocks);
-		int fua = !wce || next_rand() % 4 == 0;
+		int fua = each;
 
 		fill(b, tag, blk, ++seq);
 		if (tcp) {
