@@ -15,7 +15,7 @@
 # would make up for a missing one of the other.
 . /vm/lib.sh
 FMNT=/mnt/fuse
-NBLOCKS=2048                       # 8 MiB per file: rewrites as well as new blocks
+NBLOCKS=512                        # 2 MiB per file: rewrites as well as new blocks
 PW=/vm/power-writer
 arg() { sed -n "s/.*power\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 perr() { echo "@@POWER-ERROR $*"; exit 1; }
@@ -77,11 +77,10 @@ while ! grep -q " $FMNT fuse.nvmegate " /proc/mounts; do
 done
 connect
 SEED=$(arg seed)
-$PW write $DEV1 $(arg tcpmode) 1 $SEED $NBLOCKS /dev/ttyS2 2> /tmp/pw1.err &
-$PW write $FMNT/vm/n2 $(arg fusemode) 2 $SEED $NBLOCKS /dev/ttyS2 2> /tmp/pw2.err &
+# their errors and progress go to the host with the acknowledgements
+$PW write $DEV1 $(arg tcpmode) 1 $SEED $NBLOCKS /dev/ttyS2 2> /dev/ttyS2 &
+$PW write $FMNT/vm/n2 $(arg fusemode) 2 $SEED $NBLOCKS /dev/ttyS2 2> /dev/ttyS2 &
 echo "@@WRITING"
 sleep 60
-# not killed: say why the writers stopped
-cat /tmp/pw1.err /tmp/pw2.err
 tail -n 30 $DLOG
 perr "not killed within 60s"
