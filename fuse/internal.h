@@ -102,6 +102,7 @@ struct fuse_op {
 	struct nvmg_fuse *fs;
 	fuse_req_t freq;
 	enum fuse_op_kind kind;
+	bool fua;                /* FOP_WRITE: the writes carry FUA */
 	struct fuse_geo geo;
 	uint64_t off, len;       /* the caller's byte range */
 	uint64_t aoff;           /* off rounded down to a block: where buf starts */
@@ -161,9 +162,10 @@ void nvmg_fuse_sub_detach(struct fuse_sub *sub);
 /* Waits for every op to come back, then unbinds and frees the queues. */
 void nvmg_fuse_transport_stop(struct nvmg_fuse *fs);
 /* Worker thread: run an op for req; replies (now or from a reactor).
- * wdata holds len bytes for FOP_WRITE. */
+ * wdata holds len bytes for FOP_WRITE; fua makes its writes FUA (an
+ * O_DSYNC write: durable when answered, like a write and an fdatasync). */
 void nvmg_fuse_submit(struct nvmg_fuse *fs, fuse_req_t req, enum fuse_op_kind kind,
-		      const struct fuse_geo *g, uint64_t off, uint64_t len, const void *wdata);
+		      const struct fuse_geo *g, uint64_t off, uint64_t len, const void *wdata, bool fua);
 
 /* ---- mount.c ---- */
 /* Check the mountpoint before mounting: exists, is a folder, nothing live

@@ -352,7 +352,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > g.bytes - (uint64_t)off)
 		size = g.bytes - (uint64_t)off;
-	nvmg_fuse_submit(fs, req, FOP_READ, &g, (uint64_t)off, size, NULL);
+	nvmg_fuse_submit(fs, req, FOP_READ, &g, (uint64_t)off, size, NULL, false);
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -361,7 +361,6 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	struct nvmg_fuse *fs = fs_of(req);
 	struct fuse_geo g;
 
-	(void)fi;
 	if (!geo_or_reply(req, fs, ino, &g))
 		return;
 	if (g.readonly) {
@@ -384,7 +383,10 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	}
 	if (size > g.bytes - (uint64_t)off)
 		size = g.bytes - (uint64_t)off;
-	nvmg_fuse_submit(fs, req, FOP_WRITE, &g, (uint64_t)off, size, buf);
+	/* The kernel passes O_DSYNC for an O_DSYNC/O_SYNC file or an
+	 * RWF_DSYNC write and, the file being FOPEN_DIRECT_IO, calls no fsync
+	 * after it: the write itself must be durable when answered. */
+	nvmg_fuse_submit(fs, req, FOP_WRITE, &g, (uint64_t)off, size, buf, (fi->flags & O_DSYNC) != 0);
 }
 
 /* fsync and fdatasync alike: NVMe Flush commits every completed write. */
@@ -397,7 +399,7 @@ static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	(void)fi;
 	if (!geo_or_reply(req, fs, ino, &g))
 		return;
-	nvmg_fuse_submit(fs, req, FOP_FLUSH, &g, 0, 0, NULL);
+	nvmg_fuse_submit(fs, req, FOP_FLUSH, &g, 0, 0, NULL, false);
 }
 
 static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
@@ -445,7 +447,7 @@ static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		return;
 	}
 	kind = mode & FALLOC_FL_PUNCH_HOLE ? FOP_DEALLOC : FOP_ZERO;
-	nvmg_fuse_submit(fs, req, kind, &g, (uint64_t)off, end - (uint64_t)off, NULL);
+	nvmg_fuse_submit(fs, req, kind, &g, (uint64_t)off, end - (uint64_t)off, NULL, false);
 }
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino)

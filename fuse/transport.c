@@ -503,7 +503,8 @@ static void cmd_issue(struct fuse_reactor *fr, struct fuse_cmd *c)
 	case nvme_cmd_write_zeroes:
 		req->cmd.cdw10 = htole32((uint32_t)slba);
 		req->cmd.cdw11 = htole32((uint32_t)(slba >> 32));
-		req->cmd.cdw12 = htole32(nlb - 1);
+		req->cmd.cdw12 = htole32((nlb - 1) |
+					 (opcode == nvme_cmd_write && c->op->fua ? (uint32_t)NVME_IO_FUA << 16 : 0));
 		break;
 	case nvme_cmd_dsm:
 		c->dsm.cattr = 0;
@@ -625,7 +626,7 @@ const struct nvmg_transport nvmg_fuse_transport = {
 /* ------------------------------------------------------- worker side */
 
 void nvmg_fuse_submit(struct nvmg_fuse *fs, fuse_req_t req, enum fuse_op_kind kind,
-		      const struct fuse_geo *g, uint64_t off, uint64_t len, const void *wdata)
+		      const struct fuse_geo *g, uint64_t off, uint64_t len, const void *wdata, bool fua)
 {
 	struct fuse_op *op = op_get(fs);
 	uint64_t lmask = (1ull << g->lba_shift) - 1;
@@ -633,6 +634,7 @@ void nvmg_fuse_submit(struct nvmg_fuse *fs, fuse_req_t req, enum fuse_op_kind ki
 
 	op->freq = req;
 	op->kind = kind;
+	op->fua = fua;
 	op->geo = *g;
 	op->off = off;
 	op->len = len;
