@@ -163,7 +163,7 @@ knvmet_port() {
 		echo tls1.3 > $_p/addr_tsas || { say "addr_tsas tls1.3 refused"; return 1; }
 	fi
 	ln -s $CFS/subsystems/$1 $_p/subsystems/ || return 1
-	say "kernel target: $1 on port $2 (tsas $(cat $_p/addr_tsas), treq $(cat $_p/addr_treq))"
+	say "kernel target: $1 on port $2 (tsas $(cat $_p/addr_tsas 2>/dev/null), treq $(cat $_p/addr_treq))"
 }
 
 # knvmet_stop: remove every port, subsystem and host of the kernel target
