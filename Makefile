@@ -198,7 +198,9 @@ bench-pcie: $(BUILD)/nvmegated $(BUILD)/nvmegate-bdev-perf
 	  --bdev-perf $(CURDIR)/$(BUILD)/nvmegate-bdev-perf
 
 # ---- What TLS costs: plain NVMe/TCP vs TLS 1.3 (PSK), alternating in one
-# run, nvmegate-perf against the release build (bench/tls_bench.py).
+# run, nvmegate-perf against the release build (bench/tls_bench.py); then the
+# Linux 6.12 host in the trixie guest against nvmegated and the kernel's
+# nvmet-tcp, TLS and plain (bench/vm_bench.py --kind trixie --tls). One table.
 bench-tls: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf
 	$(PYTHON) bench/tls_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated \
 	  --perf $(CURDIR)/$(BUILD)/nvmegate-perf

@@ -9,6 +9,11 @@ not a test; use the release build.
 Prints IOPS per round and, per load, TLS/plain of the medians. DH-HMAC-CHAP
 runs only at connect time, so it has no data-path cost of its own to
 measure here; the 6.12 guest suite covers it against the Linux host.
+
+Then (unless --no-guest) the guest half, bench/vm_bench.py --kind trixie
+--tls: Linux 6.12's NVMe/TCP host (kTLS via tlshd) in a QEMU guest against
+nvmegated and against the kernel's nvmet-tcp target, each over TLS and
+plain, same loads in fio. One table at the end holds both halves.
 """
 import argparse
 import json
@@ -17,6 +22,7 @@ import sys
 import tempfile
 
 import ab_perf
+import vm_bench
 
 HOST = "nqn.2014-08.org.nvmexpress:uuid:7a1b2c3d-0000-4000-8000-0000000000b1"
 # libnvme's test key (test/psk.c), hash 01: TLS_AES_128_GCM_SHA256
@@ -25,6 +31,8 @@ LOADS = {
     "4k randread qd32": "-q 1 -d 32 -b 4096 -w randread",
     "128k read qd16": "-q 1 -d 16 -b 131072 -w read",
 }
+# the same loads as fio jobs in the guest (tests/vm/guest/bench.sh)
+GUEST_JOBS = {"4k randread qd32": "randread4k_qd32", "128k read qd16": "seqread128k_qd16"}
 
 
 def tls_config(port):
@@ -38,6 +46,10 @@ def main():
     ap.add_argument("--perf", required=True)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--runtime", type=int, default=5)
+    ap.add_argument("--no-guest", action="store_true", help="only the host half")
+    ap.add_argument("--guest-rounds", type=int, default=2)
+    ap.add_argument("--guest-runtime", type=int, default=10, help="seconds per fio run")
+    ap.add_argument("--guest-smp", type=int, default=2)
     o = ap.parse_args()
     modes = {
         "plain": (ab_perf.config, ["--hostnqn", HOST]),
@@ -59,7 +71,43 @@ def main():
         p, t = (statistics.median(res[(load, m)]) for m in ("plain", "tls"))
         out[load] = {"plain_iops": round(p), "tls_iops": round(t), "tls_over_plain": round(t / p, 3)}
     print(json.dumps({"rounds": o.rounds, "runtime_s": o.runtime, "loads": out}))
-    return 0
+    if o.no_guest:
+        return 0
+    g = vm_bench.run(o.daemon, "trixie", True, o.guest_runtime, o.guest_rounds, o.guest_smp)
+    table(o, out, g)
+    return vm_bench.vmlib.bench_verdict(g.errors, all(
+        g.median(t, j) for t in ("nvmegated", "kernel", "nvmegated-tls", "kernel-tls")
+        for j in GUEST_JOBS.values()), g.rc, g.text, g.console)
+
+
+def table(o, host, g):
+    """Both halves, medians: the host's nvmegate-perf (plain, TLS) and the
+    6.12 guest's fio (nvmegated and the kernel target, TLS and plain)."""
+    def f(v):
+        return "%.0f" % v if v else "-"
+
+    def ratio(a, b):
+        return "%.2f" % (a / b) if a and b else "-"
+    print()
+    print("NVMe/TCP TLS 1.3 (PSK, TLS_AES_128_GCM_SHA256), IOPS, medians")
+    print("host: nvmegate-perf -> nvmegated, 1 reactor, %d rounds x %ds; guest: Linux 6.12 host "
+          "(fio io_uring, kTLS) -> nvmegated / kernel nvmet-tcp, QEMU TCG -smp %d, "
+          "%d rounds x %ds, RAM-backed 256 MiB (mem: / brd)"
+          % (o.rounds, o.runtime, o.guest_smp, o.guest_rounds, o.guest_runtime))
+    hdr = ("load", "host plain", "host TLS", "TLS/plain", "nvmegated-TLS", "kernel-TLS", "ratio",
+           "nvmegated", "kernel", "ratio")
+    fmt = "%-18s %10s %10s %9s | %13s %10s %6s | %10s %10s %6s"
+    print(fmt % hdr)
+    for load, job in GUEST_JOBS.items():
+        h = host[load]
+        nt, kt = g.median("nvmegated-tls", job), g.median("kernel-tls", job)
+        n, k = g.median("nvmegated", job), g.median("kernel", job)
+        print(fmt % (load, f(h["plain_iops"]), f(h["tls_iops"]), "%.2f" % h["tls_over_plain"],
+                     f(nt), f(kt), ratio(nt, kt), f(n), f(k), ratio(n, k)))
+    print("guest per round (nvmegated-TLS / kernel-TLS / nvmegated / kernel):")
+    for load, job in GUEST_JOBS.items():
+        print("  %-16s %s" % (load, "  ".join(g.per_round(t, job) for t in
+                                              ("nvmegated-tls", "kernel-tls", "nvmegated", "kernel"))))
 
 
 if __name__ == "__main__":

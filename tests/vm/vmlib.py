@@ -925,6 +925,102 @@ def tail(path, n=80):
     return "\n".join(lines[-n:])
 
 
+# ------------------------------------------------------- scenario suites
+# test_vm_linux_host.py and test_vm_trixie.py: one guest boot per module runs
+# the selected scenarios (guest/lib.sh run_scenarios); each is one test.
+
+class ScenarioRun:
+    """One guest boot that ran scenarios, and what came back."""
+
+    def __init__(self, scenarios, workdir, limit, limit_var, label):
+        self.scenarios = scenarios
+        self.workdir = workdir
+        self.limit, self.limit_var, self.label = limit, limit_var, label
+        self.results = {}
+        self.done = None
+        self.rc = None
+        self.build_secs = self.boot_secs = 0.0
+        self.error = None
+        self.console = os.path.join(workdir, "console.log")
+
+    def console_tail(self, n=60):
+        text = tail(self.console, n)
+        err = os.path.join(self.workdir, "qemu.stderr")
+        if os.path.exists(err) and os.path.getsize(err):
+            text += "\n---- qemu stderr ----\n" + tail(err, 20)
+        return text
+
+    def stopped_why(self):
+        if self.rc == 124 or self.done == "timeout":
+            return "the guest hit its %ds limit (%s)" % (self.limit, self.limit_var)
+        if self.done == "done":
+            return "the guest finished without running it"
+        return "the guest stopped without finishing (crash or panic)"
+
+    def check(self, scenario, known_fail=None):
+        """Fail (or xfail, for a known_fail {name: why}) the calling test
+        unless scenario passed in the guest."""
+        import pytest
+        if self.error:
+            pytest.fail(self.error, pytrace=False)
+        res = self.results.get(scenario)
+        if res is None:
+            pytest.fail("%s before this scenario ran (qemu exit status %s).\n"
+                        "---- guest console (tail) ----\n%s"
+                        % (self.stopped_why(), self.rc, self.console_tail()), pytrace=False)
+        if res["status"] != "PASS" and scenario in (known_fail or {}):
+            pytest.xfail(known_fail[scenario])
+        if res["status"] != "PASS":
+            pytest.fail("scenario %s failed in the %s after %.0fs:\n%s"
+                        % (scenario, self.label, res["secs"], res["log"]), pytrace=False)
+
+    def check_finished(self):
+        """Fail the calling test unless the guest ran its script to the end
+        and powered off by itself."""
+        import pytest
+        if self.error:
+            pytest.fail(self.error, pytrace=False)
+        if not (self.done == "done" and self.rc == 0):
+            pytest.fail("%s (qemu exit status %s)\n---- guest console (tail) ----\n%s"
+                        % (self.stopped_why(), self.rc, self.console_tail()), pytrace=False)
+
+
+def run_scenarios(request, module_file, scenarios, run_dir, mode, limit, limit_var,
+                  label="guest", smp=4, mem=3072, kind=None):
+    """A module-scoped fixture's body: boot one guest of kind in mode that
+    runs those of scenarios the session selected from module_file (all if
+    none), in their order; returns its ScenarioRun."""
+    import pytest
+    if os.environ.get("NVMEGATE_VM") == "skip":
+        pytest.skip("NVMEGATE_VM=skip")
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.fail("qemu-system-x86_64 not found: apt-get install qemu-system-x86 "
+                    "(or set NVMEGATE_VM=skip)")
+    daemon = default_daemon()
+    if not os.access(daemon, os.X_OK):
+        pytest.fail("no daemon binary %s (make build/nvmegated)" % daemon)
+    names = set()
+    for item in request.session.items:
+        path = getattr(item, "path", None) or getattr(item, "fspath", None)
+        cs = getattr(item, "callspec", None)
+        if path is not None and str(path) == module_file and cs and "scenario" in cs.params:
+            names.add(cs.params["scenario"])
+    chosen = [s for s in scenarios if s in names] or list(scenarios)
+    run = ScenarioRun(chosen, os.path.join(OUT, run_dir), limit, limit_var, label)
+    os.makedirs(run.workdir, exist_ok=True)
+    t0 = time.monotonic()
+    try:
+        kernel, initrd = build(daemon, mode=mode, scenarios=chosen, kind=kind)
+    except Exception as e:  # a build failure fails every scenario with its reason
+        run.error = "%s build failed: %s" % (label, e)
+        return run
+    run.build_secs = time.monotonic() - t0
+    run.rc, run.boot_secs, run.console, results = boot(kernel, initrd, run.workdir, limit,
+                                                       smp=smp, mem=mem)
+    run.results, run.done = parse_results(results)
+    return run
+
+
 def bench_verdict(errors, ok, rc, text, console):
     """A benchmark's exit status; prints its errors and, when it is
     incomplete, the guest's bench log (else the console's tail)."""

@@ -256,3 +256,56 @@ find_bdf() {
 	done
 	return 1
 }
+
+# ---------------------------------------------------------------- runner
+
+# limit_of NAME: seconds scenario NAME may run (a script may redefine it)
+limit_of() { echo 150; }
+
+# run_scenarios SCRIPT [LABEL=LOGFILE...]: the runner of a scenario script
+# (scenarios.sh, trixie.sh). For each of $SCENARIOS: the script's
+# reset_state, then `sh SCRIPT run NAME` killed after limit_of NAME seconds;
+# the result and the log (the run's output, the kernel log, and what
+# nvmegated's log and each LOGFILE got meanwhile) go to the host by emit.
+# A scenario also fails if nvmegated died (exit status not 0) during it.
+run_scenarios() {
+	_script=$1; shift
+	_logs="nvmegated=$DLOG $*"     # no blanks in these paths
+	mkdir -p /tmp/log
+	for _a in $_logs; do touch "${_a#*=}"; done
+	for s in $SCENARIOS; do
+		L=/tmp/log/$s.log
+		echo $s > /run/current
+		t0=$(now)
+		echo "==== reset" > $L
+		reset_state >> $L 2>&1
+		echo "==== scenario $s" >> $L
+		_i=0   # _off_N: where log N stood before the scenario
+		for _a in $_logs; do _i=$((_i + 1)); eval _off_$_i=$(stat -c %s "${_a#*=}"); done
+		lim=$(limit_of $s)
+		t1=$(now)
+		timeout -s KILL $lim sh $_script run $s >> $L 2>&1
+		rc=$?
+		[ $rc != 0 ] && [ $(elapsed $t1) -ge $lim ] && echo "FAIL: scenario timed out after ${lim}s" >> $L
+		secs=$(elapsed $t0)
+		if [ -e /run/nvmegated.rc ] && [ "$(cat /run/nvmegated.rc)" != 0 ]; then
+			echo "FAIL: nvmegated died during this scenario (exit status $(cat /run/nvmegated.rc))" >> $L
+			rc=1
+		fi
+		status=PASS; [ $rc = 0 ] || status=FAIL
+		{
+			echo "==== kernel log"
+			dmesg -c
+			_i=0
+			for _a in $_logs; do
+				_i=$((_i + 1))
+				echo "==== ${_a%%=*} log"
+				eval _o=\$_off_$_i
+				tail -c +$((_o + 1)) "${_a#*=}" | tail -n 300
+			done
+		} >> $L 2>&1
+		echo "[$(now)] $s: $status (${secs}s)"
+		rm -f /run/current
+		emit $s $status $secs $L
+	done
+}

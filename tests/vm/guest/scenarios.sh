@@ -475,36 +475,7 @@ if [ "$1" = run ]; then
 	exit $?
 fi
 
-mkdir -p /tmp/log
 for m in nvme-tcp ext4 crc32c-intel; do modprobe $m || echo "modprobe $m failed"; done
 truncate -s $NS1_SIZE /data/ns1.img
 daemon_start base
-for s in $SCENARIOS; do
-	L=/tmp/log/$s.log
-	echo $s > /run/current
-	t0=$(now)
-	echo "==== reset" > $L
-	reset_state >> $L 2>&1
-	echo "==== scenario $s" >> $L
-	off=$(stat -c %s $DLOG)
-	lim=$(limit_of $s)
-	t1=$(now)
-	timeout -s KILL $lim sh /vm/scenarios.sh run $s >> $L 2>&1
-	rc=$?
-	[ $rc != 0 ] && [ $(elapsed $t1) -ge $lim ] && echo "FAIL: scenario timed out after ${lim}s" >> $L
-	secs=$(elapsed $t0)
-	if [ -e /run/nvmegated.rc ] && [ "$(cat /run/nvmegated.rc)" != 0 ]; then
-		echo "FAIL: nvmegated died during this scenario (exit status $(cat /run/nvmegated.rc))" >> $L
-		rc=1
-	fi
-	status=PASS; [ $rc = 0 ] || status=FAIL
-	{
-		echo "==== kernel log"
-		dmesg -c
-		echo "==== nvmegated log"
-		tail -c +$((off + 1)) $DLOG | tail -n 300
-	} >> $L 2>&1
-	echo "[$(now)] $s: $status (${secs}s)"
-	rm -f /run/current
-	emit $s $status $secs $L
-done
+run_scenarios /vm/scenarios.sh

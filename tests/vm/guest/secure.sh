@@ -110,6 +110,22 @@ tls_stat() {
 		echo 0
 }
 
+# ------------------------------------------------------ nvmegated's config
+
+# secure_conf NAME [VAR=VALUE...]: /vm/conf/NAME.json from the template
+# (vmlib.secure_config_template) with the host's KEY and CKEY (DHHC-1
+# secrets, "" none), HASH, GROUP, PSK (NVMeTLSkey-1, "" none) and port
+# 4420's TSAS and TREQ filled in. Base64 has no '|', the sed delimiter.
+secure_conf() {
+	_n=$1; shift
+	KEY= CKEY= HASH="hmac(sha256)" GROUP=null PSK= TSAS= TREQ=
+	for _a in "$@"; do eval "${_a%%=*}=\"\${_a#*=}\""; done
+	sed -e "s|@KEY@|$KEY|" -e "s|@CKEY@|$CKEY|" -e "s|@HASH@|$HASH|" -e "s|@GROUP@|$GROUP|" \
+	    -e "s|@PSK@|$PSK|" -e "s|@TSAS@|$TSAS|" -e "s|@TREQ@|$TREQ|" \
+	    /vm/conf/secure-template.json > /vm/conf/$_n.json
+	say "config $_n: key ${KEY:+set} ctrl_key ${CKEY:+set} hash $HASH dhgroup $GROUP psk ${PSK:+set} tsas '$TSAS' treq '$TREQ'"
+}
+
 # ------------------------------------------------ the kernel's own target
 
 # knvmet_start SUBNQN PORT [tls]: the kernel's nvmet on 127.0.0.1:PORT, one
@@ -131,6 +147,12 @@ knvmet_start() {
 	KHOST=$CFS/hosts/$HOSTNQN
 	mkdir -p $KHOST
 	ln -s $KHOST $_s/allowed_hosts/ || return 1
+	knvmet_port $1 $2 $3
+}
+
+# knvmet_port SUBNQN PORT [tls]: export the kernel target's SUBNQN on
+# 127.0.0.1:PORT too (configfs port PORT); with "tls", TLS 1.3 required
+knvmet_port() {
 	_p=$CFS/ports/$2
 	mkdir $_p
 	echo tcp > $_p/addr_trtype
@@ -140,8 +162,8 @@ knvmet_start() {
 	if [ "$3" = tls ]; then
 		echo tls1.3 > $_p/addr_tsas || { say "addr_tsas tls1.3 refused"; return 1; }
 	fi
-	ln -s $_s $_p/subsystems/ || return 1
-	say "kernel target: $1 on port $2 (tsas $(cat $_p/addr_tsas), treq $(cat $_p/addr_treq))"
+	ln -s $CFS/subsystems/$1 $_p/subsystems/ || return 1
+	say "kernel target: $1 on port $2 (tsas $(cat $_p/addr_tsas 2>/dev/null), treq $(cat $_p/addr_treq))"
 }
 
 # knvmet_stop: remove every port, subsystem and host of the kernel target

@@ -118,20 +118,6 @@ sc_kernel_target_dhchap() {
 
 # ------------------------------- nvmegated's DH-HMAC-CHAP and TLS, real host
 
-# secure_conf NAME [VAR=VALUE...]: /vm/conf/NAME.json from the template
-# (vmlib.secure_config_template) with the host's KEY and CKEY (DHHC-1
-# secrets, "" none), HASH, GROUP, PSK (NVMeTLSkey-1, "" none) and port
-# 4420's TSAS and TREQ filled in. Base64 has no '|', the sed delimiter.
-secure_conf() {
-	_n=$1; shift
-	KEY= CKEY= HASH="hmac(sha256)" GROUP=null PSK= TSAS= TREQ=
-	for _a in "$@"; do eval "${_a%%=*}=\"\${_a#*=}\""; done
-	sed -e "s|@KEY@|$KEY|" -e "s|@CKEY@|$CKEY|" -e "s|@HASH@|$HASH|" -e "s|@GROUP@|$GROUP|" \
-	    -e "s|@PSK@|$PSK|" -e "s|@TSAS@|$TSAS|" -e "s|@TREQ@|$TREQ|" \
-	    /vm/conf/secure-template.json > /vm/conf/$_n.json
-	say "config $_n: key ${KEY:+set} ctrl_key ${CKEY:+set} hash $HASH dhgroup $GROUP psk ${PSK:+set} tsas '$TSAS' treq '$TREQ'"
-}
-
 secure_start() { secure_conf secure "$@" && daemon_start secure || fail "nvmegated does not start"; }
 
 # secure_reload [VAR=VALUE...]: new secrets by SIGHUP; waits for the reload
@@ -519,38 +505,6 @@ if [ "$1" = run ]; then
 	exit $?
 fi
 
-mkdir -p /tmp/log
 for m in nvme-tcp ext4 crc32c-intel; do modprobe $m || echo "modprobe $m failed"; done
 truncate -s $NS1_SIZE /data/ns1.img
-touch $DLOG $TLSHD_LOG
-for s in $SCENARIOS; do
-	L=/tmp/log/$s.log
-	echo $s > /run/current
-	t0=$(now)
-	echo "==== reset" > $L
-	reset_state >> $L 2>&1
-	echo "==== scenario $s" >> $L
-	off=$(stat -c %s $DLOG)
-	toff=$(stat -c %s $TLSHD_LOG)
-	t1=$(now)
-	timeout -s KILL 150 sh /vm/trixie.sh run $s >> $L 2>&1
-	rc=$?
-	[ $rc != 0 ] && [ $(elapsed $t1) -ge 150 ] && echo "FAIL: scenario timed out after 150s" >> $L
-	secs=$(elapsed $t0)
-	if [ -e /run/nvmegated.rc ] && [ "$(cat /run/nvmegated.rc)" != 0 ]; then
-		echo "FAIL: nvmegated died during this scenario (exit status $(cat /run/nvmegated.rc))" >> $L
-		rc=1
-	fi
-	status=PASS; [ $rc = 0 ] || status=FAIL
-	{
-		echo "==== kernel log"
-		dmesg -c
-		echo "==== nvmegated log"
-		tail -c +$((off + 1)) $DLOG | tail -n 200
-		echo "==== tlshd log"
-		tail -c +$((toff + 1)) $TLSHD_LOG | tail -n 100
-	} >> $L 2>&1
-	echo "[$(now)] $s: $status (${secs}s)"
-	rm -f /run/current
-	emit $s $status $secs $L
-done
+run_scenarios /vm/trixie.sh tlshd=$TLSHD_LOG
