@@ -302,8 +302,16 @@ void q_arm_recv(struct ioq *q)
 {
 	struct io_uring_sqe *sqe;
 
+	uint8_t *tls_in = NULL;
+	size_t tls_room = 0;
+
 	if (q->recv_busy || q->dead)
 		return;
+	/* Over TLS, ciphertext lands after what OpenSSL has not read yet. */
+	if (q->tls && !(tls_room = tls_chan_rx_space(q->tls, &tls_in))) {
+		q_fatal(q, "TLS: receive buffer full");
+		return;
+	}
 	sqe = get_sqe(q->e);
 	if (!sqe) {
 		q_fatal(q, "io_uring submission queue full");
@@ -311,7 +319,7 @@ void q_arm_recv(struct ioq *q)
 	}
 	if (q->tls) {
 		q->direct = false;
-		io_uring_prep_recv(sqe, q->fd, q->tls->cbuf, PERF_TLS_CBUF, 0);
+		io_uring_prep_recv(sqe, q->fd, tls_in, tls_room, 0);
 	} else if (q->ps == PS_DATA && q->rstart == q->rend && q->data_left >= DIRECT_MIN) {
 		q->direct = true;
 		q->rstart = q->rend = 0;
@@ -345,10 +353,7 @@ void q_recv_done(struct engine *e, struct ioq *q, int res)
 		return;
 	}
 	if (q->tls) {
-		if (perf_tls_feed(q->tls, q->tls->cbuf, (size_t)res)) {
-			q_fatal(q, "TLS: out of memory");
-			return;
-		}
+		tls_chan_received(q->tls, (size_t)res);
 		for (;;) {
 			int n;
 
@@ -359,7 +364,7 @@ void q_recv_done(struct engine *e, struct ioq *q, int res)
 				q->rend -= q->rstart;
 				q->rstart = 0;
 			}
-			n = perf_tls_read(q->tls, q->rbuf + q->rend, RBUF_SIZE - q->rend);
+			n = tls_chan_read(q->tls, q->rbuf + q->rend, RBUF_SIZE - q->rend);
 			if (n < 0) {
 				q_fatal(q, "TLS: bad record or session closed by target");
 				return;
