@@ -339,6 +339,55 @@ void q_arm_recv(struct ioq *q)
 	q->recv_busy = true;
 }
 
+/* n bytes of a C2HData's payload landed at dst (received or decrypted
+ * in place). */
+static void direct_done(struct engine *e, struct ioq *q, uint32_t n)
+{
+	if (q->ddgst)
+		q->crc = nvmg_crc32c_update(q->crc, q->dst, n);
+	q->dst += n;
+	q->data_left -= n;
+	if (!q->data_left)
+		q_data_done(e, q);
+}
+
+/* Ciphertext arrived: plaintext into the parser, large data decrypted
+ * in place as it is received in place in the clear. */
+static void tls_recv_done(struct engine *e, struct ioq *q, size_t res)
+{
+	tls_chan_received(q->tls, res);
+	for (;;) {
+		int n;
+
+		if (q->ps == PS_DATA && q->rstart == q->rend && q->data_left >= DIRECT_MIN) {
+			n = tls_chan_read(q->tls, q->dst, q->data_left);
+			if (n > 0)
+				direct_done(e, q, (uint32_t)n);
+		} else {
+			if (q->rstart == q->rend) {
+				q->rstart = q->rend = 0;
+			} else if (q->rstart) {
+				memmove(q->rbuf, q->rbuf + q->rstart, q->rend - q->rstart);
+				q->rend -= q->rstart;
+				q->rstart = 0;
+			}
+			n = tls_chan_read(q->tls, q->rbuf + q->rend, RBUF_SIZE - q->rend);
+			if (n > 0)
+				q->rend += (uint32_t)n;
+		}
+		if (n < 0) {
+			q_fatal(q, "TLS: bad record or session closed by target");
+			return;
+		}
+		if (n == 0)
+			break;
+		q_parse(e, q);
+		if (q->dead)
+			return;
+	}
+	q_arm_recv(q);
+}
+
 void q_recv_done(struct engine *e, struct ioq *q, int res)
 {
 	q->recv_busy = false;
@@ -353,41 +402,11 @@ void q_recv_done(struct engine *e, struct ioq *q, int res)
 		return;
 	}
 	if (q->tls) {
-		tls_chan_received(q->tls, (size_t)res);
-		for (;;) {
-			int n;
-
-			if (q->rstart == q->rend) {
-				q->rstart = q->rend = 0;
-			} else if (q->rstart) {
-				memmove(q->rbuf, q->rbuf + q->rstart, q->rend - q->rstart);
-				q->rend -= q->rstart;
-				q->rstart = 0;
-			}
-			n = tls_chan_read(q->tls, q->rbuf + q->rend, RBUF_SIZE - q->rend);
-			if (n < 0) {
-				q_fatal(q, "TLS: bad record or session closed by target");
-				return;
-			}
-			if (n == 0)
-				break;
-			q->rend += (uint32_t)n;
-			q_parse(e, q);
-			if (q->dead)
-				return;
-		}
-		q_arm_recv(q);
+		tls_recv_done(e, q, (size_t)res);
 		return;
 	}
 	if (q->direct) {
-		uint32_t n = (uint32_t)res;
-
-		if (q->ddgst)
-			q->crc = nvmg_crc32c_update(q->crc, q->dst, n);
-		q->dst += n;
-		q->data_left -= n;
-		if (!q->data_left)
-			q_data_done(e, q);
+		direct_done(e, q, (uint32_t)res);
 	} else {
 		q->rend += (uint32_t)res;
 	}
