@@ -7,10 +7,6 @@
 #include <string.h>
 #include "net/tls_chan.h"
 
-/* A read buffer of OpenSSL's that holds several records, so that with
- * read-ahead one BIO read takes what a receive brought. */
-#define READ_BUFFER_LEN (64u << 10)
-
 static int bio_read(BIO *b, char *buf, size_t len, size_t *done)
 {
 	struct tls_chan *ch = BIO_get_data(b);
@@ -105,7 +101,6 @@ int tls_chan_init(struct tls_chan *ch, SSL *ssl)
 	BIO *b = NULL;
 
 	memset(ch, 0, offsetof(struct tls_chan, stage));
-	ch->stage_len = 0;
 	ch->ssl = ssl;
 	ch->in_cap = TLS_CHAN_IN_SIZE;
 	ch->in = malloc(ch->in_cap);
@@ -118,10 +113,11 @@ int tls_chan_init(struct tls_chan *ch, SSL *ssl)
 	}
 	BIO_set_data(b, ch);
 	SSL_set_bio(ssl, b, b); /* one BIO both ways: the SSL owns it */
-	/* Read-ahead: OpenSSL takes all the received ciphertext in one BIO
-	 * read and walks its records itself. */
-	SSL_set_read_ahead(ssl, 1);
-	SSL_set_default_read_buffer_len(ssl, READ_BUFFER_LEN);
+	/* No read-ahead: OpenSSL 3.0 then moves what it buffered beyond a
+	 * record to the front of its buffer after every record (to align
+	 * the next payload), which cost more than the second BIO read per
+	 * record it saves; our BIO read is a memcpy from the receive buffer. */
+	SSL_set_read_ahead(ssl, 0);
 	/* Keep OpenSSL's record buffers between records (the default). */
 	SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
 	return 0;
