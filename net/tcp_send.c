@@ -128,9 +128,8 @@ fail:
 
 static void conn_send(struct tcp_conn *c)
 {
-	struct iovec iov[MAX_IOV];
-
 	struct tls_chan *ch = tcp_tls_chan(c->tls);
+	struct iovec iov[MAX_IOV];
 
 	if (ch) {
 		tls_conn_send(c, ch);

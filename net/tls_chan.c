@@ -113,10 +113,10 @@ int tls_chan_init(struct tls_chan *ch, SSL *ssl)
 	}
 	BIO_set_data(b, ch);
 	SSL_set_bio(ssl, b, b); /* one BIO both ways: the SSL owns it */
-	/* No read-ahead: OpenSSL 3.0 then moves what it buffered beyond a
-	 * record to the front of its buffer after every record (to align
-	 * the next payload), which cost more than the second BIO read per
-	 * record it saves; our BIO read is a memcpy from the receive buffer. */
+	/* Read-ahead stays off: with it OpenSSL 3.0 moves all it buffered
+	 * past a record to the front of its buffer after every record (to
+	 * align the next payload), which costs more than the second BIO
+	 * read per record it saves (a small memcpy from our buffer). */
 	SSL_set_read_ahead(ssl, 0);
 	/* Keep OpenSSL's record buffers between records (the default). */
 	SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);

@@ -298,10 +298,21 @@ static void q_parse(struct engine *e, struct ioq *q)
 	}
 }
 
+/* What is left unparsed moves to the front of rbuf, before more lands. */
+static void rbuf_compact(struct ioq *q)
+{
+	if (q->rstart == q->rend) {
+		q->rstart = q->rend = 0;
+	} else if (q->rstart) {
+		memmove(q->rbuf, q->rbuf + q->rstart, q->rend - q->rstart);
+		q->rend -= q->rstart;
+		q->rstart = 0;
+	}
+}
+
 void q_arm_recv(struct ioq *q)
 {
 	struct io_uring_sqe *sqe;
-
 	uint8_t *tls_in = NULL;
 	size_t tls_room = 0;
 
@@ -326,13 +337,7 @@ void q_arm_recv(struct ioq *q)
 		io_uring_prep_recv(sqe, q->fd, q->dst, q->data_left, MSG_WAITALL);
 	} else {
 		q->direct = false;
-		if (q->rstart == q->rend) {
-			q->rstart = q->rend = 0;
-		} else if (q->rstart) {
-			memmove(q->rbuf, q->rbuf + q->rstart, q->rend - q->rstart);
-			q->rend -= q->rstart;
-			q->rstart = 0;
-		}
+		rbuf_compact(q);
 		io_uring_prep_recv(sqe, q->fd, q->rbuf + q->rend, RBUF_SIZE - q->rend, 0);
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)q);
@@ -364,13 +369,7 @@ static void tls_recv_done(struct engine *e, struct ioq *q, size_t res)
 			if (n > 0)
 				direct_done(e, q, (uint32_t)n);
 		} else {
-			if (q->rstart == q->rend) {
-				q->rstart = q->rend = 0;
-			} else if (q->rstart) {
-				memmove(q->rbuf, q->rbuf + q->rstart, q->rend - q->rstart);
-				q->rend -= q->rstart;
-				q->rstart = 0;
-			}
+			rbuf_compact(q);
 			n = tls_chan_read(q->tls, q->rbuf + q->rend, RBUF_SIZE - q->rend);
 			if (n > 0)
 				q->rend += (uint32_t)n;
