@@ -86,6 +86,7 @@ UNIT_pdu   := net lib
 UNIT_tls_psk := net lib
 UNIT_ktls  := net lib
 UNIT_halfopen := net lib
+UNIT_tls_chan := net lib
 UNIT_transport := core lib
 UNIT_auth  := core bdev lib
 $(BUILD)/unit/test_%: $(BUILD)/asan/obj/tests/unit/test_%.o $$(call layer_libs,asan/,$$(UNIT_$$*))

@@ -512,7 +512,7 @@ static void recv_handle(struct tcp_conn *c, int res)
 		rx_eof(c);
 		return;
 	}
-	if (c->tls && !c->tls->ktls_rx) {
+	if (tcp_tls_rx_chan(c->tls)) {
 		tls_recv(c, (uint32_t)res);
 		return;
 	}
@@ -531,17 +531,28 @@ static void recv_handle(struct tcp_conn *c, int res)
 void tcp_conn_arm_recv(struct tcp_conn *c)
 {
 	struct io_uring_sqe *sqe;
+	struct tls_chan *ch;
 
 	if (c->recv_inflight || c->rx_stopped || c->closing)
 		return;
-	sqe = nvmg_reactor_sqe(c->r);
-	if (c->tls && !c->tls->ktls_rx) {
-		io_uring_prep_recv(sqe, c->fd, c->tls->cbuf, TLS_CBUF_SIZE, 0);
+	if ((ch = tcp_tls_rx_chan(c->tls))) {
+		/* Ciphertext lands after what OpenSSL has not read yet. */
+		uint8_t *p;
+		size_t room = tls_chan_rx_space(ch, &p);
+
+		if (!room) {
+			tcp_conn_close(c, "TLS receive buffer full");
+			return;
+		}
+		sqe = nvmg_reactor_sqe(c->r);
+		io_uring_prep_recv(sqe, c->fd, p, room, 0);
 	} else if (c->rx_state == RX_DATA && c->rx_dst && c->roff == c->rlen &&
 	    c->rx_len - c->rx_done >= DIRECT_RECV_MIN) {
+		sqe = nvmg_reactor_sqe(c->r);
 		c->recv_direct = true;
 		io_uring_prep_recv(sqe, c->fd, c->rx_dst + c->rx_done, c->rx_len - c->rx_done, 0);
 	} else {
+		sqe = nvmg_reactor_sqe(c->r);
 		io_uring_prep_recv(sqe, c->fd, c->rbuf + c->rlen, RBUF_SIZE - c->rlen, 0);
 	}
 	io_uring_sqe_set_data(sqe, &c->recv_ev);

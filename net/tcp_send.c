@@ -80,7 +80,7 @@ static void send_idle(struct tcp_conn *c)
 /* TLS: the whole batch is encrypted (the items are done once their bytes
  * are in records), then the ciphertext leaves in as few sends as the
  * socket takes. Encryption pauses while a backlog waits for the socket. */
-static void tls_conn_send(struct tcp_conn *c)
+static void tls_conn_send(struct tcp_conn *c, struct tls_chan *ch)
 {
 	struct send_item *it;
 	const uint8_t *p;
@@ -89,17 +89,17 @@ static void tls_conn_send(struct tcp_conn *c)
 	if (c->poll_inflight)
 		return;
 	if (c->tls->established && !STAILQ_EMPTY(&c->send_q)) {
-		while ((it = STAILQ_FIRST(&c->send_q)) && tcp_tls_pending(c, &p) < TLS_BACKLOG_MAX) {
+		while ((it = STAILQ_FIRST(&c->send_q)) && tls_chan_pending(ch, &p) < TLS_BACKLOG_MAX) {
 			for (int i = it->first; i < it->niov; i++)
-				if (tcp_tls_write(c, it->iov[i].iov_base, it->iov[i].iov_len))
+				if (tls_chan_write(ch, it->iov[i].iov_base, it->iov[i].iov_len))
 					goto fail;
 			STAILQ_REMOVE_HEAD(&c->send_q, link);
 			send_item_done(c, it);
 		}
-		if (tcp_tls_flush_stage(c))
+		if (tls_chan_flush(ch))
 			goto fail;
 	}
-	while ((n = tcp_tls_pending(c, &p))) {
+	while ((n = tls_chan_pending(ch, &p))) {
 		ssize_t sent = send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (sent < 0) {
@@ -111,10 +111,10 @@ static void tls_conn_send(struct tcp_conn *c)
 			}
 			goto fail;
 		}
-		tcp_tls_sent(c, (size_t)sent);
+		tls_chan_sent(ch, (size_t)sent);
 		/* More of the queue fits now that the backlog went out. */
-		if (!tcp_tls_pending(c, &p) && !STAILQ_EMPTY(&c->send_q)) {
-			tls_conn_send(c);
+		if (!tls_chan_pending(ch, &p) && !STAILQ_EMPTY(&c->send_q)) {
+			tls_conn_send(c, ch);
 			return;
 		}
 	}
@@ -128,12 +128,15 @@ fail:
 
 static void conn_send(struct tcp_conn *c)
 {
+	struct tls_chan *ch;
 	struct iovec iov[MAX_IOV];
 
-	if (c->tls && !c->tls->ktls_tx) {
+	if (c->tls) {
+		/* Before the first plaintext would be sealed: the kernel may
+		 * take the send direction over. */
 		tcp_tls_try_kernel(c);
-		if (!c->tls->ktls_tx) {
-			tls_conn_send(c);
+		if ((ch = tcp_tls_tx_chan(c->tls))) {
+			tls_conn_send(c, ch);
 			return;
 		}
 	}

@@ -126,34 +126,30 @@ int tcp_tls_start(struct tcp_conn *c, const uint8_t *first, size_t n)
 {
 	SSL_CTX *ctx = c->tr->tcp->ssl_ctx;
 	struct tcp_tls *t;
+	uint8_t *p;
+	SSL *ssl;
 
 	if (!ctx)
 		return -ENOTSUP;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->ssl = SSL_new(ctx);
-	t->rbio = BIO_new(BIO_s_mem());
-	t->wbio = BIO_new(BIO_s_mem());
-	if (!t->ssl || !t->rbio || !t->wbio) {
-		SSL_free(t->ssl);
-		BIO_free(t->rbio);
-		BIO_free(t->wbio);
+	ssl = SSL_new(ctx);
+	if (tls_chan_init(&t->ch, ssl)) {
 		free(t);
 		return -ENOMEM;
 	}
-	/* An empty read BIO means "want more", not end of file. */
-	BIO_set_mem_eof_return(t->rbio, -1);
-	SSL_set_bio(t->ssl, t->rbio, t->wbio);
-	SSL_set_accept_state(t->ssl);
-	SSL_set_app_data(t->ssl, c);
+	SSL_set_accept_state(ssl);
+	SSL_set_app_data(ssl, c);
 	if (c->tr->tcp->opts.kernel_tls && !atomic_load(&c->tr->tcp->ktls_absent)) {
 		t->ktls_try = true;
-		SSL_set_msg_callback(t->ssl, record_seen);
-		SSL_set_msg_callback_arg(t->ssl, t);
+		SSL_set_msg_callback(ssl, record_seen);
+		SSL_set_msg_callback_arg(ssl, t);
 	}
 	c->tls = t;
-	memcpy(t->cbuf, first, n);
+	if (tls_chan_rx_space(&t->ch, &p) < n)
+		return -EPROTO;
+	memcpy(p, first, n);
 	return tcp_tls_feed(c, n);
 }
 
@@ -161,8 +157,7 @@ void tcp_tls_free(struct tcp_conn *c)
 {
 	if (!c->tls)
 		return;
-	SSL_free(c->tls->ssl); /* and its BIOs */
-	OPENSSL_cleanse(c->tls->stage, sizeof(c->tls->stage));
+	tls_chan_fini(&c->tls->ch);
 	OPENSSL_cleanse(c->tls->secret_rx, sizeof(c->tls->secret_rx));
 	OPENSSL_cleanse(c->tls->secret_tx, sizeof(c->tls->secret_tx));
 	free(c->tls);
@@ -171,35 +166,32 @@ void tcp_tls_free(struct tcp_conn *c)
 
 static void log_ssl_error(struct tcp_conn *c, const char *what)
 {
-	unsigned long e = ERR_get_error();
-	char buf[160] = "";
+	char buf[160];
 
-	if (e)
-		ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
+	tls_chan_error(buf, sizeof(buf));
 	log_warn("%s: TLS %s failed%s%s", c->peer, what, buf[0] ? ": " : "", buf);
 }
 
 int tcp_tls_feed(struct tcp_conn *c, size_t n)
 {
 	struct tcp_tls *t = c->tls;
+	const uint8_t *p;
 	int r;
 
-	if (n && BIO_write(t->rbio, t->cbuf, (int)n) != (int)n)
-		return -ENOMEM;
+	tls_chan_received(&t->ch, n);
 	if (t->established)
 		return 0;
-	r = SSL_do_handshake(t->ssl);
+	r = tls_chan_handshake(&t->ch);
 	/* Its output (ServerHello..Finished, or an alert) leaves now. */
-	if (BIO_ctrl_pending(t->wbio))
+	if (tls_chan_pending(&t->ch, &p))
 		nvmg_reactor_defer(c->r, &c->flush_defer);
 	if (r == 1) {
 		t->established = true;
 		log_debug("%s: TLS 1.3 (%s) with the PSK of %s", c->peer,
-			  SSL_CIPHER_get_name(SSL_get_current_cipher(t->ssl)), t->hostnqn);
+			  SSL_CIPHER_get_name(SSL_get_current_cipher(t->ch.ssl)), t->hostnqn);
 		return 0;
 	}
-	if (SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_READ)
+	if (r == 0)
 		return 0;
 	log_ssl_error(c, "handshake");
 	return -EPROTO;
@@ -207,92 +199,11 @@ int tcp_tls_feed(struct tcp_conn *c, size_t n)
 
 int tcp_tls_read(struct tcp_conn *c, void *buf, size_t len)
 {
-	struct tcp_tls *t = c->tls;
-	int r;
+	int r = tls_chan_read(&c->tls->ch, buf, len);
 
-	if (!len)
-		return 0;
-	r = SSL_read(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-	if (r > 0)
-		return r;
-	switch (SSL_get_error(t->ssl, r)) {
-	case SSL_ERROR_WANT_READ:
-		return 0;
-	case SSL_ERROR_ZERO_RETURN:
-		return -EPIPE;
-	default:
+	if (r == -EPROTO)
 		log_ssl_error(c, "record");
-		return -EPROTO;
-	}
-}
-
-static int ssl_write_all(struct tcp_tls *t, const void *p, size_t n)
-{
-	/* A memory BIO takes everything: SSL_write never wants to wait. */
-	return n && SSL_write(t->ssl, p, (int)n) != (int)n ? -EIO : 0;
-}
-
-int tcp_tls_flush_stage(struct tcp_conn *c)
-{
-	struct tcp_tls *t = c->tls;
-	int ret = ssl_write_all(t, t->stage, t->stage_len);
-
-	t->stage_len = 0;
-	return ret;
-}
-
-int tcp_tls_write(struct tcp_conn *c, const void *p, size_t n)
-{
-	struct tcp_tls *t = c->tls;
-	const uint8_t *s = p;
-
-	while (n) {
-		size_t k;
-
-		/* A whole record's worth goes in without the copy. */
-		if (!t->stage_len && n >= TLS_STAGE_SIZE) {
-			k = n - n % TLS_STAGE_SIZE;
-			if (ssl_write_all(t, s, k))
-				return -EIO;
-		} else {
-			k = TLS_STAGE_SIZE - t->stage_len;
-			if (k > n)
-				k = n;
-			memcpy(t->stage + t->stage_len, s, k);
-			t->stage_len += (uint32_t)k;
-			if (t->stage_len == TLS_STAGE_SIZE && tcp_tls_flush_stage(c))
-				return -EIO;
-		}
-		s += k;
-		n -= k;
-	}
-	return 0;
-}
-
-size_t tcp_tls_pending(struct tcp_conn *c, const uint8_t **p)
-{
-	struct tcp_tls *t = c->tls;
-	BUF_MEM *bm = NULL;
-
-	BIO_get_mem_ptr(t->wbio, &bm);
-	if (!bm || bm->length <= t->wsent)
-		return 0;
-	*p = (const uint8_t *)bm->data + t->wsent;
-	return bm->length - t->wsent;
-}
-
-void tcp_tls_sent(struct tcp_conn *c, size_t n)
-{
-	struct tcp_tls *t = c->tls;
-	BUF_MEM *bm = NULL;
-
-	t->wsent += n;
-	BIO_get_mem_ptr(t->wbio, &bm);
-	/* All out: empty the BIO (no copy) for the next batch. */
-	if (bm && t->wsent >= bm->length) {
-		(void)BIO_reset(t->wbio);
-		t->wsent = 0;
-	}
+	return r;
 }
 
 /* Kernel TLS is not there (no "tls" ULP): say so once per daemon and
@@ -310,7 +221,7 @@ static void ktls_absent(struct tcp_conn *c, int err)
 static int ktls_hand_over(struct tcp_conn *c, bool tx, uint64_t seq)
 {
 	struct tcp_tls *t = c->tls;
-	const SSL_CIPHER *cipher = SSL_get_current_cipher(t->ssl);
+	const SSL_CIPHER *cipher = SSL_get_current_cipher(t->ch.ssl);
 	struct tcp_ktls_keys k;
 	int ret;
 
@@ -348,11 +259,11 @@ void tcp_tls_try_kernel(struct tcp_conn *c)
 	if (!t || !t->ktls_try || !t->established || !t->secret_len)
 		return;
 	/* Receive: at a record boundary, nothing OpenSSL still holds. */
-	if (!t->ktls_rx && !c->recv_inflight && !BIO_ctrl_pending(t->rbio) &&
-	    !SSL_has_pending(t->ssl) && !ktls_hand_over(c, false, t->rec_in))
+	if (!t->ktls_rx && !c->recv_inflight && t->ch.in_off == t->ch.in_len &&
+	    !SSL_has_pending(t->ch.ssl) && !ktls_hand_over(c, false, t->rec_in))
 		t->ktls_rx = true;
 	/* Send: every sealed record out, nothing staged. */
-	if (t->ktls_try && !t->ktls_tx && !t->stage_len && !tcp_tls_pending(c, &p) &&
+	if (t->ktls_try && !t->ktls_tx && !t->ch.stage_len && !tls_chan_pending(&t->ch, &p) &&
 	    !ktls_hand_over(c, true, t->rec_out))
 		t->ktls_tx = true;
 	if (t->ktls_rx && t->ktls_tx)

@@ -1,13 +1,15 @@
-/* NVMe/TCP over TLS 1.3 with PSKs (TP 8011), target side. OpenSSL runs
- * the protocol through memory BIOs only: the connection's io_uring
- * receive brings ciphertext that is written into the read BIO, SSL_read
- * yields the plaintext the PDU parser reads (straight into a command's
- * buffer for large data), and the send side encrypts each flushed batch
- * of PDUs into the write BIO, whose bytes leave in one send. No SSL call
- * touches the socket or blocks; the handshake runs under the ICReq and
- * Connect deadline. Where the kernel has kernel TLS, each direction then
- * moves to the socket (tcp_ktls.h) and the connection carries plaintext
- * like a plain one. Everything runs on the connection's reactor. */
+/* NVMe/TCP over TLS 1.3 with PSKs (TP 8011), target side: the server's
+ * parts (its OpenSSL context, the PSK lookup by identity, the check of
+ * Connect against that identity) around a record channel (tls_chan.h)
+ * shared with nvmegate-perf. The connection's io_uring receive lands
+ * ciphertext in the channel, SSL_read yields the plaintext the PDU parser
+ * reads (straight into a command's buffer for large data), and the send
+ * side encrypts each flushed batch of PDUs into the channel's output,
+ * whose bytes leave in one send. No SSL call touches the socket or
+ * blocks; the handshake runs under the ICReq and Connect deadline. Where
+ * the kernel has kernel TLS, each direction then moves to the socket
+ * (tcp_ktls.h) and the connection carries plaintext like a plain one.
+ * Everything runs on the connection's reactor. */
 #ifndef NVMG_TCP_TLS_H
 #define NVMG_TCP_TLS_H
 
@@ -15,22 +17,17 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "net/tcp_ktls.h"
+#include "net/tls_chan.h"
 #include "nvme/spec.h"
 
 struct tcp_conn;
 struct nvmg_tcp;
 struct nvmg_req;
-typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
-typedef struct bio_st BIO;
 
-#define TLS_CBUF_SIZE (64u << 10)  /* ciphertext per receive */
-#define TLS_STAGE_SIZE 16384u      /* plaintext per record (TLS maximum) */
 #define TLS_BACKLOG_MAX (1u << 20) /* ciphertext waiting for the socket */
 
 struct tcp_tls {
-	SSL *ssl;
-	BIO *rbio, *wbio;
 	bool established;
 	/* Kernel TLS: the traffic secrets (wiped once handed over), the
 	 * application records OpenSSL opened/sealed so far (the kernel's
@@ -39,13 +36,24 @@ struct tcp_tls {
 	uint8_t secret_len;
 	uint8_t secret_rx[KTLS_SECRET_MAX], secret_tx[KTLS_SECRET_MAX];
 	uint64_t rec_in, rec_out;
-	size_t wsent;                 /* bytes of the write BIO already sent */
 	char hostnqn[NVME_NQN_LENGTH]; /* of the PSK identity the host used */
 	char subnqn[NVME_NQN_LENGTH];
-	uint32_t stage_len;
-	uint8_t stage[TLS_STAGE_SIZE];
-	uint8_t cbuf[TLS_CBUF_SIZE];
+	struct tls_chan ch;
 };
+
+/* The one place a connection decides who makes its records, each way:
+ * OpenSSL through the channel (non-NULL), or nobody above the socket
+ * (NULL: no TLS, or kernel TLS since the handshake handed it the keys),
+ * in which case the plain send or receive path runs. */
+static inline struct tls_chan *tcp_tls_rx_chan(struct tcp_tls *t)
+{
+	return t && !t->ktls_rx ? &t->ch : NULL;
+}
+
+static inline struct tls_chan *tcp_tls_tx_chan(struct tcp_tls *t)
+{
+	return t && !t->ktls_tx ? &t->ch : NULL;
+}
 
 /* The server context shared by all connections (any thread may SSL_new
  * from it). NULL when OpenSSL cannot make one. */
@@ -57,20 +65,14 @@ void tcp_tls_ctx_free(SSL_CTX *ctx);
 int tcp_tls_start(struct tcp_conn *c, const uint8_t *first, size_t n);
 void tcp_tls_free(struct tcp_conn *c);
 
-/* n bytes of ciphertext arrived in c->tls->cbuf: advance the handshake.
- * 0, or -EPROTO when the handshake failed (close c). */
+/* n bytes of ciphertext arrived where tls_chan_rx_space said: advance
+ * the handshake. 0, or -EPROTO when the handshake failed (close c). */
 int tcp_tls_feed(struct tcp_conn *c, size_t n);
 /* Plaintext out of the records received: > 0 bytes, 0 when more
  * ciphertext is needed, -EPIPE when the host closed the session (its
- * close_notify) and -EPROTO on a bad record. */
+ * close_notify) and -EPROTO on a bad record (logged). The send side
+ * uses the channel's calls directly. */
 int tcp_tls_read(struct tcp_conn *c, void *buf, size_t len);
-
-/* Send side: plaintext to encrypt (staged into full records), the
- * staged rest flushed, and the ciphertext waiting to go out. */
-int tcp_tls_write(struct tcp_conn *c, const void *p, size_t n);
-int tcp_tls_flush_stage(struct tcp_conn *c);
-size_t tcp_tls_pending(struct tcp_conn *c, const uint8_t **p);
-void tcp_tls_sent(struct tcp_conn *c, size_t n);
 
 /* Hand what the kernel can take to it: the receive direction once
  * OpenSSL holds no ciphertext (call between receives), the send direction

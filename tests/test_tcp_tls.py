@@ -83,6 +83,14 @@ def test_tls_port_does_verified_io(tls):
     assert "TLS 1.3 (TLS_AES_128_GCM_SHA256) with the PSK of " + HOST in tls.daemon.log()
 
 
+def test_large_blocks_span_records(tls):
+    # 128 KiB of data is eight records each way: the target decrypts
+    # H2CData and nvmegate-perf C2HData straight into the I/O buffers,
+    # around the PDU headers that share a record with the data.
+    tls.perf(tls.req, "--tls", "--psk", KEY01, "-b", "131072", "-d", "4")
+    tls.perf(tls.req, "--tls", "--psk", KEY01, "-b", "20480", "-d", "16")
+
+
 def test_sha384_psk_runs_aes_256_gcm(tls):
     # A NVMeTLSkey-1:02 key: TLS_AES_256_GCM_SHA384 with a 48-byte PSK, as
     # tlshd (GnuTLS) offers it for the Linux host's NVMe0R02 identity

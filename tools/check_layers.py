@@ -26,6 +26,7 @@ LAYERS = [
     ("pdu", "net/crc32c.h"),
     ("pdu", "net/tcp_frame"),
     ("pdu", "net/tcp_psk"),
+    ("pdu", "net/tls_chan"),
     ("net", "net/"),
     ("fuse", "fuse/"),
     ("daemon", "daemon/"),

@@ -187,7 +187,7 @@ static int send_all(struct perf_conn *c, struct iovec *iov, int n, const char *w
 {
 	if (c->tls) {
 		for (int i = 0; i < n; i++)
-			if (perf_tls_write(c->tls, iov[i].iov_base, iov[i].iov_len))
+			if (tls_chan_write(c->tls, iov[i].iov_base, iov[i].iov_len))
 				goto tls_fail;
 		if (!perf_tls_send(c->tls, c->fd, NULL, 0))
 			return 0;

@@ -120,16 +120,16 @@ static void q_flush(struct ioq *q)
 			return;
 		/* The whole batch into records, then one send of the ciphertext. */
 		for (unsigned i = q->iov_head; i < q->iov_tail; i++)
-			if (perf_tls_write(q->tls, q->iov[i].iov_base, q->iov[i].iov_len)) {
+			if (tls_chan_write(q->tls, q->iov[i].iov_base, q->iov[i].iov_len)) {
 				q_fatal(q, "TLS encryption failed");
 				return;
 			}
 		q->iov_head = q->iov_tail = 0;
-		if (perf_tls_flush(q->tls)) {
+		if (tls_chan_flush(q->tls)) {
 			q_fatal(q, "TLS encryption failed");
 			return;
 		}
-		len = perf_tls_pending(q->tls, &p);
+		len = tls_chan_pending(q->tls, &p);
 		if (!len || !(sqe = get_sqe(q->e)))
 			return;
 		io_uring_prep_send(sqe, q->fd, p, len, MSG_NOSIGNAL);
@@ -167,7 +167,7 @@ static void q_send_done(struct ioq *q, int res)
 		return;
 	}
 	if (q->tls) {
-		perf_tls_sent(q->tls, (size_t)res);
+		tls_chan_sent(q->tls, (size_t)res);
 		q_flush(q);
 		return;
 	}

@@ -51,12 +51,12 @@ enum pstate { PS_HDR, PS_DATA, PS_DDGST };
 
 struct engine;
 
-struct perf_tls;
+struct tls_chan;
 
 struct ioq {
 	struct engine *e;
 	int fd;
-	struct perf_tls *tls; /* the setup connection's session, or NULL */
+	struct tls_chan *tls; /* the setup connection's session, or NULL */
 	uint16_t qid;
 	bool hdgst, ddgst;
 	uint32_t maxh2c;

@@ -298,12 +298,31 @@ static void q_parse(struct engine *e, struct ioq *q)
 	}
 }
 
+/* What is left unparsed moves to the front of rbuf, before more lands. */
+static void rbuf_compact(struct ioq *q)
+{
+	if (q->rstart == q->rend) {
+		q->rstart = q->rend = 0;
+	} else if (q->rstart) {
+		memmove(q->rbuf, q->rbuf + q->rstart, q->rend - q->rstart);
+		q->rend -= q->rstart;
+		q->rstart = 0;
+	}
+}
+
 void q_arm_recv(struct ioq *q)
 {
 	struct io_uring_sqe *sqe;
+	uint8_t *tls_in = NULL;
+	size_t tls_room = 0;
 
 	if (q->recv_busy || q->dead)
 		return;
+	/* Over TLS, ciphertext lands after what OpenSSL has not read yet. */
+	if (q->tls && !(tls_room = tls_chan_rx_space(q->tls, &tls_in))) {
+		q_fatal(q, "TLS: receive buffer full");
+		return;
+	}
 	sqe = get_sqe(q->e);
 	if (!sqe) {
 		q_fatal(q, "io_uring submission queue full");
@@ -311,24 +330,61 @@ void q_arm_recv(struct ioq *q)
 	}
 	if (q->tls) {
 		q->direct = false;
-		io_uring_prep_recv(sqe, q->fd, q->tls->cbuf, PERF_TLS_CBUF, 0);
+		io_uring_prep_recv(sqe, q->fd, tls_in, tls_room, 0);
 	} else if (q->ps == PS_DATA && q->rstart == q->rend && q->data_left >= DIRECT_MIN) {
 		q->direct = true;
 		q->rstart = q->rend = 0;
 		io_uring_prep_recv(sqe, q->fd, q->dst, q->data_left, MSG_WAITALL);
 	} else {
 		q->direct = false;
-		if (q->rstart == q->rend) {
-			q->rstart = q->rend = 0;
-		} else if (q->rstart) {
-			memmove(q->rbuf, q->rbuf + q->rstart, q->rend - q->rstart);
-			q->rend -= q->rstart;
-			q->rstart = 0;
-		}
+		rbuf_compact(q);
 		io_uring_prep_recv(sqe, q->fd, q->rbuf + q->rend, RBUF_SIZE - q->rend, 0);
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)q);
 	q->recv_busy = true;
+}
+
+/* n bytes of a C2HData's payload landed at dst (received or decrypted
+ * in place). */
+static void direct_done(struct engine *e, struct ioq *q, uint32_t n)
+{
+	if (q->ddgst)
+		q->crc = nvmg_crc32c_update(q->crc, q->dst, n);
+	q->dst += n;
+	q->data_left -= n;
+	if (!q->data_left)
+		q_data_done(e, q);
+}
+
+/* Ciphertext arrived: plaintext into the parser, large data decrypted
+ * in place as it is received in place in the clear. */
+static void tls_recv_done(struct engine *e, struct ioq *q, size_t res)
+{
+	tls_chan_received(q->tls, res);
+	for (;;) {
+		int n;
+
+		if (q->ps == PS_DATA && q->rstart == q->rend && q->data_left >= DIRECT_MIN) {
+			n = tls_chan_read(q->tls, q->dst, q->data_left);
+			if (n > 0)
+				direct_done(e, q, (uint32_t)n);
+		} else {
+			rbuf_compact(q);
+			n = tls_chan_read(q->tls, q->rbuf + q->rend, RBUF_SIZE - q->rend);
+			if (n > 0)
+				q->rend += (uint32_t)n;
+		}
+		if (n < 0) {
+			q_fatal(q, "TLS: bad record or session closed by target");
+			return;
+		}
+		if (n == 0)
+			break;
+		q_parse(e, q);
+		if (q->dead)
+			return;
+	}
+	q_arm_recv(q);
 }
 
 void q_recv_done(struct engine *e, struct ioq *q, int res)
@@ -345,44 +401,11 @@ void q_recv_done(struct engine *e, struct ioq *q, int res)
 		return;
 	}
 	if (q->tls) {
-		if (perf_tls_feed(q->tls, q->tls->cbuf, (size_t)res)) {
-			q_fatal(q, "TLS: out of memory");
-			return;
-		}
-		for (;;) {
-			int n;
-
-			if (q->rstart == q->rend) {
-				q->rstart = q->rend = 0;
-			} else if (q->rstart) {
-				memmove(q->rbuf, q->rbuf + q->rstart, q->rend - q->rstart);
-				q->rend -= q->rstart;
-				q->rstart = 0;
-			}
-			n = perf_tls_read(q->tls, q->rbuf + q->rend, RBUF_SIZE - q->rend);
-			if (n < 0) {
-				q_fatal(q, "TLS: bad record or session closed by target");
-				return;
-			}
-			if (n == 0)
-				break;
-			q->rend += (uint32_t)n;
-			q_parse(e, q);
-			if (q->dead)
-				return;
-		}
-		q_arm_recv(q);
+		tls_recv_done(e, q, (size_t)res);
 		return;
 	}
 	if (q->direct) {
-		uint32_t n = (uint32_t)res;
-
-		if (q->ddgst)
-			q->crc = nvmg_crc32c_update(q->crc, q->dst, n);
-		q->dst += n;
-		q->data_left -= n;
-		if (!q->data_left)
-			q_data_done(e, q);
+		direct_done(e, q, (uint32_t)res);
 	} else {
 		q->rend += (uint32_t)res;
 	}

@@ -65,11 +65,11 @@ struct perf_opts {
 
 /* ---- blocking setup connection (conn.c) ------------------------------ */
 
-struct perf_tls;
+struct tls_chan;
 
 struct perf_conn {
 	int fd;
-	struct perf_tls *tls; /* NULL: plain TCP */
+	struct tls_chan *tls; /* NULL: plain TCP */
 	uint16_t qid;
 	bool hdgst, ddgst;
 	uint32_t maxh2cdata;

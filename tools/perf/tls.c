@@ -41,46 +41,74 @@ static int use_session(SSL *ssl, const EVP_MD *md, const unsigned char **id, siz
 	return 1;
 }
 
-static int flush_blocking(struct perf_tls *t, int fd)
+static int flush_blocking(struct tls_chan *ch, int fd)
 {
 	const uint8_t *p;
 	size_t n;
 
-	while ((n = perf_tls_pending(t, &p))) {
+	while ((n = tls_chan_pending(ch, &p))) {
 		ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			return -1;
-		perf_tls_sent(t, (size_t)r);
+		tls_chan_sent(ch, (size_t)r);
 	}
 	return 0;
 }
 
-static int fill_blocking(struct perf_tls *t, int fd)
+static int fill_blocking(struct tls_chan *ch, int fd)
 {
+	uint8_t *p;
+	size_t room = tls_chan_rx_space(ch, &p);
 	ssize_t r;
 
+	if (!room)
+		return -1;
 	do
-		r = recv(fd, t->cbuf, sizeof(t->cbuf), 0);
+		r = recv(fd, p, room, 0);
 	while (r < 0 && errno == EINTR);
 	if (r <= 0)
 		return -1;
-	return perf_tls_feed(t, t->cbuf, (size_t)r);
+	tls_chan_received(ch, (size_t)r);
+	return 0;
 }
 
-struct perf_tls *perf_tls_connect(int fd, const struct perf_opts *o, uint16_t qid)
+/* The PSK offer (the identity and key) and the client's OpenSSL session,
+ * in connect state, cipher suite per the key's hash. */
+static SSL *client_new(struct psk_ctx *p)
+{
+	SSL_CTX *ctx;
+	SSL *ssl = NULL;
+
+	if (psk_ex_idx < 0)
+		psk_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx && SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) &&
+	    SSL_CTX_set_ciphersuites(ctx, p->hash == 1 ? "TLS_AES_128_GCM_SHA256"
+							: "TLS_AES_256_GCM_SHA384")) {
+		SSL_CTX_set_psk_use_session_callback(ctx, use_session);
+		ssl = SSL_new(ctx);
+	}
+	SSL_CTX_free(ctx); /* the SSL keeps a reference */
+	if (ssl) {
+		SSL_set_ex_data(ssl, psk_ex_idx, p);
+		SSL_set_connect_state(ssl);
+	}
+	return ssl;
+}
+
+struct tls_chan *perf_tls_connect(int fd, const struct perf_opts *o, uint16_t qid)
 {
 	struct nvmg_secret key;
 	struct nvmg_psk_id id;
 	struct psk_ctx *p = calloc(1, sizeof(*p));
-	struct perf_tls *t = calloc(1, sizeof(*t));
-	SSL_CTX *ctx = NULL;
-	char err[128];
+	struct tls_chan *ch = calloc(1, sizeof(*ch));
+	char err[160];
 	int r;
 
-	if (!p || !t)
+	if (!p || !ch)
 		goto fail;
 	if (!o->psk) {
 		perf_err("--tls needs --psk KEY");
@@ -100,155 +128,60 @@ struct perf_tls *perf_tls_connect(int fd, const struct perf_opts *o, uint16_t qi
 	p->hash = key.hash;
 	nvmg_secret_wipe(&key);
 	nvmg_psk_id_format(&id, p->identity, sizeof(p->identity));
-	if (psk_ex_idx < 0)
-		psk_ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	ctx = SSL_CTX_new(TLS_client_method());
-	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
-	    !SSL_CTX_set_ciphersuites(ctx, p->hash == 1 ? "TLS_AES_128_GCM_SHA256"
-							 : "TLS_AES_256_GCM_SHA384"))
+	if (tls_chan_init(ch, client_new(p))) {
+		perf_err("qid %u: TLS: out of memory", qid);
 		goto fail;
-	SSL_CTX_set_psk_use_session_callback(ctx, use_session);
-	t->ssl = SSL_new(ctx);
-	t->rbio = BIO_new(BIO_s_mem());
-	t->wbio = BIO_new(BIO_s_mem());
-	if (!t->ssl || !t->rbio || !t->wbio)
-		goto fail;
-	BIO_set_mem_eof_return(t->rbio, -1);
-	SSL_set_bio(t->ssl, t->rbio, t->wbio);
-	SSL_set_ex_data(t->ssl, psk_ex_idx, p);
-	SSL_set_connect_state(t->ssl);
-	SSL_CTX_free(ctx); /* the SSL keeps a reference */
-	ctx = NULL;
+	}
 	for (;;) {
-		r = SSL_do_handshake(t->ssl);
-		if (flush_blocking(t, fd))
+		r = tls_chan_handshake(ch);
+		if (flush_blocking(ch, fd))
 			break;
 		if (r == 1) {
-			SSL_set_ex_data(t->ssl, psk_ex_idx, NULL);
+			SSL_set_ex_data(ch->ssl, psk_ex_idx, NULL);
 			OPENSSL_cleanse(p, sizeof(*p));
 			free(p);
-			return t;
+			return ch;
 		}
-		if (SSL_get_error(t->ssl, r) != SSL_ERROR_WANT_READ || fill_blocking(t, fd))
+		if (r < 0 || fill_blocking(ch, fd))
 			break;
 	}
-	{
-		unsigned long e = ERR_get_error();
-
-		perf_err("qid %u: TLS handshake failed%s%s", qid, e ? ": " : " (connection closed)",
-			 e ? ERR_reason_error_string(e) : "");
-	}
+	tls_chan_error(err, sizeof(err));
+	perf_err("qid %u: TLS handshake failed%s%s", qid, err[0] ? ": " : " (connection closed)", err);
+	tls_chan_fini(ch);
 fail:
-	SSL_CTX_free(ctx);
 	if (p)
 		OPENSSL_cleanse(p, sizeof(*p));
 	free(p);
-	perf_tls_free(t);
+	free(ch);
 	return NULL;
 }
 
-void perf_tls_free(struct perf_tls *t)
+void perf_tls_free(struct tls_chan *ch)
 {
-	if (!t)
+	if (!ch)
 		return;
-	if (t->ssl)
-		SSL_free(t->ssl);
-	else {
-		BIO_free(t->rbio);
-		BIO_free(t->wbio);
-	}
-	free(t);
+	tls_chan_fini(ch);
+	free(ch);
 }
 
-int perf_tls_write(struct perf_tls *t, const void *p, size_t n)
+int perf_tls_send(struct tls_chan *ch, int fd, const void *p, size_t n)
 {
-	const uint8_t *s = p;
-
-	while (n) {
-		size_t k;
-
-		if (!t->stage_len && n >= PERF_TLS_STAGE) {
-			k = n - n % PERF_TLS_STAGE;
-			if (SSL_write(t->ssl, s, (int)k) != (int)k)
-				return -1;
-		} else {
-			k = PERF_TLS_STAGE - t->stage_len;
-			if (k > n)
-				k = n;
-			memcpy(t->stage + t->stage_len, s, k);
-			t->stage_len += (uint32_t)k;
-			if (t->stage_len == PERF_TLS_STAGE && perf_tls_flush(t))
-				return -1;
-		}
-		s += k;
-		n -= k;
-	}
-	return 0;
-}
-
-int perf_tls_flush(struct perf_tls *t)
-{
-	int n = (int)t->stage_len;
-
-	t->stage_len = 0;
-	return n && SSL_write(t->ssl, t->stage, n) != n ? -1 : 0;
-}
-
-size_t perf_tls_pending(struct perf_tls *t, const uint8_t **p)
-{
-	BUF_MEM *bm = NULL;
-
-	BIO_get_mem_ptr(t->wbio, &bm);
-	if (!bm || bm->length <= t->wsent)
-		return 0;
-	*p = (const uint8_t *)bm->data + t->wsent;
-	return bm->length - t->wsent;
-}
-
-void perf_tls_sent(struct perf_tls *t, size_t n)
-{
-	BUF_MEM *bm = NULL;
-
-	t->wsent += n;
-	BIO_get_mem_ptr(t->wbio, &bm);
-	if (bm && t->wsent >= bm->length) {
-		(void)BIO_reset(t->wbio);
-		t->wsent = 0;
-	}
-}
-
-int perf_tls_feed(struct perf_tls *t, const void *p, size_t n)
-{
-	return BIO_write(t->rbio, p, (int)n) == (int)n ? 0 : -1;
-}
-
-int perf_tls_read(struct perf_tls *t, void *p, size_t n)
-{
-	int r = SSL_read(t->ssl, p, (int)n);
-
-	if (r > 0)
-		return r;
-	return SSL_get_error(t->ssl, r) == SSL_ERROR_WANT_READ ? 0 : -1;
-}
-
-int perf_tls_send(struct perf_tls *t, int fd, const void *p, size_t n)
-{
-	if (perf_tls_write(t, p, n) || perf_tls_flush(t))
+	if (tls_chan_write(ch, p, n) || tls_chan_flush(ch))
 		return -1;
-	return flush_blocking(t, fd);
+	return flush_blocking(ch, fd);
 }
 
-int perf_tls_recv(struct perf_tls *t, int fd, void *p, size_t n)
+int perf_tls_recv(struct tls_chan *ch, int fd, void *p, size_t n)
 {
 	uint8_t *d = p;
 
 	while (n) {
-		int r = perf_tls_read(t, d, n);
+		int r = tls_chan_read(ch, d, n);
 
 		if (r < 0)
 			return -1;
 		if (r == 0) {
-			if (fill_blocking(t, fd))
+			if (fill_blocking(ch, fd))
 				return -1;
 			continue;
 		}
