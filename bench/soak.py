@@ -15,7 +15,10 @@ the same subsystem (the hosts get the change by AEN) and one host, the
 "victim", is denied and allowed back; its errors are expected and counted
 apart. Reported per minute: IOPS, errors and verify mismatches of the other
 hosts (must be zero), the p99.9 latency (the median and the worst of the
-hosts' own p99.9), and the daemon's RSS (must stay flat).
+hosts' own p99.9, which include the load generators' own scheduling delays
+on a busy machine, and of the daemon's per-queue p99.9, submission to
+completion, for this minute's connections), and the daemon's RSS (must
+stay flat).
 """
 import argparse
 import json
@@ -59,8 +62,12 @@ class Soak:
         for i in range(o.hosts):
             if i % 2:
                 path = os.path.join(wd, "ns%d.img" % (i + 1))
+                # written out, not sparse: the first write of a hole would
+                # measure the file system's block allocation, not us
                 with open(path, "wb") as f:
-                    f.truncate(NS_SIZE)
+                    for _ in range(NS_SIZE >> 20):
+                        f.write(bytes(1 << 20))
+                    os.fsync(f.fileno())
             else:
                 path = "mem:%d" % NS_SIZE
             nss.append({"nsid": i + 1, "enable": 1, "device": {"path": path}})
@@ -110,12 +117,37 @@ class Soak:
                  (0.6, ("ns", "remove", SUB, str(EXTRA_NSID))),
                  (0.75, ("host", "allow", SUB, self.victim))]
         start = time.monotonic()
+        steps.append((0.93, None))
         for frac, args in steps:
             delay = start + frac * secs - time.monotonic()
             if self.stop.wait(max(0, delay)):
                 return
+            if args is None:
+                self.daemon_latency(log)
+                continue
             rc, out = self.cli(*args)
             log.append({"cmd": " ".join(args[:2]), "rc": rc, "out": out[:200]})
+
+    def daemon_latency(self, log):
+        """The daemon's own p99.9 of this minute's I/O queues (each connected
+        this minute), submission to completion: free of the load generators'
+        scheduling delays. RAM and file namespaces apart: a file's latency
+        is mostly its disk's (this machine's shared virtual disk stalls for
+        seconds under fio alone)."""
+        rc, out = self.cli("--json", "stats")
+        p = {"ram": [], "file": []}
+        try:
+            for c in json.loads(out)["controllers"]:
+                kind = "file" if int(c["host"].rsplit("-", 1)[1], 16) % 2 else "ram"
+                for q in c["queues"]:
+                    # the admin queue holds AERs for minutes: not I/O
+                    if q["qid"] and q.get("stats") and q["stats"]["latency_us"]["count"]:
+                        p[kind].append(q["stats"]["latency_us"]["p999"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            pass
+        log.append({"cmd": "stats", "rc": rc,
+                    "p999_us": {k: [round(statistics.median(v), 1), round(max(v), 1)]
+                                for k, v in p.items() if v}})
 
     def minute(self, m):
         o = self.o
@@ -128,7 +160,8 @@ class Soak:
             procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True))
         log = []
-        ch = threading.Thread(target=self.changes, args=(o.segment, log))
+        ch = threading.Thread(target=self.changes if not o.no_changes else lambda *a: None,
+                              args=(o.segment, log))
         ch.start()
         res = []
         for h, p in zip(self.hosts, procs):
@@ -151,6 +184,7 @@ class Soak:
                 for x in others if "read" in x[2]]
         victim = [x for x in res if x[0] == self.victim][0]
         rss_now = rss_kib(self.daemon.pid)
+        dlat = ([x["p999_us"] for x in log if x["cmd"] == "stats"] or [{}])[0]
         row = {
             "minute": m + 1,
             "iops": round(sum(x[2]["read"]["iops"] + x[2]["write"]["iops"]
@@ -162,6 +196,7 @@ class Soak:
             "verified_blocks": sum(int(x[2].get("verified_blocks", 0)) for x in others),
             "p999_us_median": round(statistics.median(p999), 1) if p999 else None,
             "p999_us_worst": round(max(p999), 1) if p999 else None,
+            "daemon_p999_us": dlat,
             "victim_rc": victim[1],
             "rss_kib": rss_now,
             "changes": log,
@@ -193,6 +228,8 @@ def main():
     ap.add_argument("--qd", type=int, default=4)
     ap.add_argument("--reactors", type=int, default=0)
     ap.add_argument("--workdir", help="keep the daemon's log and files here")
+    ap.add_argument("--no-changes", action="store_true",
+                    help="no namespace or host changes (a reference for the latency)")
     o = ap.parse_args()
     wd = o.workdir or tempfile.mkdtemp(prefix="nvmegate-soak-")
     os.makedirs(wd, exist_ok=True)
@@ -206,9 +243,11 @@ def main():
             row = s.minute(m)
             rows.append(row)
             print("minute %2d: %7d IOPS, %d/%d hosts ok, errors %d, mismatches %d, "
-                  "p99.9 median %s us worst %s us, RSS %d KiB, victim rc %d"
+                  "p99.9 median %s us worst %s us (daemon's own, median/worst: RAM %s file %s), "
+                  "RSS %d KiB, victim rc %d"
                   % (row["minute"], row["iops"], row["hosts_ok"], o.hosts - 1, row["errors"],
                      row["verify_errors"], row["p999_us_median"], row["p999_us_worst"],
+                     row["daemon_p999_us"].get("ram"), row["daemon_p999_us"].get("file"),
                      row["rss_kib"], row["victim_rc"]), flush=True)
             for f in row.get("failures", []):
                 print("    failed: %s" % json.dumps(f), flush=True)
@@ -227,6 +266,7 @@ def main():
         "rss_kib_first_last_max": [rss[0], rss[-1], max(rss)] if rss else None,
         "rss_samples_kib": [kib for _, kib in s.rss],
         "p999_us_median_per_minute": [r["p999_us_median"] for r in rows],
+        "daemon_p999_us_per_minute": [r["daemon_p999_us"] for r in rows],
         "iops_per_minute": [r["iops"] for r in rows],
     }
     with open(os.path.join(wd, "soak.json.out"), "w") as f:
