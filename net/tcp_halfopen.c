@@ -159,7 +159,8 @@ struct tcp_ho *tcp_ho_admit(struct tcp_ho_pool *p, const struct tcp_ho_addr *add
 		free(ho);
 		return NULL;
 	}
-	if (s->nr[TCP_HO_NEW] >= p->max_per_addr) {
+	if (s->nr[TCP_HO_NEW] >= p->max_per_addr &&
+	    now_ms - TAILQ_FIRST(&s->q[TCP_HO_NEW])->since_ms >= TCP_HO_GRACE_MS) {
 		victim = TAILQ_FIRST(&s->q[TCP_HO_NEW]);
 		per_addr = true;
 	} else if (p->count >= p->max_total) {

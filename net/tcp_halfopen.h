@@ -26,6 +26,11 @@
 
 #define TCP_HO_BUCKETS 64
 #define TCP_HO_LOG_INTERVAL_MS 10000 /* at most one eviction line per 10 s */
+/* The per-address cap evicts only a socket this old without ICReq: many
+ * hosts behind one address (a NAT, a load generator, a gateway) connect
+ * at the same instant, and a busy target may not have read their ICReqs
+ * yet; a trickling socket is older than this after its first second. */
+#define TCP_HO_GRACE_MS 1000
 
 enum tcp_ho_stage { TCP_HO_NEW, TCP_HO_PROVEN, TCP_HO_NR_STAGES };
 
