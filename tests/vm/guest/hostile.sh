@@ -28,6 +28,7 @@ KATO=5
 # ctrl_loss_tmo 60 outlasts the 30 s link-down; reconnect every second
 OPTS="--keep-alive-tmo=$KATO --reconnect-delay=1 --ctrl-loss-tmo=60"
 RSS_SLACK_KB=4096      # allowed RSS growth over a scenario: 10% + this
+RUN_SLACK_KB=8192      # ... over the whole run (daemon_exit)
 KA=2048 KB=4096        # KiB written per fio run by job a (4k random), job b (128k sequential)
 
 in_tgt() { $IP netns exec $NS "$@"; }
@@ -69,6 +70,17 @@ link() { in_tgt $IP link set dev $TGT_IF "$1"; }   # up | down: the target's end
 # a small one keeps RSS meaningful (use-after-free is still caught)
 tgt_daemon_start() {
 	in_tgt env ASAN_OPTIONS=quarantine_size_mb=4 sh -c '. /vm/lib.sh; daemon_start hostile'
+}
+
+# ASan's own anonymous mappings (allocator, stack depot) still grew by up
+# to 7 MiB in one link_flap run where the release build stayed within
+# 0.4 MiB over two: the ASan build gets more room. A connection the daemon
+# never frees is caught by finish's descriptor count, a lost allocation by
+# LSan at exit.
+rss_slack() {
+	if grep -q libasan /proc/$(daemon_pid)/maps; then
+		RSS_SLACK_KB=10240 RUN_SLACK_KB=16384
+	fi
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' /proc/$(daemon_pid)/status; }
@@ -166,11 +178,12 @@ warm_up() {
 }
 
 begin() {
+	rss_slack
 	FD0=$(nr_fds)
 	connect $OPTS
 	RSS0=$(rss_kb)
 	smaps_save /tmp/smaps.begin
-	say "daemon RSS before: ${RSS0} kB"
+	say "daemon RSS before: ${RSS0} kB (allowed growth: 10% + ${RSS_SLACK_KB} kB)"
 }
 
 finish() {
@@ -293,11 +306,9 @@ sc_rst() {
 # Last: the daemon's memory over the whole run is flat too, and it exits
 # cleanly on SIGTERM with no sanitizer report (with ASan: no leak either).
 # The run's bound is wider than a scenario's: the buffer pools keep their
-# high-water mark (seen: +2 MiB of arena after the first impairment) and
-# ASan's allocator regions fill up to its quarantine; a leaked connection
-# is caught by finish's descriptor count, a lost allocation by LSan.
-RUN_SLACK_KB=12288
+# high-water mark (seen: +2 MiB of arena after the first impairment).
 sc_daemon_exit() {
+	rss_slack
 	r0=$(cat /run/rss0) r1=$(rss_kb)
 	say "daemon RSS: ${r1} kB now, ${r0} kB after the warm-up; mappings that grew:"
 	smaps_growth /run/smaps0
@@ -310,8 +321,8 @@ sc_daemon_exit() {
 
 limit_of() {
 	case $1 in
-	link_flap) echo 150 ;;
-	link_down|delay_reorder) echo 120 ;;
+	link_flap) echo 240 ;;
+	link_down|delay_reorder) echo 150 ;;
 	*) echo 90 ;;
 	esac
 }
