@@ -178,7 +178,7 @@ bench-fuse: deps $(BUILD)/nvmegated
 # Host needs qemu-system-x86; the guest's Debian packages are downloaded once
 # into /var/cache/nvmegate-vm (NVMEGATE_VM_CACHE). `make test` runs the VM
 # suite too (tests/vm/test_vm_linux_host.py, with the ASan daemon).
-.PHONY: vm-image vm-test vm-test-trixie bench-vm bench-pcie
+.PHONY: vm-image vm-test vm-test-trixie vm-test-hostile bench-vm bench-pcie
 vm-image: $(BUILD)/nvmegated
 	$(PYTHON) tests/vm/vmlib.py $(CURDIR)/$(BUILD)/nvmegated
 
@@ -188,6 +188,10 @@ vm-test: $(BUILD)/nvmegated
 # only the Debian 13 / Linux 6.12 guest (TLS, DH-HMAC-CHAP), ASan daemon
 vm-test-trixie: asan
 	NVMEGATED_VM=$(CURDIR)/$(BUILD)/asan/nvmegated $(PYTHON) -m pytest -q tests/vm/test_vm_trixie.py
+
+# Hostile networks (netem, link down/flaps, RSTs) in the 6.1 guest, ~5 min.
+vm-test-hostile: asan
+	NVMEGATED_VM=$(CURDIR)/$(BUILD)/asan/nvmegated $(PYTHON) -m pytest -q tests/vm/test_vm_hostile.py
 
 bench-vm: $(BUILD)/nvmegated
 	$(PYTHON) bench/vm_bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated

@@ -46,7 +46,9 @@ GUEST_DIR = os.path.join(HERE, "guest")
 CACHE = os.environ.get("NVMEGATE_VM_CACHE", "/var/cache/nvmegate-vm")
 OUT = os.path.join(REPO, "build", "vm")
 
-GUEST_PKGS = ["busybox-static", "nvme-cli", "fio", "e2fsprogs"]
+# iproute2: ip (netns, veth), tc (netem) and ss -K for the hostile-network
+# scenarios (guest/hostile.sh); busybox's ip cannot do those.
+GUEST_PKGS = ["busybox-static", "nvme-cli", "fio", "e2fsprogs", "iproute2"]
 # Packages whose dependencies are not followed and which are not downloaded:
 # they bring no shared library a guest binary needs (checked: the ldd
 # closure of every copied binary must resolve, or the build fails).
@@ -57,10 +59,14 @@ NO_FOLLOW = re.compile(r"^(perl.*|libperl.*|python3.*|libpython3.*|debconf.*|cde
                        r"libdebian-installer4|libtextwrap1|libnewt0.52|libslang2|"
                        r"libsemanage.*|libaudit.*|libcap-ng0|sensible-utils|lsb-base|sysvinit-utils)$")
 # Guest binaries copied with their ldd closure (paths inside the packages).
-GUEST_BINS = ["usr/sbin/nvme", "usr/bin/fio", "sbin/mke2fs", "sbin/e2fsck", "sbin/dumpe2fs"]
+GUEST_BINS = ["usr/sbin/nvme", "usr/bin/fio", "sbin/mke2fs", "sbin/e2fsck", "sbin/dumpe2fs",
+              "bin/ip", "bin/ss", "sbin/tc"]
 GUEST_LINKS = {"usr/sbin/mkfs.ext4": "mke2fs", "usr/sbin/fsck.ext4": "e2fsck"}
 KMODS = ["nvme-core", "nvme-fabrics", "nvme-tcp", "nvmet", "nvmet-tcp", "brd", "ext4",
-         "crc32c-intel", "crc32c_generic", "libcrc32c", "configfs"]
+         "crc32c-intel", "crc32c_generic", "libcrc32c", "configfs",
+         # hostile networks: a veth pair between namespaces, netem on it, and
+         # ss -K (socket destroy through inet_diag; INET_DIAG_DESTROY=y)
+         "veth", "sch_netem", "tcp_diag", "inet_diag"]
 
 
 
@@ -356,8 +362,9 @@ def fetch_packages(kind=None):
         # first use, or the lists are old: renew them (offline: go on with
         # what is there, the cached set below if need be)
         _apt_update(kind)
-    if complete and cached.get("lists") == _lists_stamp(kind):
-        return cached            # apt's lists have not changed since that resolve
+    if complete and cached.get("lists") == _lists_stamp(kind) and \
+            cached.get("pkgs") == list(kind.pkgs):
+        return cached            # apt's lists and the package list have not changed
     for attempt in (1, 2):
         try:
             kernel, pkgs = _resolve(kind)
@@ -375,6 +382,7 @@ def fetch_packages(kind=None):
             raise RuntimeError("cannot get the guest's packages: %s" % e)
     manifest["kernel"] = kernel
     manifest["lists"] = _lists_stamp(kind)
+    manifest["pkgs"] = list(kind.pkgs)
     with open(manifest_path + ".tmp", "w") as f:
         json.dump(manifest, f, indent=1)
     os.replace(manifest_path + ".tmp", manifest_path)
