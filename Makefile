@@ -113,7 +113,7 @@ FUZZ_auth    := core bdev lib
 FUZZ_secret  := net lib
 FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 10
-FUZZ_RUN := -jobs=1 -workers=1 -print_final_stats=1 -rss_limit_mb=1024 -timeout=10
+FUZZ_RUN := -max_len=16384 -print_final_stats=1 -rss_limit_mb=1024 -timeout=10
 
 $(BUILD)/fuzz/obj/%.o: %.c $(HDRS) Makefile
 	@mkdir -p $(@D)
@@ -125,7 +125,7 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/obj/tests/fuzz/fuzz_%.o $$(call layer_libs,f
 
 fuzz-build: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
 
-# Each harness for FUZZ_SECONDS (one at a time: -jobs=1), from its corpus.
+# Each harness for FUZZ_SECONDS, one after the other, from its corpus.
 fuzz: deps fuzz-build
 	@set -e; for f in $(FUZZERS); do \
 	  mkdir -p $(BUILD)/fuzz/corpus/$$f; \
