@@ -152,12 +152,14 @@ def seeds_auth():
         reply = struct.pack("<BBHHBBBxxxI", 1, 2, 0, 7, 32, 0, 0, 0) + bytes(64)
         write("auth", bytes([sel]) + send(n) + recv(4096) + send(reply) + recv(4096))
         write("auth", bytes([sel]) + send(n) + recv(16) + recv(4096) + recv(4096))
+        # the honest host: its Reply (one-way, bidirectional with Success2, altered)
+        s2 = struct.pack("<BBHHxx", 1, 4, 0, 7) + bytes(8)
+        write("auth", bytes([sel]) + send(n) + recv(4096) + b"\x02\0\0" + recv(4096) +
+              send(n) + recv(4096) + b"\x0a\0\0" + recv(4096) + send(s2))
+        write("auth", bytes([sel]) + send(n) + recv(4096) + b"\x12\x05\0" + recv(4096))
 
 
 if __name__ == "__main__":
-    seeds_pdu()
-    seeds_admin()
-    seeds_connect()
-    seeds_conf()
-    seeds_secret()
-    seeds_auth()
+    which = sys.argv[1:] or ["pdu", "admin", "connect", "conf", "secret", "auth"]
+    for name in which:
+        globals()["seeds_" + name]()
