@@ -5,7 +5,7 @@
  * the null DH group; SHA-384 with ffdhe2048 and a controller key), then
  * steps: a byte (bit 0 clear: Send, set: Receive; bits 1-2 = 01b: the
  * honest host's Reply to the last Challenge instead, bit 3 asking for
- * bidirectional, bit 4 with one byte of the response flipped), two bytes
+ * bidirectional, bit 4 with one byte of its response or DH value flipped), two bytes
  * of length (the message's, or the Receive's allocation), and for a Send
  * the message.
  * Each reply must fit the allocation and the largest message, be a
@@ -135,8 +135,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			if (!n)
 				continue;
-			if (flip)
-				msg[sizeof(struct nvmg_auth_reply) + len % ((n - sizeof(struct nvmg_auth_reply)) / 2)] ^= 1;
+			if (flip) {
+				/* A byte of the response or of the DH value (C2
+				 * is the host's own challenge: any value goes). */
+				size_t hl = msg[offsetof(struct nvmg_auth_reply, hl)];
+				size_t k = len % (n - sizeof(struct nvmg_auth_reply) - hl);
+
+				msg[sizeof(struct nvmg_auth_reply) + (k < hl ? k : hl + k)] ^= 1;
+			}
 			nvmg_auth_send(&a, keys, msg, n);
 			if (due && !flip && (!bidi || keys->has_dhchap_ctrl_key))
 				FUZZ_CHECK(a.state == NVMG_AUTH_SEND_SUCCESS1);
