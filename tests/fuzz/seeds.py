@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """Writes the seed inputs of tests/fuzz/corpus/<harness>/ from valid PDUs,
-commands, Connects, configs, keys and messages (run once; then minimize
-with `fuzz_X -merge=1 NEW tests/fuzz/corpus/X build/fuzz/corpus/X`)."""
+commands, Connects, configs, keys and messages: `seeds.py [harness...]`,
+run once. What `make fuzz` finds (build/fuzz/corpus/X) comes back into the
+tree minimized, keeping every edge reached and few bytes:
+  build/fuzz/fuzz_X -merge=1 -use_counters=0 -max_len=4096 NEW \
+      tests/fuzz/corpus/X build/fuzz/corpus/X
+then NEW replaces tests/fuzz/corpus/X."""
 import hashlib
 import os
 import struct
