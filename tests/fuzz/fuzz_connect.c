@@ -28,7 +28,8 @@ struct nvmg_subsys *nvmg_target_find_subsys(struct nvmg_target *t, const char *n
 	return NULL;
 }
 
-bool nvmg_port_exports(struct nvmg_target *t, const struct nvmg_port *p, const struct nvmg_subsys *s)
+bool nvmg_port_exports(struct nvmg_target *t, const struct nvmg_port *p,
+		       const struct nvmg_subsys *s)
 {
 	(void)t;
 	return nvmg_port_exports_locked(p, s);

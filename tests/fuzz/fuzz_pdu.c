@@ -27,13 +27,13 @@ static void check_roundtrip(uint8_t type, bool hdgst, bool ddgst, uint32_t len)
 {
 	uint8_t buf[sizeof(struct nvmg_tcp_cmd) + NVMG_PDU_DGST_LEN] __attribute__((aligned(8)));
 	struct nvmg_tcp_hdr *h = (struct nvmg_tcp_hdr *)buf;
-	uint32_t total, hdr_total = 0, pad, got;
+	uint32_t total, hdr_total = 0, pad, got, pdo;
 
 	if (!nvmg_pdu_has_digests(type) || type == NVMG_TCP_RSP || type == NVMG_TCP_R2T)
 		return;
 	memset(buf, 0, sizeof(buf));
-	total = nvmg_pdu_init_hdr(h, type, hdgst, ddgst, nvmg_pdu_data_offset(nvmg_pdu_hdr_total(type, hdgst), 4),
-				  len);
+	pdo = nvmg_pdu_data_offset(nvmg_pdu_hdr_total(type, hdgst), 4);
+	total = nvmg_pdu_init_hdr(h, type, hdgst, ddgst, pdo, len);
 	nvmg_pdu_put_hdgst(h);
 	FUZZ_CHECK(total == nvmg_pdu_hdr_total(type, hdgst));
 	FUZZ_CHECK(nvmg_pdu_check_hdr(h, NVMG_PDU_TO_CTRL | NVMG_PDU_TO_HOST, hdgst, true, &hdr_total) ==

@@ -12,6 +12,10 @@
 #include <string.h>
 #include "nvme/admin.h"
 
+/* Each includer uses only some of the helpers below. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+
 #define SC_INVALID_FIELD (NVMG_SC_GENERIC(NVME_SC_INVALID_FIELD) | NVME_SC_DNR)
 #define SC_INVALID_NS (NVMG_SC_GENERIC(NVME_SC_INVALID_NS) | NVME_SC_DNR)
 #define SC_INVALID_OPCODE (NVMG_SC_GENERIC(NVME_SC_INVALID_OPCODE) | NVME_SC_DNR)
@@ -100,31 +104,31 @@ void nvmg_execute_async_event(struct nvmg_req *req)
 	nvmg_req_complete(req, 0);
 }
 
-static __attribute__((unused)) int fake_local_addr(struct nvmg_sq *sq, char *traddr, size_t len)
+static int fake_local_addr(struct nvmg_sq *sq, char *traddr, size_t len)
 {
 	(void)sq;
 	snprintf(traddr, len, "192.0.2.7");
 	return 0;
 }
 
-static __attribute__((unused)) void fake_queue_response(struct nvmg_req *req)
+static void fake_queue_response(struct nvmg_req *req)
 {
 	(void)req;
 }
 
 /* The world's transport reports what NVMe/TCP does. */
-static __attribute__((unused)) uint8_t fake_adrfam(const struct nvmg_port *p)
+static uint8_t fake_adrfam(const struct nvmg_port *p)
 {
 	return p->adrfam == AF_INET6 ? NVMF_ADDR_FAMILY_IP6 : NVMF_ADDR_FAMILY_IP4;
 }
 
-static __attribute__((unused)) uint8_t fake_treq(const struct nvmg_port *p)
+static uint8_t fake_treq(const struct nvmg_port *p)
 {
 	(void)p;
 	return NVMF_TREQ_NOT_SPECIFIED | NVMF_TREQ_DISABLE_SQFLOW;
 }
 
-static __attribute__((unused)) void fake_tsas(const struct nvmg_port *p, union nvmf_tsas *tsas)
+static void fake_tsas(const struct nvmg_port *p, union nvmf_tsas *tsas)
 {
 	(void)p;
 	tsas->tcp.sectype = NVMF_TCP_SECTYPE_NONE;
@@ -153,7 +157,7 @@ struct world {
 	struct nvmg_transport tr;
 };
 
-static __attribute__((unused)) void init_mutex(pthread_mutex_t *m)
+static void init_mutex(pthread_mutex_t *m)
 {
 	pthread_mutexattr_t attr;
 
@@ -163,7 +167,7 @@ static __attribute__((unused)) void init_mutex(pthread_mutex_t *m)
 	pthread_mutexattr_destroy(&attr);
 }
 
-static __attribute__((unused)) void init_subsys(struct nvmg_subsys *s, const char *nqn, bool disc)
+static void init_subsys(struct nvmg_subsys *s, const char *nqn, bool disc)
 {
 	memset(s, 0, sizeof(*s));
 	snprintf(s->nqn, sizeof(s->nqn), "%s", nqn);
@@ -175,7 +179,7 @@ static __attribute__((unused)) void init_subsys(struct nvmg_subsys *s, const cha
 	init_mutex(&s->lock);
 }
 
-static __attribute__((unused)) void init_ns(struct nvmg_ns *ns, const char *nqn, uint32_t nsid, struct nvmg_bdev *b)
+static void init_ns(struct nvmg_ns *ns, const char *nqn, uint32_t nsid, struct nvmg_bdev *b)
 {
 	memset(ns, 0, sizeof(*ns));
 	ns->nsid = nsid;
@@ -185,7 +189,7 @@ static __attribute__((unused)) void init_ns(struct nvmg_ns *ns, const char *nqn,
 	nvmg_derive_ns_ids(nqn, nsid, ns->nguid, ns->uuid, ns->eui64);
 }
 
-static __attribute__((unused)) void init_ctrl(struct nvmg_ctrl *c, struct world *w, struct nvmg_subsys *s,
+static void init_ctrl(struct nvmg_ctrl *c, struct world *w, struct nvmg_subsys *s,
 		      struct nvmg_port *p, uint16_t cntlid, const char *hostnqn)
 {
 	memset(c, 0, sizeof(*c));
@@ -203,7 +207,7 @@ static __attribute__((unused)) void init_ctrl(struct nvmg_ctrl *c, struct world 
 	c->vwc_enabled = true;
 }
 
-static __attribute__((unused)) void init_sq(struct nvmg_sq *sq, struct world *w, struct nvmg_ctrl *c, uint16_t qid)
+static void init_sq(struct nvmg_sq *sq, struct world *w, struct nvmg_ctrl *c, uint16_t qid)
 {
 	memset(sq, 0, sizeof(*sq));
 	sq->tgt = &w->tgt;
@@ -214,7 +218,7 @@ static __attribute__((unused)) void init_sq(struct nvmg_sq *sq, struct world *w,
 	sq->size = 32;
 }
 
-static __attribute__((unused)) struct world *world_new(void)
+static struct world *world_new(void)
 {
 	struct world *w = calloc(1, sizeof(*w));
 
@@ -296,7 +300,7 @@ static __attribute__((unused)) struct world *world_new(void)
 	return w;
 }
 
-static __attribute__((unused)) void world_free(struct world *w)
+static void world_free(struct world *w)
 {
 	pthread_mutex_destroy(&w->ctrl.lock);
 	pthread_mutex_destroy(&w->dctrl.lock);
@@ -308,7 +312,7 @@ static __attribute__((unused)) void world_free(struct world *w)
 }
 
 /* Fresh request on sq; buf prefilled with garbage to catch unzeroed bytes. */
-static __attribute__((unused)) struct treq *new_req(struct nvmg_sq *sq, uint8_t opcode, uint32_t nsid, uint32_t cdw10,
+static struct treq *new_req(struct nvmg_sq *sq, uint8_t opcode, uint32_t nsid, uint32_t cdw10,
 			    uint32_t cdw11)
 {
 	struct treq *r = calloc(1, sizeof(*r));
@@ -323,5 +327,7 @@ static __attribute__((unused)) struct treq *new_req(struct nvmg_sq *sq, uint8_t 
 	r->req.cmd.cdw11 = htole32(cdw11);
 	return r;
 }
+
+#pragma GCC diagnostic pop
 
 #endif
