@@ -48,7 +48,7 @@ DAEMON_LAYERS := fuse net core conf bdev lib
 .SECONDEXPANSION:
 # Unit test objects are intermediate to make; keep them between runs.
 .SECONDARY:
-.PHONY: all asan run test unit clean deps install check-layers
+.PHONY: all asan run test unit clean deps install check-layers fuzz fuzz-build fuzz-test
 all: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/nvmegate $(BUILD)/nvmegate-bdev-perf
 
 $(BUILD)/nvmegated: $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRC)) $(call layer_libs,,$(DAEMON_LAYERS))
@@ -96,6 +96,60 @@ $(BUILD)/unit/test_%: $(BUILD)/asan/obj/tests/unit/test_%.o $$(call layer_libs,a
 unit: $(foreach t,$(UNIT_TESTS),$(BUILD)/unit/test_$(t))
 	@set -e; for t in $(UNIT_TESTS); do $(BUILD)/unit/test_$$t; done
 
+# libFuzzer harnesses (tests/fuzz/fuzz_X.c, clang-15): the layers are built
+# again with clang's coverage and sanitizers in build/fuzz, apart from the
+# gcc builds. FUZZ_X names the layers of harness X; like a unit test, a
+# harness's fakes take the place of the archive members they replace.
+# Corpora live in tests/fuzz/corpus/X (seeds, kept small with -merge=1);
+# what a run finds goes to build/fuzz/corpus/X.
+FUZZ_CC := clang-15
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread \
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(FUZZ_SAN)
+FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_pdu     := net lib
+FUZZ_admin   := core bdev lib
+FUZZ_connect := core bdev lib
+FUZZ_conf    := conf lib
+FUZZ_auth    := core bdev lib
+FUZZ_secret  := net lib
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 10
+FUZZ_RUN := -max_len=16384 -print_final_stats=1 -rss_limit_mb=1024 -timeout=10
+
+$(BUILD)/fuzz/obj/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(foreach l,$(LAYERS),$(eval $(BUILD)/fuzz/lib$(l).a: \
+	$$(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$$($(l)_SRC)) ; rm -f $$@ && ar rcs $$@ $$^))
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/obj/tests/fuzz/fuzz_%.o $$(call layer_libs,fuzz/,$$(FUZZ_$$*))
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-build: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
+
+# Each harness for FUZZ_SECONDS, one after the other, from its corpus.
+fuzz: deps fuzz-build
+	@set -e; for f in $(FUZZERS); do \
+	  mkdir -p $(BUILD)/fuzz/corpus/$$f; \
+	  echo "== fuzz_$$f ($(FUZZ_SECONDS) s)"; \
+	  $(BUILD)/fuzz/fuzz_$$f $(FUZZ_RUN) -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus/$$f tests/fuzz/corpus/$$f; \
+	done
+
+# `make test`: every corpus input once, then FUZZ_TEST_SECONDS of fresh inputs.
+fuzz-test: fuzz-build
+	@set -e; for f in $(FUZZERS); do \
+	  rm -rf $(BUILD)/fuzz/fresh/$$f && mkdir -p $(BUILD)/fuzz/fresh/$$f; \
+	  echo "== fuzz_$$f: corpus, then $(FUZZ_TEST_SECONDS) s"; \
+	  log=$(BUILD)/fuzz/fresh/$$f.log; \
+	  $(BUILD)/fuzz/fuzz_$$f $(FUZZ_RUN) -runs=0 tests/fuzz/corpus/$$f >$$log 2>&1 || \
+	    { tail -n 40 $$log; exit 1; }; \
+	  $(BUILD)/fuzz/fuzz_$$f $(FUZZ_RUN) -max_total_time=$(FUZZ_TEST_SECONDS) \
+	    -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/fresh/$$f tests/fuzz/corpus/$$f >$$log 2>&1 || \
+	    { tail -n 40 $$log; exit 1; }; \
+	  grep -E '^(Done|stat::number_of_executed_units)' $$log || true; \
+	done
+
 # Includes must follow the layering (docs/architecture.md).
 check-layers:
 	$(PYTHON) tools/check_layers.py
@@ -103,7 +157,7 @@ check-layers:
 # Installs what building and testing need (Debian 12), only when missing.
 DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \
             libssl-dev libfuse3-dev fuse3 fio python3 python3-pytest tshark \
-            qemu-system-x86 libsystemd-dev systemd
+            qemu-system-x86 libsystemd-dev systemd clang-15 libfuzzer-15-dev
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -133,7 +187,7 @@ run: deps all
 	fi
 	exec $(BUILD)/nvmegated -c $(RUN_DIR)/nvmegate.json
 
-test: deps check-layers all asan unit
+test: deps check-layers all asan unit fuzz-test
 	NVMEGATED=$(CURDIR)/$(BUILD)/asan/nvmegated NVMEGATE_PERF=$(CURDIR)/$(BUILD)/nvmegate-perf \
 	  NVMEGATE_CLI=$(CURDIR)/$(BUILD)/nvmegate NVMEGATE_BDEV_PERF=$(CURDIR)/$(BUILD)/nvmegate-bdev-perf \
 	  $(PYTHON) -m pytest -q tests

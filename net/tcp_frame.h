@@ -214,6 +214,34 @@ static inline uint32_t nvmg_pdu_data_offset(uint32_t hdr_total, uint32_t align)
 	return (hdr_total + align - 1) / align * align;
 }
 
+/* A command capsule's SGL against the in_len bytes of data it carries
+ * (from nvmg_pdu_data_span) and the max_in the queue accepts in a
+ * capsule: an NVMe status (SGL Descriptor Type Invalid, SGL Offset
+ * Invalid, Data SGL Length Invalid) or 0 with *sgl_len the bytes the SGL
+ * describes (in the capsule, or to move by R2T/C2HData). */
+static inline uint16_t nvmg_pdu_capsule_sgl(const struct nvmg_sgl_desc *sgl, uint32_t in_len,
+					    uint32_t max_in, uint32_t *sgl_len)
+{
+	*sgl_len = 0;
+	if (in_len) {
+		if (sgl->type != NVMG_SGL_DATA_BLOCK_OFFSET)
+			return NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_TYPE) | NVME_SC_DNR;
+		if (le64toh(sgl->addr) != 0)
+			return NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_OFFSET) | NVME_SC_DNR;
+		if (in_len > max_in || le32toh(sgl->length) != in_len)
+			return NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_DATA) | NVME_SC_DNR;
+		*sgl_len = in_len;
+	} else if (sgl->type == NVMG_SGL_TRANSPORT_DATA_BLOCK) {
+		*sgl_len = le32toh(sgl->length);
+	} else if (sgl->type == NVMG_SGL_DATA_BLOCK_OFFSET) {
+		if (le32toh(sgl->length))
+			return NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_DATA) | NVME_SC_DNR;
+	} else if (sgl->type != 0 || le32toh(sgl->length)) {
+		return NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_TYPE) | NVME_SC_DNR;
+	}
+	return 0;
+}
+
 /* The common header of a PDU to send: HDGSTF and DDGSTF as negotiated
  * (DDGSTF only with data), PDO and PLEN for data_len bytes at pdo (PDO 0
  * without data). The caller fills the rest of the header, then calls

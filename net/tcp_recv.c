@@ -127,10 +127,9 @@ static bool pdu_data_len(struct tcp_conn *c, const struct nvmg_tcp_hdr *h, uint3
 static void handle_capsule(struct tcp_conn *c)
 {
 	const struct nvmg_tcp_cmd *pdu = (const void *)c->hdr;
-	const struct nvmg_sgl_desc *sgl = &pdu->sqe.dptr;
 	uint32_t in_len, max_in;
 	struct tcp_cmd *cmd;
-	uint16_t status, sgl_status = 0;
+	uint16_t status, sgl_status;
 
 	tcp_conn_check_live(c);
 	if (!pdu_data_len(c, &pdu->hdr, &in_len)) {
@@ -144,27 +143,10 @@ static void handle_capsule(struct tcp_conn *c)
 		return;
 	}
 	cmd->req.cmd = pdu->sqe;
-	cmd->req.sgl_len = 0;
 	/* Before Connect the queue is unknown: Connect data (1 KiB) always
 	 * fits the admin queue's 8 KiB. */
 	max_in = c->state == CS_LIVE ? c->sq.incapsule_max : NVMG_ADMIN_INCAPSULE;
-	if (in_len) {
-		if (sgl->type != NVMG_SGL_DATA_BLOCK_OFFSET)
-			sgl_status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_TYPE) | NVME_SC_DNR;
-		else if (le64toh(sgl->addr) != 0)
-			sgl_status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_OFFSET) | NVME_SC_DNR;
-		else if (in_len > max_in || le32toh(sgl->length) != in_len)
-			sgl_status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_DATA) | NVME_SC_DNR;
-		else
-			cmd->req.sgl_len = in_len;
-	} else if (sgl->type == NVMG_SGL_TRANSPORT_DATA_BLOCK) {
-		cmd->req.sgl_len = le32toh(sgl->length);
-	} else if (sgl->type == NVMG_SGL_DATA_BLOCK_OFFSET) {
-		if (le32toh(sgl->length))
-			sgl_status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_DATA) | NVME_SC_DNR;
-	} else if (sgl->type != 0 || le32toh(sgl->length)) {
-		sgl_status = NVMG_SC_GENERIC(NVME_SC_SGL_INVALID_TYPE) | NVME_SC_DNR;
-	}
+	sgl_status = nvmg_pdu_capsule_sgl(&pdu->sqe.dptr, in_len, max_in, &cmd->req.sgl_len);
 	status = nvmg_req_init(&cmd->req);
 	if (!status && sgl_status)
 		status = sgl_status;
