@@ -63,8 +63,9 @@ void nvmg_auth_clear(struct nvmg_auth *a);
 void nvmg_auth_send(struct nvmg_auth *a, const struct nvmg_host *keys, const uint8_t *m,
 		    size_t len);
 /* The controller-to-host message into out (cap bytes): its length, or
- * -ENOSPC (nothing changes) when cap is too small. A Receive when no message
- * is due is an incorrect protocol message: it gets Failure1. */
+ * -ENOSPC when cap is too small (the message stays for a larger Receive).
+ * A Receive when no message is due is an incorrect protocol message: the
+ * exchange fails at once and that Receive (or the next) gets Failure1. */
 int nvmg_auth_receive(struct nvmg_auth *a, uint8_t *out, size_t cap);
 /* Neither idle nor finished: the deadline runs. */
 bool nvmg_auth_busy(const struct nvmg_auth *a);
