@@ -20,9 +20,6 @@ NVMEGATE_FUZZ_CASE=<index> replays just that case; NVMEGATE_FUZZ_CASES
 scales the number of cases.
 """
 
-import base64
-import hashlib
-import hmac
 import os
 import random
 import re
@@ -38,7 +35,7 @@ import pytest
 
 import nvmetcp as n
 from test_tcp_tls import (HOST, KEY01, PERF, SUB, base_config, free_ports, ns_entry, port_entry,
-                          sparse_file, subsys_entry)
+                          s_client_psk_args, sparse_file, subsys_entry)
 
 CASES = max(1, int(os.environ.get("NVMEGATE_FUZZ_CASES", "120")) // 3)
 ONLY = os.environ.get("NVMEGATE_FUZZ_CASE")
@@ -431,20 +428,10 @@ def test_fuzz_tls_records(tls):
 
 
 def s_client_args(port):
-    """openssl s_client with the TLS PSK and v1 identity of HOST computed
-    by hand (libnvme's derivation), as test_tcp_tls does."""
-    def hkdf(ikm, info):
-        prk = hmac.new(b"\0" * 32, ikm, hashlib.sha256).digest()
-        return hmac.new(prk, info + b"\1", hashlib.sha256).digest()
-
-    key = base64.b64decode(KEY01.split(":")[2])[:32]
-    retained = hkdf(key, b"\x20\x00tls13 HostNQN" + HOST.encode())
-    digest = base64.b64encode(hmac.new(retained, ("%s %s NVMe-over-Fabrics" % (HOST, SUB))
-                                       .encode(), hashlib.sha256).digest()).decode()
-    psk = hkdf(retained, b"\x20\x00tls13 nvme-tls-psk01 " + digest.encode())
-    return ["openssl", "s_client", "-connect", "%s:%d" % (ADDR, port), "-tls1_3", "-psk",
-            psk.hex(), "-psk_identity", "NVMe1R01 %s %s %s" % (HOST, SUB, digest),
-            "-ciphersuites", "TLS_AES_128_GCM_SHA256", "-quiet", "-no_ign_eof"]
+    """openssl s_client with HOST's v1 identity and TLS PSK (test_tcp_tls)."""
+    return (["openssl", "s_client", "-connect", "%s:%d" % (ADDR, port), "-tls1_3"]
+            + s_client_psk_args()
+            + ["-ciphersuites", "TLS_AES_128_GCM_SHA256", "-quiet", "-no_ign_eof"])
 
 
 def read_exact(f, size, timeout=5):

@@ -245,10 +245,10 @@ def test_records_split_at_every_byte(nvmegated, tmp_path, chunk):
         ls.close()
 
 
-@pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl command")
-def test_openssl_s_client_completes_the_handshake(tls):
-    # An independent TLS stack with the TLS PSK computed by hand (Python's
-    # hmac, libnvme's derivation) for the v1 identity.
+def s_client_psk_args():
+    """openssl s_client's -psk and -psk_identity for HOST to SUB with KEY01:
+    the v1 identity and TLS PSK computed by hand (Python's hmac, libnvme's
+    derivation), independent of the daemon's code."""
     import base64
     import hashlib
     import hmac
@@ -262,10 +262,14 @@ def test_openssl_s_client_completes_the_handshake(tls):
     digest = base64.b64encode(hmac.new(retained, ("%s %s NVMe-over-Fabrics" % (HOST, SUB))
                                        .encode(), hashlib.sha256).digest()).decode()
     psk = hkdf(retained, b"\x20\x00tls13 nvme-tls-psk01 " + digest.encode())
-    ident = "NVMe1R01 %s %s %s" % (HOST, SUB, digest)
-    r = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (ADDR, tls.req), "-tls1_3",
-                        "-psk", psk.hex(), "-psk_identity", ident,
-                        "-ciphersuites", "TLS_AES_128_GCM_SHA256"],
+    return ["-psk", psk.hex(), "-psk_identity", "NVMe1R01 %s %s %s" % (HOST, SUB, digest)]
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl command")
+def test_openssl_s_client_completes_the_handshake(tls):
+    # An independent TLS stack with the TLS PSK computed by hand.
+    r = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (ADDR, tls.req), "-tls1_3"]
+                       + s_client_psk_args() + ["-ciphersuites", "TLS_AES_128_GCM_SHA256"],
                        input="", capture_output=True, text=True, timeout=20)
     assert "Cipher is TLS_AES_128_GCM_SHA256" in r.stdout, r.stdout + r.stderr
     assert "with the PSK of " + HOST in tls.daemon.log()
