@@ -14,8 +14,6 @@ NVMEGATE_VM_CACHE); NVMEGATE_VM_HOSTILE_LIMIT: seconds the guest may run.
 """
 
 import os
-import shutil
-import time
 
 import pytest
 
@@ -39,84 +37,20 @@ MEM_MB = 2048
 GUEST_LIMIT = int(os.environ.get("NVMEGATE_VM_HOSTILE_LIMIT", "540"))
 
 
-class HostileRun:
-    def __init__(self, scenarios, workdir):
-        self.scenarios = scenarios
-        self.workdir = workdir
-        self.results = {}
-        self.done = None
-        self.rc = None
-        self.build_secs = self.boot_secs = 0.0
-        self.error = None
-        self.console = os.path.join(workdir, "console.log")
-
-
-def _selected(session):
-    names = set()
-    for item in session.items:
-        path = getattr(item, "path", None) or getattr(item, "fspath", None)
-        cs = getattr(item, "callspec", None)
-        if path is not None and str(path) == os.path.abspath(__file__) and cs and \
-                "scenario" in cs.params:
-            names.add(cs.params["scenario"])
-    return [s for s in SCENARIOS if s in names]
-
-
 @pytest.fixture(scope="module")
 def guest(request):
-    if os.environ.get("NVMEGATE_VM") == "skip":
-        pytest.skip("NVMEGATE_VM=skip")
-    if shutil.which("qemu-system-x86_64") is None:
-        pytest.fail("qemu-system-x86_64 not found: apt-get install qemu-system-x86 "
-                    "(or set NVMEGATE_VM=skip)")
-    daemon = vmlib.default_daemon()
-    if not os.access(daemon, os.X_OK):
-        pytest.fail("no daemon binary %s (make build/nvmegated)" % daemon)
-    scenarios = _selected(request.session) or SCENARIOS
-    workdir = os.path.join(vmlib.OUT, "hostile-run")
-    run = HostileRun(scenarios, workdir)
+    run = vmlib.run_scenarios(request, os.path.abspath(__file__), SCENARIOS, "hostile-run",
+                              "hostile", GUEST_LIMIT, "NVMEGATE_VM_HOSTILE_LIMIT",
+                              label="hostile-network guest", smp=SMP, mem=MEM_MB)
     request.config._nvmegate_vm_hostile = run     # for the terminal summary (conftest.py)
-    t0 = time.monotonic()
-    try:
-        kernel, initrd = vmlib.build(daemon, mode="hostile", scenarios=scenarios)
-    except Exception as e:  # a build failure fails every scenario with its reason
-        run.error = "guest build failed: %s" % e
-        return run
-    run.build_secs = time.monotonic() - t0
-    run.rc, run.boot_secs, run.console, results = vmlib.boot(
-        kernel, initrd, workdir, GUEST_LIMIT, smp=SMP, mem=MEM_MB)
-    run.results, run.done = vmlib.parse_results(results)
     return run
-
-
-def _stopped_why(guest):
-    if guest.rc == 124 or guest.done == "timeout":
-        return "the guest hit its %ds limit (NVMEGATE_VM_HOSTILE_LIMIT)" % GUEST_LIMIT
-    if guest.done == "done":
-        return "the guest finished without running it"
-    return "the guest stopped without finishing (crash or panic)"
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_hostile_network(guest, scenario):
-    if guest.error:
-        pytest.fail(guest.error, pytrace=False)
-    res = guest.results.get(scenario)
-    if res is None:
-        pytest.fail("%s before this scenario ran (qemu exit status %s).\n"
-                    "---- guest console (tail) ----\n%s"
-                    % (_stopped_why(guest), guest.rc, vmlib.tail(guest.console, 60)),
-                    pytrace=False)
-    if res["status"] != "PASS":
-        pytest.fail("scenario %s failed in the guest after %.0fs:\n%s"
-                    % (scenario, res["secs"], res["log"]), pytrace=False)
+    guest.check(scenario)
 
 
 def test_hostile_guest_finished(guest):
     """The guest ran its script to the end and powered off by itself."""
-    if guest.error:
-        pytest.fail(guest.error, pytrace=False)
-    if not (guest.done == "done" and guest.rc == 0):
-        pytest.fail("%s (qemu exit status %s)\n---- guest console (tail) ----\n%s"
-                    % (_stopped_why(guest), guest.rc, vmlib.tail(guest.console, 60)),
-                    pytrace=False)
+    guest.check_finished()
