@@ -315,13 +315,15 @@ def no_wrong_data(r):
     return not m or m.group(1) == "0"
 
 
-def closing_reason(daemon, peer, timeout=5):
-    """Why the daemon closed the queue of peer, from its log (None: it
-    did not within timeout)."""
+def closing_reason(daemon, peer, since, timeout=5):
+    """Why the daemon closed the queue of peer, from its log after offset
+    since (None: it did not within timeout). The offset matters: the
+    kernel hands out ephemeral ports again, so an earlier case's or the
+    bystander's connection may have had the same address."""
     pat = re.compile(r"%s: closing queue \d+: (.*)" % re.escape(peer))
     deadline = time.monotonic() + timeout
     while True:
-        m = pat.search(daemon.log())
+        m = pat.search(daemon.log()[since:])
         if m or time.monotonic() > deadline:
             return m.group(1) if m else None
         time.sleep(0.05)
@@ -393,6 +395,7 @@ def test_fuzz_tls_records(tls):
             what = "seed %d case %d (NVMEGATE_FUZZ_CASE=%d): %s on connection %d record %d" % (
                 seed, i, i, name, conn, record)
             proxy.reset((conn, record, make(rnd)))
+            since = len(tls.daemon.log())
             r = run_perf(proxy.port)
             rtype = proxy.applied
             want = expectation(name, expect, rtype)
@@ -403,7 +406,7 @@ def test_fuzz_tls_records(tls):
                 assert verified(r), "a framing-only change failed: " + out
             elif want == "fail":
                 assert r.returncode != 0, "a mutated connection succeeded: " + out
-                why = closing_reason(tls.daemon, proxy.conns[conn].peer)
+                why = closing_reason(tls.daemon, proxy.conns[conn].peer, since)
                 assert why is not None, "the daemon kept the connection: " + out
                 reasons = ["bad TLS record", "TLS handshake failed", "TLS required"]
                 if name == "length-oversize" and rtype == HANDSHAKE:
