@@ -469,7 +469,7 @@ static void tls_recv(struct tcp_conn *c, uint32_t res)
 		tcp_conn_close(c, "bad TLS record");
 		return;
 	}
-	tcp_tls_try_kernel(c);
+	tcp_tls_handover(c);
 	tcp_conn_arm_recv(c);
 }
 

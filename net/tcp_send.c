@@ -88,16 +88,24 @@ static void tls_conn_send(struct tcp_conn *c, struct tls_chan *ch)
 
 	if (c->poll_inflight)
 		return;
-	if (c->tls->established && !STAILQ_EMPTY(&c->send_q)) {
-		while ((it = STAILQ_FIRST(&c->send_q)) && tls_chan_pending(ch, &p) < TLS_BACKLOG_MAX) {
+	/* Batches of items as for sendmsg, each sealed in as few records as
+	 * it fills. */
+	while (c->tls->established && !STAILQ_EMPTY(&c->send_q) &&
+	       tls_chan_pending(ch, &p) < TLS_BACKLOG_MAX) {
+		struct iovec iov[MAX_IOV];
+		int n = 0, items = 0;
+
+		for (it = STAILQ_FIRST(&c->send_q); it && n + 5 <= MAX_IOV;
+		     it = STAILQ_NEXT(it, link), items++)
 			for (int i = it->first; i < it->niov; i++)
-				if (tls_chan_write(ch, it->iov[i].iov_base, it->iov[i].iov_len))
-					goto fail;
+				iov[n++] = it->iov[i];
+		if (tls_chan_writev(ch, iov, n))
+			goto fail;
+		while (items--) {
+			it = STAILQ_FIRST(&c->send_q);
 			STAILQ_REMOVE_HEAD(&c->send_q, link);
 			send_item_done(c, it);
 		}
-		if (tls_chan_flush(ch))
-			goto fail;
 	}
 	while ((n = tls_chan_pending(ch, &p))) {
 		ssize_t sent = send(c->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -132,9 +140,9 @@ static void conn_send(struct tcp_conn *c)
 	struct iovec iov[MAX_IOV];
 
 	if (c->tls) {
-		/* Before the first plaintext would be sealed: the kernel may
-		 * take the send direction over. */
-		tcp_tls_try_kernel(c);
+		/* Before the first plaintext would be sealed: the kernel or
+		 * our record layer may take the send direction over. */
+		tcp_tls_handover(c);
 		if ((ch = tcp_tls_tx_chan(c->tls))) {
 			tls_conn_send(c, ch);
 			return;

@@ -8,6 +8,7 @@
 #include "lib/log.h"
 #include "net/tcp_conn.h"
 #include "net/tcp_internal.h"
+#include "net/tcp_ktls.h"
 #include "net/tcp_psk.h"
 #include "net/tcp_tls.h"
 #include "nvme/host.h"
@@ -63,36 +64,15 @@ static int psk_find(SSL *ssl, const unsigned char *identity, size_t len, SSL_SES
 	return 1;
 }
 
-/* OpenSSL tells its secrets only through the key log: keep the first
- * application traffic secrets for the kernel (tcp_tls_try_kernel). */
+/* OpenSSL tells its secrets only through the key log: the channel keeps
+ * the first application traffic secrets for whoever takes the records
+ * over (tcp_tls_handover). */
 static void keylog(const SSL *ssl, const char *line)
 {
 	struct tcp_conn *c = SSL_get_app_data(ssl);
-	struct tcp_tls *t = c ? c->tls : NULL;
-	size_t n;
 
-	if (!t || !t->ktls_try)
-		return;
-	if ((n = tcp_ktls_keylog_secret(line, "CLIENT_TRAFFIC_SECRET_0", t->secret_rx)) ||
-	    (n = tcp_ktls_keylog_secret(line, "SERVER_TRAFFIC_SECRET_0", t->secret_tx)))
-		t->secret_len = (uint8_t)n;
-}
-
-/* Counts the application records each way: the kernel continues their
- * sequence numbers. Every record header passes here once; the ones
- * before the handshake finished used the handshake keys. */
-static void record_seen(int write_p, int version, int type, const void *buf, size_t len, SSL *ssl,
-			void *arg)
-{
-	struct tcp_tls *t = arg;
-
-	(void)version, (void)buf, (void)len;
-	if (type != SSL3_RT_HEADER || !SSL_is_init_finished(ssl))
-		return;
-	if (write_p)
-		t->rec_out++;
-	else
-		t->rec_in++;
+	if (c && c->tls)
+		tls_chan_keylog(&c->tls->ch, line);
 }
 
 SSL_CTX *tcp_tls_ctx_new(void)
@@ -112,7 +92,6 @@ SSL_CTX *tcp_tls_ctx_new(void)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_psk_find_session_callback(ctx, psk_find);
-	/* Stores nothing unless the connection may use kernel TLS. */
 	SSL_CTX_set_keylog_callback(ctx, keylog);
 	return ctx;
 }
@@ -141,11 +120,7 @@ int tcp_tls_start(struct tcp_conn *c, const uint8_t *first, size_t n)
 	}
 	SSL_set_accept_state(ssl);
 	SSL_set_app_data(ssl, c);
-	if (c->tr->tcp->opts.kernel_tls && !atomic_load(&c->tr->tcp->ktls_absent)) {
-		t->ktls_try = true;
-		SSL_set_msg_callback(ssl, record_seen);
-		SSL_set_msg_callback_arg(ssl, t);
-	}
+	t->ktls_try = c->tr->tcp->opts.kernel_tls && !atomic_load(&c->tr->tcp->ktls_absent);
 	c->tls = t;
 	if (tls_chan_rx_space(&t->ch, &p) < n)
 		return -EPROTO;
@@ -158,8 +133,6 @@ void tcp_tls_free(struct tcp_conn *c)
 	if (!c->tls)
 		return;
 	tls_chan_fini(&c->tls->ch);
-	OPENSSL_cleanse(c->tls->secret_rx, sizeof(c->tls->secret_rx));
-	OPENSSL_cleanse(c->tls->secret_tx, sizeof(c->tls->secret_tx));
 	free(c->tls);
 	c->tls = NULL;
 }
@@ -168,7 +141,7 @@ static void log_ssl_error(struct tcp_conn *c, const char *what)
 {
 	char buf[160];
 
-	tls_chan_error(buf, sizeof(buf));
+	tls_chan_error(&c->tls->ch, buf, sizeof(buf));
 	log_warn("%s: TLS %s failed%s%s", c->peer, what, buf[0] ? ": " : "", buf);
 }
 
@@ -199,10 +172,16 @@ int tcp_tls_feed(struct tcp_conn *c, size_t n)
 
 int tcp_tls_read(struct tcp_conn *c, void *buf, size_t len)
 {
-	int r = tls_chan_read(&c->tls->ch, buf, len);
+	struct tls_chan *ch = &c->tls->ch;
+	const uint8_t *p;
+	size_t before = tls_chan_pending(ch, &p);
+	int r = tls_chan_read(ch, buf, len);
 
 	if (r == -EPROTO)
 		log_ssl_error(c, "record");
+	/* Our answer to the host's KeyUpdate leaves now. */
+	if (tls_chan_pending(ch, &p) > before)
+		nvmg_reactor_defer(c->r, &c->flush_defer);
 	return r;
 }
 
@@ -218,11 +197,11 @@ static void ktls_absent(struct tcp_conn *c, int err)
 			 strerror(-err));
 }
 
-static int ktls_hand_over(struct tcp_conn *c, bool tx, uint64_t seq)
+static int ktls_hand_over(struct tcp_conn *c, bool tx)
 {
 	struct tcp_tls *t = c->tls;
-	const SSL_CIPHER *cipher = SSL_get_current_cipher(t->ch.ssl);
-	struct tcp_ktls_keys k;
+	struct tls13_keys k;
+	uint64_t seq = 0;
 	int ret;
 
 	ret = tcp_ktls_attach(c->fd);
@@ -231,43 +210,69 @@ static int ktls_hand_over(struct tcp_conn *c, bool tx, uint64_t seq)
 		return ret;
 	}
 	if (!ret)
-		ret = cipher ? tcp_ktls_derive((uint16_t)SSL_CIPHER_get_protocol_id(cipher),
-					       tx ? t->secret_tx : t->secret_rx, t->secret_len, &k)
-			     : -EINVAL;
+		ret = tls_chan_keys(&t->ch, tx, &k, &seq);
 	if (!ret) {
 		ret = tcp_ktls_set(c->fd, tx, &k, seq);
 		OPENSSL_cleanse(&k, sizeof(k));
 	}
-	OPENSSL_cleanse(tx ? t->secret_tx : t->secret_rx, KTLS_SECRET_MAX);
 	if (ret) {
-		/* The socket is unchanged: OpenSSL keeps this direction. */
-		log_warn("%s: kernel TLS %s: %s; OpenSSL keeps it", c->peer, tx ? "send" : "receive",
-			 strerror(-ret));
+		/* The socket is unchanged: our record layer takes it. */
+		log_warn("%s: kernel TLS %s: %s; nvmegated keeps it", c->peer,
+			 tx ? "send" : "receive", strerror(-ret));
 		t->ktls_try = false;
 		return ret;
 	}
+	tls_chan_forget(&t->ch, tx);
 	log_debug("%s: kernel TLS %s from record %llu", c->peer, tx ? "send" : "receive",
 		  (unsigned long long)seq);
 	return 0;
 }
 
-void tcp_tls_try_kernel(struct tcp_conn *c)
+/* Our record layer takes what the kernel did not. A direction not at a
+ * record boundary yet is tried again at the next call; one it cannot
+ * take (out of memory) stays with OpenSSL. */
+static void own_hand_over(struct tcp_conn *c)
+{
+	struct tcp_tls *t = c->tls;
+	int rx = t->ktls_rx ? 0 : tls_chan_take_rx(&t->ch);
+	int tx = t->ktls_tx ? 0 : tls_chan_take_tx(&t->ch);
+
+	if (rx == -EAGAIN || tx == -EAGAIN)
+		return;
+	t->handed = true;
+	if (rx || tx)
+		log_warn("%s: TLS records: %s; OpenSSL keeps them", c->peer, strerror(-(rx ? rx : tx)));
+	else
+		log_debug("%s: TLS records: send by %s, receive by %s", c->peer,
+			  t->ktls_tx ? "the kernel" : "nvmegated", t->ktls_rx ? "the kernel" : "nvmegated");
+}
+
+void tcp_tls_handover(struct tcp_conn *c)
 {
 	struct tcp_tls *t = c->tls;
 	const uint8_t *p;
 
-	if (!t || !t->ktls_try || !t->established || !t->secret_len)
+	if (!t || !t->established || t->handed)
 		return;
-	/* Receive: at a record boundary, nothing OpenSSL still holds. */
-	if (!t->ktls_rx && !c->recv_inflight && t->ch.in_off == t->ch.in_len &&
-	    !SSL_has_pending(t->ch.ssl) && !ktls_hand_over(c, false, t->rec_in))
-		t->ktls_rx = true;
-	/* Send: every sealed record out, nothing staged. */
-	if (t->ktls_try && !t->ktls_tx && !t->ch.stage_len && !tls_chan_pending(&t->ch, &p) &&
-	    !ktls_hand_over(c, true, t->rec_out))
-		t->ktls_tx = true;
-	if (t->ktls_rx && t->ktls_tx)
-		t->ktls_try = false;
+	if (t->ktls_try) {
+		/* Receive: at a record boundary, nothing OpenSSL still holds
+		 * and nothing unread in our buffer (the kernel reads the
+		 * socket from here). */
+		if (!t->ktls_rx && !c->recv_inflight && t->ch.in_off == t->ch.in_len &&
+		    tls_chan_rx_at_boundary(&t->ch) && !ktls_hand_over(c, false))
+			t->ktls_rx = true;
+		/* Send: every sealed record out, nothing staged. */
+		if (t->ktls_try && !t->ktls_tx && !t->ch.stage_len && !tls_chan_pending(&t->ch, &p) &&
+		    !ktls_hand_over(c, true))
+			t->ktls_tx = true;
+		if (t->ktls_rx && t->ktls_tx) {
+			t->ktls_try = false;
+			t->handed = true;
+		}
+		if (t->ktls_try)
+			return;
+	}
+	own_hand_over(c);
 }
 
 uint16_t tcp_tls_check_connect(struct tcp_conn *c, const struct nvmg_req *req)

@@ -6,9 +6,11 @@
  * reads (straight into a command's buffer for large data), and the send
  * side encrypts each flushed batch of PDUs into the channel's output,
  * whose bytes leave in one send. No SSL call touches the socket or
- * blocks; the handshake runs under the ICReq and Connect deadline. Where
- * the kernel has kernel TLS, each direction then moves to the socket
- * (tcp_ktls.h) and the connection carries plaintext like a plain one.
+ * blocks; the handshake runs under the ICReq and Connect deadline. Then
+ * OpenSSL's SSL layer hands the records over: where the kernel has
+ * kernel TLS, each direction moves to the socket (tcp_ktls.h) and the
+ * connection carries plaintext like a plain one; otherwise our own
+ * record layer in the channel seals and opens them (tls_chan.h).
  * Everything runs on the connection's reactor. */
 #ifndef NVMG_TCP_TLS_H
 #define NVMG_TCP_TLS_H
@@ -16,7 +18,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "net/tcp_ktls.h"
 #include "net/tls_chan.h"
 #include "nvme/spec.h"
 
@@ -29,22 +30,20 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 struct tcp_tls {
 	bool established;
-	/* Kernel TLS: the traffic secrets (wiped once handed over), the
-	 * application records OpenSSL opened/sealed so far (the kernel's
-	 * first sequence numbers), and which directions the socket owns. */
-	bool ktls_try, ktls_tx, ktls_rx;
-	uint8_t secret_len;
-	uint8_t secret_rx[KTLS_SECRET_MAX], secret_tx[KTLS_SECRET_MAX];
-	uint64_t rec_in, rec_out;
+	/* Kernel TLS may still take a direction (ktls_try) and which ones
+	 * the socket owns; handed: OpenSSL's SSL layer is done with the
+	 * records (the kernel's or ours have them). */
+	bool ktls_try, ktls_tx, ktls_rx, handed;
 	char hostnqn[NVME_NQN_LENGTH]; /* of the PSK identity the host used */
 	char subnqn[NVME_NQN_LENGTH];
 	struct tls_chan ch;
 };
 
 /* The one place a connection decides who makes its records, each way:
- * OpenSSL through the channel (non-NULL), or nobody above the socket
- * (NULL: no TLS, or kernel TLS since the handshake handed it the keys),
- * in which case the plain send or receive path runs. */
+ * the channel (non-NULL: OpenSSL during the handshake, our record layer
+ * after it), or nobody above the socket (NULL: no TLS, or kernel TLS
+ * since the handshake handed it the keys), in which case the plain send
+ * or receive path runs. */
 static inline struct tls_chan *tcp_tls_rx_chan(struct tcp_tls *t)
 {
 	return t && !t->ktls_rx ? &t->ch : NULL;
@@ -74,11 +73,13 @@ int tcp_tls_feed(struct tcp_conn *c, size_t n);
  * uses the channel's calls directly. */
 int tcp_tls_read(struct tcp_conn *c, void *buf, size_t len);
 
-/* Hand what the kernel can take to it: the receive direction once
- * OpenSSL holds no ciphertext (call between receives), the send direction
- * once no ciphertext waits. No-op when done, not possible (yet) or not
- * wanted; a failure only leaves OpenSSL in charge. */
-void tcp_tls_try_kernel(struct tcp_conn *c);
+/* Once the handshake is done, OpenSSL hands the records over: each
+ * direction to the kernel where it can take it (the receive direction
+ * once OpenSSL holds no ciphertext: call between receives; the send
+ * direction once no ciphertext waits), else to our record layer (at a
+ * record boundary). No-op when done or not possible yet; a failure
+ * leaves the direction to the next in line. */
+void tcp_tls_handover(struct tcp_conn *c);
 
 /* Before Connect runs on a TLS connection: the host and subsystem NQNs
  * in its data must be the PSK identity's. 0 or an NVMe status. */

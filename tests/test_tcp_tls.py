@@ -91,6 +91,22 @@ def test_large_blocks_span_records(tls):
     tls.perf(tls.req, "--tls", "--psk", KEY01, "-b", "20480", "-d", "16")
 
 
+@pytest.mark.parametrize("bs", ["4096", "131072"])
+def test_our_records_against_openssls(tls, bs):
+    """After the handshake each side hands its records from OpenSSL's SSL
+    layer to our own (net/tls_rec.c): the daemon says so, and a client
+    that keeps OpenSSL's record layer (--tls-openssl-records) reads and
+    writes through it, as one that uses ours does: each is the other's
+    independent check, AES-128 and AES-256."""
+    for extra in ([], ["--tls-openssl-records"]):
+        tls.perf(tls.req, "--tls", "--psk", KEY01, "-b", bs, "-d", "8", *extra)
+        tls.perf(tls.req, "--tls", "--psk", KEY02, "-b", bs, "-d", "8", *extra,
+                 hostnqn=HOST384)
+    log = tls.daemon.log()
+    assert "TLS records: send by nvmegated, receive by nvmegated" in log, log[-3000:]
+    assert "OpenSSL keeps them" not in log
+
+
 def test_sha384_psk_runs_aes_256_gcm(tls):
     # A NVMeTLSkey-1:02 key: TLS_AES_256_GCM_SHA384 with a 48-byte PSK, as
     # tlshd (GnuTLS) offers it for the Linux host's NVMe0R02 identity

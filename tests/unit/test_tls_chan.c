@@ -3,8 +3,12 @@
  * byte (the handshake and the records split anywhere), receives that
  * pile up before anyone reads (the unread tail kept across receives),
  * partial sends, output that outgrows its first buffer, a tampered
- * record, and the peer's close_notify. */
+ * record, and the peer's close_notify. Each runs with OpenSSL's record
+ * layer on both sides and with ours (tls_rec.c) on one side or both
+ * after the handshake: OpenSSL on the other side is the independent
+ * check of our records, KeyUpdates and padding included. */
 #include <errno.h>
+#include <stdio.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -43,6 +47,14 @@ static int use_session(SSL *ssl, const EVP_MD *md, const unsigned char **id, siz
 	return *sess != NULL;
 }
 
+static void keylog(const SSL *ssl, const char *line)
+{
+	struct tls_chan *ch = SSL_get_app_data(ssl);
+
+	if (ch)
+		tls_chan_keylog(ch, line);
+}
+
 static SSL *new_ssl(bool server)
 {
 	SSL_CTX *ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
@@ -51,6 +63,7 @@ static SSL *new_ssl(bool server)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
 	SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256");
 	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_keylog_callback(ctx, keylog);
 	if (server)
 		SSL_CTX_set_psk_find_session_callback(ctx, find_session);
 	else
@@ -109,10 +122,27 @@ static bool handshake(struct tls_chan *cl, struct tls_chan *sv, size_t piece)
 	return rc == 1 && rs == 1;
 }
 
+/* Who seals and opens the records after the handshake. */
+enum { OWN_NONE, OWN_CLIENT, OWN_SERVER, OWN_BOTH, NR_MODES };
+static const char *const mode_name[] = { "OpenSSL both", "ours client", "ours server", "ours both" };
+static int mode; /* of the pairs made next */
+
+static bool take(struct tls_chan *ch)
+{
+	return !tls_chan_take_rx(ch) && !tls_chan_take_tx(ch) && ch->rx && ch->tx;
+}
+
 static bool pair(struct tls_chan *cl, struct tls_chan *sv, size_t piece)
 {
-	return !tls_chan_init(cl, new_ssl(false)) && !tls_chan_init(sv, new_ssl(true)) &&
-	       handshake(cl, sv, piece);
+	if (tls_chan_init(cl, new_ssl(false)) || tls_chan_init(sv, new_ssl(true)))
+		return false;
+	SSL_set_app_data(cl->ssl, cl);
+	SSL_set_app_data(sv->ssl, sv);
+	if (!handshake(cl, sv, piece))
+		return false;
+	if ((mode == OWN_CLIENT || mode == OWN_BOTH) && !take(cl))
+		return false;
+	return (mode != OWN_SERVER && mode != OWN_BOTH) || take(sv);
 }
 
 static void fill(uint8_t *p, size_t n, unsigned seed)
@@ -281,6 +311,8 @@ static void test_tampered_record(void)
 	tls_chan_received(&sv, n);
 	tls_chan_sent(&cl, n);
 	CHECK(tls_chan_read(&sv, buf, sizeof(buf)) == -EPROTO);
+	tls_chan_error(&sv, (char *)buf, sizeof(buf));
+	CHECK(buf[0] != '\0'); /* a reason to log */
 	tls_chan_fini(&cl);
 	tls_chan_fini(&sv);
 }
@@ -290,6 +322,8 @@ static void test_close_notify(void)
 	struct tls_chan cl, sv;
 	uint8_t buf[16];
 
+	if (mode == OWN_CLIENT || mode == OWN_BOTH)
+		return; /* our layer sends no alerts: OpenSSL's client does */
 	CHECK(pair(&cl, &sv, 7));
 	CHECK(tls_chan_read(&sv, buf, sizeof(buf)) == 0); /* nothing yet: want more */
 	SSL_shutdown(cl.ssl);
@@ -318,14 +352,106 @@ static void test_handshake_fails(void)
 	tls_chan_fini(&sv);
 }
 
+/* A KeyUpdate from OpenSSL's side, asking for ours or not, between
+ * data each way: both sides keep reading each other. */
+static void test_key_update(void)
+{
+	static const size_t writes[] = { 24, 4096, 24 };
+	struct tls_chan cl, sv;
+
+	for (int k = 0; k < 4; k++) {
+		bool requested = k & 1, from_client = k & 2;
+		struct tls_chan *o;
+
+		CHECK(pair(&cl, &sv, 1000));
+		o = from_client ? &cl : &sv;
+		for (int i = 0; i < 3; i++) {
+			struct tls_chan *peer = o == &cl ? &sv : &cl;
+			uint8_t before[TLS13_SECRET_MAX];
+
+			if (peer->tx)
+				memcpy(before, peer->tx->secret, sizeof(before));
+			if (!o->tx) { /* OpenSSL has this side */
+				CHECK(SSL_key_update(o->ssl, requested ? SSL_KEY_UPDATE_REQUESTED
+								       : SSL_KEY_UPDATE_NOT_REQUESTED));
+			}
+			CHECK(transfer(o, peer, 5000, writes, 3, 777, 4096));
+			/* Ours answered a request with its own KeyUpdate (and
+			 * only then): OpenSSL opens what follows with the next
+			 * keys. */
+			if (peer->tx && !o->tx)
+				CHECK(!memcmp(before, peer->tx->secret, sizeof(before)) == !requested);
+			CHECK(transfer(peer, o, 5000, writes, 3, 777, 4096));
+		}
+		tls_chan_fini(&cl);
+		tls_chan_fini(&sv);
+	}
+}
+
+/* OpenSSL pads its records (5.4: zeros after the type): the padding is
+ * not content. */
+static void test_padding(void)
+{
+	static const size_t writes[] = { 24, 4096, 1, 16384 };
+	struct tls_chan cl, sv;
+
+	CHECK(pair(&cl, &sv, 1000));
+	if (!cl.tx)
+		CHECK(SSL_set_block_padding(cl.ssl, 512));
+	if (!sv.tx)
+		CHECK(SSL_set_block_padding(sv.ssl, 4096));
+	CHECK(transfer(&cl, &sv, 60000, writes, 4, 5000, 4096));
+	CHECK(transfer(&sv, &cl, 60000, writes, 4, 5000, 100));
+	tls_chan_fini(&cl);
+	tls_chan_fini(&sv);
+}
+
+/* After the handshake a record in the clear, a change_cipher_spec, a
+ * length past 2^14 + 256, or a record whose inner plaintext is all
+ * padding ends the session (our layer; OpenSSL's says so itself). */
+static void test_bad_records(void)
+{
+	static const uint8_t bad[][5] = {
+		{ 22, 3, 3, 0, 40 },	 /* handshake in the clear */
+		{ 20, 3, 3, 0, 1 },	 /* change_cipher_spec */
+		{ 23, 3, 1, 0, 40 },	 /* legacy version not 0x0303 */
+		{ 23, 3, 3, 0x41, 1 },	 /* 2^14 + 257 */
+		{ 23, 3, 3, 0, 16 },	 /* no room for the type */
+	};
+	struct tls_chan cl, sv;
+	uint8_t buf[64], *dst;
+
+	if (mode != OWN_SERVER && mode != OWN_BOTH)
+		return;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(pair(&cl, &sv, 1000));
+		tls_chan_rx_space(&sv, &dst);
+		memset(dst, 0, 64);
+		memcpy(dst, bad[i], 5);
+		tls_chan_received(&sv, 64);
+		CHECK(tls_chan_read(&sv, buf, sizeof(buf)) == -EPROTO);
+		tls_chan_fini(&cl);
+		tls_chan_fini(&sv);
+	}
+}
+
 int main(void)
 {
-	test_split_everywhere();
-	test_tail_across_receives();
-	test_read_while_receiving();
-	test_output_grows();
-	test_tampered_record();
-	test_close_notify();
+	for (mode = 0; mode < NR_MODES; mode++) {
+		int before = check_failed;
+
+		test_split_everywhere();
+		test_tail_across_receives();
+		test_read_while_receiving();
+		test_output_grows();
+		test_tampered_record();
+		test_close_notify();
+		test_key_update();
+		test_padding();
+		test_bad_records();
+		if (check_failed != before)
+			fprintf(stderr, "test_tls_chan: failures with %s\n", mode_name[mode]);
+	}
 	test_handshake_fails();
 	return check_report("test_tls_chan");
 }

@@ -119,16 +119,11 @@ static void q_flush(struct ioq *q)
 		if (q->send_busy || q->dead)
 			return;
 		/* The whole batch into records, then one send of the ciphertext. */
-		for (unsigned i = q->iov_head; i < q->iov_tail; i++)
-			if (tls_chan_write(q->tls, q->iov[i].iov_base, q->iov[i].iov_len)) {
-				q_fatal(q, "TLS encryption failed");
-				return;
-			}
-		q->iov_head = q->iov_tail = 0;
-		if (tls_chan_flush(q->tls)) {
+		if (tls_chan_writev(q->tls, q->iov + q->iov_head, (int)(q->iov_tail - q->iov_head))) {
 			q_fatal(q, "TLS encryption failed");
 			return;
 		}
+		q->iov_head = q->iov_tail = 0;
 		len = tls_chan_pending(q->tls, &p);
 		if (!len || !(sqe = get_sqe(q->e)))
 			return;

@@ -38,7 +38,9 @@ static void usage(FILE *f)
 "  -g, --hdgst            enable header digests\n"
 "      --tls --psk KEY     TLS 1.3 with the PSK KEY (NVMeTLSkey-1:01|02:...:),\n"
 "                          identity version 1 (--tls-identity-v0: version 0);\n"
-"                          libnvme's derivation (--tls-rfc8446: RFC 8446's)\n"
+"                          libnvme's derivation (--tls-rfc8446: RFC 8446's);\n"
+"                          records by our own layer after the handshake\n"
+"                          (--tls-openssl-records: OpenSSL's throughout)\n"
 "  -G, --ddgst            enable data digests\n"
 "      --verify           write a self-describing pattern, check it on reads\n"
 "      --prefill          write the whole range once before the run\n"
@@ -167,7 +169,7 @@ static void host_identity(struct perf_opts *o, const char *hostnqn, const char *
 
 enum {
 	OPT_RAMP = 256, OPT_VERIFY, OPT_PREFILL, OPT_HOSTNQN, OPT_HOSTID, OPT_SIZE, OPT_JSON,
-	OPT_KATO, OPT_SEED, OPT_IO_TIMEOUT, OPT_TLS, OPT_PSK, OPT_TLS_V0, OPT_TLS_RFC,
+	OPT_KATO, OPT_SEED, OPT_IO_TIMEOUT, OPT_TLS, OPT_PSK, OPT_TLS_V0, OPT_TLS_RFC, OPT_TLS_OPENSSL,
 };
 
 static int parse_opts(int argc, char **argv, struct perf_opts *o)
@@ -202,6 +204,7 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 		{ "psk", required_argument, NULL, OPT_PSK },
 		{ "tls-identity-v0", no_argument, NULL, OPT_TLS_V0 },
 		{ "tls-rfc8446", no_argument, NULL, OPT_TLS_RFC },
+		{ "tls-openssl-records", no_argument, NULL, OPT_TLS_OPENSSL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -309,6 +312,7 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 		case OPT_PSK: o->psk = optarg; break;
 		case OPT_TLS_V0: o->tls_identity_v0 = true; break;
 		case OPT_TLS_RFC: o->tls_rfc8446 = true; break;
+		case OPT_TLS_OPENSSL: o->tls_openssl_records = true; break;
 		case OPT_IO_TIMEOUT:
 			if (parse_secs("io-timeout", optarg, 0.1, &o->io_timeout_s) < 0)
 				return -1;

@@ -59,7 +59,7 @@ struct perf_opts {
 	bool seed_set;
 	/* --tls --psk KEY: TLS 1.3 with the PSK libnvme derives from KEY for
 	 * hostnqn/subnqn, identity version 1 unless --tls-identity-v0 */
-	bool tls, tls_identity_v0, tls_rfc8446;
+	bool tls, tls_identity_v0, tls_rfc8446, tls_openssl_records;
 	const char *psk;
 };
 

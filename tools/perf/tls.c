@@ -41,6 +41,15 @@ static int use_session(SSL *ssl, const EVP_MD *md, const unsigned char **id, siz
 	return 1;
 }
 
+/* The channel keeps the traffic secrets for our record layer. */
+static void keylog(const SSL *ssl, const char *line)
+{
+	struct tls_chan *ch = SSL_get_app_data(ssl);
+
+	if (ch)
+		tls_chan_keylog(ch, line);
+}
+
 static int flush_blocking(struct tls_chan *ch, int fd)
 {
 	const uint8_t *p;
@@ -89,6 +98,7 @@ static SSL *client_new(struct psk_ctx *p)
 	    SSL_CTX_set_ciphersuites(ctx, p->hash == 1 ? "TLS_AES_128_GCM_SHA256"
 							: "TLS_AES_256_GCM_SHA384")) {
 		SSL_CTX_set_psk_use_session_callback(ctx, use_session);
+		SSL_CTX_set_keylog_callback(ctx, keylog);
 		ssl = SSL_new(ctx);
 	}
 	SSL_CTX_free(ctx); /* the SSL keeps a reference */
@@ -132,6 +142,7 @@ struct tls_chan *perf_tls_connect(int fd, const struct perf_opts *o, uint16_t qi
 		perf_err("qid %u: TLS: out of memory", qid);
 		goto fail;
 	}
+	SSL_set_app_data(ch->ssl, ch);
 	for (;;) {
 		r = tls_chan_handshake(ch);
 		if (flush_blocking(ch, fd))
@@ -140,12 +151,21 @@ struct tls_chan *perf_tls_connect(int fd, const struct perf_opts *o, uint16_t qi
 			SSL_set_ex_data(ch->ssl, psk_ex_idx, NULL);
 			OPENSSL_cleanse(p, sizeof(*p));
 			free(p);
+			/* The target speaks only after our ICReq: nothing of its
+			 * is pending, so both directions move at once. */
+			if (!o->tls_openssl_records &&
+			    (tls_chan_take_rx(ch) || tls_chan_take_tx(ch))) {
+				perf_err("qid %u: TLS: our record layer could not take over", qid);
+				tls_chan_fini(ch);
+				free(ch);
+				return NULL;
+			}
 			return ch;
 		}
 		if (r < 0 || fill_blocking(ch, fd))
 			break;
 	}
-	tls_chan_error(err, sizeof(err));
+	tls_chan_error(ch, err, sizeof(err));
 	perf_err("qid %u: TLS handshake failed%s%s", qid, err[0] ? ": " : " (connection closed)", err);
 	tls_chan_fini(ch);
 fail:
