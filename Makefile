@@ -113,6 +113,7 @@ FUZZ_connect := core bdev lib
 FUZZ_conf    := conf lib
 FUZZ_auth    := core bdev lib
 FUZZ_secret  := net lib
+FUZZ_tlsrec  := net lib
 FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 10
 FUZZ_RUN := -max_len=16384 -print_final_stats=1 -rss_limit_mb=1024 -timeout=10

@@ -454,7 +454,8 @@ int tls_chan_writev(struct tls_chan *ch, const struct iovec *iov, int niov)
 
 size_t tls_chan_pending(const struct tls_chan *ch, const uint8_t **p)
 {
-	*p = ch->out + ch->out_sent;
+	/* No output buffer before the first record. */
+	*p = ch->out ? ch->out + ch->out_sent : NULL;
 	return ch->out_len - ch->out_sent;
 }
 

@@ -163,7 +163,28 @@ def seeds_auth():
         write("auth", bytes([sel]) + send(n) + recv(4096) + b"\x12\x05\0" + recv(4096))
 
 
+def seeds_tlsrec():
+    def rec(ctype, content, pad=0):
+        return bytes([0, ctype, pad]) + struct.pack("<H", len(content)) + content
+
+    def sizes(rx, rd):
+        return b"\x03" + struct.pack("<HH", rx - 1, rd - 1)
+
+    data = bytes(range(256)) * 20
+    key_update = bytes([24, 0, 0, 1])
+    write("tlsrec", rec(23, data[:4096]) + rec(23, data[:24]) + rec(23, b"") + rec(23, data))
+    write("tlsrec", sizes(1, 7) + rec(23, data[:100], pad=30) + rec(23, data[:5000], pad=255))
+    write("tlsrec", rec(22, key_update + b"\x01") + rec(23, data[:300]) +
+          rec(22, key_update + b"\x00") + rec(23, data[:300]) + rec(21, b"\x01\x00"))
+    write("tlsrec", rec(23, data[:50]) + rec(21, b"\x01\x5a") + rec(21, b"\x02\x14") +
+          rec(23, data[:50]))
+    write("tlsrec", rec(22, bytes([4, 0, 0, 2, 0, 0]) + key_update + b"\x01") + rec(20, b"\x01"))
+    write("tlsrec", rec(23, data[:1000]) + b"\x02\x10\x00\x01" + rec(23, data[:10]) +
+          b"\x01\x05" + bytes([23, 3, 3, 0, 17]))
+    write("tlsrec", rec(0, b"", pad=8) + rec(23, data[:16384]))
+
+
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["pdu", "admin", "connect", "conf", "secret", "auth"]
+    which = sys.argv[1:] or ["pdu", "admin", "connect", "conf", "secret", "auth", "tlsrec"]
     for name in which:
         globals()["seeds_" + name]()
