@@ -27,6 +27,12 @@ static void track_records(struct tls_chan *ch, const uint8_t *p, size_t n)
 		if (ch->rd_got == TLS_REC_HDR) {
 			ch->rd_left = (size_t)ch->rd_hdr[3] << 8 | ch->rd_hdr[4];
 			ch->rd_got = 0;
+			/* 5.1, 5.2: a record in the clear carries at most 2^14
+			 * bytes, a protected one 2^14 + 256. OpenSSL would wait
+			 * for the whole body before it judged the length. */
+			if (ch->rd_left > (ch->rd_hdr[0] == TLS_CT_APPLICATION_DATA ? TLS_REC_MAX_CIPHER
+										 : TLS_REC_MAX_PLAIN))
+				ch->err = "record_overflow: a record longer than TLS allows";
 		}
 	}
 }
@@ -37,6 +43,11 @@ static int bio_read(BIO *b, char *buf, size_t len, size_t *done)
 	size_t n = ch->in_len - ch->in_off;
 
 	BIO_clear_retry_flags(b);
+	if (ch->err) {
+		/* A record we will not wait for: no retry, the SSL fails. */
+		*done = 0;
+		return 0;
+	}
 	if (!n) {
 		/* Empty is "come back after the next receive", not EOF. */
 		BIO_set_retry_read(b);

@@ -184,6 +184,20 @@ def test_silent_tls_client_hits_the_deadline(tls):
     s.close()
 
 
+@pytest.mark.parametrize("n_bytes", [(1 << 14) + 1, 0xFFFF])
+def test_oversized_client_hello_closes_at_once(tls, n_bytes):
+    """RFC 8446 5.1: a record in the clear carries at most 2^14 bytes. A
+    header claiming more ends the connection at once (the handshake
+    deadline here is 1 s; a slow-loris cannot hold the socket on it)."""
+    s = socket.create_connection((ADDR, tls.req))
+    s.sendall(client_hello_header(n_bytes) + bytes(100))
+    t0 = time.monotonic()
+    assert closed_within(s, 5)
+    assert time.monotonic() - t0 < 0.8
+    s.close()
+    assert "record_overflow" in tls.daemon.log()
+
+
 def test_mangled_records_never_crash(tls):
     rng = random.Random(1201)
     for i in range(20):
