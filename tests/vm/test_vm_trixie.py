@@ -33,7 +33,7 @@ SCENARIOS = [
     "dhchap_reauth",         # re-authentication under fio: same key, then a rotated one
     "tls",                   # discover (tls13, treq required), connect --tls, kernel TLS on our
                              # side (/proc/net/tls_stat), fio verify, ext4 + fsck
-    "tls_openssl",           # "kernel_tls": false: OpenSSL's record layer, fio verify
+    "tls_own_records",       # "kernel_tls": false: our record layer vs the host's kTLS, fio verify
     "tls_refused",           # no TLS on a required port, a wrong PSK: refused
     "tls_dhchap",            # TLS + bidirectional DH-HMAC-CHAP (sha512)
     "tls_sha384",            # a NVMeTLSkey-1:02 PSK: TLS_AES_256_GCM_SHA384 (xfail: KNOWN_FAIL)

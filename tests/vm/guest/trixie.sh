@@ -359,8 +359,8 @@ sc_tls() {
 
 # record_layer_check WHO: nvmegated's TLS sockets on $PORT have their
 # records sealed and opened by WHO: "kernel" (kernel TLS: each of our
-# sockets counts in /proc/net/tls_stat next to the host's) or "openssl"
-# (only the host's sockets count)
+# sockets counts in /proc/net/tls_stat next to the host's) or "nvmegated"
+# (our own record layer: only the host's sockets count)
 record_layer_check() {
 	_q=$(awk -v p=":$(printf %04X $PORT)" '$2 ~ p"$" && $4 == "01"' /proc/net/tcp | wc -l)
 	_tx=$(tls_stat TlsCurrTxSw); _rx=$(tls_stat TlsCurrRxSw)
@@ -374,8 +374,9 @@ record_layer_check() {
 		fail "expected $_want kTLS sockets each way with $1 records on our side"
 }
 
-# kernel TLS off ("kernel_tls": false): OpenSSL's record layer, same data
-sc_tls_openssl() {
+# kernel TLS off ("kernel_tls": false): our own record layer (net/tls_rec.c)
+# against the host's kernel TLS, same data
+sc_tls_own_records() {
 	start_tlshd || fail "tlshd does not start"
 	psk=$(tlskey 1)
 	secure_conf secure PSK="$psk" TSAS=tls1.3 TREQ=required
@@ -385,8 +386,11 @@ sc_tls_openssl() {
 	insert_psk "$HOSTNQN" "$SUBNQN" "$psk" > /dev/null || fail "cannot insert the PSK"
 	o=$(dlog_size)
 	connect_tls --nr-io-queues=2
-	record_layer_check openssl
+	record_layer_check nvmegated
 	dlog_since $o | grep -q "kernel TLS" && fail "nvmegated used kernel TLS with kernel_tls false"
+	_own=$(dlog_since $o | grep -c "TLS records: send by nvmegated, receive by nvmegated")
+	say "connections whose records nvmegated seals and opens: $_own"
+	[ "$_own" -eq 3 ] || fail "expected our record layer on the admin and 2 I/O queues"
 	fio_run randwrite4k --filename=$DEV1 --ioengine=io_uring --direct=1 --verify=crc32c \
 		--verify_fatal=1 --do_verify=1 --rw=randwrite --bs=4k --iodepth=16 --size=16M
 	fio_run seqwrite128k --filename=$DEV2 --ioengine=libaio --direct=1 --verify=crc32c \
