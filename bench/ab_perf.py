@@ -14,6 +14,7 @@ queue unless --perf-args says otherwise. Use release builds, never ASan.
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -57,8 +58,18 @@ def wait_listening(port, proc, timeout=20):
     raise RuntimeError("nvmegated did not listen on %d" % port)
 
 
-def one_run(daemon, perf, perf_args, runtime, workdir, make_config=config):
-    """IOPS of one nvmegate-perf run against a fresh daemon."""
+def cpu_seconds(pid):
+    """utime + stime of a process, from /proc (clock ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run_cpu(daemon, perf, perf_args, runtime, workdir, make_config=config):
+    """One nvmegate-perf run against a fresh daemon: its IOPS, and the CPU
+    time per I/O (microseconds) the daemon and nvmegate-perf spent. On a
+    shared machine CPU per I/O varies much less than IOPS, and one busy
+    reactor's IOPS is its inverse."""
     port = free_port()
     cfg = os.path.join(workdir, "ab.json")
     with open(cfg, "w") as f:
@@ -67,18 +78,28 @@ def one_run(daemon, perf, perf_args, runtime, workdir, make_config=config):
                             stderr=subprocess.DEVNULL)
     try:
         wait_listening(port, proc)
+        d0, c0 = cpu_seconds(proc.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run([perf, "-a", "127.0.0.1", "-s", str(port), "-n", NQN,
                               "-t", str(runtime), "--json"] + perf_args,
                              capture_output=True, text=True, timeout=runtime + 60)
+        d1, c1 = cpu_seconds(proc.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
         if out.returncode:
             raise RuntimeError("nvmegate-perf failed: %s" % out.stderr.strip())
         r = json.loads(out.stdout)
         if r["failed"] or r["errors"]:
             raise RuntimeError("nvmegate-perf reported errors: %s" % out.stdout.strip())
-        return r["read"]["iops"] + r["write"]["iops"]
+        iops = r["read"]["iops"] + r["write"]["iops"]
+        ios = iops * runtime
+        pcpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
+        return iops, (d1 - d0) / ios * 1e6, pcpu / ios * 1e6
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def one_run(daemon, perf, perf_args, runtime, workdir, make_config=config):
+    """IOPS of one nvmegate-perf run against a fresh daemon."""
+    return one_run_cpu(daemon, perf, perf_args, runtime, workdir, make_config)[0]
 
 
 def main():

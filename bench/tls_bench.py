@@ -6,7 +6,10 @@ not a test; use the release build.
 
     bench/tls_bench.py --daemon build/nvmegated --perf build/nvmegate-perf
 
-Prints IOPS per round and, per load, TLS/plain of the medians. DH-HMAC-CHAP
+Prints IOPS and CPU time per I/O (nvmegated's, nvmegate-perf's) per round
+and, per load, TLS/plain of the median IOPS and of nvmegated's CPU per I/O
+inverted: one busy reactor's IOPS ratio, which a loaded machine disturbs
+far less than the IOPS of two processes sharing two cores. DH-HMAC-CHAP
 runs only at connect time, so it has no data-path cost of its own to
 measure here; the 6.12 guest suite covers it against the Linux host.
 
@@ -62,14 +65,21 @@ def main():
                 order = ("plain", "tls") if r % 2 == 0 else ("tls", "plain")
                 for m in order:
                     make, extra = modes[m]
-                    iops = ab_perf.one_run(o.daemon, o.perf, args.split() + extra, o.runtime,
-                                           wd, make)
-                    res[(load, m)].append(iops)
-                    print("round %d %s %s: %.0f IOPS" % (r + 1, load, m, iops), flush=True)
+                    run = ab_perf.one_run_cpu(o.daemon, o.perf, args.split() + extra,
+                                              o.runtime, wd, make)
+                    res[(load, m)].append(run)
+                    print("round %d %s %s: %.0f IOPS, CPU per I/O: nvmegated %.2f us, "
+                          "nvmegate-perf %.2f us" % ((r + 1, load, m) + run), flush=True)
     out = {}
     for load in LOADS:
-        p, t = (statistics.median(res[(load, m)]) for m in ("plain", "tls"))
-        out[load] = {"plain_iops": round(p), "tls_iops": round(t), "tls_over_plain": round(t / p, 3)}
+        (p, pd, pp), (t, td, tp) = ([statistics.median(x[i] for x in res[(load, m)])
+                                     for i in range(3)] for m in ("plain", "tls"))
+        # One busy reactor's IOPS is the inverse of its CPU per I/O: what
+        # TLS leaves of plain TCP's IOPS there, whatever else runs.
+        out[load] = {"plain_iops": round(p), "tls_iops": round(t), "tls_over_plain": round(t / p, 3),
+                     "daemon_us_per_io": [round(pd, 2), round(td, 2)],
+                     "perf_us_per_io": [round(pp, 2), round(tp, 2)],
+                     "reactor_tls_over_plain": round(pd / td, 3)}
     print(json.dumps({"rounds": o.rounds, "runtime_s": o.runtime, "loads": out}))
     if o.no_guest:
         return 0
@@ -94,16 +104,18 @@ def table(o, host, g):
           "(fio io_uring, kTLS) -> nvmegated / kernel nvmet-tcp, QEMU TCG -smp %d, "
           "%d rounds x %ds, RAM-backed 256 MiB (mem: / brd)"
           % (o.rounds, o.runtime, o.guest_smp, o.guest_rounds, o.guest_runtime))
-    hdr = ("load", "host plain", "host TLS", "TLS/plain", "nvmegated-TLS", "kernel-TLS", "ratio",
-           "nvmegated", "kernel", "ratio")
-    fmt = "%-18s %10s %10s %9s | %13s %10s %6s | %10s %10s %6s"
+    hdr = ("load", "host plain", "host TLS", "TLS/plain", "reactor", "nvmegated-TLS",
+           "kernel-TLS", "ratio", "nvmegated", "kernel", "ratio")
+    fmt = "%-18s %10s %10s %9s %7s | %13s %10s %6s | %10s %10s %6s"
     print(fmt % hdr)
     for load, job in GUEST_JOBS.items():
         h = host[load]
         nt, kt = g.median("nvmegated-tls", job), g.median("kernel-tls", job)
         n, k = g.median("nvmegated", job), g.median("kernel", job)
         print(fmt % (load, f(h["plain_iops"]), f(h["tls_iops"]), "%.2f" % h["tls_over_plain"],
-                     f(nt), f(kt), ratio(nt, kt), f(n), f(k), ratio(n, k)))
+                     "%.2f" % h["reactor_tls_over_plain"], f(nt), f(kt), ratio(nt, kt), f(n), f(k),
+                     ratio(n, k)))
+    print("reactor: plain/TLS of nvmegated's CPU time per I/O (one busy reactor's IOPS ratio)")
     print("guest per round (nvmegated-TLS / kernel-TLS / nvmegated / kernel):")
     for load, job in GUEST_JOBS.items():
         print("  %-16s %s" % (load, "  ".join(g.per_round(t, job) for t in
