@@ -5,9 +5,12 @@
  * commands until an exchange succeeds (Connect answers with AUTHREQ.ATR,
  * the others with Authentication Required, as the Linux target does). An
  * exchange that fails ends the controller, as Linux's does, but only after
- * a grace tick, so that the host reads our Failure1 first; one that stalls
- * past the deadline (KATO, or 120 s without one, like Linux's) ends the
- * queue, and with the admin queue the controller. */
+ * a grace tick, so that the host reads our Failure1 first. A host that
+ * closes the failed queue within the grace ends it first: a failed I/O
+ * queue then goes alone (it never had access) and the controller lives
+ * on, as with Linux. One that stalls past the deadline (KATO, or 120 s
+ * without one, like Linux's) ends the queue, and with the admin queue the
+ * controller. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
