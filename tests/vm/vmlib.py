@@ -1006,10 +1006,12 @@ class ScenarioRun:
 
 
 def run_scenarios(request, module_file, scenarios, run_dir, mode, limit, limit_var,
-                  label="guest", smp=4, mem=3072, kind=None):
+                  label="guest", smp=4, mem=3072, kind=None, builder=None, append=""):
     """A module-scoped fixture's body: boot one guest of kind in mode that
     runs those of scenarios the session selected from module_file (all if
-    none), in their order; returns its ScenarioRun."""
+    none), in their order; returns its ScenarioRun. builder(chosen
+    scenarios), if given, builds the guest instead of build() and returns
+    (kernel, initrd); append is added to the kernel command line."""
     import pytest
     if os.environ.get("NVMEGATE_VM") == "skip":
         pytest.skip("NVMEGATE_VM=skip")
@@ -1030,13 +1032,16 @@ def run_scenarios(request, module_file, scenarios, run_dir, mode, limit, limit_v
     os.makedirs(run.workdir, exist_ok=True)
     t0 = time.monotonic()
     try:
-        kernel, initrd = build(daemon, mode=mode, scenarios=chosen, kind=kind)
+        if builder:
+            kernel, initrd = builder(chosen)
+        else:
+            kernel, initrd = build(daemon, mode=mode, scenarios=chosen, kind=kind)
     except Exception as e:  # a build failure fails every scenario with its reason
         run.error = "%s build failed: %s" % (label, e)
         return run
     run.build_secs = time.monotonic() - t0
     run.rc, run.boot_secs, run.console, results = boot(kernel, initrd, run.workdir, limit,
-                                                       smp=smp, mem=mem)
+                                                       smp=smp, mem=mem, append=append)
     run.results, run.done = parse_results(results)
     return run
 
