@@ -46,11 +46,13 @@ GUEST_LIMIT = int(os.environ.get("NVMEGATE_SYSTEMD_VM_LIMIT", "420"))
 
 @pytest.fixture(scope="module")
 def guest(request):
-    return vmlib.run_scenarios(request, os.path.abspath(__file__), SCENARIOS, "systemd-run",
-                               "systemd", GUEST_LIMIT, "NVMEGATE_SYSTEMD_VM_LIMIT",
-                               label="systemd guest", smp=SMP, mem=MEM_MB,
-                               builder=lambda chosen: systemd_guest.build(chosen, GUEST_LIMIT),
-                               append=systemd_guest.APPEND)
+    run = vmlib.run_scenarios(request, os.path.abspath(__file__), SCENARIOS, "systemd-run",
+                              "systemd", GUEST_LIMIT, "NVMEGATE_SYSTEMD_VM_LIMIT",
+                              label="systemd guest", smp=SMP, mem=MEM_MB,
+                              builder=lambda chosen: systemd_guest.build(chosen, GUEST_LIMIT),
+                              append=systemd_guest.APPEND)
+    request.config._nvmegate_vm_systemd = run     # for the terminal summary (conftest.py)
+    return run
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

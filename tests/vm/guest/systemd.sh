@@ -81,6 +81,12 @@ wait_restarted() {
 		sleep 0.2
 	done
 }
+# ensure_started: a scenario run on its own (pytest -k) finds the daemon running
+ensure_started() {
+	[ "$(systemctl is-active $U)" = active ] && return 0
+	use_conf good
+	must systemctl start $U
+}
 listening_now() { port_listening $PORT && port_listening $DISC_PORT; }
 
 sc_boot() {
@@ -99,8 +105,6 @@ sc_boot() {
 }
 
 sc_start() {
-	mkdir -p /var/lib/nvmegate $MNT
-	truncate -s $NS1_SIZE /var/lib/nvmegate/ns1.img
 	use_conf good
 	cursor > /run/normal.cursor       # journal_clean looks from here
 	listening_now && fail "something listens on $PORT before the start"
@@ -124,6 +128,7 @@ sc_start() {
 }
 
 sc_cli() {
+	ensure_started
 	[ -S $SOCK ] || fail "no control socket at $SOCK"
 	ls -l $SOCK
 	must nvmegate status
@@ -134,6 +139,7 @@ sc_cli() {
 }
 
 sc_reload_good() {
+	ensure_started
 	_pid=$(prop MainPID)
 	_c=$(cursor)
 	use_conf ns3
@@ -150,6 +156,7 @@ sc_reload_good() {
 }
 
 sc_stop() {
+	ensure_started
 	_c=$(cursor)
 	must systemctl stop $U
 	show
@@ -182,8 +189,7 @@ sc_journal_clean() {
 }
 
 sc_reload_bad() {
-	use_conf good
-	must systemctl start $U
+	ensure_started
 	_pid=$(prop MainPID)
 	for bad in bad-json bad-key; do
 		_c=$(cursor)
@@ -240,6 +246,7 @@ sc_config_error() {
 }
 
 sc_crash() {
+	ensure_started
 	_pid=$(prop MainPID)
 	_n=$(prop NRestarts)
 	must kill -SEGV $_pid
@@ -251,6 +258,7 @@ sc_crash() {
 }
 
 sc_watchdog() {
+	ensure_started
 	say "WatchdogUSec=$(prop WatchdogUSec)"
 	modprobe nvme-tcp || fail "modprobe nvme-tcp"
 	connect --reconnect-delay=1 --ctrl-loss-tmo=120 --keep-alive-tmo=5
@@ -296,6 +304,8 @@ esac
   busybox poweroff -f ) &
 dmesg -n 1
 modprobe fuse
+mkdir -p /var/lib/nvmegate $MNT       # what the configs name
+truncate -s $NS1_SIZE /var/lib/nvmegate/ns1.img
 echo "systemd guest: $(nproc) CPUs, kernel $(uname -r), scenarios: $SCENARIOS"
 run_scenarios /vm/systemd.sh
 echo "@@DONE" > /dev/ttyS1
