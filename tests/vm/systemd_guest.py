@@ -47,7 +47,17 @@ MASKED = ["systemd-logind.service", "getty.target", "console-getty.service",
           "systemd-ask-password-console.path", "systemd-binfmt.service",
           "proc-sys-fs-binfmt_misc.automount", "systemd-random-seed.service",
           "systemd-update-utmp.service", "systemd-update-utmp-runlevel.service",
-          "e2scrub_reap.service", "apt-daily.timer", "apt-daily-upgrade.timer"]
+          "e2scrub_reap.service", "apt-daily.timer", "apt-daily-upgrade.timer",
+          # not needed by the test and slow under TCG: early-boot mounts and
+          # helpers (the guest script loads the fuse module itself)
+          "dev-hugepages.mount", "dev-mqueue.mount", "sys-kernel-debug.mount",
+          "sys-kernel-tracing.mount", "sys-kernel-config.mount", "systemd-modules-load.service",
+          "systemd-sysusers.service", "systemd-remount-fs.service", "systemd-sysctl.service",
+          "kmod-static-nodes.service", "modprobe@dm_mod.service", "modprobe@loop.service",
+          "modprobe@drm.service", "modprobe@efi_pstore.service", "modprobe@configfs.service",
+          "modprobe@fuse.service", "systemd-journal-catalog-update.service",
+          "systemd-machine-id-commit.service", "systemd-update-done.service",
+          "systemd-tmpfiles-clean.timer", "systemd-repart.service", "ldconfig.service"]
 WATCHDOG_SEC = 5
 APPEND = ("rdinit=/lib/systemd/systemd systemd.unit=multi-user.target systemd.getty_auto=0 "
           "systemd.show_status=auto")

@@ -10,8 +10,8 @@ is the failure message. They run in this order and build on each other
     pytest -q tests/vm/test_vm_systemd.py
 
 Environment: NVMEGATE_VM=skip skips; NVMEGATE_VM_CACHE (see vmlib);
-NVMEGATE_SYSTEMD_VM_LIMIT (default 420 s: a limit for a hung guest, not the
-expected time, which is about a minute and a half on a quiet machine).
+NVMEGATE_SYSTEMD_VM_LIMIT (default 600 s: a limit for a hung guest, not the
+expected time, which is about two minutes on a quiet machine).
 """
 
 import os
@@ -41,7 +41,7 @@ SCENARIOS = [
 
 SMP = 2
 MEM_MB = 1536
-GUEST_LIMIT = int(os.environ.get("NVMEGATE_SYSTEMD_VM_LIMIT", "420"))
+GUEST_LIMIT = int(os.environ.get("NVMEGATE_SYSTEMD_VM_LIMIT", "600"))
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ SOCK=/run/nvmegate/control.sock
 
 limit_of() {
 	case $1 in
-	watchdog) echo 120 ;;
-	*) echo 60 ;;
+	watchdog) echo 180 ;;
+	*) echo 120 ;;
 	esac
 }
 
@@ -49,11 +49,11 @@ journal_since() {
 }
 # journal_has CURSOR PRIO PATTERN [SECS]: the unit's journal after CURSOR
 # has a line matching PATTERN at PRIO or more important (journald reads the
-# daemon's stderr asynchronously: wait up to SECS, default 5)
+# daemon's stderr asynchronously: wait up to SECS, default 10)
 journal_has() {
 	_t=$(now)
 	while ! journal_raw "$1" "$2" -u $U | grep -q -- "$3"; do
-		if [ $(elapsed $_t) -ge ${4:-5} ]; then
+		if [ $(elapsed $_t) -ge ${4:-10} ]; then
 			say "no line matching '$3' at priority $2 or above in the unit's journal; it has:"
 			journal_since "$1" debug -u $U | tail -n 30
 			return 1
@@ -96,6 +96,7 @@ sc_boot() {
 	say "multi-user.target reached $((_t / 1000)) ms after boot (this guest is TCG)"
 	[ "${_t:-0}" -gt 0 ] || fail "multi-user.target was never reached"
 	run systemd-analyze time
+	systemd-analyze blame --no-pager | head -n 12
 	_s=$(systemctl is-system-running)
 	say "system state: $_s"
 	systemctl --no-pager --failed
@@ -191,27 +192,24 @@ sc_journal_clean() {
 sc_reload_bad() {
 	ensure_started
 	_pid=$(prop MainPID)
-	for bad in bad-json bad-key; do
-		_c=$(cursor)
-		use_conf $bad
-		run systemctl reload $U && fail "systemctl reload succeeded with config $bad"
-		say "systemctl reload failed, as it should (config $bad)"
-		journal_has "$_c" err "keeping the running configuration" ||
-			fail "the daemon's reason is not in the journal at priority err"
-		case $bad in
-		bad-json) journal_has "$_c" err "line 2" || fail "the reason does not name the line" ;;
-		bad-key) journal_has "$_c" err "device.path: missing required key" ||
-				fail "the reason does not name the key" ;;
-		esac
-		journal_since "$_c" err -u $U
-		[ "$(prop MainPID)" = "$_pid" ] || fail "the daemon changed"
-		[ "$(systemctl is-active $U)" = active ] || { show; fail "not active after a rejected reload"; }
-		listening_now || fail "stopped listening after a rejected reload"
-	done
+	_c=$(cursor)
+	use_conf bad-key          # (config_error has an invalid JSON text)
+	run systemctl reload $U && fail "systemctl reload succeeded with a config the daemon rejects"
+	say "systemctl reload failed, as it should"
+	journal_has "$_c" err "keeping the running configuration" ||
+		fail "the daemon's verdict is not in the journal at priority err"
+	journal_has "$_c" err "device.path: missing required key" || fail "the reason is not at err"
+	journal_has "$_c" err "nvmegate: .*the running configuration is unchanged" ||
+		fail "the CLI's (ExecReload=) message is not at err"
+	journal_since "$_c" err -u $U
+	[ "$(prop MainPID)" = "$_pid" ] || fail "the daemon changed"
+	[ "$(systemctl is-active $U)" = active ] || { show; fail "not active after a rejected reload"; }
+	listening_now || fail "stopped listening after a rejected reload"
 	# SIGHUP still works, both ways
 	_c=$(cursor)
+	use_conf bad-json
 	must systemctl kill -s HUP --kill-who=main $U
-	journal_has "$_c" err "keeping the running configuration" || fail "SIGHUP: no err line"
+	journal_has "$_c" err "invalid JSON at line 2" || fail "SIGHUP: no err line with the reason"
 	_c=$(cursor)
 	use_conf ns3
 	must systemctl kill -s HUP --kill-who=main $U
@@ -234,8 +232,8 @@ sc_config_error() {
 	[ "$(prop ActiveState)" = failed ] || fail "ActiveState $(prop ActiveState), not failed"
 	[ "$(prop Result)" = exit-code ] || fail "Result $(prop Result), not exit-code"
 	[ "$(prop ExecMainStatus)" = 2 ] || fail "exit status $(prop ExecMainStatus), not 2"
-	journal_has "$_c" err "invalid JSON" || fail "the reason is not in the journal at priority err"
-	journal_has "$_c" err "line 2" || fail "the reason does not name the line"
+	journal_has "$_c" err "invalid JSON at line 2" ||
+		fail "the reason (naming the line) is not in the journal at priority err"
 	# what a user sees
 	run journalctl -q -u $U -p err -n 3 --no-pager
 	# fixed: starts again
@@ -251,7 +249,7 @@ sc_crash() {
 	_n=$(prop NRestarts)
 	must kill -SEGV $_pid
 	wait_restarted $_pid 20 || fail "not restarted after SIGSEGV"
-	say "restarted: MainPID $_pid -> $(prop MainPID)"
+	say "restarted: MainPID $_pid -> $(prop MainPID); core files: $(ls -s /core* 2>/dev/null)"
 	[ "$(prop NRestarts)" = $((_n + 1)) ] || fail "NRestarts $(prop NRestarts), wanted $((_n + 1))"
 	listening_now || fail "the new instance does not listen"
 	is_mounted || fail "the new instance has no FUSE mount"
