@@ -96,7 +96,6 @@ sc_boot() {
 	say "multi-user.target reached $((_t / 1000)) ms after boot (this guest is TCG)"
 	[ "${_t:-0}" -gt 0 ] || fail "multi-user.target was never reached"
 	run systemd-analyze time
-	systemd-analyze blame --no-pager | head -n 12
 	_s=$(systemctl is-system-running)
 	say "system state: $_s"
 	systemctl --no-pager --failed
