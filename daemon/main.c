@@ -20,6 +20,10 @@
 #include "nvme/snapshot.h"
 #include "nvme/subsys.h"
 
+/* A configuration (or usage) error: retrying cannot help until someone
+ * edits the file, so the unit lists it in RestartPreventExitStatus=.
+ * Every other failure at start exits 1 and a crash dies by a signal: both
+ * are restarted. */
 #define EXIT_CONFIG 2
 #define DRAIN_TIMEOUT_MS 5000
 
@@ -36,7 +40,9 @@ static void usage(FILE *f)
 		"      --unbind BDF    give it back to the kernel's nvme driver\n"
 		"  -V, --version       print the version\n"
 		"  -h, --help          this text\n"
-		"Signals: SIGHUP reloads the configuration, SIGTERM stops cleanly.\n");
+		"Signals: SIGHUP reloads the configuration, SIGTERM stops cleanly.\n"
+		"Exit status: 0 stopped cleanly, 2 invalid configuration or arguments (systemd\n"
+		"does not restart the service for it), 1 any other failure.\n");
 }
 
 /* Every transport the daemon has, registered before the config is
@@ -157,7 +163,7 @@ int main(int argc, char **argv)
 		case 'U':
 			ret = nvmg_pcie_bind(optarg, opt == 'B', err, sizeof(err));
 			if (ret) {
-				fprintf(stderr, "nvmegated: %s\n", err);
+				log_err("%s", err);
 				return 1;
 			}
 			printf("%s: bound to %s\n", optarg, opt == 'B' ? "vfio-pci" : "nvme");
@@ -169,11 +175,13 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
+			/* getopt printed which option is wrong. */
+			log_err("invalid arguments (see nvmegated --help)");
 			return EXIT_CONFIG;
 		}
 	}
 	if (!file || optind != argc) {
+		log_err("%s", file ? "unexpected arguments after the options" : "no -c FILE given");
 		usage(stderr);
 		return EXIT_CONFIG;
 	}
@@ -182,14 +190,16 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&dmn.lock, NULL);
 	ret = register_transports();
 	if (ret) {
-		fprintf(stderr, "nvmegated: cannot register the transports: %s\n", strerror(-ret));
+		log_err("cannot register the transports: %s", strerror(-ret));
 		nvmg_tcp_destroy(dmn.tcp);
 		return 1;
 	}
 	nvmg_daemon_conf_env(&dmn, &env);
 	ret = nvmg_conf_load_text(file, &conf, &dmn.running_json, err, sizeof(err), &env);
 	if (ret) {
-		fprintf(stderr, "nvmegated: %s: %s\n", file, err);
+		/* The logger, so that under systemd the journal stores the
+		 * reason at priority err, not as plain (info) stderr. */
+		log_err("%s: %s", file, err);
 		nvmg_tcp_destroy(dmn.tcp);
 		return EXIT_CONFIG;
 	}
@@ -297,7 +307,7 @@ int main(int argc, char **argv)
 
 		nvmg_watchdog_tick(&wd);
 		if (sig == SIGHUP) {
-			nvmg_notify("RELOADING=1\nSTATUS=reloading %s", file);
+			nvmg_notify_reloading(file);
 			reload(file);
 			nvmg_notify("READY=1");
 			notify_status();

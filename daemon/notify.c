@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 #include "lib/log.h"
 #include "daemon/notify.h"
@@ -21,6 +22,15 @@ void nvmg_notify(const char *fmt, ...)
 	ret = sd_notify(0, buf);
 	if (ret < 0)
 		log_debug("sd_notify: %s", strerror(-ret));
+}
+
+void nvmg_notify_reloading(const char *file)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	nvmg_notify("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+		    (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000, file);
 }
 
 int nvmg_watchdog_init(struct nvmg_watchdog *wd, struct nvmg_reactor **reactors, unsigned n)

@@ -26,6 +26,10 @@ struct nvmg_watchdog {
  * running when the manager went away). */
 void nvmg_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* RELOADING=1 with the MONOTONIC_USEC= that Type=notify-reload (systemd
+ * 253+) wants, and a STATUS= naming file; READY=1 ends the reload. */
+void nvmg_notify_reloading(const char *file);
+
 /* Read WATCHDOG_USEC/WATCHDOG_PID. Returns 0 (wd->interval_ms set, 0 when
  * no watchdog) or -errno. */
 int nvmg_watchdog_init(struct nvmg_watchdog *wd, struct nvmg_reactor **reactors, unsigned n);

@@ -10,9 +10,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
+
+from cli import cli_binary, daemon_binary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,6 +25,9 @@ MOUNT_NS_OPTIONS = ("ProtectSystem", "ProtectHome", "PrivateTmp", "ReadWritePath
                     "ProtectKernelTunables", "ProtectKernelModules", "ProtectControlGroups",
                     "ProtectKernelLogs", "ProtectHostname", "ProtectClock", "TemporaryFileSystem",
                     "BindPaths", "BindReadOnlyPaths", "MountFlags", "DevicePolicy")
+
+
+CONFIG_ERROR_EXIT = 2     # nvmegated's exit status for an invalid config
 
 
 def unit_settings(path):
@@ -72,6 +78,57 @@ def test_make_install_destdir_keeps_an_existing_config(tmp_path):
     assert conf.read_text() == "{}", "make install must not overwrite an admin's config"
 
 
+def test_installed_reload_uses_the_installed_cli(installed):
+    unit = unit_settings(installed / "lib/systemd/system/nvmegated.service")
+    assert unit["ExecReload"] == ["%s/sbin/nvmegate reload" % installed]
+
+
+def journal_run(args, stream=True):
+    """Run nvmegated with stderr as if journald owned it: JOURNAL_STREAM
+    names stderr's device and inode, as systemd sets it."""
+    with tempfile.TemporaryFile() as err:
+        st = os.fstat(err.fileno())
+        env = dict(os.environ)
+        if stream:
+            env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+        r = subprocess.run(args, stdout=subprocess.PIPE, stderr=err, env=env, timeout=30)
+        err.seek(0)
+        return r.returncode, err.read().decode()
+
+
+@pytest.mark.parametrize("check_only", [False, True], ids=["start", "check-config"])
+def test_config_error_at_priority_err_and_not_restarted(tmp_path, check_only):
+    """A broken file: exit status 2 (the unit's RestartPreventExitStatus=)
+    and the reason on a line journald stores at priority err ("<3>")."""
+    conf = tmp_path / "nvmegate.json"
+    conf.write_text('{\n  "ports": [ nonsense\n}\n')
+    args = [daemon_binary(), "-c", str(conf)] + (["--check-config"] if check_only else [])
+    rc, err = journal_run(args)
+    assert rc == CONFIG_ERROR_EXIT, (rc, err)
+    lines = err.splitlines()
+    assert any(l.startswith("<3>") and "invalid JSON at line 2" in l for l in lines), err
+    # every line is marked; none falls back to journald's default (info)
+    assert all(re.match(r"^<[0-7]>", l) for l in lines), err
+    # not under journald: no markers
+    rc, err = journal_run(args, stream=False)
+    assert rc == CONFIG_ERROR_EXIT and "<3>" not in err and "invalid JSON" in err, err
+
+
+def test_usage_error_exits_2_at_priority_err():
+    rc, err = journal_run([daemon_binary()])
+    assert rc == CONFIG_ERROR_EXIT and err.startswith("<3>error: no -c FILE given"), err
+
+
+def test_cli_errors_at_priority_err_under_journald(tmp_path):
+    """ExecReload= runs the CLI with the unit's stderr: its reason for a
+    failed reload reaches the journal at err too."""
+    sock = str(tmp_path / "none.sock")
+    rc, err = journal_run([cli_binary(), "-s", sock, "reload"])
+    assert rc == 1 and err.startswith("<3>nvmegate: cannot reach nvmegated at %s" % sock), err
+    rc, err = journal_run([cli_binary(), "-s", sock, "reload"], stream=False)
+    assert rc == 1 and err.startswith("nvmegate: cannot reach"), err
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                     reason="systemd-analyze missing: `make deps` installs package systemd")
 def test_systemd_analyze_verify(installed):
@@ -86,8 +143,14 @@ def test_systemd_analyze_verify(installed):
 def test_unit_settings():
     u = unit_settings(os.path.join(REPO, "systemd/nvmegated.service"))
     assert u["Type"] == ["notify"]
-    assert u["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    # synchronous: the CLI waits for the daemon's verdict (test_cli.py
+    # test_reload_command: exit 1 for a rejected file)
+    assert u["ExecReload"] == ["/usr/sbin/nvmegate reload"]
     assert u["Restart"] == ["on-failure"]
+    # a config error is not retried; systemd applies RestartPreventExitStatus=
+    # only to the main process, so no ExecStartPre= may check the config
+    assert u["RestartPreventExitStatus"] == [str(CONFIG_ERROR_EXIT)]
+    assert "ExecStartPre" not in u
     assert u["RuntimeDirectory"] == ["nvmegate"]
     assert u["LimitMEMLOCK"] == ["infinity"]
     assert int(u["WatchdogSec"][0].rstrip("s")) > 0

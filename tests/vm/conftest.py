@@ -4,7 +4,8 @@
 def pytest_terminal_summary(terminalreporter, config):
     for attr, name in (("_nvmegate_vm", "nvmegate VM suite"),
                        ("_nvmegate_vm_trixie", "nvmegate VM suite (Linux 6.12)"),
-                       ("_nvmegate_vm_hostile", "nvmegate VM suite (hostile networks)")):
+                       ("_nvmegate_vm_hostile", "nvmegate VM suite (hostile networks)"),
+                       ("_nvmegate_vm_systemd", "nvmegate VM suite (systemd as PID 1)")):
         run = getattr(config, attr, None)
         if run is None:
             continue

@@ -76,8 +76,9 @@ class Kind:
     (the cache's top level, as before kinds existed); "trixie" is Debian 13
     with kernel 6.12 from a private apt root under $CACHE/trixie/apt."""
 
-    def __init__(self, name, cache, pkgs, bins, links, kmods, apt_root=None):
+    def __init__(self, name, cache, pkgs, bins, links, kmods, apt_root=None, no_follow=None):
         self.name = name
+        self.no_follow = no_follow or NO_FOLLOW
         self.cache = cache
         self.pkgs = pkgs
         self.bins = bins
@@ -120,6 +121,17 @@ KINDS = {
          "gcm", "ghash-generic", "ghash-clmulni-intel", "aesni-intel", "ccm"],
         apt_root=os.path.join(TRIXIE_CACHE, "apt")),
 }
+# Debian 12's systemd 252 as PID 1 (test_vm_systemd.py, systemd_guest.py
+# builds its initramfs: the whole unpacked package tree, not single binaries).
+# systemd needs PAM and audit, which the other kinds leave out.
+SYSTEMD_NO_FOLLOW = re.compile(r"^(perl.*|libperl.*|python3.*|libpython3.*|debconf.*|cdebconf|dpkg|"
+                               r"adduser|passwd|init-system-helpers|usrmerge|usr-is-merged|"
+                               r"install-info|tar|mailcap|media-types|mime-support|logsave|"
+                               r"readline-common|sensible-utils|lsb-base|sysvinit-utils|"
+                               r"libpam-modules.*|libpam-runtime)$")
+KINDS["systemd"] = Kind(
+    "systemd", os.path.join(CACHE, "systemd"), ["busybox-static", "systemd", "nvme-cli"],
+    [], {}, ["nvme-tcp", "fuse", "crc32c_generic", "crc32c-intel"], no_follow=SYSTEMD_NO_FOLLOW)
 DEFAULT_KIND = "6.1"
 TRIXIE_REFRESH_DAYS = 30      # the private apt root's lists are renewed after this
 
@@ -229,9 +241,9 @@ def _resolve(kind=None):
         seen.update(batch)
         for p, ds in _apt_depends(batch, kind).items():
             for d in ds:
-                if d not in seen and not NO_FOLLOW.match(d):
+                if d not in seen and not kind.no_follow.match(d):
                     todo.append(d)
-    pkgs = sorted(p for p in seen if not NO_FOLLOW.match(p)) + [kernel]
+    pkgs = sorted(p for p in seen if not kind.no_follow.match(p)) + [kernel]
     text = out(["apt-cache"] + kind.apt_opts() + ["show", "--no-all-versions"] + pkgs,
                stderr=subprocess.DEVNULL)
     versions = {}
@@ -994,10 +1006,12 @@ class ScenarioRun:
 
 
 def run_scenarios(request, module_file, scenarios, run_dir, mode, limit, limit_var,
-                  label="guest", smp=4, mem=3072, kind=None):
+                  label="guest", smp=4, mem=3072, kind=None, builder=None, append=""):
     """A module-scoped fixture's body: boot one guest of kind in mode that
     runs those of scenarios the session selected from module_file (all if
-    none), in their order; returns its ScenarioRun."""
+    none), in their order; returns its ScenarioRun. builder(chosen
+    scenarios), if given, builds the guest instead of build() and returns
+    (kernel, initrd); append is added to the kernel command line."""
     import pytest
     if os.environ.get("NVMEGATE_VM") == "skip":
         pytest.skip("NVMEGATE_VM=skip")
@@ -1018,13 +1032,16 @@ def run_scenarios(request, module_file, scenarios, run_dir, mode, limit, limit_v
     os.makedirs(run.workdir, exist_ok=True)
     t0 = time.monotonic()
     try:
-        kernel, initrd = build(daemon, mode=mode, scenarios=chosen, kind=kind)
+        if builder:
+            kernel, initrd = builder(chosen)
+        else:
+            kernel, initrd = build(daemon, mode=mode, scenarios=chosen, kind=kind)
     except Exception as e:  # a build failure fails every scenario with its reason
         run.error = "%s build failed: %s" % (label, e)
         return run
     run.build_secs = time.monotonic() - t0
     run.rc, run.boot_secs, run.console, results = boot(kernel, initrd, run.workdir, limit,
-                                                       smp=smp, mem=mem)
+                                                       smp=smp, mem=mem, append=append)
     run.results, run.done = parse_results(results)
     return run
 

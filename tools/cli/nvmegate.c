@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include "lib/parse.h"
@@ -19,6 +20,21 @@
 #define DEFAULT_SOCKET "/run/nvmegate/control.sock"
 #define REPLY_TIMEOUT_S 60
 #define MAX_REPLY (64u << 20)
+
+/* "<3>" when stderr is the journal (the unit's ExecReload= runs us): the
+ * sd-daemon(3) prefix that makes journald store the line at priority err.
+ * JOURNAL_STREAM names the stream's device and inode; an inherited value
+ * with stderr redirected elsewhere does not count. */
+static const char *err_prefix(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st))
+		return "";
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino ? "<3>" : "";
+}
 
 static void usage(FILE *f)
 {
@@ -43,7 +59,7 @@ static void usage(FILE *f)
 
 static int bad(const char *fmt, const char *arg)
 {
-	fprintf(stderr, "nvmegate: ");
+	fprintf(stderr, "%snvmegate: ", err_prefix());
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\nTry 'nvmegate --help'.\n");
 	return EXIT_USAGE;
@@ -82,13 +98,14 @@ static struct json_object *call(const char *path, struct json_object *req)
 	int fd;
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "nvmegate: socket path %s is too long\n", path);
+		fprintf(stderr, "%snvmegate: socket path %s is too long\n", err_prefix(), path);
 		return NULL;
 	}
 	strcpy(sun.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun))) {
-		fprintf(stderr, "nvmegate: cannot reach nvmegated at %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "%snvmegate: cannot reach nvmegated at %s: %s\n", err_prefix(), path,
+			strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return NULL;
@@ -96,7 +113,7 @@ static struct json_object *call(const char *path, struct json_object *req)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (send(fd, text, strlen(text), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
-		fprintf(stderr, "nvmegate: send to %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "%snvmegate: send to %s: %s\n", err_prefix(), path, strerror(errno));
 		close(fd);
 		return NULL;
 	}
@@ -108,7 +125,7 @@ static struct json_object *call(const char *path, struct json_object *req)
 
 			cap = cap ? cap * 2 : 65536;
 			if (cap > MAX_REPLY || !(nb = realloc(buf, cap))) {
-				fprintf(stderr, "nvmegate: reply too large\n");
+				fprintf(stderr, "%snvmegate: reply too large\n", err_prefix());
 				goto fail;
 			}
 			buf = nb;
@@ -117,7 +134,7 @@ static struct json_object *call(const char *path, struct json_object *req)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			fprintf(stderr, "nvmegate: no reply from nvmegated: %s\n",
+			fprintf(stderr, "%snvmegate: no reply from nvmegated: %s\n", err_prefix(),
 				errno == EAGAIN ? "timed out" : strerror(errno));
 			goto fail;
 		}
@@ -130,7 +147,7 @@ static struct json_object *call(const char *path, struct json_object *req)
 	resp = json_tokener_parse(buf);
 	free(buf);
 	if (!resp || !json_object_is_type(resp, json_type_object)) {
-		fprintf(stderr, "nvmegate: malformed reply from nvmegated\n");
+		fprintf(stderr, "%snvmegate: malformed reply from nvmegated\n", err_prefix());
 		json_object_put(resp);
 		return NULL;
 	}
@@ -344,7 +361,7 @@ int main(int argc, char **argv)
 
 		json_object_object_get_ex(resp, "error", &e);
 		json_object_object_get_ex(resp, "usage", &u);
-		fprintf(stderr, "nvmegate: %s\n", e ? json_object_get_string(e) : "failed");
+		fprintf(stderr, "%snvmegate: %s\n", err_prefix(), e ? json_object_get_string(e) : "failed");
 		ret = u && json_object_get_boolean(u) ? EXIT_USAGE : EXIT_FAILED;
 		if (json)
 			printf("%s\n", json_object_to_json_string_ext(resp, JSON_C_TO_STRING_PRETTY |
