@@ -497,13 +497,9 @@ static struct json_object *cmd_reload(struct nvmg_daemon *d, struct json_object 
 	char err[600] = "";
 
 	(void)req;
-	log_info("control: reloading %s", d->conf_file);
-	if (nvmg_daemon_reload(d, err, sizeof(err))) {
-		log_err("reload: %s: %s; keeping the running configuration", d->conf_file, err);
+	if (nvmg_daemon_reload(d, "control", err, sizeof(err)))
 		return ctl_fail(false, "%s: %s; the running configuration is unchanged", d->conf_file,
 				err);
-	}
-	log_info("reload: done");
 	return ctl_ok(NULL);
 }
 

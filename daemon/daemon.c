@@ -4,9 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "daemon/daemon.h"
+#include "daemon/notify.h"
 #include "lib/log.h"
 #include "fuse/nvmg_fuse.h"
+#include "net/tcp.h"
 #include "nvme/bdev/path.h"
+#include "nvme/snapshot.h"
 #include "nvme/subsys.h"
 
 static void warn_cb(void *ctx, const char *msg)
@@ -110,18 +113,47 @@ int nvmg_daemon_apply_locked(struct nvmg_daemon *d, char *text, char *err, size_
 	return apply_conf(d, conf, text, err, errlen);
 }
 
-int nvmg_daemon_reload(struct nvmg_daemon *d, char *err, size_t errlen)
+static int reload_locked(struct nvmg_daemon *d, char *err, size_t errlen)
 {
 	struct nvmg_conf_env env;
 	struct nvmg_conf *conf;
 	char *text = NULL;
 	int ret;
 
-	pthread_mutex_lock(&d->lock);
 	nvmg_daemon_conf_env(d, &env);
 	ret = nvmg_conf_load_text(d->conf_file, &conf, &text, err, errlen, &env);
 	if (!ret)
 		ret = apply_conf(d, conf, text, err, errlen);
+	return ret;
+}
+
+void nvmg_daemon_notify_status(struct nvmg_daemon *d)
+{
+	struct nvmg_target_counts n;
+	unsigned conns = nvmg_tcp_live_conns(d->tcp);
+
+	nvmg_target_count(&d->target, &n);
+	nvmg_notify("STATUS=serving %zu subsystem%s on %zu port%s, %u connection%s, %u reactor%s",
+		    n.subsystems, n.subsystems == 1 ? "" : "s", n.ports, n.ports == 1 ? "" : "s", conns,
+		    conns == 1 ? "" : "s", n.reactors, n.reactors == 1 ? "" : "s");
+}
+
+int nvmg_daemon_reload(struct nvmg_daemon *d, const char *who, char *err, size_t errlen)
+{
+	int ret;
+
+	/* systemd hears of it either way (RELOADING=1 ... READY=1), and the
+	 * error goes to the journal at err whoever asked. */
+	nvmg_notify_reloading(d->conf_file);
+	log_info("%s: reloading %s", who, d->conf_file);
+	pthread_mutex_lock(&d->lock);
+	ret = reload_locked(d, err, errlen);
 	pthread_mutex_unlock(&d->lock);
+	if (ret)
+		log_err("reload: %s: %s; keeping the running configuration", d->conf_file, err);
+	else
+		log_info("reload: done");
+	nvmg_notify("READY=1");
+	nvmg_daemon_notify_status(d);
 	return ret;
 }

@@ -43,7 +43,11 @@ void nvmg_daemon_free_fixed(struct nvmg_daemon *d);
 /* What configs are checked against: warnings to the log, the backends'
  * path syntax, the transports that serve ports. */
 void nvmg_daemon_conf_env(struct nvmg_daemon *d, struct nvmg_conf_env *env);
-/* Re-read conf_file and apply it (SIGHUP, `nvmegate reload`). */
-int nvmg_daemon_reload(struct nvmg_daemon *d, char *err, size_t errlen);
+/* Re-read conf_file and apply it (who: "SIGHUP", "control"), logged and
+ * told to systemd. Returns 0, or -errno with err saying why (logged at
+ * err; the running configuration stays). */
+int nvmg_daemon_reload(struct nvmg_daemon *d, const char *who, char *err, size_t errlen);
+/* systemd's one-line summary (STATUS=), after start-up and each reload. */
+void nvmg_daemon_notify_status(struct nvmg_daemon *d);
 
 #endif

@@ -104,29 +104,6 @@ static void free_reactors(struct nvmg_reactor **r, unsigned n)
 	free(r);
 }
 
-/* systemd's one-line summary (STATUS=), after start-up and each reload. */
-static void notify_status(void)
-{
-	struct nvmg_target_counts n;
-	unsigned conns = nvmg_tcp_live_conns(dmn.tcp);
-
-	nvmg_target_count(&dmn.target, &n);
-	nvmg_notify("STATUS=serving %zu subsystem%s on %zu port%s, %u connection%s, %u reactor%s",
-		    n.subsystems, n.subsystems == 1 ? "" : "s", n.ports, n.ports == 1 ? "" : "s", conns,
-		    conns == 1 ? "" : "s", n.reactors, n.reactors == 1 ? "" : "s");
-}
-
-static void reload(const char *file)
-{
-	char err[512] = "";
-
-	log_info("SIGHUP: reloading %s", file);
-	if (nvmg_daemon_reload(&dmn, err, sizeof(err)))
-		log_err("reload: %s: %s; keeping the running configuration", file, err);
-	else
-		log_info("reload: done");
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -297,7 +274,7 @@ int main(int argc, char **argv)
 	/* Every listener and the FUSE mount are up: systemd may start units
 	 * ordered after us. */
 	nvmg_notify("READY=1\nMAINPID=%ld", (long)getpid());
-	notify_status();
+	nvmg_daemon_notify_status(&dmn);
 	nvmg_watchdog_tick(&wd);
 
 	for (;;) {
@@ -307,10 +284,9 @@ int main(int argc, char **argv)
 
 		nvmg_watchdog_tick(&wd);
 		if (sig == SIGHUP) {
-			nvmg_notify_reloading(file);
-			reload(file);
-			nvmg_notify("READY=1");
-			notify_status();
+			char err[512];
+
+			nvmg_daemon_reload(&dmn, "SIGHUP", err, sizeof(err));
 			continue;
 		}
 		if (sig == SIGTERM || sig == SIGINT) {
