@@ -268,3 +268,43 @@ sc_mp_ana_change() {
 	fio_loop_stop ana_change
 	must $NVME disconnect -n $MP_NQN
 }
+
+# mp_ns_path CTRL: the per-path disk of namespace 1 under CTRL, if any
+mp_ns_path() { ls -d /sys/class/nvme/$1/nvme*c*n1 2>/dev/null | xargs -r basename; }
+
+sc_mp_ns_remove() {
+	mp_setup
+	mp_connect
+	sum=$(fill_region $DEV 8 2) || fail "write to $DEV"
+	# node a drops the namespace (disabled in its config, SIGHUP): its path
+	# goes, node b's stays and serves the data
+	sed -i 's/"enable": 1/"enable": 0/' /tmp/mp-a.json
+	say "node a: namespace 1 disabled (SIGHUP)"
+	kill -HUP $(mp_pid a)
+	_i=0
+	while [ -n "$(mp_ns_path $CA)" ]; do
+		_i=$((_i + 1)); [ $_i -gt 100 ] && fail "the host still has $PA 10s after node a removed it"
+		sleep 0.1
+	done
+	say "host dropped $PA; $CA is $(ctrl_state $CA), $CB has $(mp_ns_path $CB)"
+	[ "$(ctrl_state $CA)" = live ] || fail "$CA is not live any more"
+	[ "$(mp_ns_path $CB)" = "$PB" ] || fail "the path through node b went too"
+	[ -b $DEV ] || fail "the multipath device $DEV went away"
+	b0=$(ios $PB)
+	[ "$(md5_region $DEV 8 2)" = "$sum" ] || fail "data read through node b differs"
+	[ $(($(ios $PB) - b0)) -gt 0 ] || fail "the read did not go through node b"
+	mp_fio one_path 1
+	# back: the host rescans and the path rejoins the same head
+	sed -i 's/"enable": 0/"enable": 1/' /tmp/mp-a.json
+	say "node a: namespace 1 enabled again (SIGHUP)"
+	kill -HUP $(mp_pid a)
+	_i=0
+	while [ -z "$(mp_ns_path $CA)" ]; do
+		_i=$((_i + 1)); [ $_i -gt 150 ] && fail "the path through node a did not come back in 15s"
+		sleep 0.1
+	done
+	[ "$(ns_dev $CA 1)" = "$DEV" ] || fail "node a's namespace came back under $(ns_dev $CA 1), not $DEV"
+	wait_ana $(mp_ns_path $CA) optimized 10
+	[ "$(md5_region $DEV 8 2)" = "$sum" ] || fail "data differs after the path came back"
+	must $NVME disconnect -n $MP_NQN
+}
