@@ -19,6 +19,17 @@ union id_data {
 };
 _Static_assert(sizeof(union id_data) == NVME_IDENTIFY_DATA_SIZE, "identify data is 4 KiB");
 
+/* Namespaces the subsystem may have: at least NVMG_MIN_NN (<= NN). */
+static uint32_t subsys_mnan(struct nvmg_subsys *s)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->nr_ns > NVMG_MIN_NN ? (uint32_t)s->nr_ns : NVMG_MIN_NN;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 static void identify_ctrl(struct nvmg_req *req, struct nvme_id_ctrl *id)
 {
 	struct nvmg_ctrl *c = req->sq->ctrl;
@@ -72,9 +83,11 @@ static void identify_ctrl(struct nvmg_req *req, struct nvme_id_ctrl *id)
 		id->anatt = NVMG_ANATT;
 		id->anagrpmax = htole32(NVMG_ANAGRPMAX);
 		id->nanagrpid = htole32(NVMG_ANAGRPMAX);
-		/* Linux sizes its ANA log buffer by MNAN and refuses a
-		 * controller reporting ANA with MNAN 0 or above NN. */
-		id->mnan = htole32(NVMG_MIN_NN);
+		/* Linux sizes its ANA log buffer by MNAN (so MNAN must cover
+		 * every namespace's NSID entry, yet keep the log within MDTS)
+		 * and refuses a controller reporting ANA with MNAN 0 or above
+		 * NN. */
+		id->mnan = htole32(subsys_mnan(s));
 	}
 	/* SGLs without alignment rules (01b) and in-capsule data at an
 	 * offset; TCP has no keyed SGLs. */

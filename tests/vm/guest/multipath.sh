@@ -215,34 +215,49 @@ fio_loop_stop() {
 
 fio_running() { [ -d /proc/$FIO_PID ] && [ ! -e /tmp/$1.rc ]; }
 
+# Failover measurements per run: each costs a kill, a restart and the path
+# coming back (7-20 s in this guest), so CI takes one; MP_KILLS=5 in
+# /vm/settings gives the median of 5 the issue asks for.
+MP_KILLS=${MP_KILLS:-1}
+
+# mp_wait_io PATHDISK FROM SECS: until the path completed I/O beyond FROM
+mp_wait_io() {
+	_i=0
+	while [ "$(ios $1)" = "$2" ]; do
+		_i=$((_i + 1)); [ $_i -gt $(($3 * 20)) ] && return 1
+		sleep 0.05
+	done
+}
+
 sc_mp_failover_kill() {
 	mp_setup
 	mp_connect
 	fio_loop_start failover
 	sleep 2
-	fio_running failover || { cat /tmp/failover.log; fail "fio ended before the kill"; }
-	b0=$(ios $PB)
-	t0=$(now)
-	say "SIGKILL node a (pid $(mp_pid a)), the optimized path"
-	mp_kill a
-	_i=0
-	while [ "$(ios $PB)" = "$b0" ]; do
-		_i=$((_i + 1)); [ $_i -gt 300 ] && fail "no I/O on node b's path 30s after the kill"
-		sleep 0.05
+	rm -f /tmp/failover.times
+	k=0
+	while [ $k -lt $MP_KILLS ]; do
+		k=$((k + 1))
+		fio_running failover || { cat /tmp/failover.log; fail "fio ended before kill $k"; }
+		b0=$(ios $PB)
+		t0=$(now)
+		say "kill $k: SIGKILL node a (pid $(mp_pid a)), the optimized path"
+		mp_kill a
+		mp_wait_io $PB $b0 30 || fail "no I/O on node b's path 30s after kill $k"
+		dt=$(awk -v a=$t0 -v b=$(now) 'BEGIN { printf "%.2f", b - a }')
+		echo $dt >> /tmp/failover.times
+		say "kill $k: I/O completing on node b's path ${dt}s after the kill"
+		wait_state $CA '!live' 10 || fail "the host did not notice node a's death"
+		fio_running failover || { cat /tmp/failover.log; fail "fio stopped after kill $k"; }
+		mp_start a
+		wait_state $CA live 30 || fail "the path to node a did not come back (ctrl_loss_tmo 30)"
+		say "kill $k: path to node a live again $(elapsed $t0)s after the kill"
+		wait_ana $PA optimized 10
+		mp_wait_io $PA $(ios $PA) 10 || fail "I/O did not come back to node a's optimized path"
 	done
-	say "failover: I/O completing on node b's path" \
-	    "$(awk -v a=$t0 -v b=$(now) 'BEGIN { printf "%.2f", b - a }')s after the kill"
-	wait_state $CA '!live' 10 || fail "the host did not notice node a's death"
-	sleep 1
-	fio_running failover || { cat /tmp/failover.log; fail "fio stopped after the failover"; }
-	mp_start a
-	wait_state $CA live 30 || fail "the path to node a did not come back (ctrl_loss_tmo 30)"
-	say "path to node a live again $(elapsed $t0)s after the kill"
-	wait_ana $PA optimized 10
-	a0=$(ios $PA)
-	sleep 1
-	[ $(($(ios $PA) - a0)) -gt 0 ] || fail "I/O did not come back to node a's optimized path"
 	fio_loop_stop failover
+	say "failover times (s): $(tr '\n' ' ' < /tmp/failover.times)," \
+	    "median $(sort -n /tmp/failover.times | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
 	must $NVME disconnect -n $MP_NQN
 }
 
@@ -254,17 +269,16 @@ sc_mp_ana_change() {
 	fio_running ana_change || { cat /tmp/ana_change.log; fail "fio ended before the change"; }
 	mp_reload a inaccessible
 	wait_ana $PA inaccessible 10
-	b0=$(ios $PB) a0=$(ios $PA)
-	sleep 1.5
+	a0=$(ios $PA) b0=$(ios $PB)
+	mp_wait_io $PB $b0 10 || fail "I/O did not move to node b"
+	sleep 1
 	say "with node a inaccessible: $(($(ios $PA) - a0)) I/Os on $PA, $(($(ios $PB) - b0)) on $PB"
-	[ $(($(ios $PB) - b0)) -gt 0 ] || fail "I/O did not move to node b"
 	[ $(($(ios $PA) - a0)) = 0 ] || fail "I/O still completes on the inaccessible path"
 	mp_reload a optimized
 	wait_ana $PA optimized 10
-	a0=$(ios $PA)
-	sleep 1.5
-	say "node a optimized again: $(($(ios $PA) - a0)) I/Os on $PA"
-	[ $(($(ios $PA) - a0)) -gt 0 ] || fail "I/O did not come back to node a"
+	t0=$(now)
+	mp_wait_io $PA $(ios $PA) 10 || fail "I/O did not come back to node a"
+	say "node a optimized again: I/O on $PA after $(elapsed $t0)s"
 	fio_loop_stop ana_change
 	must $NVME disconnect -n $MP_NQN
 }

@@ -450,7 +450,7 @@ sc_shutdown_clean() {
 limit_of() {
 	case $1 in
 	fio_*|connect_digests|connect_no_sqflow) echo 240 ;;
-	mp_*) echo 90 ;;
+	mp_*) echo 150 ;;
 	*) echo 120 ;;
 	esac
 }
