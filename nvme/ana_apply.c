@@ -25,8 +25,24 @@ static const struct nvmg_conf_subsys *find_conf_subsys(const struct nvmg_conf *c
 	return NULL;
 }
 
-/* The port's new states; true if any changed (each changed group's and
- * the port's change counts move on). */
+static const char *state_name(uint8_t st)
+{
+	switch (st) {
+	case NVME_ANA_STATE_OPTIMIZED:
+		return "optimized";
+	case NVME_ANA_STATE_NONOPTIMIZED:
+		return "non-optimized";
+	case NVME_ANA_STATE_INACCESSIBLE:
+		return "inaccessible";
+	case NVME_ANA_STATE_PERSISTENT_LOSS:
+		return "persistent-loss";
+	default:
+		return "change";
+	}
+}
+
+/* The port's new states; true if its log changed: a state (that group's
+ * change count moves on) or a group listed or no longer listed. */
 static bool port_apply(struct nvmg_port *p, const struct nvmg_conf_port *c)
 {
 	bool changed = false;
@@ -35,16 +51,12 @@ static bool port_apply(struct nvmg_port *p, const struct nvmg_conf_port *c)
 		bool listed;
 		uint8_t st = nvmg_ana_conf_state(c, g, &listed);
 
-		atomic_store(&p->ana.listed[g], listed);
+		if (atomic_exchange(&p->ana.listed[g], listed) != listed)
+			changed = true;
 		if (atomic_exchange(&p->ana.state[g], st) == st)
 			continue;
 		atomic_fetch_add(&p->ana.grp_chgcnt[g], 1);
-		log_info("port %u: ANA group %u is now %s", p->portid, g,
-			 st == NVME_ANA_STATE_OPTIMIZED	    ? "optimized"
-			 : st == NVME_ANA_STATE_NONOPTIMIZED ? "non-optimized"
-			 : st == NVME_ANA_STATE_INACCESSIBLE ? "inaccessible"
-			 : st == NVME_ANA_STATE_PERSISTENT_LOSS ? "persistent-loss"
-							       : "change");
+		log_info("port %u: ANA group %u is now %s", p->portid, g, state_name(st));
 		changed = true;
 	}
 	if (changed)

@@ -204,6 +204,19 @@ def test_ana_set_raises_event_and_new_log(at):
     c.read(2, 0, 8).check()
 
 
+def test_listing_a_group_is_a_log_change(at):
+    # group 9 is inaccessible on port 1 whether listed or not; listing it
+    # adds its descriptor to the log, so hosts are told
+    c = aen_ctrl(at, nr_io=0)
+    groups, chg = ana_log(c)
+    assert 9 not in groups
+    aer = c.submit_aer()
+    at.cli.ok("ana", "set", 1, 9, "inaccessible")
+    assert c.admin.wait(aer, timeout=5).result == AEN_ANA_CHANGE
+    groups, chg2 = ana_log(c)
+    assert chg2 > chg and groups[9] == (INACC, 0, [])
+
+
 def test_ana_set_adds_a_group_and_save_keeps_it(at, tmp_path):
     at.cli.ok("ana", "set", 3, 5, "persistent-loss")
     groups, _ = ana_log(at.controller(nr_io=0, port=at.port3))
