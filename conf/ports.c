@@ -222,6 +222,17 @@ static bool port_defines(const port_t *p, uint32_t grpid)
 	return false;
 }
 
+/* Whether the JSON of subsystems[i].namespaces[j] under root has key. */
+static bool ns_has_key(struct json_object *root, size_t i, size_t j, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(root, "subsystems", &v) &&
+	       (v = json_object_array_get_idx(v, i)) &&
+	       json_object_object_get_ex(v, "namespaces", &v) &&
+	       (v = json_object_array_get_idx(v, j)) && json_object_object_get_ex(v, key, NULL);
+}
+
 int nvmg_conf_ana_check(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
 			void *base)
 {
@@ -243,7 +254,9 @@ int nvmg_conf_ana_check(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct
 			nvmg_dec_push_idx(d, i);
 			nvmg_dec_push_key(d, "namespaces");
 			nvmg_dec_push_idx(d, j);
-			nvmg_dec_push_key(d, "ana_grpid");
+			/* the key the file used: nvmetcli's "ana_grpid" or "ana" */
+			nvmg_dec_push_key(d, ns_has_key(d->obj, i, j, "ana_grpid") ? "ana_grpid"
+										: "ana.grpid");
 			return nvmg_dec_fail(d, "ANA group %u is defined on no port "
 					     "(ports[].ana_groups)", (unsigned)g);
 		}

@@ -390,6 +390,8 @@ static void test_ana_groups(void)
 	nvmg_conf_free(conf);
 	FAILS(NS1(",'ana_grpid':2"), "subsystems[0].namespaces[0].ana_grpid: ANA group 2 is "
 	      "defined on no port (ports[].ana_groups)");
+	FAILS(NS1(",'ana':{'grpid':'2'}"), "subsystems[0].namespaces[0].ana.grpid: ANA group 2 is "
+	      "defined on no port (ports[].ana_groups)");
 	FAILS(PORT1(",'ana_groups':[{'grpid':2,'ana':{'state':'Active'}}]"),
 	      "ports[0].ana_groups[0].ana.state: ANA state \"Active\" is not one of "
 	      "\"optimized\", \"non-optimized\", \"inaccessible\", \"persistent-loss\" or "
