@@ -31,6 +31,7 @@ static const struct nvmg_dec_key root_keys[] = {
 	{ .key = "ports", .type = NVMG_DEC_ARRAY, NVMG_DEC_FIELD(conf_t, ports),
 	  .aux = offsetof(conf_t, nr_ports), .elem = &nvmg_conf_port,
 	  .esize = sizeof(struct nvmg_conf_port) },
+	{ .type = NVMG_DEC_CHECK, .fn = nvmg_conf_ana_check },
 	{ .key = "nvmegate", .type = NVMG_DEC_OBJECT, .sub = &nvmg_conf_nvmegate },
 };
 static const struct nvmg_dec_table root_table = NVMG_DEC_TABLE(root_keys);
@@ -248,6 +249,7 @@ void nvmg_conf_free(struct nvmg_conf *conf)
 	for (size_t i = 0; i < conf->nr_ports; i++) {
 		free(conf->ports[i].traddr);
 		free_strv(conf->ports[i].subsystems, conf->ports[i].nr_subsystems);
+		free(conf->ports[i].ana_groups);
 	}
 	free(conf->ports);
 	for (size_t i = 0; i < conf->nr_subsys; i++) {

@@ -11,6 +11,9 @@
 #include "lib/secret.h"
 
 #define NVMG_NQN_MAX 223 /* NVMe Base 2.0: NQNs are at most 223 bytes */
+/* ANA group IDs run 1..this, the Linux target's NVMET_MAX_ANAGRPS: a config
+ * written for it fits ours. Identify Controller ANAGRPMAX and NANAGRPID. */
+#define NVMG_CONF_ANAGRPMAX 128
 
 
 struct nvmg_conf_ns {
@@ -23,6 +26,8 @@ struct nvmg_conf_ns {
 	uint8_t nguid[16];      /* device.nguid; all zero means unset */
 	uint8_t eui64[8];       /* device.eui64 (optional) */
 	uint32_t lba_size;      /* our extension "lba_size": 512 (default) or 4096 */
+	uint32_t anagrpid;      /* "ana_grpid" (or nvmetcli's "ana": {"grpid"}):
+				 * 1..NVMG_CONF_ANAGRPMAX, default 1 */
 };
 
 /* One "hosts" entry: a host NQN and the secrets it must prove it knows. */
@@ -52,6 +57,13 @@ struct nvmg_conf_subsys {
 	size_t nr_ns;
 };
 
+/* One "ports[].ana_groups" entry: {"grpid": N, "ana": {"state": NAME}}.
+ * state is an enum nvme_ana_state value (NVME_ANA_STATE_*, numerically). */
+struct nvmg_conf_ana_group {
+	uint32_t grpid;
+	int state;
+};
+
 enum nvmg_adrfam { NVMG_ADRFAM_IPV4, NVMG_ADRFAM_IPV6 };
 
 /* "nvmegate": {"fuse": {"aliases": {NQN: NAME}}}: the folder a subsystem
@@ -78,6 +90,11 @@ struct nvmg_conf_port {
 	enum nvmg_treq treq;    /* as written, for the check above */
 	char **subsystems;      /* NQNs exported on this port; none = discovery only */
 	size_t nr_subsystems;
+	/* ANA group states on this port, as written. Group 1 not listed is
+	 * optimized; any other group not listed is inaccessible here (the
+	 * Linux target's defaults). */
+	struct nvmg_conf_ana_group *ana_groups;
+	size_t nr_ana_groups;
 };
 
 struct nvmg_conf {

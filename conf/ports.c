@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <nvme/types.h>
 
 #define INLINE_DATA_DEFAULT 16384
 #define INLINE_DATA_MAX (1 << 20)
 
 typedef struct nvmg_conf_port port_t;
+typedef struct nvmg_conf_ana_group ana_t;
 
 /* ---- addr ---- */
 
@@ -171,31 +173,95 @@ static int port_subsys_check(struct nvmg_dec *d, const struct nvmg_dec_key *k, v
 	return 0;
 }
 
-/* nvmetcli saves the kernel's default ANA group 1 (optimized) on every port. */
-static bool ana_groups_unset(const struct nvmg_dec_key *k, struct json_object *arr,
-			     const void *base)
-{
-	static const char *const gkeys[] = { "grpid", "ana", NULL };
-	static const char *const akeys[] = { "state", NULL };
-	struct json_object *g, *x;
-	int64_t id;
+/* ---- ana_groups ---- */
 
-	(void)k, (void)base;
-	if (json_object_array_length(arr) == 0)
-		return true;
-	if (json_object_array_length(arr) != 1)
-		return false;
-	g = json_object_array_get_idx(arr, 0);
-	if (!nvmg_dec_only_keys(g, gkeys) || !json_object_object_get_ex(g, "grpid", &x) ||
-	    nvmg_dec_parse_int(x, &id) || id != 1)
-		return false;
-	if (!json_object_object_get_ex(g, "ana", &g))
-		return true;
-	if (!nvmg_dec_only_keys(g, akeys))
-		return false;
-	return !json_object_object_get_ex(g, "state", &x) ||
-	       (json_object_is_type(x, json_type_string) &&
-		!strcasecmp(json_object_get_string(x), "optimized"));
+/* nvmetcli's spellings (its ana_state names, the kernel's configfs ones). */
+static const struct nvmg_dec_enum ana_states = {
+	"ANA state ", " is not one of \"optimized\", \"non-optimized\", \"inaccessible\", "
+	"\"persistent-loss\" or \"change\"",
+	{ { "optimized", NVME_ANA_STATE_OPTIMIZED },
+	  { "non-optimized", NVME_ANA_STATE_NONOPTIMIZED },
+	  { "inaccessible", NVME_ANA_STATE_INACCESSIBLE },
+	  { "persistent-loss", NVME_ANA_STATE_PERSISTENT_LOSS },
+	  { "change", NVME_ANA_STATE_CHANGE } },
+};
+
+static const struct nvmg_dec_key ana_state_keys[] = {
+	{ .key = "state", .type = NVMG_DEC_ENUM, NVMG_DEC_FIELD(ana_t, state), .names = &ana_states,
+	  .dflt = NVME_ANA_STATE_OPTIMIZED },
+};
+static const struct nvmg_dec_table ana_state = NVMG_DEC_TABLE(ana_state_keys);
+
+static int ana_grpid_unique(struct nvmg_dec *d, const struct nvmg_dec_key *k, void *base)
+{
+	const ana_t *all = d->arr, *g = base;
+
+	(void)k;
+	for (size_t j = 0; j < d->idx; j++)
+		if (all[j].grpid == g->grpid)
+			return nvmg_dec_fail(d, "duplicate ANA group %u (also ana_groups[%zu])",
+					     (unsigned)g->grpid, j);
+	return 0;
+}
+
+static const struct nvmg_dec_key ana_group_keys[] = {
+	{ .key = "grpid", .type = NVMG_DEC_INT, NVMG_DEC_FIELD(ana_t, grpid), .min = 1,
+	  .max = NVMG_CONF_ANAGRPMAX, .flags = NVMG_DEC_REQUIRED, .check = ana_grpid_unique },
+	{ .key = "ana", .type = NVMG_DEC_OBJECT, .sub = &ana_state },
+};
+static const struct nvmg_dec_table ana_group_table = NVMG_DEC_TABLE(ana_group_keys);
+static const struct nvmg_dec_key ana_group = { .type = NVMG_DEC_OBJECT, .sub = &ana_group_table };
+
+static bool port_defines(const port_t *p, uint32_t grpid)
+{
+	if (grpid == 1)
+		return true; /* every port has the default group */
+	for (size_t i = 0; i < p->nr_ana_groups; i++)
+		if (p->ana_groups[i].grpid == grpid)
+			return true;
+	return false;
+}
+
+/* Whether the JSON of subsystems[i].namespaces[j] under root has key. */
+static bool ns_has_key(struct json_object *root, size_t i, size_t j, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(root, "subsystems", &v) &&
+	       (v = json_object_array_get_idx(v, i)) &&
+	       json_object_object_get_ex(v, "namespaces", &v) &&
+	       (v = json_object_array_get_idx(v, j)) && json_object_object_get_ex(v, key, NULL);
+}
+
+int nvmg_conf_ana_check(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+			void *base)
+{
+	const struct nvmg_conf *conf = base;
+
+	(void)k, (void)v;
+	for (size_t i = 0; i < conf->nr_subsys; i++) {
+		const struct nvmg_conf_subsys *s = &conf->subsys[i];
+
+		for (size_t j = 0; j < s->nr_ns; j++) {
+			uint32_t g = s->ns[j].anagrpid;
+			size_t p;
+
+			for (p = 0; p < conf->nr_ports && !port_defines(&conf->ports[p], g); p++)
+				;
+			if (p < conf->nr_ports || g == 1)
+				continue;
+			nvmg_dec_push_key(d, "subsystems");
+			nvmg_dec_push_idx(d, i);
+			nvmg_dec_push_key(d, "namespaces");
+			nvmg_dec_push_idx(d, j);
+			/* the key the file used: nvmetcli's "ana_grpid" or "ana" */
+			nvmg_dec_push_key(d, ns_has_key(d->obj, i, j, "ana_grpid") ? "ana_grpid"
+										: "ana.grpid");
+			return nvmg_dec_fail(d, "ANA group %u is defined on no port "
+					     "(ports[].ana_groups)", (unsigned)g);
+		}
+	}
+	return 0;
 }
 
 static void addr_bin(const port_t *p, int *family, uint8_t addr[16])
@@ -265,8 +331,9 @@ static const struct nvmg_dec_key port_keys[] = {
 	  .aux = offsetof(port_t, nr_subsystems), .elem = &port_subsys, .esize = sizeof(char *) },
 	{ .key = "referrals", .type = NVMG_DEC_ARRAY, .rule = NVMG_DEC_WARN,
 	  .harmless = nvmg_dec_empty_array },
-	{ .key = "ana_groups", .type = NVMG_DEC_ARRAY, .rule = NVMG_DEC_WARN,
-	  .harmless = ana_groups_unset },
+	{ .key = "ana_groups", .type = NVMG_DEC_ARRAY, NVMG_DEC_FIELD(port_t, ana_groups),
+	  .aux = offsetof(port_t, nr_ana_groups), .elem = &ana_group,
+	  .esize = sizeof(ana_t) },
 	{ .type = NVMG_DEC_CHECK, .fn = port_unique },
 };
 static const struct nvmg_dec_table port_table = NVMG_DEC_TABLE(port_keys);

@@ -11,6 +11,10 @@ extern const struct nvmg_dec_key nvmg_conf_host;
 extern const struct nvmg_dec_key nvmg_conf_subsys;
 /* conf/ports.c: one "ports" element (struct nvmg_conf_port) */
 extern const struct nvmg_dec_key nvmg_conf_port;
+/* conf/ports.c: after both sections, every namespace's ANA group is one
+ * some port defines (a root CHECK row). */
+int nvmg_conf_ana_check(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+			void *base);
 /* conf/nvmegate.c: "nvmegate", into struct nvmg_conf */
 extern const struct nvmg_dec_table nvmg_conf_nvmegate;
 

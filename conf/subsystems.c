@@ -141,14 +141,44 @@ static int ns_device_check(struct nvmg_dec *d, const struct nvmg_dec_key *k,
 	return 0;
 }
 
-/* nvmetcli's per-namespace "ana": {"grpid": "1"} and "resv": {"enable": "0"} */
-static bool ns_ana_unset(const struct nvmg_dec_key *k, struct json_object *v, const void *base)
+/* ana_grpid 0 is what nvmetcli saves from a kernel without ANA support:
+ * the namespace is in the default group. */
+static int ana_grpid_default(struct nvmg_dec *d, const struct nvmg_dec_key *k, void *base)
+{
+	ns_t *ns = base;
+
+	(void)d, (void)k;
+	if (!ns->anagrpid)
+		ns->anagrpid = 1;
+	return 0;
+}
+
+/* The other spelling, "ana": {"grpid": "N"}: the same field, and the two
+ * must agree when a file has both. */
+static int dec_ns_ana(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+		      void *base)
 {
 	static const char *const keys[] = { "grpid", NULL };
+	ns_t *ns = base;
 	struct json_object *x;
+	int64_t id;
+	int ret;
 
-	return nvmg_dec_only_keys(v, keys) &&
-	       (!json_object_object_get_ex(v, "grpid", &x) || nvmg_dec_in_range(k, x, base));
+	(void)k;
+	if (!json_object_is_type(v, json_type_object) || !nvmg_dec_only_keys(v, keys))
+		return nvmg_dec_fail(d, "expected an object with only \"grpid\"");
+	if (!json_object_object_get_ex(v, "grpid", &x))
+		return 0;
+	nvmg_dec_push_key(d, "grpid");
+	if ((ret = nvmg_dec_int(d, x, 0, NVMG_CONF_ANAGRPMAX, &id)))
+		return ret;
+	if (!id)
+		id = 1;
+	if (json_object_object_get_ex(d->obj, "ana_grpid", NULL) && ns->anagrpid != id)
+		return nvmg_dec_fail(d, "%u differs from ana_grpid %u", (unsigned)id,
+				     (unsigned)ns->anagrpid);
+	ns->anagrpid = (uint32_t)id;
+	return 0;
 }
 
 static bool ns_resv_unset(const struct nvmg_dec_key *k, struct json_object *v, const void *base)
@@ -176,12 +206,12 @@ static const struct nvmg_dec_table device = NVMG_DEC_TABLE(device_keys);
 	{ .key = name, .rule = NVMG_DEC_WARN, .harmless = pred, .min = lo, .max = hi }
 
 static const struct nvmg_dec_key ns_keys[] = {
-	/* 0: what nvmetcli saves when the kernel has no ANA support */
-	WARN_ROW("ana_grpid", nvmg_dec_in_range, 0, 1),
+	{ .key = "ana_grpid", .type = NVMG_DEC_INT, NVMG_DEC_FIELD(ns_t, anagrpid), .min = 0,
+	  .max = NVMG_CONF_ANAGRPMAX, .dflt = 1, .check = ana_grpid_default },
+	{ .key = "ana", .type = NVMG_DEC_CUSTOM, .fn = dec_ns_ana },
 	WARN_ROW("buffered_io", nvmg_dec_false, 0, 0),
 	WARN_ROW("p2pmem", nvmg_dec_false, 0, 0),
 	WARN_ROW("resv_enable", nvmg_dec_false, 0, 0),
-	WARN_ROW("ana", ns_ana_unset, 0, 1),
 	WARN_ROW("resv", ns_resv_unset, 0, 0),
 	{ .key = "nsid", .type = NVMG_DEC_INT, NVMG_DEC_FIELD(ns_t, nsid), .min = 1,
 	  .max = NSID_LIMIT, .flags = NVMG_DEC_REQUIRED, .check = nsid_unique },

@@ -367,6 +367,48 @@ static struct json_object *edit_port_remove(struct json_object *root, struct jso
 	return NULL;
 }
 
+/* ports[].ana_groups[grpid].ana.state, in nvmetcli's shape; the group's
+ * entry is added if the port does not list it yet. The validator checks
+ * the group range and the state name, and the reload raises the ANA
+ * change event. */
+static struct json_object *edit_ana_set(struct json_object *root, struct json_object *req,
+					char *done, size_t donelen)
+{
+	struct json_object *fail = NULL, *ports = arr_get(root, "ports"), *v, *groups, *g, *ana;
+	const char *state;
+	uint64_t portid, grpid;
+	long i;
+
+	if (ctl_u64(req, "portid", true, 65535, &portid, &fail) ||
+	    ctl_u64(req, "grpid", true, UINT32_MAX, &grpid, &fail) ||
+	    ctl_str(req, "state", true, &state, &fail))
+		return fail;
+	v = json_object_new_int64((int64_t)portid);
+	i = find_in(ports, "portid", v);
+	json_object_put(v);
+	if (i < 0)
+		return ctl_fail(true, "no port %llu", (unsigned long long)portid);
+	groups = arr_get(json_object_array_get_idx(ports, (size_t)i), "ana_groups");
+	v = json_object_new_int64((int64_t)grpid);
+	i = find_in(groups, "grpid", v);
+	if (i < 0) {
+		g = json_object_new_object();
+		json_object_object_add(g, "grpid", v);
+		json_object_array_add(groups, g);
+	} else {
+		json_object_put(v);
+		g = json_object_array_get_idx(groups, (size_t)i);
+	}
+	if (!json_object_object_get_ex(g, "ana", &ana) || !json_object_is_type(ana, json_type_object)) {
+		ana = json_object_new_object();
+		json_object_object_add(g, "ana", ana);
+	}
+	json_object_object_add(ana, "state", json_object_new_string(state));
+	snprintf(done, donelen, "port %llu: ANA group %llu %s", (unsigned long long)portid,
+		 (unsigned long long)grpid, state);
+	return NULL;
+}
+
 /* ---- commands that act directly ---- */
 
 static struct json_object *cmd_ns_resize(struct nvmg_daemon *d, struct json_object *req)
@@ -520,6 +562,7 @@ static const struct {
 	{ "host-deny", NULL, edit_host_deny },
 	{ "port-add", NULL, edit_port_add },
 	{ "port-remove", NULL, edit_port_remove },
+	{ "ana-set", NULL, edit_ana_set },
 	{ "save", cmd_save, NULL },
 	{ "reload", cmd_reload, NULL },
 };

@@ -13,6 +13,8 @@ static uint32_t aen_cfg_bit(uint8_t type, uint8_t info)
 	switch (info) {
 	case NVME_AER_NOTICE_NS_CHANGED:
 		return 1u << 8;
+	case NVME_AER_NOTICE_ANA:
+		return NVME_FEATURE_AENCFG_NOTICE_ANA_CHANGE;
 	case NVME_AER_NOTICE_DISC_CHANGED:
 		return 1u << 31;
 	default:

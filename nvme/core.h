@@ -17,6 +17,7 @@
 #include <endian.h>
 #include <sys/socket.h>
 #include "nvme/spec.h"
+#include "nvme/ana.h"
 #include "nvme/bdev/bdev.h"
 #include "nvme/stats.h"
 #include "nvme/transport.h"
@@ -50,6 +51,7 @@ struct nvmg_ns {
 	uint8_t nguid[16];
 	uint8_t uuid[16];
 	uint8_t eui64[8];
+	_Atomic uint32_t anagrpid; /* ANA group (ana.c); a reload may move it */
 	/* One slot per reactor id, allocated by that reactor on its first
 	 * command (stats.c readers see NULL or a live slot). */
 	struct nvmg_io_stats *_Atomic stats[NVMG_STAT_SLOTS];
@@ -72,6 +74,7 @@ struct nvmg_port {
 	bool tls, tls_required;
 	char **subsys_nqns; /* exported subsystems */
 	size_t nr_subsys;
+	struct nvmg_ana_port ana; /* ANA group states on this port (ana.h) */
 };
 
 struct nvmg_subsys {

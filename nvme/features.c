@@ -33,7 +33,8 @@ static bool feature_supported(const struct nvmg_ctrl *c, uint8_t fid)
 static uint32_t aen_supported(const struct nvmg_ctrl *c)
 {
 	return c->subsys->discovery ? (uint32_t)NVME_FEATURE_AENCFG_NOTICE_DISCOVERY_CHANGE
-				    : NVME_FEATURE_AENCFG_NOTICE_NAMESPACE_ATTRIBUTES;
+				    : (uint32_t)(NVME_FEATURE_AENCFG_NOTICE_NAMESPACE_ATTRIBUTES |
+						 NVME_FEATURE_AENCFG_NOTICE_ANA_CHANGE);
 }
 
 static uint32_t num_queues_dw0(uint16_t n)

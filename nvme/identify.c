@@ -19,6 +19,17 @@ union id_data {
 };
 _Static_assert(sizeof(union id_data) == NVME_IDENTIFY_DATA_SIZE, "identify data is 4 KiB");
 
+/* Namespaces the subsystem may have: at least NVMG_MIN_NN (<= NN). */
+static uint32_t subsys_mnan(struct nvmg_subsys *s)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->nr_ns > NVMG_MIN_NN ? (uint32_t)s->nr_ns : NVMG_MIN_NN;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 static void identify_ctrl(struct nvmg_req *req, struct nvme_id_ctrl *id)
 {
 	struct nvmg_ctrl *c = req->sq->ctrl;
@@ -31,13 +42,15 @@ static void identify_ctrl(struct nvmg_req *req, struct nvme_id_ctrl *id)
 	id->rab = 6;
 	/* A subsystem has one controller per association, so a host with two
 	 * paths sees two: Linux refuses the second unless MULTI_CTRL is set.
-	 * No ANA reporting (bit 3): that would oblige us to the ANA log. */
+	 * ANA reporting tells the host which of them to use (ana.h). */
 	if (!disc)
-		id->cmic = NVME_CTRL_CMIC_MULTI_PORT | NVME_CTRL_CMIC_MULTI_CTRL;
+		id->cmic = NVME_CTRL_CMIC_MULTI_PORT | NVME_CTRL_CMIC_MULTI_CTRL |
+			   NVME_CTRL_CMIC_MULTI_ANA_REPORTING;
 	id->mdts = NVMG_MDTS;
 	id->cntlid = htole16(c->cntlid);
 	id->ver = htole32(s->version);
-	id->oaes = htole32(disc ? (uint32_t)NVME_CTRL_OAES_DL : NVME_CTRL_OAES_NA);
+	id->oaes = htole32(disc ? (uint32_t)NVME_CTRL_OAES_DL
+				: (uint32_t)(NVME_CTRL_OAES_NA | NVME_CTRL_OAES_ANA));
 	id->ctratt = htole32(NVME_CTRL_CTRATT_128_ID);
 	id->cntrltype = disc ? NVME_CTRL_CNTRLTYPE_DISCOVERY : NVME_CTRL_CNTRLTYPE_IO;
 	id->acl = 3;
@@ -62,6 +75,19 @@ static void identify_ctrl(struct nvmg_req *req, struct nvme_id_ctrl *id)
 		 * controllers may not leave it unreported (00b). */
 		if (nvmg_subsys_has_vwc(s))
 			id->vwc = NVME_CTRL_VWC_PRESENT | (2 << 1);
+		/* Every state; a reload may move a namespace to another group,
+		 * so no GRPID_NO_CHG. */
+		id->anacap = NVME_CTRL_ANACAP_OPT | NVME_CTRL_ANACAP_NON_OPT |
+			     NVME_CTRL_ANACAP_INACCESSIBLE | NVME_CTRL_ANACAP_PERSISTENT_LOSS |
+			     NVME_CTRL_ANACAP_CHANGE;
+		id->anatt = NVMG_ANATT;
+		id->anagrpmax = htole32(NVMG_ANAGRPMAX);
+		id->nanagrpid = htole32(NVMG_ANAGRPMAX);
+		/* Linux sizes its ANA log buffer by MNAN (so MNAN must cover
+		 * every namespace's NSID entry, yet keep the log within MDTS)
+		 * and refuses a controller reporting ANA with MNAN 0 or above
+		 * NN. */
+		id->mnan = htole32(subsys_mnan(s));
 	}
 	/* SGLs without alignment rules (01b) and in-capsule data at an
 	 * offset; TCP has no keyed SGLs. */
@@ -83,6 +109,7 @@ static void identify_ns(struct nvme_id_ns *id, const struct nvmg_ns *ns)
 	id->flbas = 0;
 	id->dlfeat = ns->bdev && ns->bdev->dealloc_zeroes ? NVME_NS_DLFEAT_RB_ALL_0S : 0;
 	id->nmic = NVME_NS_NMIC_SHARED; /* matches CMIC.MULTI_CTRL */
+	id->anagrpid = htole32(atomic_load(&ns->anagrpid));
 	id->nsattr = ns->readonly ? NVME_NS_NSATTR_WRITE_PROTECTED : 0;
 	memcpy(id->nguid, ns->nguid, sizeof(id->nguid));
 	memcpy(id->eui64, ns->eui64, sizeof(id->eui64));

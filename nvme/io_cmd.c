@@ -203,6 +203,8 @@ uint16_t nvmg_parse_io(struct nvmg_req *req)
 	req->ns = nvmg_subsys_get_ns(c->subsys, le32toh(req->cmd.nsid));
 	if (!req->ns)
 		return NVMG_SC_GENERIC(NVME_SC_INVALID_NS) | NVME_SC_DNR;
+	if ((status = nvmg_ana_check(req->sq->port, req->ns)))
+		return status;
 	switch (op) {
 	case nvme_cmd_read:
 	case nvme_cmd_write:

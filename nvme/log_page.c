@@ -12,6 +12,7 @@
 static const uint8_t io_lids[] = {
 	NVME_LOG_LID_SUPPORTED_LOG_PAGES, NVME_LOG_LID_ERROR, NVME_LOG_LID_SMART,
 	NVME_LOG_LID_FW_SLOT, NVME_LOG_LID_CHANGED_NS, NVME_LOG_LID_CMD_EFFECTS,
+	NVME_LOG_LID_ANA,
 };
 
 static void log_supported(struct nvmg_req *req, uint64_t off)
@@ -172,6 +173,26 @@ static void log_cmd_effects(struct nvmg_req *req, uint64_t off)
 	nvmg_req_copy_to_buf(req, &log, sizeof(log), off);
 }
 
+/* LSP bit 0 is RGO: groups only, no NSID lists. */
+static uint16_t log_ana(struct nvmg_req *req, uint64_t off, bool rae)
+{
+	struct nvmg_ctrl *c = req->sq->ctrl;
+	uint8_t lsp = (le32toh(req->cmd.cdw10) >> 8) & 0xf;
+	size_t len;
+	void *log;
+
+	if (lsp & ~(uint8_t)NVME_LOG_ANA_LSP_RGO_GROUPS_ONLY)
+		return INVALID_FIELD;
+	log = nvmg_ana_log(c, lsp & NVME_LOG_ANA_LSP_RGO_GROUPS_ONLY, &len);
+	if (!log)
+		return NVMG_SC_GENERIC(NVME_SC_INTERNAL);
+	nvmg_req_copy_to_buf(req, log, len, off);
+	free(log);
+	if (!rae)
+		nvmg_ctrl_clear_aen_mask(c, NVME_AER_NOTICE);
+	return 0;
+}
+
 void nvmg_execute_get_log_page(struct nvmg_req *req)
 {
 	struct nvmg_ctrl *c = req->sq->ctrl;
@@ -220,6 +241,9 @@ void nvmg_execute_get_log_page(struct nvmg_req *req)
 		break;
 	case NVME_LOG_LID_CHANGED_NS:
 		log_changed_ns(req, off, rae);
+		break;
+	case NVME_LOG_LID_ANA:
+		status = log_ana(req, off, rae);
 		break;
 	case NVME_LOG_LID_CMD_EFFECTS:
 		if (csi != NVME_CSI_NVM)

@@ -243,6 +243,7 @@ static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, st
 	ns->readonly = c->readonly;
 	ns->path = xstrdup(c->path);
 	ns->lba_shift = c->lba_size == 4096 ? 12 : 9;
+	ns->anagrpid = c->anagrpid ? c->anagrpid : 1;
 	char why[256] = "";
 
 	ret = nvmg_bdev_open(s->devreg, c->path, c->readonly, &ns->bdev, why, sizeof(why));
@@ -406,6 +407,7 @@ int nvmg_port_build(struct nvmg_target *t, struct nvmg_port **out, const struct 
 		goto nomem;
 	}
 	p->nr_subsys = c->nr_subsystems;
+	nvmg_ana_port_init(&p->ana, c);
 	*out = p;
 	return 0;
 nomem:
@@ -763,6 +765,7 @@ int nvmg_target_reload(struct nvmg_target *t, const struct nvmg_conf *conf, char
 		disc_changed |= changed;
 	}
 	free(plans);
+	nvmg_ana_apply(t, conf);
 	/* Which subsystems a host finds depends on its access and the ports. */
 	if (disc_changed || changed_topology)
 		nvmg_target_discovery_changed(t);

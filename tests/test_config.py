@@ -234,20 +234,55 @@ def test_unimplemented_features_warn_once_each(check, img):
     port["referrals"] = [{"addr": {"trtype": "tcp", "traddr": "10.0.0.9",
                                    "trsvcid": "4420", "adrfam": "ipv4"},
                           "name": "r1", "enable": 1}]
-    port["ana_groups"] = [{"grpid": 1, "ana": {"state": "optimized"}},
-                          {"grpid": 2, "ana": {"state": "inaccessible"}}]
     sub = cfg["subsystems"][0]
     sub["attr"]["qid_max"] = "4"
-    sub["namespaces"][0].update({"ana_grpid": 2, "buffered_io": "1"})
+    sub["namespaces"][0].update({"buffered_io": "1"})
     r = check(cfg)
     assert_ok(r, [
         "ports[0].param.pi_enable: not implemented",
         "ports[0].referrals: not implemented",
-        "ports[0].ana_groups: not implemented",
         "subsystems[0].attr.qid_max: not implemented",
-        "subsystems[0].namespaces[0].ana_grpid: not implemented",
         "subsystems[0].namespaces[0].buffered_io: not implemented",
     ])
+
+
+# ---- ANA groups (nvmetcli's ports[].ana_groups and namespaces' ana_grpid) ----
+
+def test_ana_groups_load(check, img):
+    cfg = minimal(img)
+    cfg["ports"][0]["ana_groups"] = [
+        {"grpid": 1, "ana": {"state": "optimized"}},
+        {"grpid": "2", "ana": {"state": "inaccessible"}},
+        {"grpid": 3, "ana": {"state": "non-optimized"}},
+        {"grpid": 4, "ana": {"state": "persistent-loss"}},
+        {"grpid": 128, "ana": {"state": "change"}}]
+    ns = cfg["subsystems"][0]["namespaces"][0]
+    ns.update({"ana_grpid": 2, "ana": {"grpid": "2"}})
+    assert_ok(check(cfg))
+
+
+@pytest.mark.parametrize("groups,ns,msg", [
+    ([], {"ana_grpid": 2},
+     "subsystems[0].namespaces[0].ana_grpid: ANA group 2 is defined on no port "
+     "(ports[].ana_groups)"),
+    ([{"grpid": 0}], {}, "ports[0].ana_groups[0].grpid: 0 is out of range (1..128)"),
+    ([{"grpid": 129}], {}, "ports[0].ana_groups[0].grpid: 129 is out of range (1..128)"),
+    ([{"grpid": 2, "ana": {"state": "standby"}}], {},
+     'ports[0].ana_groups[0].ana.state: ANA state "standby" is not one of "optimized", '
+     '"non-optimized", "inaccessible", "persistent-loss" or "change"'),
+    ([{"grpid": 2}, {"grpid": 2}], {},
+     "ports[0].ana_groups[1].grpid: duplicate ANA group 2 (also ana_groups[0])"),
+    ([{"ana": {"state": "optimized"}}], {}, "ports[0].ana_groups[0].grpid: missing required key"),
+    ([], {"ana_grpid": 129},
+     "subsystems[0].namespaces[0].ana_grpid: 129 is out of range (0..128)"),
+    ([{"grpid": 2}], {"ana_grpid": 2, "ana": {"grpid": 1}},
+     "subsystems[0].namespaces[0].ana.grpid: 1 differs from ana_grpid 2"),
+])
+def test_bad_ana_config(check, img, groups, ns, msg):
+    cfg = minimal(img)
+    cfg["ports"][0]["ana_groups"] = groups
+    cfg["subsystems"][0]["namespaces"][0].update(ns)
+    assert_error(check(cfg), msg)
 
 
 @pytest.mark.parametrize("where,value,msg", [

@@ -185,6 +185,7 @@ static void init_ns(struct nvmg_ns *ns, const char *nqn, uint32_t nsid, struct n
 	ns->nsid = nsid;
 	ns->bdev = b;
 	ns->lba_shift = 12;
+	ns->anagrpid = 1; /* subsys.c's default group */
 	ns->nsze = b->size >> 12;
 	nvmg_derive_ns_ids(nqn, nsid, ns->nguid, ns->uuid, ns->eui64);
 }

@@ -181,9 +181,11 @@ static void test_identify_ctrl(struct tctx *t)
 	CHECK(le32toh(id->sgls) & NVME_CTRL_SGLS_OFFSET);
 	CHECK(!(le32toh(id->sgls) & NVME_CTRL_SGLS_KEYED));
 	CHECK(id->cntrltype == NVME_CTRL_CNTRLTYPE_IO);
-	CHECK(le32toh(id->oaes) == NVME_CTRL_OAES_NA);
+	CHECK(le32toh(id->oaes) == (NVME_CTRL_OAES_NA | NVME_CTRL_OAES_ANA));
 	CHECK(le32toh(id->ctratt) & NVME_CTRL_CTRATT_128_ID);
-	CHECK(!(id->cmic & NVME_CTRL_CMIC_MULTI_ANA_REPORTING));
+	CHECK(id->cmic & NVME_CTRL_CMIC_MULTI_ANA_REPORTING);
+	CHECK(le32toh(id->anagrpmax) == NVMG_ANAGRPMAX && le32toh(id->nanagrpid) == NVMG_ANAGRPMAX);
+	CHECK(le32toh(id->mnan) && le32toh(id->mnan) <= le32toh(id->nn));
 	CHECK(le32toh(id->nn) == 1024);
 	CHECK(id->mdts == NVMG_MDTS);
 	CHECK(le32toh(id->ver) == 0x20000);
@@ -412,8 +414,8 @@ static void test_log_pages(struct tctx *t)
 	free(r);
 
 	/* Unsupported pages. */
-	r = new_req(&w->asq, nvme_admin_get_log_page, 0, get_log_cdw10(NVME_LOG_LID_ANA, 4096, true),
-		    0);
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_DEVICE_SELF_TEST, 4096, true), 0);
 	CHECK(run(r) == 0 && r->status == SC_INVALID_LOG);
 	CHECK((r->status >> 8 & 7) == NVME_SCT_CMD_SPECIFIC && (r->status & 0xff) == 0x09);
 	free(r);
@@ -492,7 +494,7 @@ static void test_log_pages(struct tctx *t)
 		    get_log_cdw10(NVME_LOG_LID_SUPPORTED_LOG_PAGES, 1024, true), 0);
 	list = (const void *)r->buf;
 	CHECK(run(r) == 0 && r->status == 0);
-	CHECK(le32toh(list[NVME_LOG_LID_CHANGED_NS]) == 1 && list[NVME_LOG_LID_ANA] == 0);
+	CHECK(le32toh(list[NVME_LOG_LID_CHANGED_NS]) == 1 && le32toh(list[NVME_LOG_LID_ANA]) == 1);
 	free(r);
 	r = new_req(&w->asq, nvme_admin_get_log_page, 0, get_log_cdw10(NVME_LOG_LID_ERROR, 4096, true),
 		    0);
@@ -683,10 +685,10 @@ static void test_features(struct tctx *t)
 
 	/* Async event configuration keeps only what OAES advertises. */
 	r = new_req(&w->asq, nvme_admin_set_features, 0, NVME_FEAT_FID_ASYNC_EVENT, 0xffffffff);
-	CHECK(run(r) == 0 && r->status == 0 && w->ctrl.aen_enabled == (1u << 8));
+	CHECK(run(r) == 0 && r->status == 0 && w->ctrl.aen_enabled == (1u << 8 | 1u << 11));
 	free(r);
 	r = new_req(&w->asq, nvme_admin_get_features, 0, NVME_FEAT_FID_ASYNC_EVENT, 0);
-	CHECK(run(r) == 0 && dw0(r) == (1u << 8));
+	CHECK(run(r) == 0 && dw0(r) == (1u << 8 | 1u << 11));
 	free(r);
 	r = new_req(&w->dsq, nvme_admin_set_features, 0, NVME_FEAT_FID_ASYNC_EVENT, 0xffffffff);
 	CHECK(run(r) == 0 && r->status == 0 && w->dctrl.aen_enabled == (1u << 31));
@@ -810,6 +812,71 @@ static void test_copy_to_buf(struct tctx *t)
 	CHECK(true);
 }
 
+/* The ANA log of the controller's port: groups in ascending order, each
+ * with its state, change count and namespaces; RGO drops the lists; the
+ * I/O check gives the path-related status per state. */
+static void test_ana_log(struct tctx *t)
+{
+	struct world *w = world_new();
+	struct nvme_ana_group_desc d;
+	const uint8_t *p;
+	struct treq *r;
+	uint32_t nsid;
+
+	w->ns7.anagrpid = 3;
+	w->p1.ana.state[1] = NVME_ANA_STATE_OPTIMIZED;
+	w->p1.ana.state[3] = NVME_ANA_STATE_CHANGE;
+	w->p1.ana.grp_chgcnt[3] = 4;
+	w->p1.ana.chgcnt = 9;
+	w->p1.ana.listed[5] = true; /* listed, no namespace: still reported */
+	w->p1.ana.state[5] = NVME_ANA_STATE_INACCESSIBLE;
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0, get_log_cdw10(NVME_LOG_LID_ANA, 4096, true),
+		    0);
+	CHECK(run(r) == 0 && r->status == 0);
+	p = r->buf;
+	CHECK(le64toh(((const struct nvme_ana_log *)p)->chgcnt) == 9);
+	CHECK(le16toh(((const struct nvme_ana_log *)p)->ngrps) == 3);
+	p += sizeof(struct nvme_ana_log);
+	memcpy(&d, p, sizeof(d));
+	CHECK(le32toh(d.grpid) == 1 && le32toh(d.nnsids) == 2 && d.state == NVME_ANA_STATE_OPTIMIZED);
+	memcpy(&nsid, p + sizeof(d) + 4, 4);
+	CHECK(le32toh(nsid) == 2);
+	p += sizeof(d) + 8;
+	memcpy(&d, p, sizeof(d));
+	CHECK(le32toh(d.grpid) == 3 && le32toh(d.nnsids) == 1 && d.state == NVME_ANA_STATE_CHANGE &&
+	      le64toh(d.chgcnt) == 4);
+	memcpy(&nsid, p + sizeof(d), 4);
+	CHECK(le32toh(nsid) == 7);
+	p += sizeof(d) + 4;
+	memcpy(&d, p, sizeof(d));
+	CHECK(le32toh(d.grpid) == 5 && le32toh(d.nnsids) == 0 &&
+	      d.state == NVME_ANA_STATE_INACCESSIBLE);
+	free(r);
+
+	/* RGO: the same groups, no NSIDs. */
+	r = new_req(&w->asq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_ANA, 4096, true) | 1u << 8, 0);
+	CHECK(run(r) == 0 && r->status == 0);
+	p = (const uint8_t *)r->buf + sizeof(struct nvme_ana_log) + sizeof(d);
+	memcpy(&d, p, sizeof(d));
+	CHECK(le32toh(d.grpid) == 3 && le32toh(d.nnsids) == 0);
+	free(r);
+
+	CHECK(nvmg_ana_check(&w->p1, &w->ns1) == 0);
+	CHECK(nvmg_ana_check(&w->p1, &w->ns7) ==
+	      NVMG_STATUS(NVME_SCT_PATH, NVME_SC_ANA_TRANSITION));
+	w->p1.ana.state[3] = NVME_ANA_STATE_INACCESSIBLE;
+	CHECK(nvmg_ana_check(&w->p1, &w->ns7) ==
+	      NVMG_STATUS(NVME_SCT_PATH, NVME_SC_ANA_INACCESSIBLE));
+	w->p1.ana.state[3] = NVME_ANA_STATE_PERSISTENT_LOSS;
+	CHECK(nvmg_ana_check(&w->p1, &w->ns7) ==
+	      NVMG_STATUS(NVME_SCT_PATH, NVME_SC_ANA_PERSISTENT_LOSS));
+	w->p1.ana.state[3] = NVME_ANA_STATE_NONOPTIMIZED;
+	CHECK(nvmg_ana_check(&w->p1, &w->ns7) == 0);
+	CHECK(nvmg_ana_check(NULL, &w->ns7) == 0); /* in-process front end */
+	world_free(w);
+}
+
 int main(void)
 {
 	struct tctx ctx = { 0 };
@@ -820,6 +887,7 @@ int main(void)
 	test_identify_ns(t);
 	test_identify_lists(t);
 	test_log_pages(t);
+	test_ana_log(t);
 	test_discovery_log(t);
 	test_discovery_entry_from_port_transport(t);
 	test_features(t);

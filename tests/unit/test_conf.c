@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <nvme/types.h>
 
 static char err[512];
 static int warns;
@@ -322,12 +323,8 @@ static void test_warned_keys(void)
 		{ ATTR("'qid_max':'4'"), "subsystems[0].attr.qid_max: not implemented, ignored" },
 		{ ATTR("'ieee_oui':'0x1'"), "subsystems[0].attr.ieee_oui: not implemented, ignored" },
 		{ ATTR("'tbkas':true"), "subsystems[0].attr.tbkas: not implemented, ignored" },
-		{ NS1(",'ana_grpid':2"),
-		  "subsystems[0].namespaces[0].ana_grpid: not implemented, ignored" },
 		{ NS1(",'buffered_io':'1'"),
 		  "subsystems[0].namespaces[0].buffered_io: not implemented, ignored" },
-		{ NS1(",'ana':{'grpid':'2'}"),
-		  "subsystems[0].namespaces[0].ana: not implemented, ignored" },
 		{ NS1(",'resv':{'enable':1,'x':0}"),
 		  "subsystems[0].namespaces[0].resv: not implemented, ignored" },
 		{ SUB(",'passthru':{'enable':1}"), "subsystems[0].passthru: not implemented, ignored" },
@@ -336,9 +333,6 @@ static void test_warned_keys(void)
 		{ PORT1(",'param':{'pi_enable':1}"),
 		  "ports[0].param.pi_enable: not implemented, ignored" },
 		{ PORT1(",'referrals':[{}]"), "ports[0].referrals: not implemented, ignored" },
-		{ PORT1(",'ana_groups':[{'grpid':2}]"), "ports[0].ana_groups: not implemented, ignored" },
-		{ PORT1(",'ana_groups':[{'grpid':1,'ana':{'state':'inaccessible'}}]"),
-		  "ports[0].ana_groups: not implemented, ignored" },
 		{ TCP(",'portid':2"), "ports[0].addr.portid: differs from portid, ignored" },
 	};
 
@@ -366,8 +360,46 @@ static void test_warned_keys(void)
 	FAILS(PORT1(",'referrals':{}"), "ports[0].referrals: expected an array");
 	FAILS(PORT1(",'ana_groups':1"), "ports[0].ana_groups: expected an array");
 	/* Several: each once, and the load goes on. */
-	conf = LOADS(NS1(",'ana_grpid':2,'buffered_io':1,'p2pmem':1"), 3);
+	conf = LOADS(NS1(",'ana_grpid':1,'buffered_io':1,'p2pmem':1"), 2);
 	nvmg_conf_free(conf);
+}
+
+/* ANA groups, nvmetcli's shape: per port states, per namespace group. */
+static void test_ana_groups(void)
+{
+	struct nvmg_conf *conf;
+
+	conf = LOADS("{'subsystems':[{'nqn':'nqn.a','namespaces':[{'nsid':1,'device':{'path':"
+		     "'mem:1M'},'ana_grpid':'3'},{'nsid':2,'device':{'path':'mem:1M'},"
+		     "'ana':{'grpid':0}}]}],'ports':[{'portid':1,'addr':{'trtype':'tcp',"
+		     "'traddr':'10.0.0.1','trsvcid':4420},'ana_groups':[{'grpid':3,'ana':"
+		     "{'state':'persistent-loss'}},{'grpid':'1','ana':{'state':'non-optimized'}},"
+		     "{'grpid':9}]}]}", 0);
+	if (conf) {
+		CHECK(conf->subsys[0].ns[0].anagrpid == 3);
+		CHECK(conf->subsys[0].ns[1].anagrpid == 1); /* 0: the default group */
+		CHECK(conf->ports[0].nr_ana_groups == 3);
+		CHECK(conf->ports[0].ana_groups[0].grpid == 3 &&
+		      conf->ports[0].ana_groups[0].state == NVME_ANA_STATE_PERSISTENT_LOSS);
+		CHECK(conf->ports[0].ana_groups[1].state == NVME_ANA_STATE_NONOPTIMIZED);
+		CHECK(conf->ports[0].ana_groups[2].state == NVME_ANA_STATE_OPTIMIZED);
+	}
+	nvmg_conf_free(conf);
+	conf = LOADS(NS1(""), 0);
+	CHECK(conf && conf->subsys[0].ns[0].anagrpid == 1);
+	nvmg_conf_free(conf);
+	FAILS(NS1(",'ana_grpid':2"), "subsystems[0].namespaces[0].ana_grpid: ANA group 2 is "
+	      "defined on no port (ports[].ana_groups)");
+	FAILS(NS1(",'ana':{'grpid':'2'}"), "subsystems[0].namespaces[0].ana.grpid: ANA group 2 is "
+	      "defined on no port (ports[].ana_groups)");
+	FAILS(PORT1(",'ana_groups':[{'grpid':2,'ana':{'state':'Active'}}]"),
+	      "ports[0].ana_groups[0].ana.state: ANA state \"Active\" is not one of "
+	      "\"optimized\", \"non-optimized\", \"inaccessible\", \"persistent-loss\" or "
+	      "\"change\"");
+	FAILS(PORT1(",'ana_groups':[{'grpid':129}]"),
+	      "ports[0].ana_groups[0].grpid: 129 is out of range (1..128)");
+	FAILS(PORT1(",'ana_groups':[{'grpid':1,'state':'optimized'}]"),
+	      "ports[0].ana_groups[0].state: unknown key");
 }
 
 /* Security settings: refusing is safer than serving without them. */
@@ -616,6 +648,7 @@ int main(void)
 	test_required();
 	test_unknown_keys();
 	test_warned_keys();
+	test_ana_groups();
 	test_refused_keys();
 	test_dhchap();
 	test_duplicates();

@@ -48,6 +48,10 @@ SCENARIOS = [
     "wrong_subnqn",               # unknown subsystem NQN fails cleanly
     "ns_add",                     # SIGHUP adds a namespace: it appears, no reconnect
     "ns_remove",                  # SIGHUP removes a namespace: it goes, no reconnect
+    "mp_paths",                   # two nodes, one namespace: two live paths, ANA log, iopolicies
+    "mp_failover_kill",           # SIGKILL of the optimized node under fio verify: no I/O error
+    "mp_ana_change",              # optimized -> inaccessible under fio: I/O moves, and back
+    "mp_ns_remove",               # one node drops the namespace: its path goes, the other serves
     "shutdown_clean",             # SIGTERM with a host connected: exit 0, no sanitizer report
 ]
 

@@ -50,6 +50,8 @@ static void usage(FILE *f)
 		"  host deny NQN HOSTNQN\n"
 		"  port add PORTID ADDR SERVICE [NQN...]  listen (ADDR numeric; NQNs it exports)\n"
 		"  port remove PORTID             close the port and its connections\n"
+		"  ana set PORTID GRPID STATE     optimized, non-optimized, inaccessible,\n"
+		"                                 persistent-loss or change (hosts are told)\n"
 		"  save [FILE]                    write the running config (default: the daemon's file)\n"
 		"  reload                         re-read the daemon's config file (like SIGHUP)\n"
 		"  -s, --socket PATH   control socket (default $NVMEGATE_SOCKET or " DEFAULT_SOCKET ")\n"
@@ -293,7 +295,29 @@ static int build(int argc, char **argv, struct json_object *req, bool *prometheu
 		add_int(req, "portid", v);
 		return 0;
 	}
-	if (!strcmp(cmd, "ns") || !strcmp(cmd, "host") || !strcmp(cmd, "port"))
+	if (!strcmp(cmd, "ana") && sub && !strcmp(sub, "set")) {
+		static const char *const states[] = { "optimized", "non-optimized", "inaccessible",
+						      "persistent-loss", "change" };
+		size_t i;
+
+		NEED(5, "ana set PORTID GRPID STATE");
+		add_str(req, "cmd", "ana-set");
+		if (!parse_u64(argv[2], 65535, &v))
+			return bad("PORTID must be a number from 0 to 65535, not '%s'", argv[2]);
+		add_int(req, "portid", v);
+		if (!parse_u64(argv[3], 128, &v) || !v)
+			return bad("GRPID must be an ANA group from 1 to 128, not '%s'", argv[3]);
+		add_int(req, "grpid", v);
+		for (i = 0; i < sizeof(states) / sizeof(states[0]) && strcmp(argv[4], states[i]); i++)
+			;
+		if (i == sizeof(states) / sizeof(states[0]))
+			return bad("STATE must be optimized, non-optimized, inaccessible, "
+				   "persistent-loss or change, not '%s'", argv[4]);
+		add_str(req, "state", argv[4]);
+		return 0;
+	}
+	if (!strcmp(cmd, "ns") || !strcmp(cmd, "host") || !strcmp(cmd, "port") ||
+	    !strcmp(cmd, "ana"))
 		return bad("'%s' needs a subcommand (see --help)", cmd);
 	return bad("unknown command '%s'", cmd);
 #undef NEED

@@ -8,6 +8,7 @@
 # nvmegated running with the base config: ns1 = 512 MiB file, ns2 = 256 MiB
 # RAM) and may leave any state behind; the runner resets before the next.
 . /vm/lib.sh
+. /vm/multipath.sh     # two nodes, one namespace: the mp_* scenarios
 
 KATO=5                     # seconds (nvme connect -k)
 RECONNECT="--reconnect-delay=1 --ctrl-loss-tmo=30"
@@ -449,6 +450,7 @@ sc_shutdown_clean() {
 limit_of() {
 	case $1 in
 	fio_*|connect_digests|connect_no_sqflow) echo 240 ;;
+	mp_*) echo 150 ;;
 	*) echo 120 ;;
 	esac
 }
