@@ -27,6 +27,7 @@ LAYERS = [
     ("pdu", "net/tcp_frame"),
     ("pdu", "net/tcp_psk"),
     ("pdu", "net/tls_chan"),
+    ("pdu", "net/tls_rec"),
     ("net", "net/"),
     ("fuse", "fuse/"),
     ("daemon", "daemon/"),
