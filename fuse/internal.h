@@ -105,6 +105,7 @@ struct fuse_op {
 	fuse_req_t freq;         /* libfuse path, or */
 	struct fuse_uent *ent;   /* io_uring path: answered through this ring entry */
 	uint8_t *inplace;        /* io_uring path: the entry's payload used as buf */
+	int home;                /* io_uring path: the entry's reactor, else -1 */
 	enum fuse_op_kind kind;
 	bool fua;                /* FOP_WRITE: the writes carry FUA */
 	struct fuse_geo geo;
@@ -212,6 +213,8 @@ void nvmg_fuse_uring_stop(struct nvmg_fuse *fs);
 /* Any reactor: answer ent (err an errno, or data/len; data may already be
  * the entry's payload). */
 void nvmg_fuse_uring_reply(struct fuse_uent *ent, int err, const void *data, size_t len);
+/* The index (in fs->reactors) of the reactor that owns ent. */
+unsigned nvmg_fuse_uring_home(const struct fuse_uent *ent);
 
 /* ---- mount.c ---- */
 /* Check the mountpoint before mounting: exists, is a folder, nothing live

@@ -209,6 +209,12 @@ static void chunk_setup(struct fuse_op *op, struct fuse_cmd *c, uint64_t cur, ui
 	uint64_t lmask = (1ull << shift) - 1, b0 = cur >> shift, b1 = (next + lmask) >> shift;
 	unsigned qi = (unsigned)((cur / NVMG_FUSE_STRIPE + op->geo.nsid) % fs->nr_queues);
 
+	/* Reads need no ordering: on the io_uring path they run on the
+	 * reactor the request arrived on, with no hand-off either way.
+	 * Writes keep their stripe's reactor, which orders read-modify-write. */
+	if (op->kind == FOP_READ && op->home >= 0)
+		qi = (unsigned)op->home;
+
 	c->op = op;
 	c->q = &fs->subs[op->geo.sub].queues[qi];
 	c->state = FCS_NEW;
@@ -655,6 +661,7 @@ void nvmg_fuse_submit(struct nvmg_fuse *fs, struct fuse_reply_to to, enum fuse_o
 
 	op->freq = to.req;
 	op->ent = to.ent;
+	op->home = to.ent ? (int)nvmg_fuse_uring_home(to.ent) : -1;
 	op->kind = kind;
 	op->fua = fua;
 	op->geo = *g;
@@ -685,8 +692,15 @@ void nvmg_fuse_submit(struct nvmg_fuse *fs, struct fuse_reply_to to, enum fuse_o
 	}
 	/* Counted before any is handed over: one may finish at once. */
 	atomic_store(&op->pending, n);
-	for (unsigned i = 0; i < n; i++)
-		inbox_push(op->cmds[i].q->fr, &op->cmds[i]);
+	for (unsigned i = 0; i < n; i++) {
+		struct fuse_reactor *fr = op->cmds[i].q->fr;
+
+		/* On the io_uring path we may be that reactor already. */
+		if (op->ent && nvmg_reactor_self() == fr->r)
+			ready_add(fr, &op->cmds[i]);
+		else
+			inbox_push(fr, &op->cmds[i]);
+	}
 }
 
 /* --------------------------------------------------------- life cycle */

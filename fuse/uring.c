@@ -448,6 +448,11 @@ void nvmg_fuse_uring_reply(struct fuse_uent *ent, int err, const void *data, siz
 		nvmg_reactor_send(u->r, &u->done_msg);
 }
 
+unsigned nvmg_fuse_uring_home(const struct fuse_uent *ent)
+{
+	return (unsigned)(ent->u - ent->u->fs->uring);
+}
+
 static void close_ring(struct fuse_uring *u);
 
 static void poll_arm(struct fuse_uring *u)
