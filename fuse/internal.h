@@ -159,6 +159,7 @@ struct nvmg_fuse {
 	bool uring_negotiated;   /* and our INIT reply took it */
 	struct fuse_uring *uring; /* one per reactor, NULL on the libfuse path */
 	unsigned nr_uring;
+	unsigned uring_ents;     /* entries on all queues */
 };
 
 /* ---- ops.c ---- */

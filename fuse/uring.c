@@ -20,7 +20,10 @@
  *
  * Read, write, fsync and fallocate are NVMe commands issued right here
  * (transport.c), block-aligned reads and writes straight in the entry's
- * payload. Everything else (lookup, getattr, readdir, open, xattrs...) is
+ * payload. Reads run on this reactor; writes on their stripe's reactor,
+ * which orders read-modify-write. Whichever reactor finishes a request
+ * commits it through its own ring: the kernel finds the request by queue
+ * and commit id, and the entry's next request then arrives on that ring. Everything else (lookup, getattr, readdir, open, xattrs...) is
  * rare: the request is rebuilt in /dev/fuse form and given to a private
  * libfuse session of the reactor whose replies land in the entry, so
  * ops.c stays the one implementation of the file system for both paths.
@@ -83,7 +86,7 @@ struct fuse_uring_cmd_req { /* in the SQE's 80-byte command area */
 #define URING_ENTS_MIN 2
 
 struct fuse_uent {
-	struct fuse_uring *u;      /* the ring (and reactor) it lives on */
+	struct fuse_uring *u;      /* the ring its last command went through */
 	struct fuse_uring_req_header *hdr;
 	uint8_t *payload;
 	struct iovec iov[2];       /* what REGISTER hands the kernel */
@@ -419,9 +422,25 @@ static void take_done(void *arg)
 	}
 }
 
+/* The ring of the reactor running this, or NULL. */
+static struct fuse_uring *ring_here(struct nvmg_fuse *fs)
+{
+	struct nvmg_reactor *self = nvmg_reactor_self();
+	unsigned id = self ? nvmg_reactor_id(self) : 0;
+
+	if (!self)
+		return NULL;
+	if (id < fs->nr_uring && fs->uring[id].r == self)
+		return fs->uring[id].ring_ok ? &fs->uring[id] : NULL;
+	for (unsigned i = 0; i < fs->nr_uring; i++)
+		if (fs->uring[i].r == self)
+			return fs->uring[i].ring_ok ? &fs->uring[i] : NULL;
+	return NULL;
+}
+
 void nvmg_fuse_uring_reply(struct fuse_uent *ent, int err, const void *data, size_t len)
 {
-	struct fuse_uring *u = ent->u;
+	struct fuse_uring *u = ent->u, *here;
 	struct fuse_out_header *oh = (void *)ent->hdr->in_out;
 	uint64_t unique = ((const struct fuse_in_header *)(void *)ent->hdr->in_out)->unique;
 	struct fuse_uent *old;
@@ -434,12 +453,18 @@ void nvmg_fuse_uring_reply(struct fuse_uent *ent, int err, const void *data, siz
 	oh->error = -err;
 	oh->len = (uint32_t)(sizeof(*oh) + len);
 	ent->hdr->ring_ent_in_out.payload_sz = (uint32_t)len;
-	if (nvmg_reactor_self() == u->r) {
-		commit(u, ent);
+	/* The kernel finds the request by queue and commit id, whichever ring
+	 * the commit comes through, and hands the entry's next request to the
+	 * ring that committed it. So the reactor that finished the request
+	 * commits it itself, and the entry moves there: no hand-back. */
+	here = ring_here(u->fs);
+	if (here) {
+		ent->u = here;
+		commit(here, ent);
 		return;
 	}
-	/* Only the ring's reactor submits to it. The one pushing onto an
-	 * empty stack sends the message; the message takes the whole stack. */
+	/* Not on a reactor: the entry's ring takes it through a message; the
+	 * one pushing onto an empty stack sends it, and it takes the stack. */
 	old = atomic_load_explicit(&u->done, memory_order_relaxed);
 	do {
 		ent->lnext = old;
@@ -484,6 +509,7 @@ static void poll_done(struct nvmg_ev *ev, int res, uint32_t flags)
 		struct fuse_uent *ent = io_uring_cqe_get_data(cqe);
 
 		n++;
+		ent->u = u; /* it came back through this ring */
 		if (cqe->res >= 0)
 			serve(u, ent);
 		else if (cqe->res != -ENOTCONN && cqe->res != -ECONNABORTED &&
@@ -548,7 +574,8 @@ static void setup_msg(void *arg)
 	unsigned depth = 1;
 	int ret;
 
-	while (depth < u->nr_ents)
+	/* Entries move between rings (see nvmg_fuse_uring_reply): room for all. */
+	while (depth < u->fs->uring_ents)
 		depth <<= 1;
 	ret = io_uring_queue_init(depth, &u->ring, IORING_SETUP_SQE128);
 	if (ret) {
@@ -636,6 +663,7 @@ static int uring_alloc(struct nvmg_fuse *fs, unsigned cpus, unsigned per_q)
 				ent->iov[0] = (struct iovec){ ent->hdr, sizeof(*ent->hdr) };
 				ent->iov[1] = (struct iovec){ ent->payload, pay };
 				u->nr_ents++;
+				fs->uring_ents++;
 			}
 		}
 	}
