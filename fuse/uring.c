@@ -103,7 +103,8 @@ struct fuse_uring {
 	unsigned nr_ents;
 	size_t payload_sz;
 	struct nvmg_ev poll_ev;    /* on r's ring: our ring has completions */
-	bool closing;
+	bool poll_armed;
+	bool closing;              /* then the flush defer closes the ring */
 	struct nvmg_defer flush;   /* submit the turn's commits at once */
 	_Atomic(struct fuse_uent *) done;
 	struct nvmg_msg done_msg;
@@ -393,7 +394,11 @@ static struct io_uring_sqe *cmd_sqe(struct fuse_uring *u, struct fuse_uent *ent,
 
 static void commit(struct fuse_uring *u, struct fuse_uent *ent)
 {
-	struct io_uring_sqe *sqe = cmd_sqe(u, ent, FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
+	struct io_uring_sqe *sqe;
+
+	if (!u->ring_ok || u->closing)
+		return; /* the connection is gone: nobody waits for the answer */
+	sqe = cmd_sqe(u, ent, FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
 
 	if (sqe)
 		((struct fuse_uring_cmd_req *)sqe->cmd)->commit_id = ent->hdr->ring_ent_in_out.commit_id;
@@ -402,8 +407,20 @@ static void commit(struct fuse_uring *u, struct fuse_uent *ent)
 static void flush(struct nvmg_defer *d)
 {
 	struct fuse_uring *u = nvmg_container_of(d, struct fuse_uring, flush);
-	int ret = u->ring_ok ? io_uring_submit(&u->ring) : 0;
+	int ret;
 
+	if (u->closing) {
+		/* The poll has ended and this defer is off the reactor's list:
+		 * after the post, nothing on this thread touches u again. The
+		 * connection is gone, so the kernel has ended every entry. */
+		if (!u->poll_armed && u->ring_ok) {
+			io_uring_queue_exit(&u->ring);
+			u->ring_ok = false;
+			sem_post(&u->sem);
+		}
+		return;
+	}
+	ret = u->ring_ok ? io_uring_submit(&u->ring) : 0;
 	if (ret < 0)
 		log_err("FUSE: io_uring queue on reactor %u: submit: %s", nvmg_reactor_id(u->r),
 			strerror(-ret));
@@ -478,14 +495,13 @@ unsigned nvmg_fuse_uring_home(const struct fuse_uent *ent)
 	return (unsigned)(ent->u - ent->u->fs->uring);
 }
 
-static void close_ring(struct fuse_uring *u);
-
 static void poll_arm(struct fuse_uring *u)
 {
 	struct io_uring_sqe *sqe = nvmg_reactor_sqe(u->r);
 
 	io_uring_prep_poll_add(sqe, u->ring.ring_fd, POLLIN);
 	io_uring_sqe_set_data(sqe, &u->poll_ev);
+	u->poll_armed = true;
 }
 
 static void poll_done(struct nvmg_ev *ev, int res, uint32_t flags)
@@ -495,8 +511,9 @@ static void poll_done(struct nvmg_ev *ev, int res, uint32_t flags)
 	unsigned head, n = 0;
 
 	(void)flags;
+	u->poll_armed = false;
 	if (u->closing) {
-		close_ring(u);
+		nvmg_reactor_defer(u->r, &u->flush);
 		return;
 	}
 	if (res < 0 && res != -EINTR) {
@@ -521,21 +538,18 @@ static void poll_done(struct nvmg_ev *ev, int res, uint32_t flags)
 	poll_arm(u);
 }
 
-static void close_ring(struct fuse_uring *u)
-{
-	/* The connection is gone: the kernel has ended every entry. */
-	io_uring_queue_exit(&u->ring);
-	u->ring_ok = false;
-	sem_post(&u->sem);
-}
-
 static void close_msg(void *arg)
 {
 	struct fuse_uring *u = arg;
-	struct io_uring_sqe *sqe = nvmg_reactor_sqe(u->r);
+	struct io_uring_sqe *sqe;
 
 	u->closing = true;
-	/* The armed poll ends with -ECANCELED and closes the ring. */
+	if (!u->poll_armed) {
+		nvmg_reactor_defer(u->r, &u->flush);
+		return;
+	}
+	/* The armed poll ends with -ECANCELED; then the flush defer closes. */
+	sqe = nvmg_reactor_sqe(u->r);
 	io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)&u->poll_ev);
 	io_uring_sqe_set_data(sqe, NULL);
 }
