@@ -265,6 +265,11 @@ def main():
         rs = ["%.2fx" % (results[(a, key)][0] / results[(b, key)][0]) for a, b, _ in ratios]
         print("| %s | %s | %s |" % (label, " | ".join(cells), " | ".join(rs)))
     print()
+    # Server CPU time per I/O is steadier than throughput on a shared machine.
+    if "uring" in servers and "libfuse" in servers:
+        for key, _, _ in JOBS:
+            print("CPU per I/O uring/libfuse %s: %.2fx"
+                  % (key, results[("uring", key)][2] / results[("libfuse", key)][2]))
     for a, b, goal in ratios:
         for key, _, _ in JOBS:
             r = results[(a, key)][0] / results[(b, key)][0]
