@@ -209,10 +209,13 @@ static void chunk_setup(struct fuse_op *op, struct fuse_cmd *c, uint64_t cur, ui
 	uint64_t lmask = (1ull << shift) - 1, b0 = cur >> shift, b1 = (next + lmask) >> shift;
 	unsigned qi = (unsigned)((cur / NVMG_FUSE_STRIPE + op->geo.nsid) % fs->nr_queues);
 
-	/* Reads need no ordering: on the io_uring path they run on the
-	 * reactor the request arrived on, with no hand-off either way.
-	 * Writes keep their stripe's reactor, which orders read-modify-write. */
-	if (op->kind == FOP_READ && op->home >= 0)
+	/* Reads need no ordering: on the io_uring path a small one runs on
+	 * the reactor it arrived on, with no hand-off (4 KiB QD16: about a
+	 * third of the CPU per read of going to the stripe's reactor), while
+	 * a large one still spreads its stripes over the reactors (1 MiB:
+	 * ~20% more throughput in parallel). Writes keep their stripe's
+	 * reactor, which orders read-modify-write. */
+	if (op->kind == FOP_READ && op->home >= 0 && op->len <= NVMG_FUSE_STRIPE)
 		qi = (unsigned)op->home;
 
 	c->op = op;
