@@ -35,6 +35,8 @@ static inline uint64_t nvmg_fuse_dir_ino(size_t sub)
 struct nvmg_fuse;
 struct fuse_reactor;
 struct fuse_op;
+struct fuse_uent;
+struct fuse_uring;
 
 /* One I/O queue of a local controller: (subsystem, reactor). */
 struct fuse_queue {
@@ -100,7 +102,10 @@ struct fuse_cmd {
  * thread-safe). Preallocated; its buffer stays with it between uses. */
 struct fuse_op {
 	struct nvmg_fuse *fs;
-	fuse_req_t freq;
+	fuse_req_t freq;         /* libfuse path, or */
+	struct fuse_uent *ent;   /* io_uring path: answered through this ring entry */
+	uint8_t *inplace;        /* io_uring path: the entry's payload used as buf */
+	int home;                /* io_uring path: the entry's reactor, else -1 */
 	enum fuse_op_kind kind;
 	bool fua;                /* FOP_WRITE: the writes carry FUA */
 	struct fuse_geo geo;
@@ -145,12 +150,32 @@ struct nvmg_fuse {
 	unsigned proto_minor;    /* from INIT */
 	bool parallel_dio;       /* FOPEN_PARALLEL_DIRECT_WRITES understood */
 	unsigned max_write;
+
+	/* uring.c: FUSE requests over io_uring (Linux 6.14+) */
+	uint8_t *init_req;       /* the kernel's INIT request, for the shadow sessions */
+	size_t init_req_len;
+	uint64_t init_unique;
+	bool uring_offered;      /* INIT offered FUSE_OVER_IO_URING */
+	bool uring_negotiated;   /* and our INIT reply took it */
+	struct fuse_uring *uring; /* one per reactor, NULL on the libfuse path */
+	unsigned nr_uring;
+	unsigned uring_ents;     /* entries on all queues */
 };
 
 /* ---- ops.c ---- */
 extern const struct fuse_lowlevel_ops nvmg_fuse_ll_ops;
 /* 0 or -errno: ino must be a namespace file that exists now. */
 int nvmg_fuse_geo(struct nvmg_fuse *fs, fuse_ino_t ino, struct fuse_geo *g);
+/* The checks of the data operations, shared by both paths: 0 means issue
+ * the op (with *len trimmed to the namespace's end), 1 answered without
+ * I/O (end of file, nothing to write or zero), -errno an error reply. */
+int nvmg_fuse_check_read(struct nvmg_fuse *fs, fuse_ino_t ino, int64_t off, uint64_t *len,
+			 struct fuse_geo *g);
+int nvmg_fuse_check_write(struct nvmg_fuse *fs, fuse_ino_t ino, int64_t off, uint64_t *len,
+			  struct fuse_geo *g);
+int nvmg_fuse_check_fallocate(struct nvmg_fuse *fs, fuse_ino_t ino, int mode, int64_t off,
+			      int64_t len, struct fuse_geo *g, enum fuse_op_kind *kind,
+			      uint64_t *nbytes);
 
 /* ---- transport.c ---- */
 int nvmg_fuse_transport_start(struct nvmg_fuse *fs, char *err, size_t errlen);
@@ -161,11 +186,36 @@ int nvmg_fuse_sub_attach(struct nvmg_fuse *fs, struct fuse_sub *sub, char *err, 
 void nvmg_fuse_sub_detach(struct fuse_sub *sub);
 /* Waits for every op to come back, then unbinds and frees the queues. */
 void nvmg_fuse_transport_stop(struct nvmg_fuse *fs);
-/* Worker thread: run an op for req; replies (now or from a reactor).
- * wdata holds len bytes for FOP_WRITE; fua makes its writes FUA (an
- * O_DSYNC write: durable when answered, like a write and an fdatasync). */
-void nvmg_fuse_submit(struct nvmg_fuse *fs, fuse_req_t req, enum fuse_op_kind kind,
+/* Where an op's answer goes: a libfuse request, or an io_uring entry.
+ * inplace (io_uring only, block-aligned requests) is the entry's payload,
+ * used as the op's buffer so data is neither copied in nor out. */
+struct fuse_reply_to {
+	fuse_req_t req;
+	struct fuse_uent *ent;
+	uint8_t *inplace;
+};
+/* Worker thread (libfuse) or reactor (io_uring): run an op; replies now or
+ * from a reactor. wdata holds len bytes for FOP_WRITE; fua makes its
+ * writes FUA (an O_DSYNC write: durable when answered, like a write and an
+ * fdatasync). */
+void nvmg_fuse_submit(struct nvmg_fuse *fs, struct fuse_reply_to to, enum fuse_op_kind kind,
 		      const struct fuse_geo *g, uint64_t off, uint64_t len, const void *wdata, bool fua);
+
+/* ---- uring.c ---- */
+/* libfuse's session I/O hooks (fuse_session_custom_io): they pass every
+ * request and reply through, noting the kernel's INIT and adding
+ * FUSE_OVER_IO_URING to our INIT reply where the kernel offered it. */
+extern const struct fuse_custom_io nvmg_fuse_session_io;
+/* After INIT: register the io_uring queues if INIT negotiated them. Only
+ * logs on failure (the libfuse loop serves). Main thread. */
+void nvmg_fuse_uring_start(struct nvmg_fuse *fs);
+/* After the connection is gone and every op is back. Main thread. */
+void nvmg_fuse_uring_stop(struct nvmg_fuse *fs);
+/* Any reactor: answer ent (err an errno, or data/len; data may already be
+ * the entry's payload). */
+void nvmg_fuse_uring_reply(struct fuse_uent *ent, int err, const void *data, size_t len);
+/* The index (in fs->reactors) of the reactor that owns ent. */
+unsigned nvmg_fuse_uring_home(const struct fuse_uent *ent);
 
 /* ---- mount.c ---- */
 /* Check the mountpoint before mounting: exists, is a folder, nothing live

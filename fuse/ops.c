@@ -333,26 +333,60 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
+int nvmg_fuse_check_read(struct nvmg_fuse *fs, fuse_ino_t ino, int64_t off, uint64_t *len,
+			 struct fuse_geo *g)
+{
+	int ret = nvmg_fuse_geo(fs, ino, g);
+
+	if (ret)
+		return ret;
+	if (off < 0)
+		return -EINVAL;
+	if ((uint64_t)off >= g->bytes || !*len)
+		return 1; /* end of file */
+	if (*len > g->bytes - (uint64_t)off)
+		*len = g->bytes - (uint64_t)off;
+	return 0;
+}
+
+int nvmg_fuse_check_write(struct nvmg_fuse *fs, fuse_ino_t ino, int64_t off, uint64_t *len,
+			  struct fuse_geo *g)
+{
+	int ret = nvmg_fuse_geo(fs, ino, g);
+
+	if (ret)
+		return ret;
+	if (g->readonly)
+		return -EROFS;
+	if (off < 0)
+		return -EINVAL;
+	if (!*len)
+		return 1;
+	/* Like a block device: the part before the end is written (a short
+	 * write), and a write starting at or past the end has no space. */
+	if ((uint64_t)off >= g->bytes)
+		return -ENOSPC;
+	if (*len > g->bytes - (uint64_t)off)
+		*len = g->bytes - (uint64_t)off;
+	return 0;
+}
+
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct nvmg_fuse *fs = fs_of(req);
 	struct fuse_geo g;
+	uint64_t len = size;
+	int ret = nvmg_fuse_check_read(fs, ino, off, &len, &g);
 
 	(void)fi;
-	if (!geo_or_reply(req, fs, ino, &g))
-		return;
-	if (off < 0) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	if ((uint64_t)off >= g.bytes || !size) {
-		fuse_reply_buf(req, NULL, 0); /* end of file */
-		return;
-	}
-	if (size > g.bytes - (uint64_t)off)
-		size = g.bytes - (uint64_t)off;
-	nvmg_fuse_submit(fs, req, FOP_READ, &g, (uint64_t)off, size, NULL, false);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else if (ret)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		nvmg_fuse_submit(fs, (struct fuse_reply_to){ .req = req }, FOP_READ, &g, (uint64_t)off,
+				 len, NULL, false);
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -360,33 +394,22 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	struct nvmg_fuse *fs = fs_of(req);
 	struct fuse_geo g;
+	uint64_t len = size;
+	int ret = nvmg_fuse_check_write(fs, ino, off, &len, &g);
 
-	if (!geo_or_reply(req, fs, ino, &g))
-		return;
-	if (g.readonly) {
-		fuse_reply_err(req, EROFS);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
 		return;
 	}
-	if (off < 0) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	if (!size) {
+	if (ret) {
 		fuse_reply_write(req, 0);
 		return;
 	}
-	/* Like a block device: the part before the end is written (a short
-	 * write), and a write starting at or past the end has no space. */
-	if ((uint64_t)off >= g.bytes) {
-		fuse_reply_err(req, ENOSPC);
-		return;
-	}
-	if (size > g.bytes - (uint64_t)off)
-		size = g.bytes - (uint64_t)off;
 	/* The kernel passes O_DSYNC for an O_DSYNC/O_SYNC file or an
 	 * RWF_DSYNC write and, the file being FOPEN_DIRECT_IO, calls no fsync
 	 * after it: the write itself must be durable when answered. */
-	nvmg_fuse_submit(fs, req, FOP_WRITE, &g, (uint64_t)off, size, buf, (fi->flags & O_DSYNC) != 0);
+	nvmg_fuse_submit(fs, (struct fuse_reply_to){ .req = req }, FOP_WRITE, &g, (uint64_t)off, len,
+			 buf, (fi->flags & O_DSYNC) != 0);
 }
 
 /* fsync and fdatasync alike: NVMe Flush commits every completed write. */
@@ -399,55 +422,56 @@ static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	(void)fi;
 	if (!geo_or_reply(req, fs, ino, &g))
 		return;
-	nvmg_fuse_submit(fs, req, FOP_FLUSH, &g, 0, 0, NULL, false);
+	nvmg_fuse_submit(fs, (struct fuse_reply_to){ .req = req }, FOP_FLUSH, &g, 0, 0, NULL, false);
+}
+
+int nvmg_fuse_check_fallocate(struct nvmg_fuse *fs, fuse_ino_t ino, int mode, int64_t off,
+			      int64_t len, struct fuse_geo *g, enum fuse_op_kind *kind,
+			      uint64_t *nbytes)
+{
+	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+	uint64_t end;
+	int ret = nvmg_fuse_geo(fs, ino, g);
+
+	if (ret)
+		return ret;
+	if ((mode & ~known) || ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)) ||
+	    ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)))
+		return -EOPNOTSUPP;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	end = (uint64_t)off + (uint64_t)len;
+	if (end > g->bytes && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -ENOSPC; /* the size is the namespace's */
+	if (end > g->bytes)
+		end = g->bytes;
+	/* Plain allocation: every block of a namespace already exists. */
+	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
+		return 1;
+	if (g->readonly)
+		return -EROFS;
+	if ((uint64_t)off >= end)
+		return 1;
+	*kind = mode & FALLOC_FL_PUNCH_HOLE ? FOP_DEALLOC : FOP_ZERO;
+	*nbytes = end - (uint64_t)off;
+	return 0;
 }
 
 static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
 	struct nvmg_fuse *fs = fs_of(req);
-	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
-	enum fuse_op_kind kind;
+	enum fuse_op_kind kind = FOP_ZERO;
 	struct fuse_geo g;
-	uint64_t end;
-	int ret = nvmg_fuse_geo(fs, ino, &g);
+	uint64_t nbytes = 0;
+	int ret = nvmg_fuse_check_fallocate(fs, ino, mode, off, len, &g, &kind, &nbytes);
 
 	(void)fi;
-	if (ret) {
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	if ((mode & ~known) || ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)) ||
-	    ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	if (off < 0 || len <= 0) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	end = (uint64_t)off + (uint64_t)len;
-	if (end > g.bytes && !(mode & FALLOC_FL_KEEP_SIZE)) {
-		fuse_reply_err(req, ENOSPC); /* the size is the namespace's */
-		return;
-	}
-	if (end > g.bytes)
-		end = g.bytes;
-	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
-		/* Plain allocation: every block of a namespace already exists. */
-		fuse_reply_err(req, 0);
-		return;
-	}
-	if (g.readonly) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	if ((uint64_t)off >= end) {
-		fuse_reply_err(req, 0);
-		return;
-	}
-	kind = mode & FALLOC_FL_PUNCH_HOLE ? FOP_DEALLOC : FOP_ZERO;
-	nvmg_fuse_submit(fs, req, kind, &g, (uint64_t)off, end - (uint64_t)off, NULL, false);
+	if (ret)
+		fuse_reply_err(req, ret < 0 ? -ret : 0);
+	else
+		nvmg_fuse_submit(fs, (struct fuse_reply_to){ .req = req }, kind, &g, (uint64_t)off,
+				 nbytes, NULL, false);
 }
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -8,6 +8,7 @@
  * descriptor the request came from). Signals stay with the main thread:
  * libfuse's handlers are not installed. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -153,6 +154,7 @@ static void fs_free(struct nvmg_fuse *fs)
 	free(fs->alias_nqns);
 	free(fs->alias_names);
 	free(fs->mountpoint);
+	free(fs->init_req);
 	free(fs);
 }
 
@@ -207,6 +209,7 @@ static int session_open(struct nvmg_fuse *fs, char *err, size_t errlen)
 	char opts[128];
 	char *argv[] = { "nvmegated", "-o", opts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	int placeholder;
 
 	ops.init = ll_init;
 	/* fsname carries our pid: the next start tells a stale mount (its
@@ -220,15 +223,54 @@ static int session_open(struct nvmg_fuse *fs, char *err, size_t errlen)
 		snprintf(err, errlen, "FUSE: cannot create a session (see libfuse's message above)");
 		return -EINVAL;
 	}
+	/* Our hooks on the session's /dev/fuse I/O (uring.c): they see INIT
+	 * and can ask for FUSE over io_uring in its reply. The descriptor
+	 * given here is a placeholder that the mount replaces. */
+	placeholder = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (placeholder < 0 || fuse_session_custom_io(fs->se, &nvmg_fuse_session_io, placeholder)) {
+		if (placeholder >= 0)
+			close(placeholder);
+		log_warn("FUSE: cannot hook the session's I/O: FUSE over io_uring is off");
+		placeholder = -1;
+	}
 	if (fuse_session_mount(fs->se, fs->mountpoint)) {
 		snprintf(err, errlen, "FUSE: cannot mount at %s (see libfuse's message above)",
 			 fs->mountpoint);
-		fuse_session_destroy(fs->se);
+		fuse_session_destroy(fs->se); /* closes the placeholder */
 		fs->se = NULL;
 		return -EIO;
 	}
+	if (placeholder >= 0)
+		close(placeholder);
 	if (nvmg_fuse_mount_dev(fs->mountpoint, &fs->dev))
 		log_warn("FUSE: %s: mount not found in mountinfo", fs->mountpoint);
+	return 0;
+}
+
+/* INIT is the kernel's first request: answer it here, before the loop,
+ * so that the io_uring queues (which need an initialized connection) are
+ * in place before any worker runs. */
+static int session_init(struct nvmg_fuse *fs, char *err, size_t errlen)
+{
+	struct fuse_buf buf = { 0 };
+	int ret;
+
+	do {
+		ret = fuse_session_receive_buf(fs->se, &buf);
+	} while (ret == -EINTR);
+	if (ret <= 0) {
+		snprintf(err, errlen, "FUSE: no INIT from the kernel: %s",
+			 ret ? strerror(-ret) : "end of connection");
+		free(buf.mem);
+		return ret ? ret : -ENODEV;
+	}
+	fuse_session_process_buf(fs->se, &buf);
+	free(buf.mem);
+	if (!fs->max_write) {
+		snprintf(err, errlen, "FUSE: INIT failed (see libfuse's message above)");
+		return -EPROTO;
+	}
+	nvmg_fuse_uring_start(fs);
 	return 0;
 }
 
@@ -254,6 +296,8 @@ int nvmg_fuse_start(struct nvmg_target *t, const struct nvmg_conf *conf, struct 
 	ret = nvmg_fuse_transport_start(fs, err, errlen);
 	if (!ret)
 		ret = session_open(fs, err, errlen);
+	if (!ret)
+		ret = session_init(fs, err, errlen);
 	if (!ret) {
 		ret = -pthread_create(&fs->loop_thread, NULL, loop_main, fs);
 		if (ret)
@@ -415,6 +459,7 @@ void nvmg_fuse_stop(struct nvmg_fuse *fs)
 		return;
 	}
 	nvmg_fuse_transport_stop(fs);
+	nvmg_fuse_uring_stop(fs);
 	if (fs->se) {
 		/* The connection is gone, so this only closes the descriptor
 		 * (and frees libfuse's copy of the mountpoint). */

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fuse.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include "lib/log.h"
@@ -77,6 +78,8 @@ static void op_put(struct fuse_op *op)
 	struct nvmg_fuse *fs = op->fs;
 
 	op->freq = NULL;
+	op->ent = NULL;
+	op->inplace = NULL;
 	pthread_mutex_lock(&fs->pool_lock);
 	op->next_free = fs->free_ops;
 	fs->free_ops = op;
@@ -111,6 +114,12 @@ static int op_reserve(struct fuse_op *op, size_t len)
 	return 0;
 }
 
+/* The op's data: its own buffer, or an io_uring entry's payload. */
+static uint8_t *op_data(const struct fuse_op *op)
+{
+	return op->inplace ? op->inplace : op->buf;
+}
+
 /* ------------------------------------------------------ status, reply */
 
 static int status_errno(uint16_t status)
@@ -141,14 +150,26 @@ static void op_finish(struct fuse_op *op)
 {
 	int err = atomic_load(&op->err);
 
-	if (err)
+	if (op->ent) {
+		struct fuse_write_out wout = { .size = (uint32_t)op->len };
+
+		if (err)
+			nvmg_fuse_uring_reply(op->ent, err, NULL, 0);
+		else if (op->kind == FOP_READ)
+			nvmg_fuse_uring_reply(op->ent, 0, op_data(op) + (op->off - op->aoff), op->len);
+		else if (op->kind == FOP_WRITE)
+			nvmg_fuse_uring_reply(op->ent, 0, &wout, sizeof(wout));
+		else
+			nvmg_fuse_uring_reply(op->ent, 0, NULL, 0);
+	} else if (err) {
 		fuse_reply_err(op->freq, err);
-	else if (op->kind == FOP_READ)
+	} else if (op->kind == FOP_READ) {
 		fuse_reply_buf(op->freq, (const char *)op->buf + (op->off - op->aoff), op->len);
-	else if (op->kind == FOP_WRITE)
+	} else if (op->kind == FOP_WRITE) {
 		fuse_reply_write(op->freq, op->len);
-	else
+	} else {
 		fuse_reply_err(op->freq, 0);
+	}
 	op_put(op);
 }
 
@@ -188,6 +209,15 @@ static void chunk_setup(struct fuse_op *op, struct fuse_cmd *c, uint64_t cur, ui
 	uint64_t lmask = (1ull << shift) - 1, b0 = cur >> shift, b1 = (next + lmask) >> shift;
 	unsigned qi = (unsigned)((cur / NVMG_FUSE_STRIPE + op->geo.nsid) % fs->nr_queues);
 
+	/* Reads need no ordering: on the io_uring path a small one runs on
+	 * the reactor it arrived on, with no hand-off (4 KiB QD16: about a
+	 * third of the CPU per read of going to the stripe's reactor), while
+	 * a large one still spreads its stripes over the reactors (1 MiB:
+	 * ~20% more throughput in parallel). Writes keep their stripe's
+	 * reactor, which orders read-modify-write. */
+	if (op->kind == FOP_READ && op->home >= 0 && op->len <= NVMG_FUSE_STRIPE)
+		qi = (unsigned)op->home;
+
 	c->op = op;
 	c->q = &fs->subs[op->geo.sub].queues[qi];
 	c->state = FCS_NEW;
@@ -202,11 +232,11 @@ static void chunk_setup(struct fuse_op *op, struct fuse_cmd *c, uint64_t cur, ui
 	switch (op->kind) {
 	case FOP_READ:
 		c->kind = FC_READ;
-		c->data = op->buf + ((b0 << shift) - op->aoff);
+		c->data = op_data(op) + ((b0 << shift) - op->aoff);
 		break;
 	case FOP_WRITE:
 		c->kind = FC_WRITE;
-		c->data = op->buf + ((b0 << shift) - op->aoff);
+		c->data = op_data(op) + ((b0 << shift) - op->aoff);
 		c->head_fill = (uint32_t)(cur & lmask);
 		c->tail_fill = (next & lmask) ? (uint32_t)(lmask + 1 - (next & lmask)) : 0;
 		c->rmw = c->head_fill || c->tail_fill;
@@ -625,14 +655,16 @@ const struct nvmg_transport nvmg_fuse_transport = {
 
 /* ------------------------------------------------------- worker side */
 
-void nvmg_fuse_submit(struct nvmg_fuse *fs, fuse_req_t req, enum fuse_op_kind kind,
+void nvmg_fuse_submit(struct nvmg_fuse *fs, struct fuse_reply_to to, enum fuse_op_kind kind,
 		      const struct fuse_geo *g, uint64_t off, uint64_t len, const void *wdata, bool fua)
 {
 	struct fuse_op *op = op_get(fs);
 	uint64_t lmask = (1ull << g->lba_shift) - 1;
 	unsigned n = 0;
 
-	op->freq = req;
+	op->freq = to.req;
+	op->ent = to.ent;
+	op->home = to.ent ? (int)nvmg_fuse_uring_home(to.ent) : -1;
 	op->kind = kind;
 	op->fua = fua;
 	op->geo = *g;
@@ -642,10 +674,14 @@ void nvmg_fuse_submit(struct nvmg_fuse *fs, fuse_req_t req, enum fuse_op_kind ki
 	op->aoff = kind == FOP_FLUSH ? 0 : off & ~lmask;
 	atomic_store(&op->cursor, kind == FOP_FLUSH ? 0 : off);
 	atomic_store(&op->err, 0);
-	if (kind == FOP_READ || kind == FOP_WRITE) {
+	if ((kind == FOP_READ || kind == FOP_WRITE) && to.inplace) {
+		/* Whole blocks from the payload's start: the commands read into
+		 * and write from the entry's payload itself. */
+		op->inplace = to.inplace;
+	} else if (kind == FOP_READ || kind == FOP_WRITE) {
 		if (op_reserve(op, ((op->end + lmask) & ~lmask) - op->aoff)) {
-			fuse_reply_err(req, ENOMEM);
-			op_put(op);
+			op->err = ENOMEM;
+			op_finish(op);
 			return;
 		}
 		if (kind == FOP_WRITE)
@@ -659,8 +695,15 @@ void nvmg_fuse_submit(struct nvmg_fuse *fs, fuse_req_t req, enum fuse_op_kind ki
 	}
 	/* Counted before any is handed over: one may finish at once. */
 	atomic_store(&op->pending, n);
-	for (unsigned i = 0; i < n; i++)
-		inbox_push(op->cmds[i].q->fr, &op->cmds[i]);
+	for (unsigned i = 0; i < n; i++) {
+		struct fuse_reactor *fr = op->cmds[i].q->fr;
+
+		/* On the io_uring path we may be that reactor already. */
+		if (op->ent && nvmg_reactor_self() == fr->r)
+			ready_add(fr, &op->cmds[i]);
+		else
+			inbox_push(fr, &op->cmds[i]);
+	}
 }
 
 /* --------------------------------------------------------- life cycle */

@@ -77,6 +77,9 @@ ls -l $F
 [ "$(stat -c %a $F/n3)" = 444 ] || fail "n3 mode"
 grep "FUSE: kernel protocol" $DLOG
 grep -q "FUSE: kernel protocol 7.38" $DLOG || say "note: not protocol 7.38"
+# Linux 6.1 has no FUSE over io_uring: libfuse's loop serves, and says so.
+grep -q "FUSE: requests go through libfuse's loop on /dev/fuse" $DLOG ||
+	fail "the log does not say libfuse's loop serves"
 ( echo x > $F/n3 ) 2>/dev/null && fail "wrote to the read-only namespace"
 
 step "dd at odd offsets"
