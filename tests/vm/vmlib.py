@@ -815,6 +815,10 @@ def build_overlay(daemon, path, mode, scenarios=(), env=None, base_root=None, sc
     else:
         add_with_libs(tree, daemon, "/usr/sbin/nvmegated",
                       root=base_root, lib_path=_lib_dirs(base_root) if base_root else None)
+        cli = default_cli()
+        if cli:     # the control CLI, as an operator would drive the daemon
+            add_with_libs(tree, cli, "/usr/sbin/nvmegate", root=base_root,
+                          lib_path=_lib_dirs(base_root) if base_root else None)
     for d in os.listdir(GUEST_DIR):
         p = os.path.join(GUEST_DIR, d)
         if os.path.isfile(p):
@@ -1057,6 +1061,12 @@ def bench_verdict(errors, ok, rc, text, console):
         print(log.group(1) if log else tail(console))
         return 1
     return 0
+
+
+def default_cli():
+    """NVMEGATE_CLI (make test sets it), else the release build's, if built."""
+    p = os.environ.get("NVMEGATE_CLI") or os.path.join(REPO, "build", "nvmegate")
+    return p if os.access(p, os.X_OK) else None
 
 
 def default_daemon():

@@ -267,7 +267,9 @@ sc_mp_ana_change() {
 	fio_loop_start ana_change
 	sleep 2
 	fio_running ana_change || { cat /tmp/ana_change.log; fail "fio ended before the change"; }
-	mp_reload a inaccessible
+	# the operator's way: the CLI on node a's control socket
+	say "node a: nvmegate ana set 1 1 inaccessible"
+	must nvmegate -s /run/mp-a.sock ana set 1 1 inaccessible
 	wait_ana $PA inaccessible 10
 	a0=$(ios $PA) b0=$(ios $PB)
 	mp_wait_io $PB $b0 10 || fail "I/O did not move to node b"
