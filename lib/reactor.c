@@ -54,7 +54,8 @@ struct nvmg_reactor {
 
 	/* Hybrid polling (nvmg_reactor_set_poll_us): the spin window now and
 	 * its ceiling, in nanoseconds. */
-	uint64_t poll_ns, poll_max_ns;
+	uint64_t poll_ns;
+	atomic_uint_fast64_t poll_max_ns;
 
 	/* Quiescent-state counter, written by this reactor only and read by
 	 * nvmg_reactor_synchronize(): +2 every loop turn, odd while asleep or
@@ -89,7 +90,7 @@ const struct nvmg_reactor_features *nvmg_reactor_features(struct nvmg_reactor *r
 
 void nvmg_reactor_set_poll_us(struct nvmg_reactor *r, unsigned poll_us)
 {
-	r->poll_max_ns = (uint64_t)poll_us * 1000;
+	atomic_store_explicit(&r->poll_max_ns, (uint64_t)poll_us * 1000, memory_order_relaxed);
 }
 
 struct io_uring_sqe *nvmg_reactor_sqe(struct nvmg_reactor *r)
@@ -259,12 +260,13 @@ static int ring_init(struct nvmg_reactor *r)
 #ifdef IORING_SETUP_DEFER_TASKRUN
 	r->feat.defer_taskrun = p.flags & IORING_SETUP_DEFER_TASKRUN;
 #endif
-	if (r->poll_max_ns) {
+	if (atomic_load_explicit(&r->poll_max_ns, memory_order_relaxed)) {
 		/* The kernel then busy-polls the NIC's queue before sleeping
 		 * (sockets on a device with NAPI; loopback has none). Older
 		 * kernels say EINVAL: the reactor's own spin remains. */
 		struct io_uring_napi napi = {
-			.busy_poll_to = (uint32_t)(r->poll_max_ns / 1000),
+			.busy_poll_to = (uint32_t)(atomic_load_explicit(&r->poll_max_ns,
+									 memory_order_relaxed) / 1000),
 		};
 
 		r->feat.napi = io_uring_register(r->ring.ring_fd, IORING_REGISTER_NAPI, &napi, 1) == 0;
@@ -331,19 +333,21 @@ void nvmg_reactor_synchronize(struct nvmg_reactor *const *rs, unsigned n)
  * ceiling, to nothing, so an idle reactor sleeps at once. */
 static void poll_adapt(struct nvmg_reactor *r, uint64_t gap_ns)
 {
-	uint64_t target;
+	uint64_t max = atomic_load_explicit(&r->poll_max_ns, memory_order_relaxed), target;
 
-	if (!r->poll_max_ns)
+	if (!max) {
+		r->poll_ns = 0;
 		return;
-	if (gap_ns > r->poll_max_ns) {
+	}
+	if (gap_ns > max) {
 		r->poll_ns /= 2;
 		if (r->poll_ns < 1000)
 			r->poll_ns = 0;
 		return;
 	}
 	target = 2 * gap_ns + 2000;
-	if (target > r->poll_max_ns)
-		target = r->poll_max_ns;
+	if (target > max)
+		target = max;
 	if (target >= r->poll_ns)
 		r->poll_ns = target;
 	else
@@ -422,7 +426,7 @@ struct nvmg_reactor *nvmg_reactor_create(unsigned id, int *err)
 		return NULL;
 	}
 	r->id = id;
-	r->poll_max_ns = NVMG_REACTOR_POLL_US_DEFAULT * 1000ull;
+	atomic_init(&r->poll_max_ns, NVMG_REACTOR_POLL_US_DEFAULT * 1000ull);
 	atomic_init(&r->qs, 1); /* not running: quiescent */
 	r->efd = eventfd(0, EFD_CLOEXEC);
 	if (r->efd < 0) {

@@ -49,7 +49,8 @@ struct nvmg_reactor_features {
 /* Hybrid polling: after a turn that had work, a reactor keeps reaping its
  * ring without sleeping for an adaptive window (at most poll_us), so a
  * request arriving soon after the last one pays no wake-up; an idle reactor
- * sleeps at once. 0 disables. Set before nvmg_reactor_start. */
+ * sleeps at once. 0 disables. Any thread, any time (a reload): the next
+ * wait uses it; NAPI busy polling keeps the value the ring started with. */
 #define NVMG_REACTOR_POLL_US_DEFAULT 50
 void nvmg_reactor_set_poll_us(struct nvmg_reactor *r, unsigned poll_us);
 
