@@ -4,9 +4,11 @@
  * response capsule back), with no NVMe in it. Both ends busy-poll
  * non-blocking sockets (--block: both block in recv), so what remains is
  * the kernel's TCP path and the copies. bench/latency.py compares
- * nvmegated's QD1 read latency to this.
+ * nvmegated's QD1 read latency to this. --busy-poll US sets SO_BUSY_POLL
+ * on both sockets, to see whether the kernel's busy polling helps a
+ * blocking receiver here (it needs a NAPI context: loopback has none).
  *
- *   pingpong [-n IOS] [--warmup IOS] [--cpus SERVER,CLIENT] [--block]
+ *   pingpong [-n IOS] [--warmup IOS] [--cpus SERVER,CLIENT] [--block] [--busy-poll US]
  *
  * Prints one JSON object: round trips, average and p99 in microseconds. */
 #ifndef _GNU_SOURCE
@@ -31,6 +33,7 @@
 #define RESP_BYTES (24 + 4096 + 24)
 
 static bool block;
+static int busy_poll_us;
 
 static uint64_t now_ns(void)
 {
@@ -96,6 +99,9 @@ static void nodelay(int fd)
 	int one = 1;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (busy_poll_us && setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &busy_poll_us,
+				       sizeof(busy_poll_us)))
+		die("SO_BUSY_POLL");
 }
 
 static void serve(int lfd, int cpu)
@@ -141,8 +147,10 @@ int main(int argc, char **argv)
 			i++;
 		else if (!strcmp(argv[i], "--block"))
 			block = true;
+		else if (!strcmp(argv[i], "--busy-poll") && i + 1 < argc)
+			busy_poll_us = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: %s [-n IOS] [--warmup IOS] [--cpus S,C] [--block]\n",
+			fprintf(stderr, "usage: %s [-n IOS] [--warmup IOS] [--cpus S,C] [--block] [--busy-poll US]\n",
 				argv[0]);
 			return 2;
 		}
@@ -178,8 +186,8 @@ int main(int argc, char **argv)
 	for (unsigned long i = 0; i < n; i++)
 		sum += lat[i];
 	qsort(lat, n, sizeof(*lat), cmp_u64);
-	printf("{\"ios\": %lu, \"block\": %s, \"avg_lat_us\": %.3f, \"p50_lat_us\": %.3f, "
-	       "\"p99_lat_us\": %.3f}\n", n, block ? "true" : "false", (double)sum / n / 1000.0,
+	printf("{\"ios\": %lu, \"block\": %s, \"busy_poll_us\": %d, \"avg_lat_us\": %.3f, \"p50_lat_us\": %.3f, "
+	       "\"p99_lat_us\": %.3f}\n", n, block ? "true" : "false", busy_poll_us, (double)sum / n / 1000.0,
 	       lat[n / 2] / 1000.0, lat[(n * 99) / 100] / 1000.0);
 	free(lat);
 	return 0;
