@@ -28,11 +28,20 @@ from ab_perf import NQN, config, free_port, wait_listening  # noqa: E402
 IDLE_S = 10
 
 
-def cpu_seconds(pid):
-    """utime + stime of the whole process (all threads)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid, prefix=""):
+    """CPU time of the process's threads whose name starts with prefix
+    (run time in ns from schedstat: utime and stime count 10 ms ticks)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                if not f.read().startswith(prefix):
+                    continue
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return total / 1e9
 
 
 def floor_run(pingpong, cpus, ios):
@@ -66,9 +75,10 @@ def daemon_run(daemon, perf, cpus, runtime, workdir, idle=False, extra_conf=None
             raise RuntimeError("nvmegate-perf reported errors: %s" % out.stdout.strip())
         if idle:
             time.sleep(1)  # the connection's teardown is not idleness
-            c0 = cpu_seconds(proc.pid)
+            c0, r0 = cpu_seconds(proc.pid), cpu_seconds(proc.pid, "nvmg-reactor")
             time.sleep(IDLE_S)
             r["idle_cpu_s"] = cpu_seconds(proc.pid) - c0
+            r["idle_reactor_cpu_s"] = cpu_seconds(proc.pid, "nvmg-reactor") - r0
         return r
     finally:
         proc.terminate()
@@ -90,8 +100,11 @@ def main():
     ap.add_argument("--runtime", type=int, default=5, help="seconds per daemon run")
     ap.add_argument("--ios", type=int, default=100000, help="ping-pong round trips per round")
     ap.add_argument("--cpus", default="0,1", help="SERVER,CLIENT CPUs (default %(default)s)")
+    ap.add_argument("--conf", default="{}",
+                    help='extra "nvmegate" settings for --daemon, e.g. \'{"poll_us": 0}\'')
     o = ap.parse_args()
     builds = [("new", o.daemon)] + ([("before", o.before)] if o.before else [])
+    extra = {"new": json.loads(o.conf)}
     res = {"floor": []}
     res.update({name: [] for name, _ in builds})
     idle = {}
@@ -100,9 +113,10 @@ def main():
             order = builds if r % 2 == 0 else builds[::-1]
             res["floor"].append(floor_run(o.pingpong, o.cpus, o.ios))
             for name, daemon in order:
-                x = daemon_run(daemon, o.perf, o.cpus, o.runtime, wd, idle=r == 0)
+                x = daemon_run(daemon, o.perf, o.cpus, o.runtime, wd, idle=r == 0,
+                               extra_conf=extra.get(name))
                 if "idle_cpu_s" in x:
-                    idle[name] = x["idle_cpu_s"]
+                    idle[name] = (x["idle_cpu_s"], x["idle_reactor_cpu_s"])
                 res[name].append(x)
                 print("# round %d %s: avg %.2f p50 %.2f p99 %.2f us" %
                       (r + 1, name, x["avg_lat_us"], x["p50_lat_us"], x["p99_lat_us"]),
@@ -128,7 +142,9 @@ def main():
             row("QD1 4KiB read %s, new / before" % what, "-", med_ratio("new", "before", key))
     for name, _ in builds:
         row("idle CPU over %d s, nvmegated %s (ms)" % (IDLE_S, name),
-            "%.0f" % (idle[name] * 1000), None)
+            "%.3f" % (idle[name][0] * 1000), None)
+        row("idle CPU over %d s, its reactors (ms)" % IDLE_S, "%.3f" % (idle[name][1] * 1000),
+            None)
     return 0
 
 
