@@ -102,9 +102,10 @@ def main():
     ap.add_argument("--cpus", default="0,1", help="SERVER,CLIENT CPUs (default %(default)s)")
     ap.add_argument("--conf", default="{}",
                     help='extra "nvmegate" settings for --daemon, e.g. \'{"poll_us": 0}\'')
+    ap.add_argument("--before-conf", default="{}", help="the same for --before")
     o = ap.parse_args()
     builds = [("new", o.daemon)] + ([("before", o.before)] if o.before else [])
-    extra = {"new": json.loads(o.conf)}
+    extra = {"new": json.loads(o.conf), "before": json.loads(o.before_conf)}
     res = {"floor": []}
     res.update({name: [] for name, _ in builds})
     idle = {}
