@@ -271,3 +271,15 @@ bench-tls: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf
 bench-soak: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/nvmegate
 	$(PYTHON) bench/soak.py --daemon $(CURDIR)/$(BUILD)/nvmegated \
 	  --perf $(CURDIR)/$(BUILD)/nvmegate-perf --cli $(CURDIR)/$(BUILD)/nvmegate
+
+# ---- QD1 latency: nvmegated's 4 KiB QD1 read vs the machine's floor, a
+# busy-polling loopback TCP ping-pong with the same sizes (bench/pingpong.c),
+# and the daemon's CPU time while idle (bench/latency.py). Release build.
+$(BUILD)/pingpong: bench/pingpong.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
+
+.PHONY: bench-latency
+bench-latency: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/pingpong
+	$(PYTHON) bench/latency.py --daemon $(CURDIR)/$(BUILD)/nvmegated \
+	  --perf $(CURDIR)/$(BUILD)/nvmegate-perf --pingpong $(CURDIR)/$(BUILD)/pingpong

@@ -173,6 +173,10 @@ static const struct nvmg_dec_key nvmegate_keys[] = {
 	{ .key = "max_queues_per_host", .type = NVMG_DEC_INT,
 	  NVMG_DEC_FIELD(conf_t, max_queues_per_host), .min = 1, .max = 1048576, .dflt = 1024 },
 	{ .key = "kernel_tls", .type = NVMG_DEC_BOOL, NVMG_DEC_FIELD(conf_t, kernel_tls), .dflt = 1 },
+	/* How long a reactor that just had work may spin on its ring before
+	 * sleeping (lib/reactor.h); above a millisecond it only burns CPU. */
+	{ .key = "poll_us", .type = NVMG_DEC_INT, NVMG_DEC_FIELD(conf_t, poll_us), .min = 0,
+	  .max = 1000, .dflt = 50 }, /* NVMG_REACTOR_POLL_US_DEFAULT */
 	{ .key = "log_level", .type = NVMG_DEC_ENUM, NVMG_DEC_FIELD(conf_t, log_level),
 	  .names = &log_levels, .dflt = NVMG_LOG_INFO },
 	{ .key = "fuse", .type = NVMG_DEC_OBJECT, .sub = &fuse },

@@ -86,6 +86,8 @@ static int apply_conf(struct nvmg_daemon *d, struct nvmg_conf *conf, char *text,
 	if (!ret) {
 		warn_fixed(d, conf);
 		nvmg_log_set_level(conf->log_level);
+		for (unsigned i = 0; i < d->target.nr_reactors; i++)
+			nvmg_reactor_set_poll_us(d->target.reactors[i], conf->poll_us);
 		nvmg_fuse_reload(d->fuse, conf);
 		free(d->running_json);
 		d->running_json = text;

@@ -69,7 +69,7 @@ static unsigned reactor_count(const struct nvmg_conf *conf)
 	return n > 0 ? (unsigned)n : 1;
 }
 
-static int start_reactors(unsigned n)
+static int start_reactors(unsigned n, unsigned poll_us)
 {
 	int ret = 0;
 
@@ -81,6 +81,7 @@ static int start_reactors(unsigned n)
 		if (!dmn.target.reactors[i])
 			return ret;
 		dmn.target.nr_reactors++;
+		nvmg_reactor_set_poll_us(dmn.target.reactors[i], poll_us);
 		ret = nvmg_reactor_start(dmn.target.reactors[i]);
 		if (ret)
 			return ret;
@@ -224,7 +225,7 @@ int main(int argc, char **argv)
 		status = 1;
 		goto out_target;
 	}
-	ret = start_reactors(reactor_count(conf));
+	ret = start_reactors(reactor_count(conf), conf->poll_us);
 	if (ret) {
 		log_err("cannot start reactors: %s", strerror(-ret));
 		status = 1;

@@ -1,6 +1,7 @@
 /* io_uring event loop, one per thread. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,18 @@
 
 #define RING_ENTRIES 1024
 #define TICK_MS 500
+
+/* Linux 6.9's io_uring NAPI busy poll; Debian 12's liburing 2.3 headers
+ * predate it, the register opcode is all it takes. */
+#ifndef IORING_REGISTER_NAPI
+#define IORING_REGISTER_NAPI 27
+struct io_uring_napi {
+	uint32_t busy_poll_to; /* microseconds */
+	uint8_t prefer_busy_poll;
+	uint8_t pad[3];
+	uint64_t resv;
+};
+#endif
 
 struct nvmg_reactor {
 	unsigned id;
@@ -38,6 +51,19 @@ struct nvmg_reactor {
 
 	struct nvmg_reactor_features feat;
 	struct nvmg_bufpool pool;
+
+	/* Hybrid polling (nvmg_reactor_set_poll_us): the spin window now and
+	 * its ceiling, in nanoseconds. */
+	uint64_t poll_ns;
+	atomic_uint_fast64_t poll_max_ns;
+
+	/* Quiescent-state counter, written by this reactor only and read by
+	 * nvmg_reactor_synchronize(): +2 every loop turn, odd while asleep or
+	 * not running. Its own cache line, so that readers of the rest of the
+	 * struct are not disturbed by the turns. */
+	char qs_pad0[64];
+	atomic_uint_fast64_t qs;
+	char qs_pad1[64];
 };
 
 static __thread struct nvmg_reactor *self_reactor;
@@ -60,6 +86,11 @@ struct nvmg_bufpool *nvmg_reactor_bufpool(struct nvmg_reactor *r)
 const struct nvmg_reactor_features *nvmg_reactor_features(struct nvmg_reactor *r)
 {
 	return &r->feat;
+}
+
+void nvmg_reactor_set_poll_us(struct nvmg_reactor *r, unsigned poll_us)
+{
+	atomic_store_explicit(&r->poll_max_ns, (uint64_t)poll_us * 1000, memory_order_relaxed);
 }
 
 struct io_uring_sqe *nvmg_reactor_sqe(struct nvmg_reactor *r)
@@ -226,6 +257,24 @@ static int ring_init(struct nvmg_reactor *r)
 	}
 	if (ret < 0)
 		return ret;
+#ifdef IORING_SETUP_DEFER_TASKRUN
+	r->feat.defer_taskrun = p.flags & IORING_SETUP_DEFER_TASKRUN;
+#endif
+	if (atomic_load_explicit(&r->poll_max_ns, memory_order_relaxed)) {
+		/* The kernel then busy-polls the NIC's queue before sleeping
+		 * (sockets on a device with NAPI; loopback has none). Older
+		 * kernels say EINVAL: the reactor's own spin remains. */
+		struct io_uring_napi napi = {
+			.busy_poll_to = (uint32_t)(atomic_load_explicit(&r->poll_max_ns,
+									 memory_order_relaxed) / 1000),
+		};
+
+		r->feat.napi = io_uring_register(r->ring.ring_fd, IORING_REGISTER_NAPI, &napi, 1) == 0;
+	}
+	log_debug("reactor %u: io_uring %s, NAPI busy poll %s, spin window up to %u us", r->id,
+		  r->feat.defer_taskrun ? "DEFER_TASKRUN" : "without DEFER_TASKRUN",
+		  r->feat.napi ? "registered" : "unavailable",
+		  (unsigned)(atomic_load_explicit(&r->poll_max_ns, memory_order_relaxed) / 1000));
 	r->feat.ext_arg = p.features & IORING_FEAT_EXT_ARG;
 	r->feat.nodrop = p.features & IORING_FEAT_NODROP;
 	r->feat.fast_poll = p.features & IORING_FEAT_FAST_POLL;
@@ -236,6 +285,108 @@ static int ring_init(struct nvmg_reactor *r)
 		io_uring_free_probe(probe);
 	}
 	return 0;
+}
+
+/* ---- quiescent states (see nvmg_reactor_synchronize) ---- */
+
+/* Between two turns: nothing of the last turn is in use any more. The fence
+ * pairs with the one in nvmg_reactor_synchronize: whoever saw this count
+ * change knows this reactor sees its stores from here on. */
+static void qs_turn(struct nvmg_reactor *r, uint64_t add)
+{
+	atomic_store_explicit(&r->qs, atomic_load_explicit(&r->qs, memory_order_relaxed) + add,
+			      memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+static void qs_sleep(struct nvmg_reactor *r)
+{
+	atomic_store_explicit(&r->qs, atomic_load_explicit(&r->qs, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
+void nvmg_reactor_synchronize(struct nvmg_reactor *const *rs, unsigned n)
+{
+	uint64_t snap[n ? n : 1];
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = 20000 };
+	bool all;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	for (unsigned i = 0; i < n; i++)
+		snap[i] = rs[i] ? atomic_load_explicit(&rs[i]->qs, memory_order_relaxed) : 1;
+	do {
+		all = true;
+		for (unsigned i = 0; i < n; i++) {
+			/* Asleep (odd), or moved on since the snapshot. */
+			if ((snap[i] & 1) || rs[i] == self_reactor ||
+			    atomic_load_explicit(&rs[i]->qs, memory_order_relaxed) != snap[i])
+				continue;
+			all = false;
+		}
+		if (!all)
+			nanosleep(&ts, NULL);
+	} while (!all);
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* ---- the loop ---- */
+
+/* The window follows the gaps between a reactor's turns: twice the last
+ * gap (plus room for the peer's own turn-around) when it is within the
+ * ceiling, decaying slowly towards that; halving per gap beyond the
+ * ceiling, to nothing, so an idle reactor sleeps at once. */
+static void poll_adapt(struct nvmg_reactor *r, uint64_t gap_ns)
+{
+	uint64_t max = atomic_load_explicit(&r->poll_max_ns, memory_order_relaxed), target;
+
+	if (!max) {
+		r->poll_ns = 0;
+		return;
+	}
+	if (gap_ns > max) {
+		r->poll_ns /= 2;
+		if (r->poll_ns < 1000)
+			r->poll_ns = 0;
+		return;
+	}
+	target = 2 * gap_ns + 2000;
+	if (target > max)
+		target = max;
+	if (target >= r->poll_ns)
+		r->poll_ns = target;
+	else
+		r->poll_ns -= (r->poll_ns - target) / 8;
+}
+
+/* Submit, then have CQEs: by spinning on the ring for the window (entering
+ * the kernel without waiting, which also runs DEFER_TASKRUN's task work),
+ * else by sleeping in io_uring_enter. */
+static void wait_events(struct nvmg_reactor *r)
+{
+	uint64_t start = nvmg_now_ns(), now = start;
+	int ret;
+
+	if (r->poll_ns) {
+		for (;;) {
+			ret = io_uring_submit_and_get_events(&r->ring);
+			if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN)
+				log_err("reactor %u: io_uring_enter: %s", r->id, strerror(-ret));
+			if (io_uring_cq_ready(&r->ring)) {
+				poll_adapt(r, nvmg_now_ns() - start);
+				return;
+			}
+			now = nvmg_now_ns();
+			if (now - start >= r->poll_ns || r->stop)
+				break;
+			qs_turn(r, 2);
+		}
+	}
+	qs_sleep(r);
+	ret = io_uring_submit_and_wait(&r->ring, 1);
+	qs_turn(r, 1);
+	if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -ETIME)
+		log_err("reactor %u: io_uring_submit_and_wait: %s", r->id, strerror(-ret));
+	poll_adapt(r, nvmg_now_ns() - start);
 }
 
 static void *reactor_main(void *arg)
@@ -250,13 +401,10 @@ static void *reactor_main(void *arg)
 	if (r->start_err)
 		return NULL;
 	efd_arm(r);
+	qs_turn(r, 1); /* running */
 	while (!r->stop) {
 		run_defers(r);
-		int ret = io_uring_submit_and_wait(&r->ring, 1);
-		if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -ETIME) {
-			log_err("reactor %u: io_uring_submit_and_wait: %s", r->id, strerror(-ret));
-			continue;
-		}
+		wait_events(r);
 		n = 0;
 		io_uring_for_each_cqe(&r->ring, head, cqe) {
 			struct nvmg_ev *ev = io_uring_cqe_get_data(cqe);
@@ -266,8 +414,10 @@ static void *reactor_main(void *arg)
 				ev->fn(ev, cqe->res, cqe->flags);
 		}
 		io_uring_cq_advance(&r->ring, n);
+		qs_turn(r, 2);
 	}
 	run_defers(r);
+	qs_sleep(r); /* stopped: quiescent for good */
 	return NULL;
 }
 
@@ -280,6 +430,8 @@ struct nvmg_reactor *nvmg_reactor_create(unsigned id, int *err)
 		return NULL;
 	}
 	r->id = id;
+	atomic_init(&r->poll_max_ns, NVMG_REACTOR_POLL_US_DEFAULT * 1000ull);
+	atomic_init(&r->qs, 1); /* not running: quiescent */
 	r->efd = eventfd(0, EFD_CLOEXEC);
 	if (r->efd < 0) {
 		*err = -errno;

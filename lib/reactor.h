@@ -42,7 +42,17 @@ struct nvmg_reactor_features {
 	bool fast_poll;  /* IORING_FEAT_FAST_POLL */
 	bool fallocate;  /* IORING_OP_FALLOCATE supported */
 	bool send_zc;    /* IORING_OP_SEND_ZC (6.0+) */
+	bool defer_taskrun; /* the ring has IORING_SETUP_DEFER_TASKRUN (6.1+) */
+	bool napi;       /* IORING_REGISTER_NAPI accepted (6.9+) */
 };
+
+/* Hybrid polling: after a turn that had work, a reactor keeps reaping its
+ * ring without sleeping for an adaptive window (at most poll_us), so a
+ * request arriving soon after the last one pays no wake-up; an idle reactor
+ * sleeps at once. 0 disables. Any thread, any time (a reload): the next
+ * wait uses it; NAPI busy polling keeps the value the ring started with. */
+#define NVMG_REACTOR_POLL_US_DEFAULT 50
+void nvmg_reactor_set_poll_us(struct nvmg_reactor *r, unsigned poll_us);
 
 struct io_uring_sqe *nvmg_reactor_sqe(struct nvmg_reactor *r);
 void nvmg_reactor_defer(struct nvmg_reactor *r, struct nvmg_defer *d);
@@ -76,5 +86,14 @@ int nvmg_reactor_start(struct nvmg_reactor *r);
 void nvmg_reactor_stop(struct nvmg_reactor *r); /* ask to exit; join */
 void nvmg_reactor_destroy(struct nvmg_reactor *r);
 int nvmg_reactor_probe(struct nvmg_reactor_features *f); /* probe io_uring */
+
+/* Quiescent states, for data read without locks on the reactors (the
+ * namespace tables, nvme/subsys.c): a reactor passes one between two loop
+ * turns and while it sleeps, never inside an event's callback. Returns once
+ * each of rs[0..n) has passed one since the call began (the calling
+ * reactor, if any, counts as passing). Any thread; it may wait a loop turn.
+ * Pair a writer's store that readers must see with this: readers on a
+ * reactor see the store from their next turn on. */
+void nvmg_reactor_synchronize(struct nvmg_reactor *const *rs, unsigned n);
 
 #endif

@@ -39,9 +39,24 @@ struct nvmg_sq;
 struct nvmg_req;
 struct nvmg_host;
 struct nvmg_auth_queue;
+struct nvmg_ns_table;
+
+/* A namespace's references: commands on reactors count in their reactor's
+ * own counter (ns->inflight[reactor id]: no shared cache line written per
+ * I/O), everything else in refs, which also holds the subsystem table's
+ * reference. A namespace leaving the table is retired (nvme/subsys.c): it
+ * turns dying, every reactor passes a quiescent point, the counters are
+ * folded into refs, and from then on every reference counts in refs, the
+ * last one closing it. */
+struct nvmg_ns_inflight {
+	atomic_long n; /* written by its reactor only */
+	char pad[64 - sizeof(atomic_long)];
+};
 
 struct nvmg_ns {
 	atomic_int refs;
+	atomic_bool dying;
+	struct nvmg_ns_inflight *_Atomic inflight[NVMG_STAT_SLOTS]; /* allocated by their reactor */
 	uint32_t nsid;
 	struct nvmg_bdev *bdev;
 	char *path;
@@ -92,6 +107,10 @@ struct nvmg_subsys {
 	pthread_mutex_t lock; /* namespaces, controllers, next_cntlid */
 	struct nvmg_ns **ns;  /* sorted by nsid */
 	size_t nr_ns;
+	/* The same namespaces for the I/O path on the reactors, read without
+	 * the lock: a new table is published whenever ns changes, and the old
+	 * one freed once every reactor passed a quiescent point. NULL: none. */
+	struct nvmg_ns_table *_Atomic io_ns;
 	struct nvmg_ctrl **ctrls;
 	size_t nr_ctrls, cap_ctrls;
 	uint16_t next_cntlid;
@@ -180,6 +199,9 @@ struct nvmg_aen {
 
 struct nvmg_ctrl {
 	atomic_int refs;
+	/* CSTS.RDY and not dead, for the I/O path: kept by ctrl.c under lock,
+	 * read without it. */
+	atomic_bool io_ready;
 	struct nvmg_target *tgt;
 	struct nvmg_subsys *subsys;
 	struct nvmg_port *port;
@@ -295,7 +317,8 @@ void nvmg_target_discovery_changed(struct nvmg_target *t);
 bool nvmg_port_exports(struct nvmg_target *t, const struct nvmg_port *p, const struct nvmg_subsys *s);
 /* The same with t->model_lock already held (read or write). */
 bool nvmg_port_exports_locked(const struct nvmg_port *p, const struct nvmg_subsys *s);
-/* Look up an active namespace and take a reference; NULL if none. */
+/* Look up an active namespace and take a reference; NULL if none. On a
+ * reactor it takes no lock and writes no shared memory. */
 struct nvmg_ns *nvmg_subsys_get_ns(struct nvmg_subsys *s, uint32_t nsid);
 void nvmg_ns_put(struct nvmg_ns *ns);
 static inline uint64_t nvmg_ns_nsze(const struct nvmg_ns *ns)

@@ -1,6 +1,7 @@
 /* Controllers: creation on Connect, queues, properties, keep alive and
  * teardown. A controller's queues may live on different reactors, so its
- * state is under ctrl->lock and teardown travels as messages. */
+ * state is under ctrl->lock and teardown travels as messages; the I/O path
+ * reads only ctrl->io_ready, an atomic copy of "ready". */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,15 @@
 #include "nvme/core.h"
 
 #define NVMG_CAP_TO 20 /* CAP.TO in 500 ms units: 10 s */
+
+/* With c->lock held, after CSTS or dead changed: what nvmg_parse_io reads
+ * without taking the lock on every command. */
+static void ctrl_update_ready(struct nvmg_ctrl *c)
+{
+	atomic_store_explicit(&c->io_ready,
+			      (c->csts & (NVME_CSTS_RDY_MASK << NVME_CSTS_RDY_SHIFT)) && !c->dead,
+			      memory_order_release);
+}
 
 void nvmg_ctrl_get(struct nvmg_ctrl *c)
 {
@@ -199,6 +209,7 @@ void nvmg_ctrl_kill(struct nvmg_ctrl *c, bool io_only, const char *why)
 	was_dead = c->dead;
 	if (!io_only)
 		c->dead = true;
+	ctrl_update_ready(c);
 	c->kill_gen++;
 	for (unsigned qid = io_only ? 1 : 0; qid <= NVMG_MAX_IO_QUEUES; qid++) {
 		struct nvmg_sq *sq = c->sqs[qid];
@@ -382,6 +393,7 @@ uint16_t nvmg_ctrl_prop_set(struct nvmg_req *req, uint32_t off, uint64_t val)
 				       (NVME_CSTS_CFS_MASK << NVME_CSTS_CFS_SHIFT));
 		reset = true;
 	}
+	ctrl_update_ready(c);
 	if (NVME_GET(cc, CC_SHN) && !NVME_GET(old, CC_SHN)) {
 		c->csts = (c->csts & ~(NVME_CSTS_SHST_MASK << NVME_CSTS_SHST_SHIFT)) |
 			  NVME_CSTS_SHST_OCCUR << NVME_CSTS_SHST_SHIFT;
@@ -415,6 +427,7 @@ struct nvmg_ctrl *nvmg_ctrl_create_local(struct nvmg_target *tgt, struct nvmg_su
 	pthread_mutex_lock(&c->lock);
 	c->cc = NVME_CC_EN_MASK | 6u << NVME_CC_IOSQES_SHIFT | 4u << NVME_CC_IOCQES_SHIFT;
 	c->csts = NVME_CSTS_RDY_MASK << NVME_CSTS_RDY_SHIFT;
+	ctrl_update_ready(c);
 	pthread_mutex_unlock(&c->lock);
 	return c;
 }

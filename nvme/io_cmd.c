@@ -182,12 +182,9 @@ uint16_t nvmg_parse_io(struct nvmg_req *req)
 	uint8_t op = req->cmd.opcode;
 	uint64_t nlb = 0, len;
 	uint16_t status;
-	bool ready;
 
-	pthread_mutex_lock(&c->lock);
-	ready = (c->csts & (NVME_CSTS_RDY_MASK << NVME_CSTS_RDY_SHIFT)) && !c->dead;
-	pthread_mutex_unlock(&c->lock);
-	if (!ready)
+	/* Every command asks: no lock, the controller keeps an atomic copy. */
+	if (!atomic_load_explicit(&c->io_ready, memory_order_acquire))
 		return NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR;
 	switch (op) {
 	case nvme_cmd_read:

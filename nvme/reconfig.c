@@ -64,6 +64,7 @@ static bool remote_on_port(const struct nvmg_ctrl *c, const void *p)
 /* A removed subsystem: no controllers, no namespaces, then retired. */
 static void retire_subsys(struct nvmg_target *t, struct nvmg_subsys *s)
 {
+	struct nvmg_ns_table *old;
 	struct nvmg_ns **nss;
 	size_t n;
 
@@ -73,12 +74,12 @@ static void retire_subsys(struct nvmg_target *t, struct nvmg_subsys *s)
 	n = s->nr_ns;
 	s->ns = calloc(1, sizeof(*s->ns));
 	s->nr_ns = 0;
+	old = nvmg_subsys_publish_ns(s, NULL);
 	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		if (t->ns_changed)
 			t->ns_changed(t->ns_changed_ctx, s, nss[i]->nsid);
-		nvmg_ns_put(nss[i]);
-	}
+	nvmg_ns_retire(t, nss, n, old);
 	free(nss);
 	t->retired_subsys[t->nr_retired_subsys++] = s;
 	log_info("subsystem %s removed", s->nqn);

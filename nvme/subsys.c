@@ -127,73 +127,6 @@ bool nvmg_port_exports(struct nvmg_target *t, const struct nvmg_port *p, const s
 	return ret;
 }
 
-struct nvmg_ns *nvmg_subsys_get_ns(struct nvmg_subsys *s, uint32_t nsid)
-{
-	struct nvmg_ns *ns = NULL;
-	size_t lo = 0, hi;
-
-	pthread_mutex_lock(&s->lock);
-	hi = s->nr_ns;
-	while (lo < hi) { /* the table is sorted by nsid */
-		size_t mid = (lo + hi) / 2;
-
-		if (s->ns[mid]->nsid == nsid) {
-			ns = s->ns[mid];
-			atomic_fetch_add_explicit(&ns->refs, 1, memory_order_relaxed);
-			break;
-		}
-		if (s->ns[mid]->nsid < nsid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	pthread_mutex_unlock(&s->lock);
-	return ns;
-}
-
-static void ns_free(struct nvmg_ns *ns)
-{
-	if (ns->bdev) {
-		if (ns->bdev->ops->flush_sync) {
-			int ret = ns->bdev->ops->flush_sync(ns->bdev);
-
-			if (ret)
-				log_err("namespace %u (%s): flush on close: %s", ns->nsid, ns->path,
-					strerror(-ret));
-		}
-		ns->bdev->ops->close(ns->bdev);
-	}
-	for (unsigned i = 0; i < NVMG_STAT_SLOTS; i++)
-		free(atomic_load_explicit(&ns->stats[i], memory_order_acquire));
-	free(ns->path);
-	free(ns);
-}
-
-static void *ns_free_thread(void *arg)
-{
-	ns_free(arg);
-	return NULL;
-}
-
-void nvmg_ns_put(struct nvmg_ns *ns)
-{
-	pthread_attr_t attr;
-	pthread_t t;
-	bool started = false;
-
-	if (atomic_fetch_sub_explicit(&ns->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	/* The last reference of a removed namespace can drop on a reactor,
-	 * whose connections must not wait for the closing fdatasync. */
-	if (nvmg_reactor_self() && !pthread_attr_init(&attr)) {
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		started = !pthread_create(&t, &attr, ns_free_thread, ns);
-		pthread_attr_destroy(&attr);
-	}
-	if (!started)
-		ns_free(ns);
-}
-
 /* The identifiers a namespace gets: the config's, else derived. */
 static void ns_ids_from_conf(const char *subnqn, const struct nvmg_conf_ns *c,
 			     const struct nvmg_bdev *b, uint8_t nguid[16], uint8_t uuid[16],
@@ -285,8 +218,9 @@ void nvmg_subsys_free(struct nvmg_subsys *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->nr_ns; i++)
-		nvmg_ns_put(s->ns[i]);
+	/* Unpublished, or the reactors are gone: no quiescent point to wait
+	 * for. */
+	nvmg_ns_retire(NULL, s->ns, s->nr_ns, nvmg_subsys_publish_ns(s, NULL));
 	free(s->ns);
 	nvmg_strv_free(s->allowed_hosts);
 	free(s->ctrls);
@@ -320,6 +254,7 @@ int nvmg_subsys_build(struct nvmg_target *t, struct nvmg_subsys **out,
 		      const struct nvmg_conf_subsys *c, char *err, size_t errlen)
 {
 	struct nvmg_subsys *s = subsys_alloc(c->nqn);
+	struct nvmg_ns_table *tab;
 	int ret;
 
 	if (!s)
@@ -356,6 +291,10 @@ int nvmg_subsys_build(struct nvmg_target *t, struct nvmg_subsys **out,
 		s->nr_ns++;
 	}
 	qsort(s->ns, s->nr_ns, sizeof(*s->ns), cmp_ns);
+	tab = nvmg_ns_table_alloc(s->nr_ns);
+	if (!tab)
+		goto nomem;
+	nvmg_subsys_publish_ns(s, tab);
 	*out = s;
 	return 0;
 nomem:
@@ -486,12 +425,14 @@ struct ns_plan {
 	struct nvmg_subsys *s;
 	struct nvmg_ns **keep, **added, **removed;
 	size_t nr_added;
+	struct nvmg_ns_table *tab; /* the reactors' next table */
 };
 
 static void ns_plan_drop(struct ns_plan *p)
 {
-	for (size_t j = 0; p->added && j < p->nr_added; j++)
-		nvmg_ns_put(p->added[j]);
+	if (p->added) /* never published */
+		nvmg_ns_retire(NULL, p->added, p->nr_added, NULL);
+	free(p->tab);
 	free(p->keep);
 	free(p->added);
 	free(p->removed);
@@ -509,7 +450,8 @@ static int ns_plan_prepare(struct ns_plan *p, struct nvmg_subsys *s,
 	p->keep = calloc(c->nr_ns + s->nr_ns + 1, sizeof(*p->keep));
 	p->added = calloc(c->nr_ns + 1, sizeof(*p->added));
 	p->removed = calloc(s->nr_ns + 1, sizeof(*p->removed));
-	if (!p->keep || !p->added || !p->removed) {
+	p->tab = nvmg_ns_table_alloc(c->nr_ns + s->nr_ns);
+	if (!p->keep || !p->added || !p->removed || !p->tab) {
 		snprintf(err, errlen, "out of memory");
 		ns_plan_drop(p);
 		return -ENOMEM;
@@ -548,6 +490,7 @@ static void ns_plan_commit(struct nvmg_target *t, struct ns_plan *p, const struc
 	struct nvmg_subsys *s = p->s;
 	struct nvmg_ns **keep = p->keep, **added = p->added, **removed = p->removed;
 	size_t nr_keep = 0, nr_added = p->nr_added, nr_removed = 0;
+	struct nvmg_ns_table *old;
 
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->nr_ns; i++) {
@@ -568,6 +511,7 @@ static void ns_plan_commit(struct nvmg_target *t, struct ns_plan *p, const struc
 	s->ns = keep;
 	s->nr_ns = nr_keep;
 	keep = NULL;
+	old = nvmg_subsys_publish_ns(s, p->tab);
 	for (size_t j = 0; j < nr_removed; j++) {
 		log_info("subsystem %s: namespace %u removed", s->nqn, removed[j]->nsid);
 		notify_ns_change(s, removed[j]->nsid);
@@ -597,8 +541,7 @@ static void ns_plan_commit(struct nvmg_target *t, struct ns_plan *p, const struc
 		}
 	}
 	/* In-flight commands hold their own references. */
-	for (size_t j = 0; j < nr_removed; j++)
-		nvmg_ns_put(removed[j]);
+	nvmg_ns_retire(t, removed, nr_removed, old);
 	free(added);
 	free(removed);
 	memset(p, 0, sizeof(*p));

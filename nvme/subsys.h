@@ -26,6 +26,22 @@ void nvmg_subsys_kill_ctrls(struct nvmg_subsys *s,
 int nvmg_subsys_build(struct nvmg_target *t, struct nvmg_subsys **out,
 		      const struct nvmg_conf_subsys *c, char *err, size_t errlen);
 void nvmg_subsys_free(struct nvmg_subsys *s);
+/* ns_table.c: the namespaces the reactors look up without s->lock. */
+struct nvmg_ns_table {
+	size_t nr;
+	struct nvmg_ns *ns[]; /* sorted by nsid; no references of their own */
+};
+/* An empty table with room for cap namespaces; NULL when out of memory. */
+struct nvmg_ns_table *nvmg_ns_table_alloc(size_t cap);
+/* With s->lock held, after s->ns changed: fill tab (room for s->nr_ns)
+ * from s->ns and publish it (NULL: no namespaces). Returns the table it
+ * replaces, for nvmg_ns_retire. */
+struct nvmg_ns_table *nvmg_subsys_publish_ns(struct nvmg_subsys *s, struct nvmg_ns_table *tab);
+/* Without s->lock, once nss[0..n) left s->ns and old was replaced: waits
+ * until every reactor of t passed a quiescent point (t NULL: no reactor
+ * can have seen them), frees old and drops the table's reference to each
+ * namespace; commands still running keep theirs. May block briefly. */
+void nvmg_ns_retire(struct nvmg_target *t, struct nvmg_ns **nss, size_t n, struct nvmg_ns_table *old);
 /* A port served by the registered transport that c->trtype names. Returns
  * 0 or -errno with err filled. */
 int nvmg_port_build(struct nvmg_target *t, struct nvmg_port **out, const struct nvmg_conf_port *c,

@@ -318,3 +318,50 @@ def test_teardown_while_hosts_do_io(lt, how):
     c = lt.controller(nqn=lt.nqn_restricted, hostnqn=lt.allowed_host, nr_io=1) \
         if how != "host-deny" else lt.controller(nr_io=1)
     c.read(1, 0, 8).check()
+
+
+# ------------------------------------- namespace reloads under verified I/O
+
+def test_namespace_reloads_in_a_loop_under_verified_io(lt):
+    """The reactors look namespaces up without a lock in a table that every
+    reload replaces (the old one is freed after each reactor passed a
+    quiescent point): reload namespaces over and over while verified I/O
+    runs on a namespace that stays, and a second load uses one that comes
+    and goes. The verified load must see no error and no wrong byte, and
+    the daemon (ASan) must stop cleanly."""
+    import subprocess
+    steady = [perf_bin(), "-a", lt.addr, "-s", str(lt.port), "-n", lt.nqn, "-N", "2",
+              "-q", "2", "-d", "16", "-b", "4k", "-w", "randrw", "--size", "8M",
+              "--prefill", "--verify", "-t", "8", "--io-timeout", "5", "--json"]
+    load = subprocess.Popen(steady, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cfg = lt.config_copy()
+    sub = next(s for s in cfg["subsystems"] if s["nqn"] == lt.nqn)
+    base = copy.deepcopy(sub["namespaces"])
+    extra = [{"nsid": 4, "enable": 1, "device": {"path": "mem:1M"}},
+             {"nsid": 5, "enable": 1, "device": {"path": "mem:2M"}}]
+    victim, reloads = None, 0
+    while load.poll() is None:
+        if victim is None or victim.poll() is not None:
+            # I/O in flight on namespace 4 when it goes: its commands hold
+            # their references past the table's retirement.
+            victim = start_load(lt, lt.nqn, lt.port, nsid=4) if reloads % 2 else None
+        i = reloads % 4
+        # 0: +4 +5; 1: -4 (+5); 2: +4 with another size (replaced); 3: none
+        sub["namespaces"] = base + ([extra[0], extra[1]] if i == 0 else
+                                    [extra[1]] if i == 1 else
+                                    [dict(extra[0], device={"path": "mem:3M"})] if i == 2
+                                    else [])
+        assert "reload: done" in sighup(lt, cfg)
+        reloads += 1
+        time.sleep(0.05)
+    out, err = load.communicate(timeout=30)
+    if victim is not None:
+        victim.kill()
+        victim.communicate()
+    assert load.returncode == 0, out + err
+    res = json.loads(out)
+    assert res["failed"] == 0 and res["errors"] == 0 and res["verify_errors"] == 0, out
+    assert res["read"]["ios"] > 0 and res["write"]["ios"] > 0, out
+    assert reloads >= 10, reloads
+    assert lt.daemon.alive()
+    lt.check_serving()

@@ -209,6 +209,21 @@ def test_randrw_multi_queue_threads(target):
     assert r["unwritten_blocks"] == 0
 
 
+@pytest.mark.parametrize("qd", [1, 8])
+def test_poll_mode_verifies_and_ends_on_time(target, qd):
+    """--poll (busy-polling for completions, the latency benchmark's mode)
+    moves and checks the same data, and stops at -t like the sleeping
+    loop."""
+    args = ["-b", 4096, "-d", qd, "-q", 2 if qd > 1 else 1, "-t", 1, "--size", "8M",
+            "--verify", "--seed", 31 + qd, "--poll", "--json"]
+    _, w = perf(target, "-w", "randwrite", "--prefill", *args)
+    check_result(w, "write")
+    _, r = perf(target, "-w", "randread", *args)
+    check_result(r, "read")
+    assert r["unwritten_blocks"] == 0
+    assert 0.9 <= r["runtime_s"] <= 3
+
+
 def test_sequential_write_then_read(target):
     args = ["-b", "64k", "-d", 8, "-t", 1, "--size", "8M", "--verify", "--seed", 77, "--json"]
     _, w = perf(target, "-w", "write", "--prefill", *args)

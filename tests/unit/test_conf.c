@@ -125,7 +125,7 @@ static void test_top_level(void)
 	CHECK(conf && conf->log_level == NVMG_LOG_INFO && conf->reactors == 0 &&
 	      conf->handshake_timeout_ms == 10000 && conf->max_pending_sockets == 128 &&
 	      conf->icreq_timeout_ms == 5000 && conf->max_pending_per_address == 32 &&
-	      conf->max_queues_per_host == 1024 && !conf->fuse_mountpoint);
+	      conf->max_queues_per_host == 1024 && conf->poll_us == 50 && !conf->fuse_mountpoint);
 	nvmg_conf_free(conf);
 }
 
@@ -166,6 +166,7 @@ static void test_types(void)
 	      "18446744073709551615 is out of range (1..4294967294)"); /* json-c's text */
 	FAILS(TCP(",'trsvcid':'0'"), "ports[0].addr.trsvcid: 0 is out of range (1..65535)");
 	FAILS(GATE("'reactors':257"), "nvmegate.reactors: 257 is out of range (0..256)");
+	FAILS(GATE("'poll_us':1001"), "nvmegate.poll_us: 1001 is out of range (0..1000)");
 	FAILS(GATE("'handshake_timeout_ms':99"),
 	      "nvmegate.handshake_timeout_ms: 99 is out of range (100..600000)");
 	FAILS(GATE("'icreq_timeout_ms':99"), "nvmegate.icreq_timeout_ms: 99 is out of range (100..600000)");
@@ -253,8 +254,9 @@ static void test_values(void)
 	nvmg_conf_free(conf);
 	conf = LOADS(GATE("'reactors':'2','log_level':'Warning','handshake_timeout_ms':100,"
 			  "'max_pending_sockets':1,'max_queues_per_host':'1048576',"
-			  "'icreq_timeout_ms':'600000','max_pending_per_address':65536"), 0);
-	CHECK(conf && conf->reactors == 2 && conf->log_level == NVMG_LOG_WARN &&
+			  "'icreq_timeout_ms':'600000','max_pending_per_address':65536,"
+			  "'poll_us':0"), 0);
+	CHECK(conf && conf->reactors == 2 && conf->log_level == NVMG_LOG_WARN && conf->poll_us == 0 &&
 	      conf->handshake_timeout_ms == 100 && conf->max_pending_sockets == 1 &&
 	      conf->max_queues_per_host == 1048576 && conf->icreq_timeout_ms == 600000 &&
 	      conf->max_pending_per_address == 65536);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -659,6 +660,75 @@ static void test_reactor_ticker_removes_itself(struct nvmg_reactor *r)
 	sem_destroy(&t.done);
 }
 
+/* A quiescent point is between turns: synchronize must wait for a turn
+ * that is running when it is called, and not for a reactor that sleeps. */
+struct sync_test {
+	struct nvmg_reactor *r;
+	sem_t inside, release, returned;
+	atomic_int left;      /* the blocking callback returned */
+	int left_at_return;   /* what synchronize's caller saw */
+};
+
+static void sync_block_fn(void *arg)
+{
+	struct sync_test *t = arg;
+
+	sem_post(&t->inside);
+	sem_wait(&t->release);
+	atomic_store(&t->left, 1);
+}
+
+static void *sync_thread(void *arg)
+{
+	struct sync_test *t = arg;
+
+	nvmg_reactor_synchronize(&t->r, 1);
+	t->left_at_return = atomic_load(&t->left);
+	sem_post(&t->returned);
+	return NULL;
+}
+
+static double cpu_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_reactor_synchronize(struct nvmg_reactor *r)
+{
+	struct sync_test t = { .r = r };
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = 100 * 1000000L };
+	pthread_t th;
+	double cpu;
+
+	sem_init(&t.inside, 0, 0);
+	sem_init(&t.release, 0, 0);
+	sem_init(&t.returned, 0, 0);
+	CHECK(nvmg_reactor_post(r, sync_block_fn, &t) == 0);
+	CHECK(wait_sem(&t.inside) == 0);
+	CHECK(pthread_create(&th, NULL, sync_thread, &t) == 0);
+	nanosleep(&ts, NULL);
+	CHECK(sem_trywait(&t.returned) != 0); /* the turn is still running */
+	sem_post(&t.release);
+	CHECK(wait_sem(&t.returned) == 0);
+	pthread_join(th, NULL);
+	CHECK(t.left_at_return == 1);
+
+	/* Idle now: the spin window runs out and the reactor sleeps, which
+	 * is a quiescent state of its own, and burns no CPU. */
+	nanosleep(&ts, NULL);
+	cpu = cpu_seconds();
+	nanosleep(&ts, NULL);
+	nanosleep(&ts, NULL);
+	CHECK(cpu_seconds() - cpu < 0.02);
+	nvmg_reactor_synchronize(&r, 1);
+	sem_destroy(&t.inside);
+	sem_destroy(&t.release);
+	sem_destroy(&t.returned);
+}
+
 static void test_reactor(void)
 {
 	int err = 0;
@@ -675,6 +745,7 @@ static void test_reactor(void)
 		test_reactor_send_again_from_fn(r);
 		test_reactor_defer(r);
 		test_reactor_ticker_removes_itself(r);
+		test_reactor_synchronize(r);
 		nvmg_reactor_stop(r);
 	}
 	nvmg_reactor_destroy(r);

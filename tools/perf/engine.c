@@ -539,7 +539,13 @@ static void run_phase(struct engine *e, bool prefill)
 		}
 		if (e->running && idle && !outstanding && !prefill)
 			ts.tv_nsec = 1000000; /* all units busy elsewhere: poll */
-		r = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
+		if (e->o->poll && e->running && !prefill) {
+			/* Enter without waiting: submits, and runs the task
+			 * work that turns socket readiness into CQEs. */
+			r = io_uring_submit_and_get_events(&e->ring);
+		} else {
+			r = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
+		}
 		if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
 			perf_err("thread %u: io_uring_submit_and_wait: %s", e->t->idx, strerror(-r));
 			e->fatal = true;

@@ -52,6 +52,8 @@ static void usage(FILE *f)
 "      --kato MS          keep-alive timeout, 0 disables (default 30000)\n"
 "      --io-timeout SEC   fail when an I/O is outstanding this long (default 30)\n"
 "      --json             print one JSON object with the results\n"
+"      --poll             busy-poll for completions instead of sleeping, so\n"
+"                         that latency includes no wake-up of this side\n"
 "  -h, --help             this text\n");
 }
 
@@ -168,7 +170,7 @@ static void host_identity(struct perf_opts *o, const char *hostnqn, const char *
 }
 
 enum {
-	OPT_RAMP = 256, OPT_VERIFY, OPT_PREFILL, OPT_HOSTNQN, OPT_HOSTID, OPT_SIZE, OPT_JSON,
+	OPT_RAMP = 256, OPT_VERIFY, OPT_PREFILL, OPT_HOSTNQN, OPT_HOSTID, OPT_SIZE, OPT_JSON, OPT_POLL,
 	OPT_KATO, OPT_SEED, OPT_IO_TIMEOUT, OPT_TLS, OPT_PSK, OPT_TLS_V0, OPT_TLS_RFC, OPT_TLS_OPENSSL,
 };
 
@@ -197,6 +199,7 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 		{ "hostid", required_argument, NULL, OPT_HOSTID },
 		{ "size", required_argument, NULL, OPT_SIZE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "poll", no_argument, NULL, OPT_POLL },
 		{ "kato", required_argument, NULL, OPT_KATO },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
@@ -297,6 +300,7 @@ static int parse_opts(int argc, char **argv, struct perf_opts *o)
 			o->size = v;
 			break;
 		case OPT_JSON: o->json = true; break;
+		case OPT_POLL: o->poll = true; break;
 		case OPT_KATO:
 			if (parse_uint("kato", optarg, 0, UINT32_MAX, false, &v) < 0)
 				return -1;

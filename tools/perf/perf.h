@@ -54,6 +54,7 @@ struct perf_opts {
 	bool hdgst, ddgst;
 	uint64_t size;
 	bool json;
+	bool poll;        /* busy-poll the ring instead of sleeping */
 	uint32_t kato_ms;
 	uint32_t seed;
 	bool seed_set;
