@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "nvme/core.h"
+#include "nvme/resv.h"
 
 static uint16_t errno_to_status(int err, bool write)
 {
@@ -189,6 +190,8 @@ uint16_t nvmg_parse_io(struct nvmg_req *req)
 	pthread_mutex_unlock(&c->lock);
 	if (!ready)
 		return NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR;
+	if (nvmg_resv_opcode(op))
+		return nvmg_resv_parse(req);
 	switch (op) {
 	case nvme_cmd_read:
 	case nvme_cmd_write:
@@ -203,6 +206,9 @@ uint16_t nvmg_parse_io(struct nvmg_req *req)
 	req->ns = nvmg_subsys_get_ns(c->subsys, le32toh(req->cmd.nsid));
 	if (!req->ns)
 		return NVMG_SC_GENERIC(NVME_SC_INVALID_NS) | NVME_SC_DNR;
+	status = nvmg_resv_check(req);
+	if (status)
+		return status;
 	switch (op) {
 	case nvme_cmd_read:
 	case nvme_cmd_write:
