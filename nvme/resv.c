@@ -15,23 +15,6 @@
 #define SEQ_ERROR (NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR)
 #define INTERNAL NVMG_SC_GENERIC(NVME_SC_INTERNAL)
 #define CDW10_IEKEY (1u << 3)
-#define NOTIFY_ALL (NVME_FEAT_RESV_NOTIFY_REGPRE | NVME_FEAT_RESV_NOTIFY_RESREL | \
-		    NVME_FEAT_RESV_NOTIFY_RESPRE)
-#define LOG_QUEUE 64 /* notifications a controller keeps until read */
-#define FEAT_NS_SPECIFIC (1u << 1)
-#define FEAT_CHANGEABLE (1u << 2)
-
-/* A controller's Reservation Notification log: a queue of pages, each
- * read once (ctrl->resv_log, under ctrl->lock). */
-struct nvmg_resv_log {
-	uint64_t lpc;             /* Log Page Count of the last page made */
-	struct {
-		uint64_t lpc;
-		uint32_t nsid;
-		uint8_t type;
-	} q[LOG_QUEUE];
-	unsigned head, nr;
-};
 
 /* Who is owed which notification, gathered under r->lock and sent after
  * it is dropped (sending takes the subsystem's and controllers' locks). */
@@ -64,22 +47,6 @@ static struct nvmg_resv_reg *find_reg(struct nvmg_resv *r, const uint8_t hostid[
 	return NULL;
 }
 
-struct nvmg_resv_reg *nvmg_resv_add_reg(struct nvmg_resv *r, const uint8_t hostid[16], uint64_t rkey)
-{
-	if (r->nr_regs == r->cap_regs) {
-		size_t cap = r->cap_regs ? r->cap_regs * 2 : 4;
-		struct nvmg_resv_reg *n = realloc(r->regs, cap * sizeof(*n));
-
-		if (!n)
-			return NULL;
-		r->regs = n;
-		r->cap_regs = cap;
-	}
-	memcpy(r->regs[r->nr_regs].hostid, hostid, 16);
-	r->regs[r->nr_regs].rkey = rkey;
-	return &r->regs[r->nr_regs++];
-}
-
 /* In types 5 and 6 every registrant holds the reservation. */
 static bool is_holder(struct nvmg_resv *r, const uint8_t hostid[16])
 {
@@ -90,18 +57,10 @@ static bool is_holder(struct nvmg_resv *r, const uint8_t hostid[16])
 	return all_regs(t) ? find_reg(r, hostid) != NULL : id_eq(r->holder, hostid);
 }
 
-static uint32_t mask_of(struct nvmg_resv *r, const uint8_t hostid[16])
-{
-	for (size_t i = 0; i < r->nr_masks; i++)
-		if (id_eq(r->masks[i].hostid, hostid))
-			return r->masks[i].mask;
-	return 0;
-}
-
 static void note(struct nvmg_resv *r, struct notes *n, const uint8_t hostid[16], uint8_t type)
 {
 	/* Mask bit n masks the notification of log page type n. */
-	if (mask_of(r, hostid) & (1u << type))
+	if (nvmg_resv_mask_of(r, hostid) & (1u << type))
 		return;
 	if (n->nr == n->cap) {
 		size_t cap = n->cap ? n->cap * 2 : 4;
@@ -180,59 +139,6 @@ static size_t unregister_key(struct nvmg_resv *r, uint64_t prkey, const uint8_t 
 	return gone;
 }
 
-/* ---- persistence around a command ---- */
-
-struct snapshot {
-	struct nvmg_resv_reg *regs;
-	size_t nr_regs;
-	uint8_t rtype, holder[16];
-	uint32_t gen;
-	bool ptpl;
-};
-
-static bool snapshot_take(struct nvmg_resv *r, struct snapshot *s)
-{
-	s->nr_regs = r->nr_regs;
-	s->regs = malloc((r->nr_regs + 1) * sizeof(*s->regs));
-	if (!s->regs)
-		return false;
-	memcpy(s->regs, r->regs, r->nr_regs * sizeof(*s->regs));
-	s->rtype = atomic_load(&r->rtype);
-	memcpy(s->holder, r->holder, 16);
-	s->gen = r->gen;
-	s->ptpl = r->ptpl;
-	return true;
-}
-
-/* The file is written before the command completes: a host told "done"
- * finds that state after a restart. A failed write undoes the command, so
- * memory and file never disagree. */
-static uint16_t commit(struct nvmg_resv *r, struct snapshot *s, uint16_t status)
-{
-	int ret = 0;
-
-	if (!status && r->path) {
-		if (r->ptpl)
-			ret = nvmg_resv_save(r);
-		else if (s->ptpl)
-			ret = nvmg_resv_unsave(r);
-		if (ret) {
-			log_err("namespace %u: reservation state %s: %s", r->nsid, r->path,
-				strerror(-ret));
-			/* cap_regs never shrinks: the old array fits. */
-			memcpy(r->regs, s->regs, s->nr_regs * sizeof(*s->regs));
-			r->nr_regs = s->nr_regs;
-			set_rtype(r, s->rtype);
-			memcpy(r->holder, s->holder, 16);
-			r->gen = s->gen;
-			r->ptpl = s->ptpl;
-			status = INTERNAL;
-		}
-	}
-	free(s->regs);
-	return status;
-}
-
 /* ---- notifications ---- */
 
 static bool match_host(const struct nvmg_ctrl *c, const void *arg)
@@ -253,8 +159,8 @@ static void log_add(struct nvmg_ctrl *c, uint8_t type, uint32_t nsid)
 		 * the host sees the gap in the next page's count. */
 		if (++l->lpc == 0)
 			l->lpc = 1;
-		if (l->nr < LOG_QUEUE) {
-			unsigned at = (l->head + l->nr++) % LOG_QUEUE;
+		if (l->nr < NVMG_RESV_LOG_QUEUE) {
+			unsigned at = (l->head + l->nr++) % NVMG_RESV_LOG_QUEUE;
 
 			l->q[at].lpc = l->lpc;
 			l->q[at].nsid = nsid;
@@ -303,7 +209,7 @@ static void execute_register(struct nvmg_req *req)
 	uint64_t crkey = key_at(req, 0), nrkey = key_at(req, 8);
 	struct notes n = { 0 };
 	struct nvmg_resv_reg *reg;
-	struct snapshot snap;
+	struct nvmg_resv_snapshot snap;
 	uint16_t status = 0;
 
 	if (act > NVME_RESERVATION_RREGA_REPLACE_KEY || cptpl == 1 ||
@@ -312,7 +218,7 @@ static void execute_register(struct nvmg_req *req)
 		return;
 	}
 	pthread_mutex_lock(&r->lock);
-	if (!snapshot_take(r, &snap)) {
+	if (!nvmg_resv_snapshot(r, &snap)) {
 		pthread_mutex_unlock(&r->lock);
 		nvmg_req_complete(req, INTERNAL);
 		return;
@@ -344,7 +250,7 @@ static void execute_register(struct nvmg_req *req)
 		if (cptpl)
 			r->ptpl = cptpl == NVME_RESERVATION_CPTPL_PERSIST;
 	}
-	status = commit(r, &snap, status);
+	status = nvmg_resv_commit(r, &snap, status);
 	pthread_mutex_unlock(&r->lock);
 	if (status)
 		n.nr = 0;
@@ -409,7 +315,7 @@ static void execute_acquire(struct nvmg_req *req)
 	uint64_t crkey = key_at(req, 0), prkey = key_at(req, 8);
 	struct notes n = { 0 };
 	struct nvmg_resv_reg *reg;
-	struct snapshot snap;
+	struct nvmg_resv_snapshot snap;
 	uint16_t status = 0;
 
 	/* Since NVMe 1.3 (RESCAP IEK_13) IEKEY is for Register only. */
@@ -419,7 +325,7 @@ static void execute_acquire(struct nvmg_req *req)
 		return;
 	}
 	pthread_mutex_lock(&r->lock);
-	if (!snapshot_take(r, &snap)) {
+	if (!nvmg_resv_snapshot(r, &snap)) {
 		pthread_mutex_unlock(&r->lock);
 		nvmg_req_complete(req, INTERNAL);
 		return;
@@ -444,7 +350,7 @@ static void execute_acquire(struct nvmg_req *req)
 		if (!status)
 			r->gen++;
 	}
-	status = commit(r, &snap, status);
+	status = nvmg_resv_commit(r, &snap, status);
 	pthread_mutex_unlock(&r->lock);
 	if (status)
 		n.nr = 0;
@@ -462,7 +368,7 @@ static void execute_release(struct nvmg_req *req)
 	uint64_t crkey = key_at(req, 0);
 	struct notes n = { 0 };
 	struct nvmg_resv_reg *reg;
-	struct snapshot snap;
+	struct nvmg_resv_snapshot snap;
 	uint16_t status = 0;
 
 	if ((cdw10 & CDW10_IEKEY) || act > NVME_RESERVATION_RRELA_CLEAR) {
@@ -470,7 +376,7 @@ static void execute_release(struct nvmg_req *req)
 		return;
 	}
 	pthread_mutex_lock(&r->lock);
-	if (!snapshot_take(r, &snap)) {
+	if (!nvmg_resv_snapshot(r, &snap)) {
 		pthread_mutex_unlock(&r->lock);
 		nvmg_req_complete(req, INTERNAL);
 		return;
@@ -499,7 +405,7 @@ static void execute_release(struct nvmg_req *req)
 		memset(r->holder, 0, 16);
 		r->gen++;
 	}
-	status = commit(r, &snap, status);
+	status = nvmg_resv_commit(r, &snap, status);
 	pthread_mutex_unlock(&r->lock);
 	if (status)
 		n.nr = 0;
@@ -693,170 +599,4 @@ void nvmg_resv_free(struct nvmg_resv *r)
 	free(r);
 }
 
-uint8_t nvmg_resv_rescap(const struct nvmg_ns *ns)
-{
-	uint8_t cap = NVME_NS_RESCAP_WE | NVME_NS_RESCAP_EA | NVME_NS_RESCAP_WERO |
-		      NVME_NS_RESCAP_EARO | NVME_NS_RESCAP_WEAR | NVME_NS_RESCAP_EAAR |
-		      NVME_NS_RESCAP_IEK_13;
 
-	if (!ns->resv)
-		return 0;
-	return (uint8_t)(cap | (ns->resv->path ? NVME_NS_RESCAP_PTPL : 0));
-}
-
-/* ---- features 82h / 83h ---- */
-
-static uint16_t set_mask(struct nvmg_resv *r, const uint8_t hostid[16], uint32_t mask)
-{
-	uint16_t status = 0;
-	size_t i;
-
-	pthread_mutex_lock(&r->lock);
-	for (i = 0; i < r->nr_masks && !id_eq(r->masks[i].hostid, hostid); i++)
-		;
-	if (i == r->nr_masks) {
-		struct nvmg_resv_mask *m = realloc(r->masks, (r->nr_masks + 1) * sizeof(*m));
-
-		if (m) {
-			r->masks = m;
-			memcpy(m[r->nr_masks++].hostid, hostid, 16);
-		} else {
-			status = INTERNAL;
-		}
-	}
-	if (!status)
-		r->masks[i].mask = mask;
-	pthread_mutex_unlock(&r->lock);
-	return status;
-}
-
-void nvmg_resv_get_features(struct nvmg_req *req)
-{
-	struct nvmg_ctrl *c = req->sq->ctrl;
-	uint32_t cdw10 = le32toh(req->cmd.cdw10);
-	uint8_t fid = cdw10 & 0xff, sel = (cdw10 >> 8) & 7;
-	struct nvmg_ns *ns;
-	uint32_t dw0 = 0;
-
-	if (sel == NVME_GET_FEATURES_SEL_SUPPORTED) {
-		req->cqe.result = htole64(FEAT_NS_SPECIFIC | FEAT_CHANGEABLE);
-		nvmg_req_complete(req, 0);
-		return;
-	}
-	ns = nvmg_subsys_get_ns(c->subsys, le32toh(req->cmd.nsid));
-	if (!ns) {
-		nvmg_req_complete(req, NVMG_SC_GENERIC(NVME_SC_INVALID_NS) | NVME_SC_DNR);
-		return;
-	}
-	/* Nothing is saveable: "saved" is the current value. */
-	if (sel != NVME_GET_FEATURES_SEL_DEFAULT && ns->resv) {
-		pthread_mutex_lock(&ns->resv->lock);
-		dw0 = fid == NVME_FEAT_FID_RESV_MASK ? mask_of(ns->resv, c->hostid) : ns->resv->ptpl;
-		pthread_mutex_unlock(&ns->resv->lock);
-	}
-	nvmg_ns_put(ns);
-	req->cqe.result = htole64(dw0);
-	nvmg_req_complete(req, 0);
-}
-
-static uint16_t set_ptpl(struct nvmg_resv *r, bool on)
-{
-	struct snapshot snap;
-	uint16_t status;
-
-	if (on && !r->path)
-		return INVALID_FIELD;
-	pthread_mutex_lock(&r->lock);
-	if (!snapshot_take(r, &snap)) {
-		pthread_mutex_unlock(&r->lock);
-		return INTERNAL;
-	}
-	r->ptpl = on;
-	status = commit(r, &snap, 0);
-	pthread_mutex_unlock(&r->lock);
-	return status;
-}
-
-void nvmg_resv_set_features(struct nvmg_req *req)
-{
-	struct nvmg_ctrl *c = req->sq->ctrl;
-	struct nvmg_subsys *s = c->subsys;
-	uint32_t cdw10 = le32toh(req->cmd.cdw10), cdw11 = le32toh(req->cmd.cdw11);
-	uint32_t nsid = le32toh(req->cmd.nsid);
-	uint8_t fid = cdw10 & 0xff;
-	uint16_t status = 0;
-	struct nvmg_ns *ns;
-
-	if (cdw10 & (1u << 31)) { /* SV */
-		nvmg_req_complete(req, NVMG_SC_CMD(NVME_SC_FEATURE_NOT_SAVEABLE) | NVME_SC_DNR);
-		return;
-	}
-	if (fid == NVME_FEAT_FID_RESV_MASK && (cdw11 & ~(uint32_t)NOTIFY_ALL)) {
-		nvmg_req_complete(req, INVALID_FIELD);
-		return;
-	}
-	if (fid == NVME_FEAT_FID_RESV_MASK && nsid == NVME_NSID_ALL) {
-		pthread_mutex_lock(&s->lock);
-		for (size_t i = 0; i < s->nr_ns && !status; i++)
-			if (s->ns[i]->resv)
-				status = set_mask(s->ns[i]->resv, c->hostid, cdw11);
-		pthread_mutex_unlock(&s->lock);
-		nvmg_req_complete(req, status);
-		return;
-	}
-	ns = nvmg_subsys_get_ns(s, nsid);
-	if (!ns) {
-		nvmg_req_complete(req, nsid == NVME_NSID_ALL ? INVALID_FIELD
-				       : NVMG_SC_GENERIC(NVME_SC_INVALID_NS) | NVME_SC_DNR);
-		return;
-	}
-	if (!ns->resv)
-		status = INVALID_FIELD;
-	else if (fid == NVME_FEAT_FID_RESV_MASK)
-		status = set_mask(ns->resv, c->hostid, cdw11);
-	else
-		status = set_ptpl(ns->resv, cdw11 & NVME_FEAT_RP_PTPL_MASK);
-	nvmg_ns_put(ns);
-	nvmg_req_complete(req, status);
-}
-
-/* ---- log page 80h ---- */
-
-void nvmg_resv_log_page(struct nvmg_req *req, uint64_t off, bool rae)
-{
-	struct nvmg_ctrl *c = req->sq->ctrl;
-	struct nvme_resv_notification_log log;
-	struct nvmg_resv_log *l;
-	unsigned left = 0;
-
-	memset(&log, 0, sizeof(log));
-	pthread_mutex_lock(&c->lock);
-	l = c->resv_log;
-	/* Reading consumes the page: the next read gets the next one. */
-	if (l && l->nr) {
-		log.lpc = htole64(l->q[l->head].lpc);
-		log.rnlpt = l->q[l->head].type;
-		log.nsid = htole32(l->q[l->head].nsid);
-		l->head = (l->head + 1) % LOG_QUEUE;
-		l->nr--;
-		left = l->nr;
-		log.nalp = (uint8_t)(left > 255 ? 255 : left);
-	}
-	pthread_mutex_unlock(&c->lock);
-	nvmg_req_copy_to_buf(req, &log, sizeof(log), off);
-	if (rae)
-		return;
-	nvmg_ctrl_clear_aen_mask(c, NVME_AER_CSS);
-	/* Pages still waiting get the host's attention again. */
-	if (left)
-		nvmg_ctrl_raise_aen(c, NVME_AER_CSS, NVME_AER_CSS_NVM_RESERVATION,
-				    NVME_LOG_LID_RESERVATION);
-}
-
-void nvmg_resv_cmd_effects(uint32_t *iocs)
-{
-	iocs[nvme_cmd_resv_register] = htole32(NVME_CMD_EFFECTS_CSUPP);
-	iocs[nvme_cmd_resv_report] = htole32(NVME_CMD_EFFECTS_CSUPP);
-	iocs[nvme_cmd_resv_acquire] = htole32(NVME_CMD_EFFECTS_CSUPP);
-	iocs[nvme_cmd_resv_release] = htole32(NVME_CMD_EFFECTS_CSUPP);
-}

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "lib/log.h"
 #include "nvme/resv_int.h"
 
 #define STATE_MAGIC "nvmegate reservation state 1"
@@ -65,6 +66,22 @@ static int fsync_dir(const char *dir)
 		ret = -errno;
 	close(fd);
 	return ret;
+}
+
+struct nvmg_resv_reg *nvmg_resv_add_reg(struct nvmg_resv *r, const uint8_t hostid[16], uint64_t rkey)
+{
+	if (r->nr_regs == r->cap_regs) {
+		size_t cap = r->cap_regs ? r->cap_regs * 2 : 4;
+		struct nvmg_resv_reg *n = realloc(r->regs, cap * sizeof(*n));
+
+		if (!n)
+			return NULL;
+		r->regs = n;
+		r->cap_regs = cap;
+	}
+	memcpy(r->regs[r->nr_regs].hostid, hostid, 16);
+	r->regs[r->nr_regs].rkey = rkey;
+	return &r->regs[r->nr_regs++];
 }
 
 int nvmg_resv_save(struct nvmg_resv *r)
@@ -173,3 +190,51 @@ int nvmg_resv_load(struct nvmg_resv *r, char *err, size_t errlen)
 	r->ptpl = true;
 	return 0;
 }
+
+/* ---- around a command ---- */
+
+bool nvmg_resv_snapshot(struct nvmg_resv *r, struct nvmg_resv_snapshot *s)
+{
+	s->nr_regs = r->nr_regs;
+	s->regs = malloc((r->nr_regs + 1) * sizeof(*s->regs));
+	if (!s->regs)
+		return false;
+	if (r->nr_regs) /* regs may be NULL */
+		memcpy(s->regs, r->regs, r->nr_regs * sizeof(*s->regs));
+	s->rtype = atomic_load(&r->rtype);
+	memcpy(s->holder, r->holder, 16);
+	s->gen = r->gen;
+	s->ptpl = r->ptpl;
+	return true;
+}
+
+/* The file is written before the command completes: a host told "done"
+ * finds that state after a restart. A failed write undoes the command, so
+ * memory and file never disagree. */
+uint16_t nvmg_resv_commit(struct nvmg_resv *r, struct nvmg_resv_snapshot *s, uint16_t status)
+{
+	int ret = 0;
+
+	if (!status && r->path) {
+		if (r->ptpl)
+			ret = nvmg_resv_save(r);
+		else if (s->ptpl)
+			ret = nvmg_resv_unsave(r);
+		if (ret) {
+			log_err("namespace %u: reservation state %s: %s", r->nsid, r->path,
+				strerror(-ret));
+			/* cap_regs never shrinks: the old array fits. */
+			if (s->nr_regs)
+				memcpy(r->regs, s->regs, s->nr_regs * sizeof(*s->regs));
+			r->nr_regs = s->nr_regs;
+			atomic_store_explicit(&r->rtype, s->rtype, memory_order_relaxed);
+			memcpy(r->holder, s->holder, 16);
+			r->gen = s->gen;
+			r->ptpl = s->ptpl;
+			status = NVMG_SC_GENERIC(NVME_SC_INTERNAL);
+		}
+	}
+	free(s->regs);
+	return status;
+}
+
