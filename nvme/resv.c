@@ -141,11 +141,6 @@ static size_t unregister_key(struct nvmg_resv *r, uint64_t prkey, const uint8_t 
 
 /* ---- notifications ---- */
 
-static bool match_host(const struct nvmg_ctrl *c, const void *arg)
-{
-	return id_eq(c->hostid, arg);
-}
-
 static void log_add(struct nvmg_ctrl *c, uint8_t type, uint32_t nsid)
 {
 	struct nvmg_resv_log *l;
@@ -171,17 +166,17 @@ static void log_add(struct nvmg_ctrl *c, uint8_t type, uint32_t nsid)
 	nvmg_ctrl_raise_aen(c, NVME_AER_CSS, NVME_AER_CSS_NVM_RESERVATION, NVME_LOG_LID_RESERVATION);
 }
 
+/* Under s->lock, as the namespace-change events (subsys.c): raising an
+ * event takes only the controller's lock. */
 static void notes_send(struct nvmg_subsys *s, uint32_t nsid, struct notes *n)
 {
-	for (size_t i = 0; i < n->nr; i++) {
-		size_t nr = 0;
-		struct nvmg_ctrl **cs = nvmg_subsys_ctrls(s, match_host, n->v[i].hostid, &nr);
-
-		for (size_t j = 0; j < nr; j++) {
-			log_add(cs[j], n->v[i].type, nsid);
-			nvmg_ctrl_put(cs[j]);
-		}
-		free(cs);
+	if (n->nr) {
+		pthread_mutex_lock(&s->lock);
+		for (size_t i = 0; i < n->nr; i++)
+			for (size_t j = 0; j < s->nr_ctrls; j++)
+				if (id_eq(s->ctrls[j]->hostid, n->v[i].hostid))
+					log_add(s->ctrls[j], n->v[i].type, nsid);
+		pthread_mutex_unlock(&s->lock);
 	}
 	if (n->oom)
 		log_err("namespace %u: out of memory: reservation notifications lost", nsid);

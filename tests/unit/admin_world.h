@@ -105,29 +105,13 @@ void nvmg_execute_async_event(struct nvmg_req *req)
 }
 
 /* What nvme/resv.c's notifications call (io_cmd.c links it): this world's
- * namespaces have no reservation state, so they never run. */
-struct nvmg_ctrl **nvmg_subsys_ctrls(struct nvmg_subsys *s,
-				     bool (*match)(const struct nvmg_ctrl *c, const void *arg),
-				     const void *arg, size_t *n)
-{
-	(void)s;
-	(void)match;
-	(void)arg;
-	*n = 0;
-	return NULL;
-}
-
+ * namespaces have no reservation state, so it never runs. */
 void nvmg_ctrl_raise_aen(struct nvmg_ctrl *c, uint8_t type, uint8_t info, uint8_t lid)
 {
 	(void)c;
 	(void)type;
 	(void)info;
 	(void)lid;
-}
-
-void nvmg_ctrl_put(struct nvmg_ctrl *c)
-{
-	(void)c;
 }
 
 static int fake_local_addr(struct nvmg_sq *sq, char *traddr, size_t len)
