@@ -4,6 +4,7 @@ registrant and a host that is neither, preempt, preempt-and-abort, clear,
 the Reservation Notification log with its event, the notification mask,
 extended host identifiers, and Persist Through Power Loss across restarts."""
 
+import errno
 import os
 import struct
 import uuid
@@ -555,3 +556,32 @@ def test_broken_state_file_refuses_start(target):
     os.unlink(path)
     target.daemon.start()
     assert report(target.controller(nr_io=1)).regctl == 0
+
+
+# ------------------------------------------------------------------- FUSE
+
+from test_fuse import ft, mount_guard  # noqa: E402,F401  (fixtures)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/fuse"),
+                    reason="needs root and /dev/fuse")
+def test_fuse_files_are_fenced_like_a_host_without_registration(ft):
+    """The FUSE front end's controller has no Host Identifier: a host's
+    Exclusive Access reservation fences the target's own files too."""
+    h = ft.t.controller(nr_io=1)
+    fd = ft.open(NS, os.O_RDWR)
+    try:
+        assert len(os.pread(fd, 4096, 1 << 20)) == 4096
+        register(h, REG, nrkey=1).check()
+        acquire(h, ACQUIRE, EA, crkey=1).check()
+        # offsets never read before: nothing of them is in the page cache
+        with pytest.raises(OSError) as e:
+            os.pread(fd, 4096, 8 << 20)
+        assert e.value.errno == errno.EIO
+        with pytest.raises(OSError):
+            os.pwrite(fd, b"x" * 4096, 9 << 20)
+            os.fsync(fd)
+        release(h, RELEASE, EA, crkey=1).check()
+        assert len(os.pread(fd, 4096, 10 << 20)) == 4096
+    finally:
+        os.close(fd)
