@@ -48,6 +48,7 @@ SCENARIOS = [
     "wrong_subnqn",               # unknown subsystem NQN fails cleanly
     "ns_add",                     # SIGHUP adds a namespace: it appears, no reconnect
     "ns_remove",                  # SIGHUP removes a namespace: it goes, no reconnect
+    "resv",                       # reservations from two host NQNs: conflict, PTPL across restart
     "shutdown_clean",             # SIGTERM with a host connected: exit 0, no sanitizer report
 ]
 
