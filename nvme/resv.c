@@ -1,9 +1,9 @@
 /* Persistent reservations: the four commands, the access check on I/O and
  * the notifications they owe (resv_admin.c serves log page 80h and the
- * features, resv_ptpl.c the state file). The
- * rules are the NVMe Base Specification's "Reservations" section; where
- * it leaves room we behave as the Linux target (drivers/nvme/target/pr.c)
- * does, so hosts see one behaviour from both. */
+ * features, resv_ptpl.c the state file). The rules are the NVMe Base
+ * Specification's "Reservations" section; where it leaves room we behave
+ * as the Linux target (drivers/nvme/target/pr.c) does, so hosts see one
+ * behaviour from both. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
