@@ -7,6 +7,7 @@ extended host identifiers, and Persist Through Power Loss across restarts."""
 import errno
 import os
 import struct
+import time
 import uuid
 
 import pytest
@@ -475,6 +476,33 @@ def test_unknown_namespace(hosts):
     a = hosts()
     comp = a.io[0].execute(n.sqe(RESV_REGISTER, nsid=77), write=bytes(16))
     assert status(comp) == (n.SCT_GENERIC, n.SC_INVALID_NS)
+
+
+def test_reload_keeps_reservations_of_unchanged_namespaces(target):
+    """SIGHUP must not drop a fence: a namespace the reload keeps keeps its
+    registrants and holder; one it replaces (new backing) starts clean."""
+    a = target.controller(nr_io=1)
+    other = target.controller(nr_io=1)
+    for nsid in (NS, FILE_NS):
+        register(a, REG, nrkey=1, nsid=nsid).check()
+        acquire(a, ACQUIRE, EA, crkey=1, nsid=nsid).check()
+    cfg = target.config_copy()
+    cfg["subsystems"][0]["namespaces"].append(
+        {"nsid": 4, "enable": 1, "device": {"path": "mem:4M"}})
+    for ns in cfg["subsystems"][0]["namespaces"]:
+        if ns["nsid"] == FILE_NS:
+            ns["device"]["path"] = "mem:64M"        # replaced
+    before = target.daemon.log_size()
+    target.daemon.reload(cfg)
+    deadline = time.monotonic() + 5
+    while "namespace 4 added" not in target.daemon.log_since(before):
+        assert time.monotonic() < deadline, "reload not applied"
+        time.sleep(0.05)
+    r = report(other)
+    assert r.rtype == EA and r.holders() == {a.hostid}
+    assert status(other.read(NS, 0, 8)) == CONFLICT
+    assert report(other, nsid=FILE_NS).regctl == 0
+    other.read(FILE_NS, 0, 8).check()
 
 
 # ------------------------------------------------------------------- PTPL
