@@ -89,6 +89,7 @@ UNIT_halfopen := net lib
 UNIT_tls_chan := net lib
 UNIT_transport := core lib
 UNIT_auth  := core bdev lib
+UNIT_resv  := core bdev lib
 $(BUILD)/unit/test_%: $(BUILD)/asan/obj/tests/unit/test_%.o $$(call layer_libs,asan/,$$(UNIT_$$*))
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)

@@ -37,8 +37,29 @@ static bool str_differs(const char *a, const char *b)
 	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
 }
 
+/* Reservation state that persists through power loss lives next to the
+ * config: FILE without ".json", plus ".resv" (a folder), so two daemons
+ * with two configs in one folder never share it. Absolute: it must not
+ * depend on the working directory. */
+static char *resv_dir_of(const char *file)
+{
+	char *abs = realpath(file, NULL), *out;
+	const char *f = abs ? abs : file;
+	size_t n = strlen(f);
+
+	if (n > 5 && !strcmp(f + n - 5, ".json"))
+		n -= 5;
+	if (asprintf(&out, "%.*s.resv", (int)n, f) < 0)
+		out = NULL;
+	free(abs);
+	return out;
+}
+
 int nvmg_daemon_keep_fixed(struct nvmg_daemon *d, const struct nvmg_conf *conf)
 {
+	d->fixed.resv_dir = d->conf_file ? resv_dir_of(d->conf_file) : NULL;
+	if (d->conf_file && !d->fixed.resv_dir)
+		return -ENOMEM;
 	d->fixed.reactors = conf->reactors;
 	d->fixed.handshake_timeout_ms = conf->handshake_timeout_ms;
 	d->fixed.max_pending_sockets = conf->max_pending_sockets;
@@ -57,7 +78,8 @@ void nvmg_daemon_free_fixed(struct nvmg_daemon *d)
 {
 	free(d->fixed.control_socket);
 	free(d->fixed.control_group);
-	d->fixed.control_socket = d->fixed.control_group = NULL;
+	free(d->fixed.resv_dir);
+	d->fixed.control_socket = d->fixed.control_group = d->fixed.resv_dir = NULL;
 }
 
 /* Threads, sockets and the handshake deadline are set up once. */

@@ -26,6 +26,7 @@ struct nvmg_daemon {
 		unsigned icreq_timeout_ms, max_pending_per_address;
 		bool kernel_tls;
 		char *control_socket, *control_group;
+		char *resv_dir;    /* reservation state (PTPL), next to conf_file */
 	} fixed;
 	pthread_mutex_t lock;      /* serializes changes; guards the fields below */
 	char *running_json;        /* text of the applied configuration */

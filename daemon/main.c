@@ -219,6 +219,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	dmn.target.resv_dir = dmn.fixed.resv_dir;
 	ret = nvmg_target_build(&dmn.target, conf, err, sizeof(err));
 	if (ret) {
 		log_err("%s", err);

@@ -2,6 +2,7 @@
  * handler runs) and the small handlers that need no file of their own. */
 #include <string.h>
 #include "nvme/admin.h"
+#include "nvme/resv.h"
 
 uint16_t nvmg_admin_check_enabled(struct nvmg_ctrl *c)
 {
@@ -69,6 +70,12 @@ uint16_t nvmg_admin_parse_features(struct nvmg_req *req, bool set)
 		req->dir = NVMG_DIR_TO_HOST;
 		req->data_len = 16;
 		break;
+	case NVME_FEAT_FID_RESV_MASK:
+	case NVME_FEAT_FID_RESV_PERSIST:
+		if (disc)
+			return invalid;
+		req->execute = set ? nvmg_resv_set_features : nvmg_resv_get_features;
+		return 0;
 	default:
 		return invalid;
 	}

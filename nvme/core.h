@@ -52,6 +52,8 @@ struct nvmg_ns_inflight {
 	atomic_long n; /* written by its reactor only */
 	char pad[64 - sizeof(atomic_long)];
 };
+struct nvmg_resv;
+struct nvmg_resv_log;
 
 struct nvmg_ns {
 	atomic_int refs;
@@ -67,6 +69,7 @@ struct nvmg_ns {
 	uint8_t uuid[16];
 	uint8_t eui64[8];
 	_Atomic uint32_t anagrpid; /* ANA group (ana.c); a reload may move it */
+	struct nvmg_resv *resv;   /* reservations (resv.h); set before it is published */
 	/* One slot per reactor id, allocated by that reactor on its first
 	 * command (stats.c readers see NULL or a live slot). */
 	struct nvmg_io_stats *_Atomic stats[NVMG_STAT_SLOTS];
@@ -103,6 +106,7 @@ struct nvmg_subsys {
 	uint32_t version;
 	uint16_t cntlid_min, cntlid_max;
 	struct nvmg_devreg *devreg; /* the target's, for opening namespaces */
+	const char *resv_dir;       /* the target's, for reservation state files */
 
 	pthread_mutex_t lock; /* namespaces, controllers, next_cntlid */
 	struct nvmg_ns **ns;  /* sorted by nsid */
@@ -180,6 +184,10 @@ struct nvmg_target {
 	struct nvmg_reactor **reactors;
 	unsigned nr_reactors;
 	unsigned max_queues_per_host;
+	/* Where namespaces with Persist Through Power Loss keep their
+	 * reservation state (set by the process before the model is built;
+	 * NULL: PTPL unsupported). Not owned. */
+	const char *resv_dir;
 	atomic_uint_fast64_t discovery_genctr;
 	pthread_mutex_t hosts_lock; /* queue counts per host */
 	struct nvmg_host_count *host_counts;
@@ -229,6 +237,7 @@ struct nvmg_ctrl {
 	int64_t timestamp_offset_ms; /* Set Features Timestamp - local clock */
 	bool timestamp_set;       /* a host set it: Timestamp Origin 001b */
 	bool vwc_enabled;
+	struct nvmg_resv_log *resv_log; /* Reservation Notification log (resv.c) */
 };
 
 /* ---- core.c: request life cycle ---- */

@@ -31,6 +31,7 @@ void nvmg_ctrl_put(struct nvmg_ctrl *c)
 	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	pthread_mutex_destroy(&c->lock);
+	free(c->resv_log);
 	free(c);
 }
 

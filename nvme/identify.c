@@ -2,6 +2,7 @@
  * structures a host reads to bring a controller and its namespaces up. */
 #include <string.h>
 #include "nvme/admin.h"
+#include "nvme/resv.h"
 
 #define INVALID_FIELD (NVMG_SC_GENERIC(NVME_SC_INVALID_FIELD) | NVME_SC_DNR)
 #define INVALID_NS (NVMG_SC_GENERIC(NVME_SC_INVALID_NS) | NVME_SC_DNR)
@@ -70,7 +71,8 @@ static void identify_ctrl(struct nvmg_req *req, struct nvme_id_ctrl *id)
 	if (!disc) {
 		id->nn = htole32(nvmg_subsys_nn(s));
 		id->oncs = htole16(NVME_CTRL_ONCS_COMPARE | NVME_CTRL_ONCS_DSM |
-				   NVME_CTRL_ONCS_WRITE_ZEROES | NVME_CTRL_ONCS_TIMESTAMP);
+				   NVME_CTRL_ONCS_WRITE_ZEROES | NVME_CTRL_ONCS_TIMESTAMP |
+				   NVME_CTRL_ONCS_RESERVATIONS);
 		/* Flush with NSID FFFFFFFFh: report 10b "not supported"; 1.4+
 		 * controllers may not leave it unreported (00b). */
 		if (nvmg_subsys_has_vwc(s))
@@ -110,6 +112,7 @@ static void identify_ns(struct nvme_id_ns *id, const struct nvmg_ns *ns)
 	id->dlfeat = ns->bdev && ns->bdev->dealloc_zeroes ? NVME_NS_DLFEAT_RB_ALL_0S : 0;
 	id->nmic = NVME_NS_NMIC_SHARED; /* matches CMIC.MULTI_CTRL */
 	id->anagrpid = htole32(atomic_load(&ns->anagrpid));
+	id->rescap = nvmg_resv_rescap(ns);
 	id->nsattr = ns->readonly ? NVME_NS_NSATTR_WRITE_PROTECTED : 0;
 	memcpy(id->nguid, ns->nguid, sizeof(id->nguid));
 	memcpy(id->eui64, ns->eui64, sizeof(id->eui64));

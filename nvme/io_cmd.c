@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "nvme/core.h"
+#include "nvme/resv.h"
 
 static uint16_t errno_to_status(int err, bool write)
 {
@@ -186,6 +187,8 @@ uint16_t nvmg_parse_io(struct nvmg_req *req)
 	/* Every command asks: no lock, the controller keeps an atomic copy. */
 	if (!atomic_load_explicit(&c->io_ready, memory_order_acquire))
 		return NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR;
+	if (nvmg_resv_opcode(op))
+		return nvmg_resv_parse(req);
 	switch (op) {
 	case nvme_cmd_read:
 	case nvme_cmd_write:
@@ -201,6 +204,9 @@ uint16_t nvmg_parse_io(struct nvmg_req *req)
 	if (!req->ns)
 		return NVMG_SC_GENERIC(NVME_SC_INVALID_NS) | NVME_SC_DNR;
 	if ((status = nvmg_ana_check(req->sq->port, req->ns)))
+		return status;
+	status = nvmg_resv_check(req);
+	if (status)
 		return status;
 	switch (op) {
 	case nvme_cmd_read:

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "nvme/admin.h"
+#include "nvme/resv.h"
 
 #define INVALID_FIELD (NVMG_SC_GENERIC(NVME_SC_INVALID_FIELD) | NVME_SC_DNR)
 #define INVALID_LOG (NVMG_SC_CMD(NVME_SC_INVALID_LOG_PAGE) | NVME_SC_DNR)
@@ -13,6 +14,7 @@ static const uint8_t io_lids[] = {
 	NVME_LOG_LID_SUPPORTED_LOG_PAGES, NVME_LOG_LID_ERROR, NVME_LOG_LID_SMART,
 	NVME_LOG_LID_FW_SLOT, NVME_LOG_LID_CHANGED_NS, NVME_LOG_LID_CMD_EFFECTS,
 	NVME_LOG_LID_ANA,
+	NVME_LOG_LID_RESERVATION,
 };
 
 static void log_supported(struct nvmg_req *req, uint64_t off)
@@ -170,6 +172,7 @@ static void log_cmd_effects(struct nvmg_req *req, uint64_t off)
 	log.iocs[nvme_cmd_write] = htole32(changes);
 	log.iocs[nvme_cmd_write_zeroes] = htole32(changes);
 	log.iocs[nvme_cmd_dsm] = htole32(changes);
+	nvmg_resv_cmd_effects(log.iocs);
 	nvmg_req_copy_to_buf(req, &log, sizeof(log), off);
 }
 
@@ -250,6 +253,9 @@ void nvmg_execute_get_log_page(struct nvmg_req *req)
 			status = INVALID_FIELD;
 		else
 			log_cmd_effects(req, off);
+		break;
+	case NVME_LOG_LID_RESERVATION:
+		nvmg_resv_log_page(req, off, rae);
 		break;
 	default:
 		status = INVALID_LOG;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include "lib/log.h"
 #include "lib/reactor.h"
+#include "nvme/resv.h"
 #include "nvme/subsys.h"
 
 struct nvmg_ns_table *nvmg_ns_table_alloc(size_t cap)
@@ -125,6 +126,7 @@ static void ns_free(struct nvmg_ns *ns)
 		free(atomic_load_explicit(&ns->stats[i], memory_order_acquire));
 		free(atomic_load_explicit(&ns->inflight[i], memory_order_acquire));
 	}
+	nvmg_resv_free(ns->resv);
 	free(ns->path);
 	free(ns);
 }

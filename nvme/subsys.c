@@ -7,6 +7,7 @@
 #include "lib/log.h"
 #include "nvme/bdev/devreg.h"
 #include "nvme/host.h"
+#include "nvme/resv.h"
 #include "nvme/subsys.h"
 
 struct nvmg_host_count {
@@ -210,6 +211,13 @@ static int ns_open(const struct nvmg_subsys *s, const struct nvmg_conf_ns *c, st
 	ns_warn_unserved(s->nqn, ns);
 	/* Unset identifiers are derived, so they survive restarts. */
 	ns_ids_from_conf(s->nqn, c, ns->bdev, ns->nguid, ns->uuid, ns->eui64);
+	ret = nvmg_resv_create(&ns->resv, s->resv_dir, s->nqn, ns->nsid, err, errlen);
+	if (ret) {
+		ns->bdev->ops->close(ns->bdev);
+		free(ns->path);
+		free(ns);
+		return ret;
+	}
 	*out = ns;
 	return 0;
 }
@@ -260,6 +268,7 @@ int nvmg_subsys_build(struct nvmg_target *t, struct nvmg_subsys **out,
 	if (!s)
 		return -ENOMEM;
 	s->devreg = t->devreg;
+	s->resv_dir = t->resv_dir;
 	s->allow_any_host = c->allow_any_host;
 	s->allowed_hosts = nvmg_strv_dup(c->allowed_hosts, c->nr_allowed_hosts);
 	if (!s->allowed_hosts)

@@ -195,7 +195,8 @@ static void test_identify_ctrl(struct tctx *t)
 	CHECK(id->lpa & NVME_CTRL_LPA_CMD_EFFECTS);
 	CHECK(id->lpa & NVME_CTRL_LPA_EXTENDED);
 	CHECK(le16toh(id->oncs) == (NVME_CTRL_ONCS_COMPARE | NVME_CTRL_ONCS_DSM |
-				    NVME_CTRL_ONCS_WRITE_ZEROES | NVME_CTRL_ONCS_TIMESTAMP));
+				    NVME_CTRL_ONCS_WRITE_ZEROES | NVME_CTRL_ONCS_TIMESTAMP |
+				    NVME_CTRL_ONCS_RESERVATIONS));
 	CHECK(id->vwc & NVME_CTRL_VWC_PRESENT);
 	CHECK(id->frmw == 0x03);
 	CHECK(le16toh(id->psd[0].mp) == 0x09c4);
@@ -442,7 +443,8 @@ static void test_log_pages(struct tctx *t)
 		CHECK(le32toh(e->iocs[nvme_cmd_write]) ==
 		      (NVME_CMD_EFFECTS_CSUPP | NVME_CMD_EFFECTS_LBCC));
 		CHECK(le32toh(e->iocs[nvme_cmd_dsm]) & NVME_CMD_EFFECTS_LBCC);
-		CHECK(e->iocs[nvme_cmd_resv_register] == 0);
+		CHECK(le32toh(e->iocs[nvme_cmd_resv_register]) == NVME_CMD_EFFECTS_CSUPP);
+		CHECK(e->iocs[nvme_cmd_verify] == 0);
 	}
 	free(r);
 

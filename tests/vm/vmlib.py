@@ -823,7 +823,9 @@ def build_overlay(daemon, path, mode, scenarios=(), env=None, base_root=None, sc
         p = os.path.join(GUEST_DIR, d)
         if os.path.isfile(p):
             tree.add_file("/init" if d == "init" else "/vm/" + d, p, mode=0o755)
-    confs = {"base": guest_config(), "ns3": guest_config((1, 2, 3)),
+    resv = guest_config((1,))   # two hosts of this machine, one namespace (guest/scenarios.sh)
+    resv["subsystems"][0]["allowed_hosts"].append(OTHER_HOSTNQN)
+    confs = {"base": guest_config(), "ns3": guest_config((1, 2, 3)), "resv": resv,
              "secure-template": secure_config_template()}
     for name, c in confs.items():
         tree.add_data("/vm/conf/%s.json" % name, json.dumps(c, indent=1) + "\n")

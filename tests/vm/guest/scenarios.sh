@@ -435,6 +435,84 @@ sc_ns_remove() {
 	disconnect
 }
 
+# Persistent reservations from two host NQNs of this machine: two
+# controllers of one subsystem, each with its own Host Identifier. The
+# "resv" config has one namespace, so nvme-cli reaches each controller's
+# path through its char device (/dev/nvmeN -n 1); the multipath block
+# device would pick one path for both hosts.
+RESV_ID1=5c1d6f3e-2b4a-4c8d-9e7f-1a2b3c4d5e6f
+RESV_DIR=${CONF%.json}.resv        # where PTPL state lives (next to the config)
+
+# resv_connect HOSTNQN HOSTID: connect as that host; sets C. Straight
+# through /dev/nvme-fabrics: nvme-cli 2.3 refuses a second controller to one
+# subsystem port as "already connected" whatever the host NQN (even with -D).
+resv_connect() {
+	_before=" $(ctrls | tr '\n' ' ') "
+	say "+ connect as $1 (hostid $2)"
+	printf '%s' "transport=tcp,traddr=$ADDR,trsvcid=$PORT,nqn=$SUBNQN,hostnqn=$1,hostid=$2,reconnect_delay=1,ctrl_loss_tmo=30" \
+		> /dev/nvme-fabrics || fail "connect as $1 failed"
+	C=
+	for _c in $(ctrls); do
+		case "$_before" in *" $_c "*) ;; *) C=$_c ;; esac
+	done
+	[ -n "$C" ] || fail "no new controller for $1"
+	wait_state $C live 10 || fail "controller $C not live"
+}
+
+# resv_field CTRL FIELD: a field of the reservation report (extended format)
+resv_field() {
+	$NVME resv-report /dev/$1 -n 1 --eds > /tmp/resv.out 2>&1 || { cat /tmp/resv.out; return 1; }
+	awk -v f="$2" '$1 == f { print $3; exit }' /tmp/resv.out
+}
+
+# resv_write CTRL: one 512-byte write through CTRL's own path; prints nvme-cli's output
+resv_write() {
+	$NVME io-passthru /dev/$1 -n 1 -o 1 --cdw10=0 --cdw12=0 -l 512 -w -i /tmp/blk 2>&1
+}
+
+sc_resv() {
+	daemon_stop || fail "stop"
+	rm -rf $RESV_DIR
+	daemon_start resv || fail "start with the reservation config"
+	dd if=/dev/zero of=/tmp/blk bs=512 count=1 2>/dev/null
+	resv_connect $HOSTNQN $RESV_ID1; C1=$C
+	resv_connect $OTHER_HOSTNQN $OTHER_HOSTID; C2=$C
+	say "host 1: $C1, host 2: $C2"
+	must $NVME resv-register /dev/$C1 -n 1 --nrkey=0x1111 --rrega=0 --cptpl=3
+	must $NVME resv-register /dev/$C2 -n 1 --nrkey=0x2222 --rrega=0
+	must $NVME resv-acquire /dev/$C1 -n 1 --crkey=0x1111 --rtype=1 --racqa=0
+	must $NVME resv-report /dev/$C2 -n 1 --eds
+	[ "$(resv_field $C2 rtype)" = 1 ] || fail "report: not Write Exclusive"
+	[ "$(resv_field $C2 regctl)" = 2 ] || fail "report: not 2 registrants"
+	[ "$(resv_field $C2 ptpls)" = 1 ] || fail "report: PTPL not on"
+	gen=$(resv_field $C2 gen)
+	out=$(resv_write $C2) && fail "host 2 wrote under host 1's Write Exclusive reservation"
+	echo "$out"
+	echo "$out" | grep -q "Reservation Conflict" || fail "host 2's write failed, but not with Reservation Conflict"
+	resv_write $C1 || fail "the holder's write failed"
+	out=$($NVME resv-acquire /dev/$C2 -n 1 --crkey=0x2222 --rtype=1 --racqa=0 2>&1) &&
+		fail "host 2 acquired a reservation host 1 holds"
+	echo "$out" | grep -q "Reservation Conflict" || fail "acquire by host 2: $out"
+	# PTPL: a restart keeps registrants, holder, type and generation
+	daemon_stop || fail "stop with reservations"
+	[ -n "$(ls $RESV_DIR)" ] || fail "no reservation state file in $RESV_DIR"
+	daemon_start resv || fail "restart"
+	wait_state $C1 live 30 || fail "host 1 did not reconnect"
+	wait_state $C2 live 30 || fail "host 2 did not reconnect"
+	must $NVME resv-report /dev/$C2 -n 1 --eds
+	[ "$(resv_field $C2 rtype)" = 1 ] && [ "$(resv_field $C2 regctl)" = 2 ] &&
+		[ "$(resv_field $C2 gen)" = "$gen" ] || fail "the reservation did not survive the restart"
+	resv_write $C2 > /dev/null && fail "host 2 wrote after the restart"
+	must $NVME resv-release /dev/$C1 -n 1 --crkey=0x1111 --rtype=1 --rrela=0
+	resv_write $C2 || fail "host 2 cannot write after the release"
+	[ "$(resv_field $C2 rtype)" = 0 ] || fail "still reserved after the release"
+	must $NVME resv-register /dev/$C1 -n 1 --crkey=0x1111 --rrega=1 --cptpl=2
+	must $NVME resv-register /dev/$C2 -n 1 --crkey=0x2222 --rrega=1
+	[ -z "$(ls $RESV_DIR)" ] || fail "PTPL off left a state file"
+	disconnect
+	rm -rf $RESV_DIR
+}
+
 # last: SIGTERM with a host connected; exit 0 and no sanitizer report in the
 # log of every daemon run of this boot
 sc_shutdown_clean() {
@@ -467,6 +545,7 @@ reset_state() {
 	fi
 	if ! daemon_running || [ "$(cat /run/nvmegated.conf 2>/dev/null)" != base ]; then
 		daemon_stop
+		rm -rf ${CONF%.json}.resv   # no reservation a failed scenario left
 		daemon_start base
 	fi
 	dmesg -c > /dev/null
