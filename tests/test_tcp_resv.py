@@ -588,7 +588,18 @@ def test_broken_state_file_refuses_start(target):
 
 # ------------------------------------------------------------------- FUSE
 
-from test_fuse import ft, mount_guard  # noqa: E402,F401  (fixtures)
+from test_fuse import URING_PARAM, ft, mount_guard  # noqa: E402,F401  (fixtures)
+
+
+@pytest.fixture
+def fuse_path():
+    """The way the kernel carries FUSE requests as it stands (test_fuse.py
+    runs both; one is enough for fencing, which is the core's)."""
+    try:
+        with open(URING_PARAM) as f:
+            return "io_uring" if f.read().strip() == "Y" else "libfuse"
+    except OSError:
+        return "libfuse"
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/fuse"),
