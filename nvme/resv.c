@@ -194,32 +194,43 @@ static uint64_t key_at(const struct nvmg_req *req, size_t off)
 	return le64toh(k);
 }
 
-/* Reservation Register: CDW10 RREGA 2:0, IEKEY 3, CPTPL 31:30; data CRKEY, NRKEY. */
-static void execute_register(struct nvmg_req *req)
+/* Every change of state: under the lock, from a snapshot that the commit
+ * restores when the PTPL file cannot be written, then the notifications
+ * (only for a change that stood) and the completion. */
+static void run_change(struct nvmg_req *req,
+		       uint16_t (*change)(struct nvmg_req *req, struct nvmg_resv *r,
+					  const uint8_t *self, struct notes *n))
 {
 	struct nvmg_resv *r = req->ns->resv;
-	const uint8_t *self = req->sq->ctrl->hostid;
-	uint32_t cdw10 = le32toh(req->cmd.cdw10);
-	uint8_t act = cdw10 & 7, cptpl = cdw10 >> 30;
-	bool iekey = cdw10 & CDW10_IEKEY;
-	uint64_t crkey = key_at(req, 0), nrkey = key_at(req, 8);
-	struct notes n = { 0 };
-	struct nvmg_resv_reg *reg;
 	struct nvmg_resv_snapshot snap;
-	uint16_t status = 0;
+	struct notes n = { 0 };
+	uint16_t status;
 
-	if (act > NVME_RESERVATION_RREGA_REPLACE_KEY || cptpl == 1 ||
-	    (cptpl == NVME_RESERVATION_CPTPL_PERSIST && !r->path)) {
-		nvmg_req_complete(req, INVALID_FIELD);
-		return;
-	}
 	pthread_mutex_lock(&r->lock);
 	if (!nvmg_resv_snapshot(r, &snap)) {
 		pthread_mutex_unlock(&r->lock);
 		nvmg_req_complete(req, INTERNAL);
 		return;
 	}
-	reg = find_reg(r, self);
+	status = nvmg_resv_commit(r, &snap, change(req, r, req->sq->ctrl->hostid, &n));
+	pthread_mutex_unlock(&r->lock);
+	if (status)
+		n.nr = 0;
+	notes_send(req->sq->ctrl->subsys, r->nsid, &n);
+	nvmg_req_complete(req, status);
+}
+
+/* Reservation Register: CDW10 RREGA 2:0, IEKEY 3, CPTPL 31:30; data CRKEY, NRKEY. */
+static uint16_t do_register(struct nvmg_req *req, struct nvmg_resv *r, const uint8_t *self,
+			    struct notes *n)
+{
+	uint32_t cdw10 = le32toh(req->cmd.cdw10);
+	uint8_t act = cdw10 & 7, cptpl = cdw10 >> 30;
+	bool iekey = cdw10 & CDW10_IEKEY;
+	uint64_t crkey = key_at(req, 0), nrkey = key_at(req, 8);
+	struct nvmg_resv_reg *reg = find_reg(r, self);
+	uint16_t status = 0;
+
 	switch (act) {
 	case NVME_RESERVATION_RREGA_REGISTER_KEY:
 		/* Registering again with the same key is not an error. */
@@ -232,7 +243,7 @@ static void execute_register(struct nvmg_req *req)
 		if (!reg || (!iekey && reg->rkey != crkey))
 			status = CONFLICT;
 		else
-			unregister_at(r, (size_t)(reg - r->regs), &n);
+			unregister_at(r, (size_t)(reg - r->regs), n);
 		break;
 	default: /* replace: a holder stays the holder under its new key */
 		if (!reg || (!iekey && reg->rkey != crkey))
@@ -246,12 +257,20 @@ static void execute_register(struct nvmg_req *req)
 		if (cptpl)
 			r->ptpl = cptpl == NVME_RESERVATION_CPTPL_PERSIST;
 	}
-	status = nvmg_resv_commit(r, &snap, status);
-	pthread_mutex_unlock(&r->lock);
-	if (status)
-		n.nr = 0;
-	notes_send(req->sq->ctrl->subsys, r->nsid, &n);
-	nvmg_req_complete(req, status);
+	return status;
+}
+
+static void execute_register(struct nvmg_req *req)
+{
+	uint32_t cdw10 = le32toh(req->cmd.cdw10);
+	uint8_t act = cdw10 & 7, cptpl = cdw10 >> 30;
+
+	if (act > NVME_RESERVATION_RREGA_REPLACE_KEY || cptpl == 1 ||
+	    (cptpl == NVME_RESERVATION_CPTPL_PERSIST && !req->ns->resv->path)) {
+		nvmg_req_complete(req, INVALID_FIELD);
+		return;
+	}
+	run_change(req, do_register);
 }
 
 static uint16_t preempt(struct nvmg_resv *r, const uint8_t self[16], uint8_t rtype, uint64_t prkey,
@@ -302,17 +321,38 @@ static uint16_t preempt(struct nvmg_resv *r, const uint8_t self[16], uint8_t rty
 }
 
 /* Reservation Acquire: CDW10 RACQA 2:0, IEKEY 3, RTYPE 15:8; data CRKEY, PRKEY. */
+static uint16_t do_acquire(struct nvmg_req *req, struct nvmg_resv *r, const uint8_t *self,
+			   struct notes *n)
+{
+	uint32_t cdw10 = le32toh(req->cmd.cdw10);
+	uint8_t act = cdw10 & 7, rtype = (cdw10 >> 8) & 0xff;
+	uint8_t cur = atomic_load_explicit(&r->rtype, memory_order_relaxed);
+	struct nvmg_resv_reg *reg = find_reg(r, self);
+	uint16_t status = 0;
+
+	if (!reg || reg->rkey != key_at(req, 0))
+		return CONFLICT;
+	if (act == NVME_RESERVATION_RACQA_ACQUIRE) {
+		/* A holder may acquire again in its type, not change it. */
+		if (cur)
+			return is_holder(r, self) && cur == rtype ? 0 : CONFLICT;
+		memcpy(r->holder, self, 16);
+		set_rtype(r, rtype);
+		return 0;
+	}
+	/* Preempt and abort: the commands of the preempted hosts that reach
+	 * us from now on fail the access check; the ones already at the
+	 * backend cannot be recalled and complete. */
+	status = preempt(r, self, rtype, key_at(req, 8), n);
+	if (!status)
+		r->gen++;
+	return status;
+}
+
 static void execute_acquire(struct nvmg_req *req)
 {
-	struct nvmg_resv *r = req->ns->resv;
-	const uint8_t *self = req->sq->ctrl->hostid;
 	uint32_t cdw10 = le32toh(req->cmd.cdw10);
-	uint8_t act = cdw10 & 7, rtype = (cdw10 >> 8) & 0xff, cur;
-	uint64_t crkey = key_at(req, 0), prkey = key_at(req, 8);
-	struct notes n = { 0 };
-	struct nvmg_resv_reg *reg;
-	struct nvmg_resv_snapshot snap;
-	uint16_t status = 0;
+	uint8_t act = cdw10 & 7, rtype = (cdw10 >> 8) & 0xff;
 
 	/* Since NVMe 1.3 (RESCAP IEK_13) IEKEY is for Register only. */
 	if ((cdw10 & CDW10_IEKEY) || act > NVME_RESERVATION_RACQA_PREEMPT_AND_ABORT ||
@@ -320,93 +360,49 @@ static void execute_acquire(struct nvmg_req *req)
 		nvmg_req_complete(req, INVALID_FIELD);
 		return;
 	}
-	pthread_mutex_lock(&r->lock);
-	if (!nvmg_resv_snapshot(r, &snap)) {
-		pthread_mutex_unlock(&r->lock);
-		nvmg_req_complete(req, INTERNAL);
-		return;
-	}
-	reg = find_reg(r, self);
-	cur = atomic_load_explicit(&r->rtype, memory_order_relaxed);
-	if (!reg || reg->rkey != crkey) {
-		status = CONFLICT;
-	} else if (act == NVME_RESERVATION_RACQA_ACQUIRE) {
-		/* A holder may acquire again in its type, not change it. */
-		if (cur)
-			status = is_holder(r, self) && cur == rtype ? 0 : CONFLICT;
-		else {
-			memcpy(r->holder, self, 16);
-			set_rtype(r, rtype);
-		}
-	} else {
-		/* Preempt and abort: the commands of the preempted hosts that
-		 * reach us from now on fail the access check; the ones already
-		 * at the backend cannot be recalled and complete. */
-		status = preempt(r, self, rtype, prkey, &n);
-		if (!status)
-			r->gen++;
-	}
-	status = nvmg_resv_commit(r, &snap, status);
-	pthread_mutex_unlock(&r->lock);
-	if (status)
-		n.nr = 0;
-	notes_send(req->sq->ctrl->subsys, r->nsid, &n);
-	nvmg_req_complete(req, status);
+	run_change(req, do_acquire);
 }
 
 /* Reservation Release: CDW10 RRELA 2:0, IEKEY 3, RTYPE 15:8; data CRKEY. */
+static uint16_t do_release(struct nvmg_req *req, struct nvmg_resv *r, const uint8_t *self,
+			   struct notes *n)
+{
+	uint32_t cdw10 = le32toh(req->cmd.cdw10);
+	uint8_t act = cdw10 & 7, rtype = (cdw10 >> 8) & 0xff;
+	uint8_t cur = atomic_load_explicit(&r->rtype, memory_order_relaxed);
+	struct nvmg_resv_reg *reg = find_reg(r, self);
+
+	if (!reg || reg->rkey != key_at(req, 0))
+		return CONFLICT;
+	if (act == NVME_RESERVATION_RRELA_RELEASE) {
+		/* Releasing what one does not hold does nothing. */
+		if (!is_holder(r, self))
+			return 0;
+		if (rtype != cur)
+			return INVALID_FIELD;
+		set_rtype(r, 0);
+		memset(r->holder, 0, 16);
+		if (cur != NVME_RESERVATION_RTYPE_WE && cur != NVME_RESERVATION_RTYPE_EA)
+			note_registrants(r, n, self, NVME_RESV_NOTIFY_RNLPT_RESERVATION_RELEASED);
+		return 0;
+	}
+	note_registrants(r, n, self, NVME_RESV_NOTIFY_RNLPT_RESERVATION_PREEMPTED);
+	r->nr_regs = 0;
+	set_rtype(r, 0);
+	memset(r->holder, 0, 16);
+	r->gen++;
+	return 0;
+}
+
 static void execute_release(struct nvmg_req *req)
 {
-	struct nvmg_resv *r = req->ns->resv;
-	const uint8_t *self = req->sq->ctrl->hostid;
 	uint32_t cdw10 = le32toh(req->cmd.cdw10);
-	uint8_t act = cdw10 & 7, rtype = (cdw10 >> 8) & 0xff, cur;
-	uint64_t crkey = key_at(req, 0);
-	struct notes n = { 0 };
-	struct nvmg_resv_reg *reg;
-	struct nvmg_resv_snapshot snap;
-	uint16_t status = 0;
 
-	if ((cdw10 & CDW10_IEKEY) || act > NVME_RESERVATION_RRELA_CLEAR) {
+	if ((cdw10 & CDW10_IEKEY) || (cdw10 & 7) > NVME_RESERVATION_RRELA_CLEAR) {
 		nvmg_req_complete(req, INVALID_FIELD);
 		return;
 	}
-	pthread_mutex_lock(&r->lock);
-	if (!nvmg_resv_snapshot(r, &snap)) {
-		pthread_mutex_unlock(&r->lock);
-		nvmg_req_complete(req, INTERNAL);
-		return;
-	}
-	reg = find_reg(r, self);
-	cur = atomic_load_explicit(&r->rtype, memory_order_relaxed);
-	if (!reg || reg->rkey != crkey) {
-		status = CONFLICT;
-	} else if (act == NVME_RESERVATION_RRELA_RELEASE) {
-		/* Releasing what one does not hold does nothing. */
-		if (is_holder(r, self)) {
-			if (rtype != cur) {
-				status = INVALID_FIELD;
-			} else {
-				set_rtype(r, 0);
-				memset(r->holder, 0, 16);
-				if (cur != NVME_RESERVATION_RTYPE_WE && cur != NVME_RESERVATION_RTYPE_EA)
-					note_registrants(r, &n, self,
-							 NVME_RESV_NOTIFY_RNLPT_RESERVATION_RELEASED);
-			}
-		}
-	} else {
-		note_registrants(r, &n, self, NVME_RESV_NOTIFY_RNLPT_RESERVATION_PREEMPTED);
-		r->nr_regs = 0;
-		set_rtype(r, 0);
-		memset(r->holder, 0, 16);
-		r->gen++;
-	}
-	status = nvmg_resv_commit(r, &snap, status);
-	pthread_mutex_unlock(&r->lock);
-	if (status)
-		n.nr = 0;
-	notes_send(req->sq->ctrl->subsys, r->nsid, &n);
-	nvmg_req_complete(req, status);
+	run_change(req, do_release);
 }
 
 /* Reservation Report: CDW10 NUMD (0's based dwords), CDW11 EDS bit 0. */
