@@ -141,6 +141,16 @@ static long find_in(struct json_object *arr, const char *key, struct json_object
 	return -1;
 }
 
+/* Where the entry of a number key (portid, grpid) is in arr, or -1. */
+static long find_num(struct json_object *arr, const char *key, uint64_t num)
+{
+	struct json_object *v = json_object_new_int64((int64_t)num);
+	long i = find_in(arr, key, v);
+
+	json_object_put(v);
+	return i;
+}
+
 /* The configuration as `save` writes it and the validator reads it. */
 static char *config_text(struct json_object *root)
 {
@@ -351,15 +361,13 @@ static struct json_object *edit_port_add(struct json_object *root, struct json_o
 static struct json_object *edit_port_remove(struct json_object *root, struct json_object *req,
 					     char *done, size_t donelen)
 {
-	struct json_object *fail = NULL, *ports = arr_get(root, "ports"), *v;
+	struct json_object *fail = NULL, *ports = arr_get(root, "ports");
 	uint64_t portid;
 	long i;
 
 	if (ctl_u64(req, "portid", true, 65535, &portid, &fail))
 		return fail;
-	v = json_object_new_int64((int64_t)portid);
-	i = find_in(ports, "portid", v);
-	json_object_put(v);
+	i = find_num(ports, "portid", portid);
 	if (i < 0)
 		return ctl_fail(true, "no port %llu", (unsigned long long)portid);
 	json_object_array_del_idx(ports, (size_t)i, 1);
@@ -383,9 +391,7 @@ static struct json_object *edit_ana_set(struct json_object *root, struct json_ob
 	    ctl_u64(req, "grpid", true, UINT32_MAX, &grpid, &fail) ||
 	    ctl_str(req, "state", true, &state, &fail))
 		return fail;
-	v = json_object_new_int64((int64_t)portid);
-	i = find_in(ports, "portid", v);
-	json_object_put(v);
+	i = find_num(ports, "portid", portid);
 	if (i < 0)
 		return ctl_fail(true, "no port %llu", (unsigned long long)portid);
 	groups = arr_get(json_object_array_get_idx(ports, (size_t)i), "ana_groups");
