@@ -10,6 +10,9 @@ ratio of the medians.
 The target is what README's Measuring section measures: one reactor, a RAM
 namespace, NVMe/TCP on 127.0.0.1; the load is 4 KiB randread at QD32 on one
 queue unless --perf-args says otherwise. Use release builds, never ASan.
+--pin puts the daemon on CPU 0 and nvmegate-perf on CPU 1; --a-env/--b-env
+give one side environment variables (NAME=VALUE, repeatable), e.g. the same
+build with NVMEGATED_SEND_ZC=0 and =always.
 """
 import argparse
 import json
@@ -57,24 +60,41 @@ def wait_listening(port, proc, timeout=20):
     raise RuntimeError("nvmegated did not listen on %d" % port)
 
 
-def one_run(daemon, perf, perf_args, runtime, workdir, make_config=config):
-    """IOPS of one nvmegate-perf run against a fresh daemon."""
+def cpu_seconds(pid):
+    """User + system CPU time of pid so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(daemon, perf, perf_args, runtime, workdir, make_config=config, env=None,
+            pin=False, cpu_out=None):
+    """IOPS of one nvmegate-perf run against a fresh daemon; cpu_out (a
+    list) gets the daemon's CPU microseconds per I/O, a figure a busy
+    shared machine disturbs less than IOPS."""
     port = free_port()
     cfg = os.path.join(workdir, "ab.json")
     with open(cfg, "w") as f:
         json.dump(make_config(port), f)
-    proc = subprocess.Popen([daemon, "-c", cfg], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.Popen((["taskset", "-c", "0"] if pin else []) + [daemon, "-c", cfg],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env)
     try:
         wait_listening(port, proc)
-        out = subprocess.run([perf, "-a", "127.0.0.1", "-s", str(port), "-n", NQN,
+        cpu0 = cpu_seconds(proc.pid)
+        out = subprocess.run((["taskset", "-c", "1"] if pin else []) +
+                             [perf, "-a", "127.0.0.1", "-s", str(port), "-n", NQN,
                               "-t", str(runtime), "--json"] + perf_args,
                              capture_output=True, text=True, timeout=runtime + 60)
         if out.returncode:
             raise RuntimeError("nvmegate-perf failed: %s" % out.stderr.strip())
+        cpu1 = cpu_seconds(proc.pid)
         r = json.loads(out.stdout)
         if r["failed"] or r["errors"]:
             raise RuntimeError("nvmegate-perf reported errors: %s" % out.stdout.strip())
+        if cpu_out is not None:
+            cpu_out.append((cpu1 - cpu0) * 1e6 / max(1, r["read"]["ios"] + r["write"]["ios"]))
         return r["read"]["iops"] + r["write"]["iops"]
     finally:
         proc.terminate()
@@ -90,22 +110,38 @@ def main():
     ap.add_argument("--runtime", type=int, default=5)
     ap.add_argument("--perf-args", default="-q 1 -d 32 -b 4096 -w randread",
                     help="the load (default: %(default)s)")
+    ap.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--pin", action="store_true",
+                    help="daemon on CPU 0, nvmegate-perf on CPU 1")
     o = ap.parse_args()
     args = o.perf_args.split()
+    envs = {w: dict(kv.split("=", 1) for kv in getattr(o, w + "_env")) for w in ("a", "b")}
     res = {"a": [], "b": []}
+    cpu = {"a": [], "b": []}
     with tempfile.TemporaryDirectory() as wd:
         for r in range(o.rounds):
             # A first in even rounds, B first in odd ones.
             for which in ("a", "b") if r % 2 == 0 else ("b", "a"):
-                iops = one_run(getattr(o, which), o.perf, args, o.runtime, wd)
+                iops = one_run(getattr(o, which), o.perf, args, o.runtime, wd,
+                               env=envs[which], pin=o.pin, cpu_out=cpu[which])
                 res[which].append(iops)
-                print("round %d %s: %.0f IOPS" % (r + 1, which.upper(), iops), flush=True)
+                print("round %d %s: %.0f IOPS, %.2f daemon CPU us/IO"
+                      % (r + 1, which.upper(), iops, cpu[which][-1]), flush=True)
     ma, mb = statistics.median(res["a"]), statistics.median(res["b"])
+    # Each round's pair ran back to back: the median of their ratios is
+    # the least disturbed by a neighbour's load on a shared machine.
+    ratios = [b / a for a, b in zip(res["a"], res["b"])]
     print(json.dumps({"load": o.perf_args, "rounds": o.rounds, "runtime_s": o.runtime,
                       "a_iops": [round(x) for x in res["a"]],
                       "b_iops": [round(x) for x in res["b"]],
                       "a_median": round(ma), "b_median": round(mb),
-                      "b_over_a": round(mb / ma, 3)}))
+                      "b_over_a": round(mb / ma, 3),
+                      "median_ratio": round(statistics.median(ratios), 3),
+                      "a_cpu_us_per_io": round(statistics.median(cpu["a"]), 2),
+                      "b_cpu_us_per_io": round(statistics.median(cpu["b"]), 2),
+                      "cpu_median_ratio": round(statistics.median(
+                          [b / a for a, b in zip(cpu["a"], cpu["b"])]), 3)}))
     return 0
 
 
