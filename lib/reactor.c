@@ -38,6 +38,7 @@ struct nvmg_reactor {
 
 	struct nvmg_reactor_features feat;
 	struct nvmg_bufpool pool;
+	int8_t pool_fixed; /* arena registered: 0 not yet asked, 1 yes, -1 cannot */
 };
 
 static __thread struct nvmg_reactor *self_reactor;
@@ -55,6 +56,23 @@ unsigned nvmg_reactor_id(struct nvmg_reactor *r)
 struct nvmg_bufpool *nvmg_reactor_bufpool(struct nvmg_reactor *r)
 {
 	return &r->pool;
+}
+
+int nvmg_reactor_fixed_buf(struct nvmg_reactor *r, const void *p, size_t len)
+{
+	if (!nvmg_bufpool_holds(&r->pool, p, len))
+		return -1;
+	if (!r->pool_fixed) {
+		struct iovec iov;
+
+		r->pool_fixed = -1;
+		if (!nvmg_bufpool_arena(&r->pool, &iov.iov_base, &iov.iov_len) &&
+		    !io_uring_register_buffers(&r->ring, &iov, 1))
+			r->pool_fixed = 1;
+		log_debug("reactor %u: buffer pool %sregistered for fixed I/O", r->id,
+			  r->pool_fixed > 0 ? "" : "not ");
+	}
+	return r->pool_fixed > 0 ? 0 : -1;
 }
 
 const struct nvmg_reactor_features *nvmg_reactor_features(struct nvmg_reactor *r)
