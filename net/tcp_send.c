@@ -249,6 +249,9 @@ static bool zc_submit(struct tcp_conn *c, const struct iovec *iov, int n)
 		c->zc_wait_slot = true;
 		return false;
 	}
+	if (!c->zc_seq)
+		log_debug("%s: payloads of %u KiB and more leave by zero-copy send", c->peer,
+			  ZC_MIN >> 10);
 	memcpy(op->iov, iov, (size_t)n * sizeof(*iov));
 	op->msg = (struct msghdr){ .msg_iov = op->iov, .msg_iovlen = (size_t)n };
 	op->seq = c->zc_seq++;

@@ -58,6 +58,27 @@ def test_large_reads_carry_verified_data(zt, nsid, digests):
         assert r["verified_blocks"] >= r["read"]["ios"] * (bs // 512)
 
 
+def test_send_path_is_the_one_asked_for(zt, request):
+    """The environment picks the path: "always" sends 128 KiB reads by
+    zero copy, "0" never does."""
+    verified(zt, "-N", MEM_NS, "-w", "read", "-b", 131072, "-d", 4, "-t", 0.3, "--size", "4M")
+    used = "leave by zero-copy send" in zt.daemon.log()
+    assert used == (request.node.callspec.params["zt"] == "always")
+
+
+def test_auto_goes_back_to_sendmsg_where_the_kernel_copies(make_target):
+    """By default zero-copy sends stay only where they save a copy: over
+    loopback the kernel copies anyway (Linux 6.2+ says so in the
+    notification), and the connection goes back to plain sendmsg."""
+    if tuple(int(x) for x in os.uname().release.split(".")[:2]) < (6, 2):
+        pytest.skip("no IORING_SEND_ZC_REPORT_USAGE before Linux 6.2")
+    t = make_target(env={"NVMEGATED_SEND_ZC": None})
+    verified(t, "-N", MEM_NS, "-w", "read", "-b", 131072, "-d", 4, "-t", 0.5, "--size", "4M")
+    log = t.daemon.log()
+    assert "leave by zero-copy send" in log
+    assert "the kernel copies zero-copy sends here: plain sends from now" in log
+
+
 def test_mem_read_racing_writes_gets_written_bytes(zt):
     """A lent read may see a racing write (as with Linux's target on a RAM
     disk), but only bytes written to those very blocks; a range nobody
