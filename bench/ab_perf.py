@@ -12,7 +12,10 @@ namespace, NVMe/TCP on 127.0.0.1; the load is 4 KiB randread at QD32 on one
 queue unless --perf-args says otherwise. Use release builds, never ASan.
 --pin puts the daemon on CPU 0 and nvmegate-perf on CPU 1; --a-env/--b-env
 give one side environment variables (NAME=VALUE, repeatable), e.g. the same
-build with NVMEGATED_SEND_ZC=0 and =always.
+build with NVMEGATED_SEND_ZC=0 and =always. --iperf3 adds, each round, a
+single-stream loopback iperf3 of 128 KiB writes (sender where the daemon
+runs, receiver where nvmegate-perf does) as the throughput ceiling, and
+reports each side's MiB/s over it (meaningful for 128 KiB reads).
 """
 import argparse
 import json
@@ -101,6 +104,31 @@ def one_run(daemon, perf, perf_args, runtime, workdir, make_config=config, env=N
         proc.wait(timeout=30)
 
 
+def iperf3_mibps(runtime, pin):
+    """Single-stream loopback TCP throughput, 128 KiB writes: the ceiling
+    a 128 KiB read load on one connection can approach."""
+    port = free_port()
+    srv = subprocess.Popen((["taskset", "-c", "1"] if pin else []) +
+                           ["iperf3", "-s", "-1", "-p", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # No probe connection: a one-off (-1) server would take it as its
+        # client. Retry while the server is not listening yet.
+        for _ in range(50):
+            out = subprocess.run((["taskset", "-c", "0"] if pin else []) +
+                                 ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-l", "128K",
+                                  "-t", str(runtime), "-J"],
+                                 capture_output=True, text=True, timeout=runtime + 30)
+            res = json.loads(out.stdout)
+            if "end" in res and "sum_received" in res["end"]:
+                return res["end"]["sum_received"]["bits_per_second"] / 8 / (1 << 20)
+            time.sleep(0.1)
+        raise RuntimeError("iperf3 failed: %s" % out.stdout[-500:])
+    finally:
+        srv.kill()
+        srv.wait()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--a", required=True, help="nvmegated A (e.g. the build before a change)")
@@ -112,6 +140,8 @@ def main():
                     help="the load (default: %(default)s)")
     ap.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
     ap.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--iperf3", action="store_true",
+                    help="each round, also the iperf3 loopback ceiling (128 KiB writes)")
     ap.add_argument("--pin", action="store_true",
                     help="daemon on CPU 0, nvmegate-perf on CPU 1")
     o = ap.parse_args()
@@ -119,8 +149,13 @@ def main():
     envs = {w: dict(kv.split("=", 1) for kv in getattr(o, w + "_env")) for w in ("a", "b")}
     res = {"a": [], "b": []}
     cpu = {"a": [], "b": []}
+    ceiling = []
+    bs = int(args[args.index("-b") + 1]) if "-b" in args else 4096
     with tempfile.TemporaryDirectory() as wd:
         for r in range(o.rounds):
+            if o.iperf3:
+                ceiling.append(iperf3_mibps(o.runtime, o.pin))
+                print("round %d iperf3: %.0f MiB/s" % (r + 1, ceiling[-1]), flush=True)
             # A first in even rounds, B first in odd ones.
             for which in ("a", "b") if r % 2 == 0 else ("b", "a"):
                 iops = one_run(getattr(o, which), o.perf, args, o.runtime, wd,
@@ -132,6 +167,12 @@ def main():
     # Each round's pair ran back to back: the median of their ratios is
     # the least disturbed by a neighbour's load on a shared machine.
     ratios = [b / a for a, b in zip(res["a"], res["b"])]
+    extra = {}
+    if ceiling:
+        for w in ("a", "b"):
+            extra[w + "_over_iperf3"] = round(statistics.median(
+                [iops * bs / (1 << 20) / c for iops, c in zip(res[w], ceiling)]), 3)
+        extra["iperf3_mibps"] = round(statistics.median(ceiling))
     print(json.dumps({"load": o.perf_args, "rounds": o.rounds, "runtime_s": o.runtime,
                       "a_iops": [round(x) for x in res["a"]],
                       "b_iops": [round(x) for x in res["b"]],
@@ -141,7 +182,7 @@ def main():
                       "a_cpu_us_per_io": round(statistics.median(cpu["a"]), 2),
                       "b_cpu_us_per_io": round(statistics.median(cpu["b"]), 2),
                       "cpu_median_ratio": round(statistics.median(
-                          [b / a for a, b in zip(cpu["a"], cpu["b"])]), 3)}))
+                          [b / a for a, b in zip(cpu["a"], cpu["b"])]), 3), **extra}))
     return 0
 
 

@@ -8,7 +8,9 @@
  * it is done with them; until then the commands keep their buffers. Not
  * where OpenSSL makes the records (tls_conn_send): kernel TLS takes the
  * plain path, and the kernel copies into its records there. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,33 @@ static const uint8_t pdu_pad[128];
 
 static void zc_cqe(struct nvmg_ev *ev, int res, uint32_t flags);
 
+/* Whether the host runs on this machine (loopback, or our own address):
+ * the kernel then copies every zero-copy send into the receiving socket,
+ * and Linux 6.0/6.1 cannot say so in the notification. */
+static bool peer_is_local(int fd)
+{
+	struct sockaddr_storage l, p;
+	socklen_t ll = sizeof(l), pl = sizeof(p);
+
+	if (getsockname(fd, (struct sockaddr *)&l, &ll) || getpeername(fd, (struct sockaddr *)&p, &pl) ||
+	    l.ss_family != p.ss_family)
+		return false;
+	if (p.ss_family == AF_INET) {
+		const struct in_addr *la = &((struct sockaddr_in *)&l)->sin_addr;
+		const struct in_addr *pa = &((struct sockaddr_in *)&p)->sin_addr;
+
+		return (ntohl(pa->s_addr) >> 24) == 127 || la->s_addr == pa->s_addr;
+	}
+	if (p.ss_family == AF_INET6) {
+		const struct in6_addr *la = &((struct sockaddr_in6 *)&l)->sin6_addr;
+		const struct in6_addr *pa = &((struct sockaddr_in6 *)&p)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(pa) || (IN6_IS_ADDR_V4MAPPED(pa) && pa->s6_addr[12] == 127) ||
+		       IN6_ARE_ADDR_EQUAL(la, pa);
+	}
+	return false;
+}
+
 void tcp_send_init(struct tcp_conn *c)
 {
 	const char *env = getenv("NVMEGATED_SEND_ZC");
@@ -55,6 +84,7 @@ void tcp_send_init(struct tcp_conn *c)
 		c->zc = ZC_ALWAYS;
 	else
 		c->zc = ZC_AUTO;
+	c->zc_local = c->zc == ZC_AUTO && peer_is_local(c->fd);
 }
 
 /* Does a zero-copy send up to seq still have the kernel's attention? */
@@ -320,8 +350,12 @@ static void zc_cqe(struct nvmg_ev *ev, int res, uint32_t flags)
 		goto out;
 	}
 	if (res == -EINVAL && c->zc_report) {
-		/* Linux 6.0/6.1 know no usage report: nothing was sent. */
+		/* Linux 6.0/6.1 know no usage report: nothing was sent. Unable
+		 * to learn whether the kernel copies, assume it does for a
+		 * host on this machine (loopback always copies). */
 		c->zc_report = false;
+		if (c->zc == ZC_AUTO && c->zc_local)
+			c->zc = ZC_OFF;
 	} else if (res == -EINVAL || res == -EOPNOTSUPP) {
 		log_debug("%s: zero-copy send refused (%d): plain sends from now", c->peer, res);
 		c->zc = ZC_OFF;
