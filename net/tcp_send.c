@@ -263,9 +263,9 @@ static void zc_release(struct tcp_conn *c)
 }
 
 /* Queue iov[0..n) (the first items of send_q) as one zero-copy send.
- * Returns false when every slot still waits for a notification: the
- * queue waits too, the notification flushes it. */
-static bool zc_submit(struct tcp_conn *c, const struct iovec *iov, int n)
+ * When every slot still waits for a notification, the queue waits too:
+ * the notification flushes it. */
+static void zc_submit(struct tcp_conn *c, const struct iovec *iov, int n)
 {
 	struct zc_op *op = NULL;
 	struct io_uring_sqe *sqe;
@@ -277,7 +277,7 @@ static bool zc_submit(struct tcp_conn *c, const struct iovec *iov, int n)
 			op = &c->zc_ops[i];
 	if (!op) {
 		c->zc_wait_slot = true;
-		return false;
+		return;
 	}
 	if (!c->zc_seq)
 		log_debug("%s: payloads of %u KiB and more leave by zero-copy send", c->peer,
@@ -300,7 +300,6 @@ static bool zc_submit(struct tcp_conn *c, const struct iovec *iov, int n)
 	if (c->zc_report)
 		sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
 	io_uring_sqe_set_data(sqe, &op->ev);
-	return true;
 }
 
 static void zc_notif(struct tcp_conn *c, struct zc_op *op, int res)
