@@ -146,7 +146,6 @@ struct tcp_conn {
 	/* zero-copy send (tcp_send.c) */
 	enum zc_mode zc;
 	bool zc_report;         /* ask for IORING_SEND_ZC_REPORT_USAGE (6.2+) */
-	bool zc_local;          /* the host runs on this machine */
 	bool zc_sending;        /* a result is pending: the rest waits */
 	bool zc_wait_slot;      /* the queue waits for a notification */
 	unsigned zc_busy;       /* slots with a result or notification pending */

@@ -40,8 +40,9 @@ static const uint8_t pdu_pad[128];
 static void zc_cqe(struct nvmg_ev *ev, int res, uint32_t flags);
 
 /* Whether the host runs on this machine (loopback, or our own address):
- * the kernel then copies every zero-copy send into the receiving socket,
- * and Linux 6.0/6.1 cannot say so in the notification. */
+ * the kernel then copies every zero-copy send anyway, and only once the
+ * host's socket takes the bytes, so a host that stops reading would hold
+ * the commands (and a shutdown) until it reads or closes. */
 static bool peer_is_local(int fd)
 {
 	struct sockaddr_storage l, p;
@@ -82,9 +83,10 @@ void tcp_send_init(struct tcp_conn *c)
 		c->zc = ZC_OFF;
 	else if (env && !strcmp(env, "always"))
 		c->zc = ZC_ALWAYS;
+	else if (peer_is_local(c->fd))
+		c->zc = ZC_OFF;
 	else
 		c->zc = ZC_AUTO;
-	c->zc_local = c->zc == ZC_AUTO && peer_is_local(c->fd);
 }
 
 /* Does a zero-copy send up to seq still have the kernel's attention? */
@@ -349,12 +351,8 @@ static void zc_cqe(struct nvmg_ev *ev, int res, uint32_t flags)
 		goto out;
 	}
 	if (res == -EINVAL && c->zc_report) {
-		/* Linux 6.0/6.1 know no usage report: nothing was sent. Unable
-		 * to learn whether the kernel copies, assume it does for a
-		 * host on this machine (loopback always copies). */
+		/* Linux 6.0/6.1 know no usage report: nothing was sent. */
 		c->zc_report = false;
-		if (c->zc == ZC_AUTO && c->zc_local)
-			c->zc = ZC_OFF;
 	} else if (res == -EINVAL || res == -EOPNOTSUPP) {
 		log_debug("%s: zero-copy send refused (%d): plain sends from now", c->peer, res);
 		c->zc = ZC_OFF;
