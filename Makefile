@@ -159,7 +159,7 @@ check-layers:
 # Installs what building and testing need (Debian 12), only when missing.
 DEB_PKGS := gcc make pkg-config liburing-dev libnvme-dev libjson-c-dev libisal-dev \
             libssl-dev libfuse3-dev fuse3 fio python3 python3-pytest tshark \
-            qemu-system-x86 libsystemd-dev systemd clang-15 libfuzzer-15-dev
+            qemu-system-x86 libsystemd-dev systemd clang-15 libfuzzer-15-dev iperf3
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

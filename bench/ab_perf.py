@@ -10,6 +10,12 @@ ratio of the medians.
 The target is what README's Measuring section measures: one reactor, a RAM
 namespace, NVMe/TCP on 127.0.0.1; the load is 4 KiB randread at QD32 on one
 queue unless --perf-args says otherwise. Use release builds, never ASan.
+--pin puts the daemon on CPU 0 and nvmegate-perf on CPU 1; --a-env/--b-env
+give one side environment variables (NAME=VALUE, repeatable), e.g. the same
+build with NVMEGATED_SEND_ZC=0 and =always. --iperf3 adds, each round, a
+single-stream loopback iperf3 of 128 KiB writes (sender where the daemon
+runs, receiver where nvmegate-perf does) as the throughput ceiling, and
+reports each side's MiB/s over it (meaningful for 128 KiB reads).
 """
 import argparse
 import json
@@ -59,47 +65,76 @@ def wait_listening(port, proc, timeout=20):
 
 
 def cpu_seconds(pid):
-    """utime + stime of a process, from /proc (clock ticks)."""
+    """User + system CPU time of pid so far."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_run_cpu(daemon, perf, perf_args, runtime, workdir, make_config=config):
-    """One nvmegate-perf run against a fresh daemon: its IOPS, and the CPU
-    time per I/O (microseconds) the daemon and nvmegate-perf spent. On a
-    shared machine CPU per I/O varies much less than IOPS, and one busy
-    reactor's IOPS is its inverse."""
+def one_run(daemon, perf, perf_args, runtime, workdir, make_config=config, env=None,
+            pin=False, cpu_out=None, perf_cpu_out=None):
+    """IOPS of one nvmegate-perf run against a fresh daemon; cpu_out (a
+    list) gets the daemon's CPU microseconds per I/O, a figure a busy
+    shared machine disturbs less than IOPS, and perf_cpu_out
+    nvmegate-perf's."""
     port = free_port()
     cfg = os.path.join(workdir, "ab.json")
     with open(cfg, "w") as f:
         json.dump(make_config(port), f)
-    proc = subprocess.Popen([daemon, "-c", cfg], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.Popen((["taskset", "-c", "0"] if pin else []) + [daemon, "-c", cfg],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env)
     try:
         wait_listening(port, proc)
-        d0, c0 = cpu_seconds(proc.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run([perf, "-a", "127.0.0.1", "-s", str(port), "-n", NQN,
+        cpu0 = cpu_seconds(proc.pid)
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = subprocess.run((["taskset", "-c", "1"] if pin else []) +
+                             [perf, "-a", "127.0.0.1", "-s", str(port), "-n", NQN,
                               "-t", str(runtime), "--json"] + perf_args,
                              capture_output=True, text=True, timeout=runtime + 60)
-        d1, c1 = cpu_seconds(proc.pid), resource.getrusage(resource.RUSAGE_CHILDREN)
         if out.returncode:
             raise RuntimeError("nvmegate-perf failed: %s" % out.stderr.strip())
+        cpu1 = cpu_seconds(proc.pid)
+        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)   # nvmegate-perf alone
         r = json.loads(out.stdout)
         if r["failed"] or r["errors"]:
             raise RuntimeError("nvmegate-perf reported errors: %s" % out.stdout.strip())
-        iops = r["read"]["iops"] + r["write"]["iops"]
-        ios = iops * runtime
-        pcpu = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
-        return iops, (d1 - d0) / ios * 1e6, pcpu / ios * 1e6
+        ios = max(1, r["read"]["ios"] + r["write"]["ios"])
+        if cpu_out is not None:
+            cpu_out.append((cpu1 - cpu0) * 1e6 / ios)
+        if perf_cpu_out is not None:
+            perf_cpu_out.append((kids1.ru_utime + kids1.ru_stime - kids0.ru_utime -
+                                 kids0.ru_stime) * 1e6 / ios)
+        return r["read"]["iops"] + r["write"]["iops"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-def one_run(daemon, perf, perf_args, runtime, workdir, make_config=config):
-    """IOPS of one nvmegate-perf run against a fresh daemon."""
-    return one_run_cpu(daemon, perf, perf_args, runtime, workdir, make_config)[0]
+def iperf3_mibps(runtime, pin):
+    """Single-stream loopback TCP throughput, 128 KiB writes: the ceiling
+    a 128 KiB read load on one connection can approach."""
+    port = free_port()
+    srv = subprocess.Popen((["taskset", "-c", "1"] if pin else []) +
+                           ["iperf3", "-s", "-1", "-p", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # No probe connection: a one-off (-1) server would take it as its
+        # client. Retry while the server is not listening yet.
+        for _ in range(50):
+            out = subprocess.run((["taskset", "-c", "0"] if pin else []) +
+                                 ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-l", "128K",
+                                  "-t", str(runtime), "-J"],
+                                 capture_output=True, text=True, timeout=runtime + 30)
+            res = json.loads(out.stdout)
+            if "end" in res and "sum_received" in res["end"]:
+                return res["end"]["sum_received"]["bits_per_second"] / 8 / (1 << 20)
+            time.sleep(0.1)
+        raise RuntimeError("iperf3 failed: %s" % out.stdout[-500:])
+    finally:
+        srv.kill()
+        srv.wait()
 
 
 def main():
@@ -111,22 +146,51 @@ def main():
     ap.add_argument("--runtime", type=int, default=5)
     ap.add_argument("--perf-args", default="-q 1 -d 32 -b 4096 -w randread",
                     help="the load (default: %(default)s)")
+    ap.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--iperf3", action="store_true",
+                    help="each round, also the iperf3 loopback ceiling (128 KiB writes)")
+    ap.add_argument("--pin", action="store_true",
+                    help="daemon on CPU 0, nvmegate-perf on CPU 1")
     o = ap.parse_args()
     args = o.perf_args.split()
+    envs = {w: dict(kv.split("=", 1) for kv in getattr(o, w + "_env")) for w in ("a", "b")}
     res = {"a": [], "b": []}
+    cpu = {"a": [], "b": []}
+    ceiling = []
+    bs = int(args[args.index("-b") + 1]) if "-b" in args else 4096
     with tempfile.TemporaryDirectory() as wd:
         for r in range(o.rounds):
+            if o.iperf3:
+                ceiling.append(iperf3_mibps(o.runtime, o.pin))
+                print("round %d iperf3: %.0f MiB/s" % (r + 1, ceiling[-1]), flush=True)
             # A first in even rounds, B first in odd ones.
             for which in ("a", "b") if r % 2 == 0 else ("b", "a"):
-                iops = one_run(getattr(o, which), o.perf, args, o.runtime, wd)
+                iops = one_run(getattr(o, which), o.perf, args, o.runtime, wd,
+                               env=envs[which], pin=o.pin, cpu_out=cpu[which])
                 res[which].append(iops)
-                print("round %d %s: %.0f IOPS" % (r + 1, which.upper(), iops), flush=True)
+                print("round %d %s: %.0f IOPS, %.2f daemon CPU us/IO"
+                      % (r + 1, which.upper(), iops, cpu[which][-1]), flush=True)
     ma, mb = statistics.median(res["a"]), statistics.median(res["b"])
+    # Each round's pair ran back to back: the median of their ratios is
+    # the least disturbed by a neighbour's load on a shared machine.
+    ratios = [b / a for a, b in zip(res["a"], res["b"])]
+    extra = {}
+    if ceiling:
+        for w in ("a", "b"):
+            extra[w + "_over_iperf3"] = round(statistics.median(
+                [iops * bs / (1 << 20) / c for iops, c in zip(res[w], ceiling)]), 3)
+        extra["iperf3_mibps"] = round(statistics.median(ceiling))
     print(json.dumps({"load": o.perf_args, "rounds": o.rounds, "runtime_s": o.runtime,
                       "a_iops": [round(x) for x in res["a"]],
                       "b_iops": [round(x) for x in res["b"]],
                       "a_median": round(ma), "b_median": round(mb),
-                      "b_over_a": round(mb / ma, 3)}))
+                      "b_over_a": round(mb / ma, 3),
+                      "median_ratio": round(statistics.median(ratios), 3),
+                      "a_cpu_us_per_io": round(statistics.median(cpu["a"]), 2),
+                      "b_cpu_us_per_io": round(statistics.median(cpu["b"]), 2),
+                      "cpu_median_ratio": round(statistics.median(
+                          [b / a for a, b in zip(cpu["a"], cpu["b"])]), 3), **extra}))
     return 0
 
 

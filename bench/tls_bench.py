@@ -65,8 +65,10 @@ def main():
                 order = ("plain", "tls") if r % 2 == 0 else ("tls", "plain")
                 for m in order:
                     make, extra = modes[m]
-                    run = ab_perf.one_run_cpu(o.daemon, o.perf, args.split() + extra,
-                                              o.runtime, wd, make)
+                    dcpu, pcpu = [], []
+                    iops = ab_perf.one_run(o.daemon, o.perf, args.split() + extra, o.runtime,
+                                           wd, make, cpu_out=dcpu, perf_cpu_out=pcpu)
+                    run = (iops, dcpu[0], pcpu[0])
                     res[(load, m)].append(run)
                     print("round %d %s %s: %.0f IOPS, CPU per I/O: nvmegated %.2f us, "
                           "nvmegate-perf %.2f us" % ((r + 1, load, m) + run), flush=True)

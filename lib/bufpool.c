@@ -57,6 +57,14 @@ static int in_arena(const struct nvmg_bufpool *p, const void *buf)
 	       (const unsigned char *)buf < p->arena + NVMG_BUF_ARENA_SIZE;
 }
 
+int nvmg_bufpool_holds(const struct nvmg_bufpool *p, const void *buf, size_t len)
+{
+	const unsigned char *b = buf;
+
+	return p->arena && b >= p->arena && len <= NVMG_BUF_ARENA_SIZE &&
+	       (size_t)(b - p->arena) <= NVMG_BUF_ARENA_SIZE - len;
+}
+
 int nvmg_bufpool_arena(struct nvmg_bufpool *p, void **base, size_t *size)
 {
 	int ret = arena_init(p);

@@ -36,5 +36,8 @@ void nvmg_buf_put(struct nvmg_bufpool *p, void *buf, size_t len);
 void nvmg_bufpool_drain(struct nvmg_bufpool *p);
 /* The pool's arena (created on first use): 0, or -ENOMEM. */
 int nvmg_bufpool_arena(struct nvmg_bufpool *p, void **base, size_t *size);
+/* Whether [buf, buf + len) lies in the arena (a buffer handed out there,
+ * not one of the malloc'ed ones beyond it). */
+int nvmg_bufpool_holds(const struct nvmg_bufpool *p, const void *buf, size_t len);
 
 #endif

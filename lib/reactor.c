@@ -51,6 +51,8 @@ struct nvmg_reactor {
 
 	struct nvmg_reactor_features feat;
 	struct nvmg_bufpool pool;
+	int8_t pool_fixed; /* fixed buffer table: 0 not yet asked, 1 yes, -1 cannot */
+	uint32_t fixed_done, fixed_failed; /* arena chunks registered, refused */
 
 	/* Hybrid polling (nvmg_reactor_set_poll_us): the spin window now and
 	 * its ceiling, in nanoseconds. */
@@ -81,6 +83,49 @@ unsigned nvmg_reactor_id(struct nvmg_reactor *r)
 struct nvmg_bufpool *nvmg_reactor_bufpool(struct nvmg_reactor *r)
 {
 	return &r->pool;
+}
+
+/* The arena is registered in chunks, each on first use: pinning it
+ * faults its pages in, some 40 ms for all 32 MiB here, a stall no reactor
+ * should take at once while it serves. */
+#define FIXED_CHUNK_SHIFT 21
+#define FIXED_CHUNKS (NVMG_BUF_ARENA_SIZE >> FIXED_CHUNK_SHIFT)
+_Static_assert(FIXED_CHUNKS <= 32, "one bit per chunk");
+
+int nvmg_reactor_fixed_buf(struct nvmg_reactor *r, const void *p, size_t len)
+{
+	unsigned char *base;
+	size_t size, off;
+	unsigned k;
+
+	if (!len || !nvmg_bufpool_holds(&r->pool, p, len) ||
+	    nvmg_bufpool_arena(&r->pool, (void **)&base, &size))
+		return -1;
+	off = (size_t)((const unsigned char *)p - base);
+	k = (unsigned)(off >> FIXED_CHUNK_SHIFT);
+	/* A buffer across two chunks takes the plain calls. */
+	if ((off + len - 1) >> FIXED_CHUNK_SHIFT != k)
+		return -1;
+	if (!r->pool_fixed) {
+		/* An empty table (Linux 5.19+), filled chunk by chunk. */
+		r->pool_fixed = io_uring_register_buffers_sparse(&r->ring, FIXED_CHUNKS) ? -1 : 1;
+		log_debug("reactor %u: buffer pool %s for fixed I/O", r->id,
+			  r->pool_fixed > 0 ? "registers" : "cannot register");
+	}
+	if (r->pool_fixed < 0 || (r->fixed_failed & (1u << k)))
+		return -1;
+	if (!(r->fixed_done & (1u << k))) {
+		struct iovec iov = { base + ((size_t)k << FIXED_CHUNK_SHIFT), (size_t)1 << FIXED_CHUNK_SHIFT };
+		__u64 tag = 0;
+
+		/* RLIMIT_MEMLOCK may refuse: that chunk stays plain. */
+		if (io_uring_register_buffers_update_tag(&r->ring, k, &iov, &tag, 1) != 1) {
+			r->fixed_failed |= 1u << k;
+			return -1;
+		}
+		r->fixed_done |= 1u << k;
+	}
+	return (int)k;
 }
 
 const struct nvmg_reactor_features *nvmg_reactor_features(struct nvmg_reactor *r)

@@ -77,6 +77,12 @@ const struct nvmg_reactor_features *nvmg_reactor_features(struct nvmg_reactor *r
 unsigned nvmg_reactor_id(struct nvmg_reactor *r);
 /* The reactor's data buffer pool (its thread only). */
 struct nvmg_bufpool *nvmg_reactor_bufpool(struct nvmg_reactor *r);
+/* The registered buffer index (for io_uring's *_FIXED operations) that
+ * holds [p, p + len), or -1. The pool's arena is registered with the
+ * ring a 2 MiB chunk at a time as buffers in it are asked for, pinning
+ * it, where the kernel (5.19+) and RLIMIT_MEMLOCK allow; a reactor that
+ * never asks pins nothing. Its thread only. */
+int nvmg_reactor_fixed_buf(struct nvmg_reactor *r, const void *p, size_t len);
 /* The reactor running on the calling thread, or NULL. */
 struct nvmg_reactor *nvmg_reactor_self(void);
 

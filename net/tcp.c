@@ -36,6 +36,8 @@ struct tcp_cmd *tcp_cmd_alloc(struct tcp_conn *c)
 	cmd->ddgst_err = false;
 	cmd->early_status = 0;
 	cmd->send.linked = false;
+	cmd->send.zc_used = false;
+	cmd->send.held = false;
 	cmd->req.ns = NULL;
 	return cmd;
 }
@@ -44,7 +46,9 @@ void tcp_cmd_release(struct tcp_cmd *cmd)
 {
 	struct tcp_conn *c = cmd->conn;
 
-	if (cmd->state == CMD_FREE)
+	/* The kernel still reads what it sent by zero copy: the notification
+	 * releases it (tcp_send.c). */
+	if (cmd->state == CMD_FREE || cmd->send.held)
 		return;
 	if (cmd->send.linked)
 		tcp_send_unlink(c, &cmd->send);
@@ -118,6 +122,7 @@ static int tcp_local_addr(struct nvmg_sq *sq, char *traddr, size_t len)
 const struct nvmg_transport nvmg_tcp_transport = {
 	.name = "tcp",
 	.queue_response = tcp_queue_response,
+	.lend_reads = true,
 	.kill_queue = tcp_kill_queue,
 	.local_addr = tcp_local_addr,
 	.enable_port = nvmg_tcp_enable_port,
@@ -187,7 +192,7 @@ void tcp_conn_maybe_free(struct tcp_conn *c)
 	struct tcp_reactor *tr = c->tr;
 
 	if (!c->closing || c->hold || c->recv_inflight || c->poll_inflight || c->nr_busy ||
-	    c->flush_defer.queued)
+	    c->zc_busy || c->flush_defer.queued)
 		return;
 	if (c->sq.ctrl)
 		nvmg_ctrl_remove_sq(c->sq.ctrl, &c->sq);
@@ -263,6 +268,7 @@ void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port
 	c->ticker.fn = conn_tick;
 	STAILQ_INIT(&c->send_q);
 	SLIST_INIT(&c->free_cmds);
+	tcp_send_init(c);
 	c->accept_ms = nvmg_now_ms();
 	c->deadline_ms = c->accept_ms + tr->tcp->opts.icreq_timeout_ms;
 	for (unsigned i = NR_CMDS; i-- > 0;) {

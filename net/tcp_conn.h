@@ -33,11 +33,38 @@ enum rx_kind { RXK_CAPSULE, RXK_H2C, RXK_DISCARD };
 enum cmd_state { CMD_FREE, CMD_RX, CMD_WAIT_H2C, CMD_EXEC, CMD_SEND };
 
 struct send_item {
-	STAILQ_ENTRY(send_item) link;
+	STAILQ_ENTRY(send_item) link; /* send_q, then zc_hold */
 	struct iovec iov[5];
 	int niov;
 	int first; /* first iov not fully sent */
 	bool linked;
+	/* Some of its bytes went by zero-copy send zc_seq (the last such):
+	 * its buffers stay put until that send's notification. */
+	bool zc_used;
+	bool held; /* sent, on zc_hold until then */
+	uint32_t zc_seq;
+};
+
+/* Zero-copy sends (IORING_OP_SENDMSG_ZC) of a batch holding a payload of
+ * ZC_MIN bytes or more: one in flight at a time so that the stream keeps
+ * its order, a few more waiting for their notification (the kernel is
+ * done with the pages). */
+#define ZC_MIN (16u << 10)
+#define ZC_SLOTS 4
+
+struct zc_op {
+	struct nvmg_ev ev; /* both CQEs: the result, then the notification */
+	struct tcp_conn *conn;
+	uint32_t seq;
+	bool result_pending, notif_pending;
+	struct msghdr msg;
+	struct iovec iov[MAX_IOV];
+};
+
+enum zc_mode {
+	ZC_OFF,   /* plain sendmsg only: no SEND_ZC, or turned off */
+	ZC_AUTO,  /* zero copy until the kernel says it copies anyway */
+	ZC_ALWAYS /* zero copy even where the kernel copies (tests) */
 };
 
 struct pdu_hd {
@@ -116,6 +143,17 @@ struct tcp_conn {
 	struct send_item term;  /* C2HTermReq: its own item, the ICResp may still be queued */
 	uint8_t term_buf[sizeof(struct nvmg_tcp_term) + NVMG_TCP_TERM_MAX_DATA];
 
+	/* zero-copy send (tcp_send.c) */
+	enum zc_mode zc;
+	bool zc_report;         /* ask for IORING_SEND_ZC_REPORT_USAGE (6.2+) */
+	bool zc_sending;        /* a result is pending: the rest waits */
+	bool zc_wait_slot;      /* the queue waits for a notification */
+	unsigned zc_busy;       /* slots with a result or notification pending */
+	unsigned zc_notifs, zc_copied; /* of the first notifications (ZC_AUTO) */
+	uint32_t zc_seq;        /* the next send's */
+	STAILQ_HEAD(, send_item) zc_hold; /* sent items waiting for notifications */
+	struct zc_op zc_ops[ZC_SLOTS];
+
 	struct tcp_cmd cmds[NR_CMDS];
 	SLIST_HEAD(, tcp_cmd) free_cmds;
 };
@@ -139,6 +177,9 @@ void tcp_send_enqueue(struct tcp_conn *c, struct send_item *it);
 /* Takes an item off the queue (a command released before its PDUs left). */
 void tcp_send_unlink(struct tcp_conn *c, struct send_item *it);
 void tcp_send_drop_all(struct tcp_conn *c);
+/* Before a new connection's first send: the zero-copy mode its reactor
+ * and the environment allow (NVMEGATED_SEND_ZC). */
+void tcp_send_init(struct tcp_conn *c);
 void tcp_conn_flush(struct nvmg_defer *d);
 void tcp_poll_done(struct nvmg_ev *ev, int res, uint32_t flags);
 /* The core's completion path: C2HData (for reads) then CapsuleResp. */

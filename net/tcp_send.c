@@ -1,9 +1,18 @@
 /* NVMe/TCP connections, send side: the PDUs the target sends (R2T,
  * C2HData, CapsuleResp, C2HTermReq) and the send queue. Responses are
- * batched per loop turn and leave in one sendmsg with the PDU header and
- * data side by side. */
+ * batched per loop turn and leave in one sendmsg with the PDU headers,
+ * data and completions side by side. A batch that carries a payload of
+ * ZC_MIN bytes or more leaves by IORING_OP_SENDMSG_ZC instead (Linux
+ * 6.0+): the kernel sends the pages where they are (a RAM namespace's own
+ * memory for a Read, see nvmg_bdev_io.lend) and says in a second CQE when
+ * it is done with them; until then the commands keep their buffers. Not
+ * where OpenSSL makes the records (tls_conn_send): kernel TLS takes the
+ * plain path, and the kernel copies into its records there. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include "lib/log.h"
@@ -11,8 +20,86 @@
 #include "net/tcp_frame.h"
 #include "net/tcp_tls.h"
 
+/* Linux 6.2+: the notification says whether the kernel copied after all
+ * (loopback does, as do devices without scatter-gather); liburing 2.3's
+ * header predates them. */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
+/* ZC_AUTO judges the path by this many notifications: when the kernel
+ * copied for most of them, a zero-copy send only adds the notification
+ * and page pinning to a copy, and plain sendmsg is faster. */
+#define ZC_PROBE 16
+
 /* Zeros sent as padding before C2HData payloads (HPDA <= 31: < 128 bytes). */
 static const uint8_t pdu_pad[128];
+
+static void zc_cqe(struct nvmg_ev *ev, int res, uint32_t flags);
+
+/* Whether the host runs on this machine (loopback, or our own address):
+ * the kernel then copies every zero-copy send anyway, and only once the
+ * host's socket takes the bytes, so a host that stops reading would hold
+ * the commands (and a shutdown) until it reads or closes. */
+static bool peer_is_local(int fd)
+{
+	struct sockaddr_storage l, p;
+	socklen_t ll = sizeof(l), pl = sizeof(p);
+
+	if (getsockname(fd, (struct sockaddr *)&l, &ll) || getpeername(fd, (struct sockaddr *)&p, &pl) ||
+	    l.ss_family != p.ss_family)
+		return false;
+	if (p.ss_family == AF_INET) {
+		const struct in_addr *la = &((struct sockaddr_in *)&l)->sin_addr;
+		const struct in_addr *pa = &((struct sockaddr_in *)&p)->sin_addr;
+
+		return (ntohl(pa->s_addr) >> 24) == 127 || la->s_addr == pa->s_addr;
+	}
+	if (p.ss_family == AF_INET6) {
+		const struct in6_addr *la = &((struct sockaddr_in6 *)&l)->sin6_addr;
+		const struct in6_addr *pa = &((struct sockaddr_in6 *)&p)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(pa) || (IN6_IS_ADDR_V4MAPPED(pa) && pa->s6_addr[12] == 127) ||
+		       IN6_ARE_ADDR_EQUAL(la, pa);
+	}
+	return false;
+}
+
+void tcp_send_init(struct tcp_conn *c)
+{
+	const char *env = getenv("NVMEGATED_SEND_ZC");
+
+	STAILQ_INIT(&c->zc_hold);
+	for (int i = 0; i < ZC_SLOTS; i++) {
+		c->zc_ops[i].ev.fn = zc_cqe;
+		c->zc_ops[i].conn = c;
+	}
+	c->zc_report = true;
+	/* "0": never (to measure or test the copying path), "always": even
+	 * where the kernel copies anyway (to test this one on loopback). */
+	if (!nvmg_reactor_features(c->r)->send_zc || (env && !strcmp(env, "0")))
+		c->zc = ZC_OFF;
+	else if (env && !strcmp(env, "always"))
+		c->zc = ZC_ALWAYS;
+	else if (peer_is_local(c->fd))
+		c->zc = ZC_OFF;
+	else
+		c->zc = ZC_AUTO;
+}
+
+/* Does a zero-copy send up to seq still have the kernel's attention? */
+static bool zc_pending_upto(const struct tcp_conn *c, uint32_t seq)
+{
+	for (int i = 0; i < ZC_SLOTS; i++) {
+		const struct zc_op *op = &c->zc_ops[i];
+
+		if ((op->result_pending || op->notif_pending) && (int32_t)(op->seq - seq) <= 0)
+			return true;
+	}
+	return false;
+}
 
 void tcp_send_enqueue(struct tcp_conn *c, struct send_item *it)
 {
@@ -39,13 +126,22 @@ void tcp_send_unlink(struct tcp_conn *c, struct send_item *it)
 static void send_item_done(struct tcp_conn *c, struct send_item *it)
 {
 	it->linked = false;
+	/* The ICResp and TermReq live as long as the connection. */
 	if (it == &c->ctl || it == &c->term)
 		return;
 	struct tcp_cmd *cmd = nvmg_container_of(it, struct tcp_cmd, send);
 
-	if (cmd->state == CMD_SEND)
-		tcp_cmd_release(cmd);
 	/* An R2T leaves the command waiting for its H2CData. */
+	if (cmd->state != CMD_SEND)
+		return;
+	/* The kernel may still read its data, headers (an R2T's too: the
+	 * same slot's) or the namespace memory it lent. */
+	if (it->zc_used && zc_pending_upto(c, it->zc_seq)) {
+		it->held = true;
+		STAILQ_INSERT_TAIL(&c->zc_hold, it, link);
+		return;
+	}
+	tcp_cmd_release(cmd);
 }
 
 void tcp_send_drop_all(struct tcp_conn *c)
@@ -134,6 +230,155 @@ fail:
 	tcp_conn_close(c, "TLS send failed");
 }
 
+/* sent bytes left: retire the items they finish, trim a partly sent one
+ * in place. */
+static void send_retire(struct tcp_conn *c, size_t sent)
+{
+	struct send_item *it;
+
+	while (sent > 0 && (it = STAILQ_FIRST(&c->send_q))) {
+		while (sent > 0 && it->first < it->niov) {
+			struct iovec *v = &it->iov[it->first];
+
+			if (sent >= v->iov_len) {
+				sent -= v->iov_len;
+				it->first++;
+			} else {
+				v->iov_base = (uint8_t *)v->iov_base + sent;
+				v->iov_len -= sent;
+				sent = 0;
+			}
+		}
+		if (it->first == it->niov) {
+			STAILQ_REMOVE_HEAD(&c->send_q, link);
+			send_item_done(c, it);
+		}
+	}
+}
+
+/* The kernel is done with the pages of every send up to some point:
+ * release what waited for it. */
+static void zc_release(struct tcp_conn *c)
+{
+	struct send_item *it = STAILQ_FIRST(&c->zc_hold), *next;
+
+	for (; it; it = next) {
+		next = STAILQ_NEXT(it, link);
+		if (zc_pending_upto(c, it->zc_seq))
+			continue;
+		STAILQ_REMOVE(&c->zc_hold, it, send_item, link);
+		it->held = false;
+		tcp_cmd_release(nvmg_container_of(it, struct tcp_cmd, send));
+	}
+}
+
+/* Queue iov[0..n) (the first items of send_q) as one zero-copy send.
+ * When every slot still waits for a notification, the queue waits too:
+ * the notification flushes it. */
+static void zc_submit(struct tcp_conn *c, const struct iovec *iov, int n)
+{
+	struct zc_op *op = NULL;
+	struct io_uring_sqe *sqe;
+	struct send_item *it;
+	int left = n;
+
+	for (int i = 0; i < ZC_SLOTS && !op; i++)
+		if (!c->zc_ops[i].result_pending && !c->zc_ops[i].notif_pending)
+			op = &c->zc_ops[i];
+	if (!op) {
+		c->zc_wait_slot = true;
+		return;
+	}
+	if (!c->zc_seq)
+		log_debug("%s: payloads of %u KiB and more leave by zero-copy send", c->peer,
+			  ZC_MIN >> 10);
+	memcpy(op->iov, iov, (size_t)n * sizeof(*iov));
+	op->msg = (struct msghdr){ .msg_iov = op->iov, .msg_iovlen = (size_t)n };
+	op->seq = c->zc_seq++;
+	op->result_pending = true;
+	c->zc_busy++;
+	c->zc_sending = true;
+	/* Whatever this send carries stays until its notification. */
+	for (it = STAILQ_FIRST(&c->send_q); it && left > 0; it = STAILQ_NEXT(it, link)) {
+		left -= it->niov - it->first;
+		it->zc_used = true;
+		it->zc_seq = op->seq;
+	}
+	sqe = nvmg_reactor_sqe(c->r);
+	/* WAITALL: io_uring sends the rest of a short send itself. */
+	io_uring_prep_sendmsg_zc(sqe, c->fd, &op->msg, MSG_NOSIGNAL | MSG_WAITALL);
+	if (c->zc_report)
+		sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+	io_uring_sqe_set_data(sqe, &op->ev);
+}
+
+static void zc_notif(struct tcp_conn *c, struct zc_op *op, int res)
+{
+	op->notif_pending = false;
+	c->zc_busy--;
+	if (c->zc == ZC_AUTO && c->zc_report && c->zc_notifs < ZC_PROBE) {
+		c->zc_notifs++;
+		if ((uint32_t)res & IORING_NOTIF_USAGE_ZC_COPIED)
+			c->zc_copied++;
+		if (c->zc_notifs == ZC_PROBE && c->zc_copied > ZC_PROBE / 2) {
+			log_debug("%s: the kernel copies zero-copy sends here: plain sends from now",
+				  c->peer);
+			c->zc = ZC_OFF;
+		}
+	}
+	zc_release(c);
+	/* A queue waiting for a slot goes on; a connection waiting for its
+	 * last commands to close may now. */
+	if (c->zc_wait_slot || c->rx_stopped || c->state == CS_TERMINATING) {
+		c->zc_wait_slot = false;
+		if (!c->closing)
+			nvmg_reactor_defer(c->r, &c->flush_defer);
+	}
+}
+
+/* Both CQEs of a zero-copy send come here: the result (with F_MORE when a
+ * notification follows) and the notification (F_NOTIF). */
+static void zc_cqe(struct nvmg_ev *ev, int res, uint32_t flags)
+{
+	struct zc_op *op = nvmg_container_of(ev, struct zc_op, ev);
+	struct tcp_conn *c = op->conn;
+
+	c->hold++;
+	if (flags & IORING_CQE_F_NOTIF) {
+		zc_notif(c, op, res);
+		goto out;
+	}
+	op->result_pending = false;
+	c->zc_sending = false;
+	if (flags & IORING_CQE_F_MORE)
+		op->notif_pending = true;
+	else
+		c->zc_busy--;
+	if (c->closing) {
+		zc_release(c);
+		goto out;
+	}
+	if (res == -EINVAL && c->zc_report) {
+		/* Linux 6.0/6.1 know no usage report: nothing was sent. */
+		c->zc_report = false;
+	} else if (res == -EINVAL || res == -EOPNOTSUPP) {
+		log_debug("%s: zero-copy send refused (%d): plain sends from now", c->peer, res);
+		c->zc = ZC_OFF;
+	} else if (res < 0 && res != -EINTR && res != -EAGAIN) {
+		tcp_send_drop_all(c);
+		tcp_conn_close(c, "send failed");
+		goto out;
+	} else if (res > 0) {
+		send_retire(c, (size_t)res);
+	}
+	if (!op->notif_pending)
+		zc_release(c);
+	nvmg_reactor_defer(c->r, &c->flush_defer);
+out:
+	c->hold--;
+	tcp_conn_maybe_free(c);
+}
+
 static void conn_send(struct tcp_conn *c)
 {
 	struct tls_chan *ch;
@@ -149,15 +394,23 @@ static void conn_send(struct tcp_conn *c)
 		}
 	}
 
-	while (!STAILQ_EMPTY(&c->send_q) && !c->poll_inflight) {
+	/* A zero-copy send in flight keeps the rest behind it, in order. */
+	while (!STAILQ_EMPTY(&c->send_q) && !c->poll_inflight && !c->zc_sending) {
 		struct msghdr msg = { .msg_iov = iov };
 		struct send_item *it;
+		bool large = false;
 		int n = 0;
 		ssize_t sent;
 
 		for (it = STAILQ_FIRST(&c->send_q); it && n + 5 <= MAX_IOV; it = STAILQ_NEXT(it, link))
-			for (int i = it->first; i < it->niov; i++)
+			for (int i = it->first; i < it->niov; i++) {
+				large |= it->iov[i].iov_len >= ZC_MIN;
 				iov[n++] = it->iov[i];
+			}
+		if (large && c->zc != ZC_OFF) {
+			zc_submit(c, iov, n);
+			return;
+		}
 		msg.msg_iovlen = (size_t)n;
 		sent = sendmsg(c->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (sent < 0) {
@@ -171,27 +424,9 @@ static void conn_send(struct tcp_conn *c)
 			tcp_conn_close(c, "send failed");
 			return;
 		}
-		/* Retire what went out; trim a partly sent item in place. */
-		while (sent > 0 && (it = STAILQ_FIRST(&c->send_q))) {
-			while (sent > 0 && it->first < it->niov) {
-				struct iovec *v = &it->iov[it->first];
-
-				if ((size_t)sent >= v->iov_len) {
-					sent -= (ssize_t)v->iov_len;
-					it->first++;
-				} else {
-					v->iov_base = (uint8_t *)v->iov_base + sent;
-					v->iov_len -= (size_t)sent;
-					sent = 0;
-				}
-			}
-			if (it->first == it->niov) {
-				STAILQ_REMOVE_HEAD(&c->send_q, link);
-				send_item_done(c, it);
-			}
-		}
+		send_retire(c, (size_t)sent);
 	}
-	if (STAILQ_EMPTY(&c->send_q))
+	if (STAILQ_EMPTY(&c->send_q) && !c->zc_sending)
 		send_idle(c);
 }
 

@@ -122,7 +122,10 @@ void nvmg_req_complete(struct nvmg_req *req, uint16_t status)
 		NVMG_STAT_ADD(sq->stats.errors, 1);
 	if (req->start_ns)
 		account(req, status);
-	if (req->ns) {
+	/* A transport that may send a Read from the backend's lent memory
+	 * (transport.h lend_reads) drops the namespace reference itself once
+	 * the bytes are out: the reference keeps that memory alive. */
+	if (req->ns && !sq->transport->lend_reads) {
 		nvmg_ns_put(req->ns);
 		req->ns = NULL;
 	}

@@ -34,6 +34,9 @@ static struct nvmg_req *io_to_req(struct nvmg_bdev_io *io)
 
 static void rw_done(struct nvmg_bdev_io *io, int res)
 {
+	/* A backend may have lent its memory for a Read (submit). */
+	if (io->op == NVMG_BDEV_READ)
+		io_to_req(io)->buf = io->buf;
 	/* Counted by nvmg_req_complete, for the queue and the namespace. */
 	nvmg_req_complete(io_to_req(io), errno_to_status(res, io->op != NVMG_BDEV_READ));
 }
@@ -53,6 +56,9 @@ static void submit(struct nvmg_req *req, enum nvmg_bdev_op op, uint64_t off, uin
 	io->offset = off;
 	io->len = len;
 	io->buf = buf;
+	/* Plain Reads only: Compare reads into its own scratch buffer. */
+	io->lend = op == NVMG_BDEV_READ && done == rw_done && req->sq->transport &&
+		   req->sq->transport->lend_reads;
 	io->done = 0;
 	io->complete = done;
 	nvmg_bdev_submit(req->ns->bdev, req->sq->reactor, io);

@@ -23,6 +23,11 @@ struct nvmg_transport {
 	/* ---- queues: called on the queue's reactor ---- */
 	/* Send req's response (and read data). */
 	void (*queue_response)(struct nvmg_req *req);
+	/* queue_response may find a Read's req->buf pointing into the
+	 * backend's own memory (a RAM namespace lends it instead of copying,
+	 * nvmg_bdev_io.lend): the transport sends from there and keeps the
+	 * request, with its namespace reference, until the bytes are out. */
+	bool lend_reads;
 	/* Close the queue's connection. */
 	void (*kill_queue)(struct nvmg_sq *sq);
 	/* Local address of the queue's connection, for the discovery log of a

@@ -37,6 +37,12 @@ struct nvmg_bdev_io {
 	uint64_t offset; /* bytes */
 	uint64_t len;    /* bytes */
 	void *buf;       /* READ/WRITE */
+	/* READ: the submitter can take the data where it already lies. A
+	 * backend that holds the blocks in memory (RAM) then points buf at
+	 * them instead of copying; they stay valid while the bdev is open,
+	 * which the submitter's namespace reference guarantees. Others
+	 * ignore it and fill buf. */
+	bool lend;
 	uint64_t done;   /* bytes done so far (short I/O is resumed) */
 	struct nvmg_bdev *bdev;       /* set by submit, for the completion path */
 	struct nvmg_reactor *reactor;

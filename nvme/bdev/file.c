@@ -50,8 +50,16 @@ static void prep_rw(struct file_bdev *f, struct nvmg_bdev_io *io)
 	if (f->fd_direct >= 0 && atomic_load_explicit(&f->direct_ok, memory_order_relaxed) &&
 	    aligned(f, off, len, buf))
 		fd = f->fd_direct;
-	if (io->op == NVMG_BDEV_READ)
+	/* A pool buffer (the transports' data buffers) is in the reactor's
+	 * registered arena: the kernel skips mapping its pages per I/O. */
+	int fixed = nvmg_reactor_fixed_buf(io->reactor, buf, len);
+
+	if (io->op == NVMG_BDEV_READ && fixed >= 0)
+		io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, off, fixed);
+	else if (io->op == NVMG_BDEV_READ)
 		io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
+	else if (fixed >= 0)
+		io_uring_prep_write_fixed(sqe, fd, buf, (unsigned)len, off, fixed);
 	else
 		io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
 	/* FUA: the data must be on stable media before we complete. */

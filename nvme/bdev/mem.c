@@ -34,7 +34,17 @@ static void mem_submit(struct nvmg_bdev *b, struct nvmg_reactor *r, struct nvmg_
 	(void)r;
 	switch (io->op) {
 	case NVMG_BDEV_READ:
-		memcpy(io->buf, m->base + io->offset, io->len);
+		/* Lent, the bytes go to the wire from here (a zero-copy send
+		 * reads them until the kernel's notification): a write to the
+		 * same blocks racing the read may change what the host gets,
+		 * as with the Linux target on a RAM disk. Overlapping reads and
+		 * writes have no defined order in NVMe, so a host that issues
+		 * them gets either data; one that waits for the write first
+		 * always gets the new data. */
+		if (io->lend)
+			io->buf = m->base + io->offset;
+		else
+			memcpy(io->buf, m->base + io->offset, io->len);
 		break;
 	case NVMG_BDEV_WRITE:
 		if (b->readonly)

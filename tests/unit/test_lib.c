@@ -355,6 +355,35 @@ static void test_bufpool_arena_exhausted(void)
 	nvmg_bufpool_drain(&p);
 }
 
+/* What a reactor registers for fixed I/O is the arena: a range counts
+ * only when it lies wholly inside. */
+static void test_bufpool_holds(void)
+{
+	struct nvmg_bufpool p = { 0 };
+	void *base;
+	size_t size;
+
+	CHECK(!nvmg_bufpool_holds(&p, &p, 1)); /* no arena yet */
+	void *a = nvmg_buf_get(&p, 128 * KIB);
+
+	CHECK(a && nvmg_bufpool_arena(&p, &base, &size) == 0);
+	CHECK(nvmg_bufpool_holds(&p, a, 128 * KIB));
+	CHECK(nvmg_bufpool_holds(&p, (char *)a + 100, 4 * KIB));
+	CHECK(nvmg_bufpool_holds(&p, base, size));
+	CHECK(!nvmg_bufpool_holds(&p, base, size + 1));
+	CHECK(nvmg_bufpool_holds(&p, (char *)base + size - 4096, 4096));
+	CHECK(!nvmg_bufpool_holds(&p, (char *)base + size - 4096, 4097));
+	CHECK(!nvmg_bufpool_holds(&p, (char *)base - 1, 2));
+	CHECK(!nvmg_bufpool_holds(&p, (char *)base + size, 1));
+	CHECK(!nvmg_bufpool_holds(&p, base, SIZE_MAX));
+	void *m = malloc(4096);
+
+	CHECK(m && !nvmg_bufpool_holds(&p, m, 4096));
+	free(m);
+	nvmg_buf_put(&p, a, 128 * KIB);
+	nvmg_bufpool_drain(&p);
+}
+
 static void test_bufpool_poisons_idle_arena_buffers(void)
 {
 #if defined(__SANITIZE_ADDRESS__)
@@ -765,6 +794,7 @@ int main(void)
 	test_bufpool_reuse();
 	test_bufpool_arena_exhausted();
 	test_bufpool_poisons_idle_arena_buffers();
+	test_bufpool_holds();
 	test_reactor();
 	return check_report("test_lib");
 }
