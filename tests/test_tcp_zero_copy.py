@@ -10,7 +10,6 @@ writes to its blocks gets bytes those writes (or the old data) put there,
 never another range's."""
 
 import os
-import struct
 import subprocess
 import time
 
