@@ -57,9 +57,10 @@ static SSL_CTX *server_ctx(void)
 
 static void seal(struct world *w, uint8_t type, uint8_t pad, const uint8_t *content, size_t n)
 {
-	uint8_t inner[TLS_REC_MAX_PLAIN + 1];
+	uint8_t inner[TLS_REC_MAX_PLAIN + 2];
 	struct iovec iov = { inner, 0 };
 	uint8_t last = type;
+	size_t k;
 
 	if (n + pad > TLS_REC_MAX_PLAIN)
 		n = TLS_REC_MAX_PLAIN - pad;
@@ -77,6 +78,19 @@ static void seal(struct world *w, uint8_t type, uint8_t pad, const uint8_t *cont
 	}
 	FUZZ_CHECK(!tls_rec_seal(&w->peer_tx, last, &iov, 1, 0, iov.iov_len, w->stream + w->len));
 	w->len += TLS_REC_SIZE(iov.iov_len);
+	/* What the receiver must see, by RFC 8446 5.4: the inner plaintext's
+	 * last non-zero byte is its type, the bytes before it the content
+	 * (a zero "type" makes a content byte the type). */
+	inner[iov.iov_len] = last;
+	for (k = iov.iov_len + 1; k && !inner[k - 1]; k--)
+		;
+	if (!k) { /* all padding: the session ends there */
+		w->clean = false;
+		return;
+	}
+	type = inner[k - 1];
+	n = k - 1;
+	content = inner;
 	if (type == TLS_CT_APPLICATION_DATA && n) {
 		memcpy(w->want + w->want_len, content, n);
 		w->want_len += n;
