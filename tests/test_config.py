@@ -231,16 +231,12 @@ def test_unimplemented_features_warn_once_each(check, img):
     cfg = minimal(img)
     port = cfg["ports"][0]
     port["param"] = {"pi_enable": "1", "inline_data_size": "16384"}
-    port["referrals"] = [{"addr": {"trtype": "tcp", "traddr": "10.0.0.9",
-                                   "trsvcid": "4420", "adrfam": "ipv4"},
-                          "name": "r1", "enable": 1}]
     sub = cfg["subsystems"][0]
     sub["attr"]["qid_max"] = "4"
     sub["namespaces"][0].update({"buffered_io": "1"})
     r = check(cfg)
     assert_ok(r, [
         "ports[0].param.pi_enable: not implemented",
-        "ports[0].referrals: not implemented",
         "subsystems[0].attr.qid_max: not implemented",
         "subsystems[0].namespaces[0].buffered_io: not implemented",
     ])

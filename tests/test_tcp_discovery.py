@@ -71,12 +71,16 @@ def test_discovery_log_for_allowed_host(target):
     c.read(1, 0, 1).check()
 
 
-def test_discovery_only_port(target):
+def test_discovery_only_port_lists_the_other_ports(target):
+    """nvme discover against the discovery-only port finds what the other
+    ports of the daemon export, at their addresses."""
     d = discovery(target, port=target.disc_port)
     log = d.discovery_log()
     cur, nvm = split(log)
-    assert len(cur) == 1 and nvm == [], log.entries
+    assert len(cur) == 1, log.entries
     check_entry(cur[0], target.disc_port, 2)
+    assert [e.subnqn for e in nvm] == [target.nqn], nvm
+    check_entry(nvm[0], target.port, 1)
 
 
 def test_discovery_log_read_in_pieces(target):
