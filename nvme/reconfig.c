@@ -207,16 +207,14 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 	}
 	for (size_t i = 0; i < conf->nr_ports; i++) {
 		struct nvmg_referral *old;
-		size_t n;
 
 		if (!refs[i])
 			continue;
 		old = ports[i]->referrals;
-		n = ports[i]->nr_referrals;
 		ports[i]->referrals = refs[i];
 		ports[i]->nr_referrals = nr_refs[i];
 		refs[i] = old; /* freed below, after the lock */
-		nr_refs[i] = n;
+		nr_refs[i] = SIZE_MAX; /* swapped */
 		refs_changed = true;
 	}
 	pthread_rwlock_unlock(&t->model_lock);
@@ -239,7 +237,7 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 		tls_changed = true;
 	}
 	for (size_t i = 0; i < conf->nr_ports; i++) {
-		if (refs[i])
+		if (nr_refs[i] == SIZE_MAX)
 			log_info("port %u: %zu referral%s", ports[i]->portid, ports[i]->nr_referrals,
 				 ports[i]->nr_referrals == 1 ? "" : "s");
 		free(refs[i]);
