@@ -363,4 +363,17 @@ sc_mp_disc_referral() {
 	say "connect-all: $CA and $CB under $DEV"
 	must $NVME disconnect -n $MP_NQN
 	[ -z "$(ctrls $MP_NQN)" ] || fail "controllers left: $(ctrls $MP_NQN)"
+	# a persistent discovery controller: the KATO of its Connect is kept,
+	# and Keep Alive holds it past that time
+	must $NVME discover -p -t tcp -a 127.0.0.1 -s $MP_DISC_PORT --keep-alive-tmo=2 -o json > /dev/null
+	D=
+	for _c in $(ctrls nqn.2014-08.org.nvmexpress.discovery); do
+		grep -q "traddr=127.0.0.1,trsvcid=$MP_DISC_PORT" /sys/class/nvme/$_c/address && D=$_c
+	done
+	[ -n "$D" ] || fail "nvme discover -p left no discovery controller"
+	grep -q "nqn.2014-08.org.nvmexpress.discovery for host .* (kato 2000 ms)" /tmp/mp-a.log ||
+		fail "node a did not take KATO 2000 ms for the discovery controller"
+	sleep 5
+	[ "$(ctrl_state $D)" = live ] || fail "persistent discovery controller $D is $(ctrl_state $D) after 5s"
+	must $NVME disconnect -d $D
 }
