@@ -250,6 +250,11 @@ void nvmg_conf_free(struct nvmg_conf *conf)
 		free(conf->ports[i].traddr);
 		free_strv(conf->ports[i].subsystems, conf->ports[i].nr_subsystems);
 		free(conf->ports[i].ana_groups);
+		for (size_t j = 0; j < conf->ports[i].nr_referrals; j++) {
+			free(conf->ports[i].referrals[j].name);
+			free(conf->ports[i].referrals[j].traddr);
+		}
+		free(conf->ports[i].referrals);
 	}
 	free(conf->ports);
 	for (size_t i = 0; i < conf->nr_subsys; i++) {

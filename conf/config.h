@@ -77,6 +77,21 @@ struct nvmg_conf_alias {
 /* addr.treq as written: nvmetcli's "not specified" is the default. */
 enum nvmg_treq { NVMG_TREQ_UNSPECIFIED, NVMG_TREQ_REQUIRED, NVMG_TREQ_NOT_REQUIRED };
 
+/* One "ports[].referrals" entry, nvmetcli's shape: {"name", "enable",
+ * "addr": {"trtype", "adrfam", "traddr", "trsvcid", "treq", "tsas",
+ * "portid"}}: another discovery service the Discovery log points to. */
+struct nvmg_conf_referral {
+	char *name;
+	bool enabled;
+	uint16_t portid;        /* addr.portid: the referred port's */
+	int trtype;             /* addr.trtype: NVMF_TRTYPE_TCP (the only one) */
+	enum nvmg_adrfam adrfam;
+	char *traddr;           /* canonical numeric address */
+	uint16_t trsvcid;
+	int treq;               /* enum nvmg_treq, as written */
+	bool tls;               /* addr.tsas "tls1.3" */
+};
+
 struct nvmg_conf_port {
 	uint16_t portid;
 	char trtype[16];        /* addr.trtype, lower case: a registered transport */
@@ -95,6 +110,8 @@ struct nvmg_conf_port {
 	 * Linux target's defaults). */
 	struct nvmg_conf_ana_group *ana_groups;
 	size_t nr_ana_groups;
+	struct nvmg_conf_referral *referrals;
+	size_t nr_referrals;
 };
 
 struct nvmg_conf {

@@ -81,28 +81,34 @@ static bool same_portid(const struct nvmg_dec_key *k, struct json_object *v, con
 
 /* traddr in its family (adrfam, else guessed from traddr), stored in its
  * canonical form so that reloads compare addresses, not spellings. */
-static int check_traddr(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
-			void *base)
+static int canon_traddr(struct nvmg_dec *d, enum nvmg_adrfam *adrfam, char **traddr)
 {
-	port_t *port = base;
 	char norm[INET6_ADDRSTRLEN];
 	struct nvmg_dec_quoted q;
 	uint8_t bin[16];
 	int af;
 
-	(void)k, (void)v;
 	if (!json_object_object_get_ex(d->obj, "adrfam", NULL))
-		port->adrfam = strchr(port->traddr, ':') ? NVMG_ADRFAM_IPV6 : NVMG_ADRFAM_IPV4;
+		*adrfam = strchr(*traddr, ':') ? NVMG_ADRFAM_IPV6 : NVMG_ADRFAM_IPV4;
 	nvmg_dec_push_key(d, "traddr");
-	af = port->adrfam == NVMG_ADRFAM_IPV6 ? AF_INET6 : AF_INET;
-	if (inet_pton(af, port->traddr, bin) != 1)
-		return nvmg_dec_fail(d, "%s is not an %s address", nvmg_dec_quote(&q, port->traddr),
+	af = *adrfam == NVMG_ADRFAM_IPV6 ? AF_INET6 : AF_INET;
+	if (inet_pton(af, *traddr, bin) != 1)
+		return nvmg_dec_fail(d, "%s is not an %s address", nvmg_dec_quote(&q, *traddr),
 				     af == AF_INET6 ? "IPv6" : "IPv4");
 	if (!inet_ntop(af, bin, norm, sizeof(norm)))
-		return nvmg_dec_fail(d, "%s cannot be formatted", nvmg_dec_quote(&q, port->traddr));
-	free(port->traddr);
-	port->traddr = NULL;
-	return nvmg_dec_strdup(d, norm, &port->traddr);
+		return nvmg_dec_fail(d, "%s cannot be formatted", nvmg_dec_quote(&q, *traddr));
+	free(*traddr);
+	*traddr = NULL;
+	return nvmg_dec_strdup(d, norm, traddr);
+}
+
+static int check_traddr(struct nvmg_dec *d, const struct nvmg_dec_key *k, struct json_object *v,
+			void *base)
+{
+	port_t *port = base;
+
+	(void)k, (void)v;
+	return canon_traddr(d, &port->adrfam, &port->traddr);
 }
 
 static const struct nvmg_dec_enum adrfams = {
@@ -149,6 +155,69 @@ static const struct nvmg_dec_key param_keys[] = {
 	  .min = -1, .max = INLINE_DATA_MAX, .dflt = INLINE_DATA_DEFAULT, .check = inline_default },
 };
 static const struct nvmg_dec_table param = NVMG_DEC_TABLE(param_keys);
+
+/* ---- referrals ---- */
+
+typedef struct nvmg_conf_referral ref_t;
+
+/* Our Discovery log only speaks of TCP: a referral to another transport's
+ * discovery service would need that transport's address rules. */
+static const struct nvmg_dec_enum ref_trtypes = {
+	"transport ", " is not supported in a referral (only \"tcp\")",
+	{ { "tcp", NVMF_TRTYPE_TCP } },
+};
+
+static int check_ref_traddr(struct nvmg_dec *d, const struct nvmg_dec_key *k,
+			    struct json_object *v, void *base)
+{
+	ref_t *r = base;
+
+	(void)k, (void)v;
+	return canon_traddr(d, &r->adrfam, &r->traddr);
+}
+
+static const struct nvmg_dec_key ref_addr_keys[] = {
+	{ .key = "trtype", .type = NVMG_DEC_ENUM, NVMG_DEC_FIELD(ref_t, trtype),
+	  .names = &ref_trtypes, .flags = NVMG_DEC_REQUIRED },
+	{ .key = "treq", .type = NVMG_DEC_ENUM, NVMG_DEC_FIELD(ref_t, treq), .names = &treq_names },
+	{ .key = "tsas", .type = NVMG_DEC_ENUM, NVMG_DEC_FIELD(ref_t, tls), .names = &tsas_names },
+	/* the referred service's port, which its Discovery entry carries */
+	{ .key = "portid", .type = NVMG_DEC_INT, NVMG_DEC_FIELD(ref_t, portid), .min = 0,
+	  .max = 65535 },
+	{ .key = "traddr", .type = NVMG_DEC_STR, NVMG_DEC_FIELD(ref_t, traddr),
+	  .flags = NVMG_DEC_REQUIRED },
+	{ .key = "adrfam", .type = NVMG_DEC_ENUM, NVMG_DEC_FIELD(ref_t, adrfam), .names = &adrfams },
+	{ .type = NVMG_DEC_CHECK, .fn = check_ref_traddr },
+	{ .key = "trsvcid", .type = NVMG_DEC_INT, NVMG_DEC_FIELD(ref_t, trsvcid), .min = 1,
+	  .max = 65535, .flags = NVMG_DEC_REQUIRED },
+};
+static const struct nvmg_dec_table ref_addr = NVMG_DEC_TABLE(ref_addr_keys);
+
+/* Names are the configfs directory names: unique within the port. */
+static int ref_name_unique(struct nvmg_dec *d, const struct nvmg_dec_key *k, void *base)
+{
+	const ref_t *all = d->arr, *r = base;
+	struct nvmg_dec_quoted q;
+
+	(void)k;
+	for (size_t j = 0; j < d->idx; j++)
+		if (!strcmp(all[j].name, r->name))
+			return nvmg_dec_fail(d, "duplicate referral %s (also referrals[%zu])",
+					     nvmg_dec_quote(&q, r->name), j);
+	return 0;
+}
+
+static const struct nvmg_dec_key ref_keys[] = {
+	{ .key = "name", .type = NVMG_DEC_STR, NVMG_DEC_FIELD(ref_t, name),
+	  .flags = NVMG_DEC_REQUIRED | NVMG_DEC_NONEMPTY, .check = ref_name_unique },
+	/* nvmetcli writes "enable" (configfs' attribute); "enabled" is
+	 * accepted as well. Absent: enabled, as a namespace is. */
+	{ .key = "enable", .type = NVMG_DEC_BOOL, NVMG_DEC_FIELD(ref_t, enabled), .dflt = 1 },
+	{ .key = "enabled", .type = NVMG_DEC_BOOL, NVMG_DEC_FIELD(ref_t, enabled), .dflt = 1 },
+	{ .key = "addr", .type = NVMG_DEC_OBJECT, .sub = &ref_addr, .flags = NVMG_DEC_REQUIRED },
+};
+static const struct nvmg_dec_table ref_table = NVMG_DEC_TABLE(ref_keys);
+static const struct nvmg_dec_key referral = { .type = NVMG_DEC_OBJECT, .sub = &ref_table };
 
 /* ---- the port ---- */
 
@@ -329,8 +398,8 @@ static const struct nvmg_dec_key port_keys[] = {
 	{ .key = "param", .type = NVMG_DEC_OBJECT, .sub = &param },
 	{ .key = "subsystems", .type = NVMG_DEC_ARRAY, NVMG_DEC_FIELD(port_t, subsystems),
 	  .aux = offsetof(port_t, nr_subsystems), .elem = &port_subsys, .esize = sizeof(char *) },
-	{ .key = "referrals", .type = NVMG_DEC_ARRAY, .rule = NVMG_DEC_WARN,
-	  .harmless = nvmg_dec_empty_array },
+	{ .key = "referrals", .type = NVMG_DEC_ARRAY, NVMG_DEC_FIELD(port_t, referrals),
+	  .aux = offsetof(port_t, nr_referrals), .elem = &referral, .esize = sizeof(ref_t) },
 	{ .key = "ana_groups", .type = NVMG_DEC_ARRAY, NVMG_DEC_FIELD(port_t, ana_groups),
 	  .aux = offsetof(port_t, nr_ana_groups), .elem = &ana_group,
 	  .esize = sizeof(ana_t) },

@@ -75,6 +75,18 @@ struct nvmg_ns {
 	struct nvmg_io_stats *_Atomic stats[NVMG_STAT_SLOTS];
 };
 
+/* An enabled referral of a port: another discovery service its Discovery
+ * log points hosts to (ports[].referrals), in the log's own terms. */
+struct nvmg_referral {
+	uint16_t portid;
+	uint8_t trtype;  /* NVMF_TRTYPE_* */
+	uint8_t adrfam;  /* NVMF_ADDR_FAMILY_* */
+	uint8_t treq;    /* NVMF_TREQ_* */
+	uint8_t sectype; /* NVMF_TCP_SECTYPE_* */
+	char traddr[64];
+	char trsvcid[8];
+};
+
 struct nvmg_port {
 	uint16_t portid;
 	/* The transport its config's trtype names, and that transport's
@@ -93,6 +105,9 @@ struct nvmg_port {
 	char **subsys_nqns; /* exported subsystems */
 	size_t nr_subsys;
 	struct nvmg_ana_port ana; /* ANA group states on this port (ana.h) */
+	/* Enabled referrals; a reload swaps them under the model lock. */
+	struct nvmg_referral *referrals;
+	size_t nr_referrals;
 };
 
 struct nvmg_subsys {

@@ -1,5 +1,6 @@
 /* The discovery controller: its admin command set and the Discovery log
  * page (LID 70h), which lists what this port offers to the asking host. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include "nvme/admin.h"
@@ -81,26 +82,80 @@ static void fill_entry(struct nvmf_disc_log_entry *e, const struct nvmg_port *po
 	tr->disc_tsas(port, &e->tsas);
 }
 
-/* A wildcard port is reported with the address this host reached us on,
- * which is one it can connect to. */
-static void port_addr(struct nvmg_sq *sq, struct disc_addr *a)
+/* The address a port is reported with. A wildcard port is reported with
+ * the address this host reached us on, which is one it can connect to:
+ * the asking port's own always; another wildcard port listens there too
+ * when it is of the same family, and is skipped (false) otherwise. */
+static bool port_addr(struct nvmg_sq *sq, const struct nvmg_port *port, struct disc_addr *a)
 {
-	const struct nvmg_port *port = sq->port;
 	char local[NVMF_TRADDR_SIZE + 1];
+	uint8_t bin[16];
 
 	snprintf(a->trsvcid, sizeof(a->trsvcid), "%.*s", (int)sizeof(port->trsvcid), port->trsvcid);
 	snprintf(a->traddr, sizeof(a->traddr), "%.*s", (int)sizeof(port->traddr), port->traddr);
-	if (port->wildcard && sq->transport && sq->transport->local_addr) {
-		memset(local, 0, sizeof(local));
-		if (sq->transport->local_addr(sq, local, sizeof(local) - 1) == 0 && local[0])
-			memcpy(a->traddr, local, sizeof(local));
+	if (!port->wildcard)
+		return true;
+	memset(local, 0, sizeof(local));
+	if (!sq->transport || !sq->transport->local_addr ||
+	    sq->transport->local_addr(sq, local, sizeof(local) - 1) || !local[0])
+		return port == sq->port;
+	if (port != sq->port && inet_pton(port->adrfam, local, bin) != 1)
+		return false;
+	memcpy(a->traddr, local, sizeof(local));
+	return true;
+}
+
+/* A referral: another discovery service (ports[].referrals). */
+static void fill_referral(struct nvmf_disc_log_entry *e, const struct nvmg_referral *r)
+{
+	memset(e, 0, sizeof(*e));
+	e->trtype = r->trtype;
+	e->adrfam = r->adrfam;
+	e->subtype = NVME_NQN_DISC;
+	e->treq = r->treq;
+	e->portid = htole16(r->portid);
+	e->cntlid = htole16(CNTLID_DYNAMIC);
+	e->asqsz = htole16(DISC_ASQSZ);
+	nvmg_copy_padded(e->trsvcid, sizeof(e->trsvcid), r->trsvcid);
+	memcpy(e->subnqn, NVMG_DISC_NQN, strlen(NVMG_DISC_NQN));
+	nvmg_copy_padded(e->traddr, sizeof(e->traddr), r->traddr);
+	e->tsas.tcp.sectype = r->sectype;
+}
+
+/* The entries for one port's subsystems that this host may connect to. */
+static void put_port_subsys(struct nvmg_sq *sq, const struct nvmg_port *port,
+			    const struct disc_window *w, uint64_t *numrec)
+{
+	struct nvmg_target *tgt = sq->tgt;
+	struct nvmf_disc_log_entry e;
+	struct disc_addr a;
+
+	if (!port_addr(sq, port, &a))
+		return;
+	for (size_t i = 0; i < tgt->nr_subsys; i++) {
+		struct nvmg_subsys *s = tgt->subsys[i];
+
+		if (s->discovery || !nvmg_port_exports_locked(port, s) ||
+		    !nvmg_subsys_host_allowed(s, sq->ctrl->hostnqn))
+			continue;
+		fill_entry(&e, port, &a, NVME_NQN_NVME, s->nqn);
+		window_put(w, DISC_HDR_SIZE + (*numrec)++ * DISC_ENTRY_SIZE, &e, sizeof(e));
 	}
 }
 
+/* Every port of this daemon that exports an allowed subsystem is listed,
+ * not only the asking one, so that `nvme connect-all` against one port
+ * finds every path of this node. That is SPDK's default (its discovery
+ * log lists every listener of each subsystem unless a discovery filter
+ * narrows it); the Linux target lists only the asking port's, as its
+ * configfs ports are independent and a host is expected to discover
+ * through each. The asking port's entries come first: hosts that connect
+ * to the first entry of a subsystem stay on the port they chose. Then the
+ * asking port's referrals to other nodes' discovery services, as the
+ * Linux target orders them. */
 uint16_t nvmg_discovery_log(struct nvmg_sq *sq, void *buf, uint64_t off, uint32_t len)
 {
 	struct nvmg_target *tgt = sq->tgt;
-	const struct nvmg_ctrl *c = sq->ctrl;
 	struct disc_window w = { .buf = buf, .off = off, .len = len };
 	struct nvmf_discovery_log hdr;
 	struct nvmf_disc_log_entry e;
@@ -112,18 +167,17 @@ uint16_t nvmg_discovery_log(struct nvmg_sq *sq, void *buf, uint64_t off, uint32_
 
 	if (len)
 		memset(buf, 0, len);
-	port_addr(sq, &a);
+	port_addr(sq, sq->port, &a);
 
 	fill_entry(&e, sq->port, &a, NVME_NQN_CURR, NVMG_DISC_NQN);
 	window_put(&w, DISC_HDR_SIZE + numrec++ * DISC_ENTRY_SIZE, &e, sizeof(e));
 	pthread_rwlock_rdlock(&tgt->model_lock);
-	for (size_t i = 0; i < tgt->nr_subsys; i++) {
-		struct nvmg_subsys *s = tgt->subsys[i];
-
-		if (s->discovery || !nvmg_port_exports_locked(sq->port, s) ||
-		    !nvmg_subsys_host_allowed(s, c->hostnqn))
-			continue;
-		fill_entry(&e, sq->port, &a, NVME_NQN_NVME, s->nqn);
+	put_port_subsys(sq, sq->port, &w, &numrec);
+	for (size_t i = 0; i < tgt->nr_ports; i++)
+		if (tgt->ports[i] != sq->port)
+			put_port_subsys(sq, tgt->ports[i], &w, &numrec);
+	for (size_t i = 0; i < sq->port->nr_referrals; i++) {
+		fill_referral(&e, &sq->port->referrals[i]);
 		window_put(&w, DISC_HDR_SIZE + numrec++ * DISC_ENTRY_SIZE, &e, sizeof(e));
 	}
 	pthread_rwlock_unlock(&tgt->model_lock);

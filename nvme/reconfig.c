@@ -113,12 +113,15 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 	char ***exports = calloc(conf->nr_ports + 1, sizeof(*exports));
 	bool *fresh_sub = calloc(conf->nr_subsys + 1, sizeof(bool));
 	bool *fresh_port = calloc(conf->nr_ports + 1, sizeof(bool));
+	struct nvmg_referral **refs = calloc(conf->nr_ports + 1, sizeof(*refs));
+	size_t *nr_refs = calloc(conf->nr_ports + 1, sizeof(*nr_refs));
 	size_t nr_gone_subs = 0, nr_gone_ports = 0, nr_listening = 0;
-	bool tls_changed = false;
+	bool tls_changed = false, refs_changed = false;
 	int ret = -ENOMEM;
 
 	*changed = false;
-	if (!subs || !ports || !gone_subs || !gone_ports || !exports || !fresh_sub || !fresh_port)
+	if (!subs || !ports || !gone_subs || !gone_ports || !exports || !fresh_sub || !fresh_port ||
+	    !refs || !nr_refs)
 		goto nomem;
 	/* Room to retire everything that runs now, so retiring cannot fail. */
 	{
@@ -153,6 +156,13 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 
 		if (old && same_addr(old, c)) {
 			ports[i] = old;
+			/* Referrals of a kept port: swapped with the lists below. */
+			if (nvmg_referrals_build(c, &refs[i], &nr_refs[i]))
+				goto nomem;
+			if (nvmg_referrals_same(old, refs[i], nr_refs[i])) {
+				free(refs[i]);
+				refs[i] = NULL;
+			}
 			if (!same_exports(old, c) &&
 			    !(exports[i] = nvmg_strv_dup(c->subsystems, c->nr_subsystems)))
 				goto nomem;
@@ -195,6 +205,18 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 		ports[i]->nr_subsys = conf->ports[i].nr_subsystems;
 		exports[i] = old; /* freed below, after the lock */
 	}
+	for (size_t i = 0; i < conf->nr_ports; i++) {
+		struct nvmg_referral *old;
+
+		if (!refs[i])
+			continue;
+		old = ports[i]->referrals;
+		ports[i]->referrals = refs[i];
+		ports[i]->nr_referrals = nr_refs[i];
+		refs[i] = old; /* freed below, after the lock */
+		nr_refs[i] = SIZE_MAX; /* swapped */
+		refs_changed = true;
+	}
 	pthread_rwlock_unlock(&t->model_lock);
 	/* Exported or in-capsule size: new connections see the new value. */
 	for (size_t i = 0; i < conf->nr_ports; i++)
@@ -214,7 +236,14 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 			 c->tls ? (c->tls_required ? ", required" : ", not required") : "");
 		tls_changed = true;
 	}
-	*changed = nr_gone_subs || nr_gone_ports || tls_changed;
+	for (size_t i = 0; i < conf->nr_ports; i++) {
+		if (nr_refs[i] == SIZE_MAX)
+			log_info("port %u: %zu referral%s", ports[i]->portid, ports[i]->nr_referrals,
+				 ports[i]->nr_referrals == 1 ? "" : "s");
+		free(refs[i]);
+	}
+	/* A referral added, removed or changed is a Discovery log change. */
+	*changed = nr_gone_subs || nr_gone_ports || tls_changed || refs_changed;
 	for (size_t i = 0; i < conf->nr_subsys; i++) {
 		if (fresh_sub[i])
 			log_info("subsystem %s added (%zu namespace%s)", subs[i]->nqn, subs[i]->nr_ns,
@@ -248,6 +277,8 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 	free(exports);
 	free(fresh_sub);
 	free(fresh_port);
+	free(refs);
+	free(nr_refs);
 	return 0;
 
 nomem:
@@ -262,6 +293,8 @@ fail:
 		}
 		if (exports)
 			nvmg_strv_free(exports[i]);
+		if (refs)
+			free(refs[i]);
 	}
 	for (size_t i = 0; i < conf->nr_subsys; i++)
 		if (fresh_sub && fresh_sub[i])
@@ -273,5 +306,7 @@ fail:
 	free(exports);
 	free(fresh_sub);
 	free(fresh_port);
+	free(refs);
+	free(nr_refs);
 	return ret;
 }

@@ -317,7 +317,44 @@ void nvmg_port_free(struct nvmg_port *p)
 	if (!p)
 		return;
 	nvmg_strv_free(p->subsys_nqns);
+	free(p->referrals);
 	free(p);
+}
+
+int nvmg_referrals_build(const struct nvmg_conf_port *c, struct nvmg_referral **out, size_t *nr)
+{
+	struct nvmg_referral *r = calloc(c->nr_referrals + 1, sizeof(*r));
+	size_t n = 0;
+
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nr_referrals; i++) {
+		const struct nvmg_conf_referral *cr = &c->referrals[i];
+		struct nvmg_referral *e = &r[n];
+
+		/* A disabled referral is kept in the file, not in the log. */
+		if (!cr->enabled)
+			continue;
+		e->portid = cr->portid;
+		e->trtype = (uint8_t)cr->trtype;
+		e->adrfam = cr->adrfam == NVMG_ADRFAM_IPV6 ? NVMF_ADDR_FAMILY_IP6 : NVMF_ADDR_FAMILY_IP4;
+		/* As written: the referred service states its own policy. */
+		e->treq = cr->treq == NVMG_TREQ_REQUIRED       ? NVMF_TREQ_REQUIRED
+			  : cr->treq == NVMG_TREQ_NOT_REQUIRED ? NVMF_TREQ_NOT_REQUIRED
+							       : NVMF_TREQ_NOT_SPECIFIED;
+		e->sectype = cr->tls ? NVMF_TCP_SECTYPE_TLS13 : NVMF_TCP_SECTYPE_NONE;
+		snprintf(e->traddr, sizeof(e->traddr), "%s", cr->traddr);
+		snprintf(e->trsvcid, sizeof(e->trsvcid), "%u", cr->trsvcid);
+		n++;
+	}
+	*out = r;
+	*nr = n;
+	return 0;
+}
+
+bool nvmg_referrals_same(const struct nvmg_port *p, const struct nvmg_referral *r, size_t nr)
+{
+	return p->nr_referrals == nr && (!nr || !memcmp(p->referrals, r, nr * sizeof(*r)));
 }
 
 int nvmg_port_build(struct nvmg_target *t, struct nvmg_port **out, const struct nvmg_conf_port *c,
@@ -355,6 +392,10 @@ int nvmg_port_build(struct nvmg_target *t, struct nvmg_port **out, const struct 
 		goto nomem;
 	}
 	p->nr_subsys = c->nr_subsystems;
+	if (nvmg_referrals_build(c, &p->referrals, &p->nr_referrals)) {
+		nvmg_port_free(p);
+		goto nomem;
+	}
 	nvmg_ana_port_init(&p->ana, c);
 	*out = p;
 	return 0;

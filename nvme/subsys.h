@@ -42,6 +42,10 @@ struct nvmg_ns_table *nvmg_subsys_publish_ns(struct nvmg_subsys *s, struct nvmg_
  * can have seen them), frees old and drops the table's reference to each
  * namespace; commands still running keep theirs. May block briefly. */
 void nvmg_ns_retire(struct nvmg_target *t, struct nvmg_ns **nss, size_t n, struct nvmg_ns_table *old);
+/* The enabled referrals of c as the log reports them (calloc'ed, zeroed
+ * padding so that two builds compare with memcmp). */
+int nvmg_referrals_build(const struct nvmg_conf_port *c, struct nvmg_referral **out, size_t *nr);
+bool nvmg_referrals_same(const struct nvmg_port *p, const struct nvmg_referral *r, size_t nr);
 /* A port served by the registered transport that c->trtype names. Returns
  * 0 or -errno with err filled. */
 int nvmg_port_build(struct nvmg_target *t, struct nvmg_port **out, const struct nvmg_conf_port *c,

@@ -231,19 +231,58 @@ def test_unimplemented_features_warn_once_each(check, img):
     cfg = minimal(img)
     port = cfg["ports"][0]
     port["param"] = {"pi_enable": "1", "inline_data_size": "16384"}
-    port["referrals"] = [{"addr": {"trtype": "tcp", "traddr": "10.0.0.9",
-                                   "trsvcid": "4420", "adrfam": "ipv4"},
-                          "name": "r1", "enable": 1}]
     sub = cfg["subsystems"][0]
     sub["attr"]["qid_max"] = "4"
     sub["namespaces"][0].update({"buffered_io": "1"})
     r = check(cfg)
     assert_ok(r, [
         "ports[0].param.pi_enable: not implemented",
-        "ports[0].referrals: not implemented",
         "subsystems[0].attr.qid_max: not implemented",
         "subsystems[0].namespaces[0].buffered_io: not implemented",
     ])
+
+
+# ---- referrals (nvmetcli's ports[].referrals) ----
+
+def referral_cfg(img, **addr):
+    cfg = minimal(img)
+    a = {"trtype": "tcp", "adrfam": "ipv4", "traddr": "10.0.0.9", "trsvcid": "8009",
+         "treq": "not specified", "portid": "2"}
+    a.update(addr)
+    cfg["ports"][0]["referrals"] = [{"name": "node-b", "enable": 1, "addr": a}]
+    return cfg
+
+
+def test_referrals_load_without_warnings(check, img):
+    assert_ok(check(referral_cfg(img)))
+    assert_ok(check(referral_cfg(img, adrfam="ipv6", traddr="fd00::9", treq="required")))
+
+
+@pytest.mark.parametrize("addr, msg", [
+    ({"trtype": "rdma"},
+     'ports[0].referrals[0].addr.trtype: transport "rdma" is not supported in a referral '
+     '(only "tcp")'),
+    ({"traddr": "node-b"}, 'ports[0].referrals[0].addr.traddr: "node-b" is not an IPv4 address'),
+    ({"adrfam": "ipv6"}, 'ports[0].referrals[0].addr.traddr: "10.0.0.9" is not an IPv6 address'),
+    ({"trsvcid": "70000"}, "ports[0].referrals[0].addr.trsvcid: 70000 is out of range (1..65535)"),
+    ({"portid": "-1"}, "ports[0].referrals[0].addr.portid: -1 is out of range (0..65535)"),
+    ({"treq": "maybe"}, 'ports[0].referrals[0].addr.treq: "maybe" is not supported (only '
+     '"required", "not required" or "not specified")'),
+])
+def test_referral_errors_name_the_key(check, img, addr, msg):
+    assert_error(check(referral_cfg(img, **addr)), msg)
+
+
+def test_referral_needs_name_and_address(check, img):
+    cfg = referral_cfg(img)
+    del cfg["ports"][0]["referrals"][0]["name"]
+    assert_error(check(cfg), "ports[0].referrals[0].name: missing required key")
+    cfg = referral_cfg(img)
+    cfg["ports"][0]["referrals"].append(copy.deepcopy(cfg["ports"][0]["referrals"][0]))
+    assert_error(check(cfg), 'ports[0].referrals[1].name: duplicate referral "node-b" (also referrals[0])')
+    cfg = referral_cfg(img)
+    del cfg["ports"][0]["referrals"][0]["addr"]["traddr"]
+    assert_error(check(cfg), "ports[0].referrals[0].addr.traddr: missing required key")
 
 
 # ---- ANA groups (nvmetcli's ports[].ana_groups and namespaces' ana_grpid) ----

@@ -576,17 +576,61 @@ static void test_discovery_log(struct tctx *t)
 	CHECK(run(r) == 0 && r->status == 0 && all_zero(r->buf, 1024));
 	free(r);
 
-	/* Wildcard p2: C listed with the connection's local address. */
+	/* A referral of p1: listed after the subsystems, as another
+	 * discovery service; a disabled one is not in the model at all. */
+	{
+		static const struct nvmg_referral ref = {
+			.portid = 9, .trtype = NVMF_TRTYPE_TCP, .adrfam = NVMF_ADDR_FAMILY_IP4,
+			.treq = NVMF_TREQ_NOT_SPECIFIED, .sectype = NVMF_TCP_SECTYPE_NONE,
+			.traddr = "10.0.0.2", .trsvcid = "8009",
+		};
+
+		w->p1.referrals = (struct nvmg_referral *)&ref;
+		w->p1.nr_referrals = 1;
+		r = new_req(&w->dsq, nvme_admin_get_log_page, 0,
+			    get_log_cdw10(NVME_LOG_LID_DISCOVER, 8192, true), 0);
+		hdr = (const void *)r->buf;
+		CHECK(run(r) == 0 && r->status == 0 && le64toh(hdr->numrec) == 4);
+		e = disc_entry(r->buf, 3);
+		CHECK(e->subtype == NVME_NQN_DISC && !strcmp(e->subnqn, NVMG_DISC_NQN));
+		CHECK(e->trtype == NVMF_TRTYPE_TCP && e->adrfam == NVMF_ADDR_FAMILY_IP4);
+		CHECK(le16toh(e->portid) == 9 && le16toh(e->cntlid) == 0xffff);
+		CHECK(!memcmp(e->traddr, "10.0.0.2 ", 9) && !memcmp(e->trsvcid, "8009 ", 5));
+		free(r);
+		w->p1.referrals = NULL;
+		w->p1.nr_referrals = 0;
+	}
+
+	/* Wildcard p2: C listed with the connection's local address, then
+	 * p1's A and B at p1's own address; p1's referral is not p2's. */
 	w->dctrl.port = &w->p2;
 	w->dsq.port = &w->p2;
 	r = new_req(&w->dsq, nvme_admin_get_log_page, 0,
-		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 4096, true), 0);
+		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 8192, true), 0);
 	hdr = (const void *)r->buf;
-	CHECK(run(r) == 0 && r->status == 0 && le64toh(hdr->numrec) == 2);
+	CHECK(run(r) == 0 && r->status == 0 && le64toh(hdr->numrec) == 4);
 	e = disc_entry(r->buf, 1);
 	CHECK(!strcmp(e->subnqn, NQN_C) && e->adrfam == NVMF_ADDR_FAMILY_IP6);
 	CHECK(!memcmp(e->traddr, "192.0.2.7 ", 10) && le16toh(e->portid) == 2);
 	CHECK(!memcmp(e->trsvcid, "4421 ", 5));
+	e = disc_entry(r->buf, 2);
+	CHECK(!strcmp(e->subnqn, NQN_A) && le16toh(e->portid) == 1);
+	CHECK(!memcmp(e->traddr, "10.0.0.1 ", 9) && !memcmp(e->trsvcid, "4420 ", 5));
+	CHECK(!strcmp(disc_entry(r->buf, 3)->subnqn, NQN_B));
+	free(r);
+
+	/* From p1, the wildcard p2 is listed at the local address when the
+	 * families match (it listens there too), and skipped otherwise. */
+	w->dctrl.port = &w->p1;
+	w->dsq.port = &w->p1;
+	w->p2.adrfam = AF_INET;
+	r = new_req(&w->dsq, nvme_admin_get_log_page, 0,
+		    get_log_cdw10(NVME_LOG_LID_DISCOVER, 8192, true), 0);
+	hdr = (const void *)r->buf;
+	CHECK(run(r) == 0 && r->status == 0 && le64toh(hdr->numrec) == 4);
+	e = disc_entry(r->buf, 3);
+	CHECK(!strcmp(e->subnqn, NQN_C) && le16toh(e->portid) == 2);
+	CHECK(!memcmp(e->traddr, "192.0.2.7 ", 10));
 	free(r);
 	world_free(w);
 }

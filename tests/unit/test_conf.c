@@ -334,7 +334,6 @@ static void test_warned_keys(void)
 		{ PORT1(",'param':{'mdts':'5'}"), "ports[0].param.mdts: not implemented, ignored" },
 		{ PORT1(",'param':{'pi_enable':1}"),
 		  "ports[0].param.pi_enable: not implemented, ignored" },
-		{ PORT1(",'referrals':[{}]"), "ports[0].referrals: not implemented, ignored" },
 		{ TCP(",'portid':2"), "ports[0].addr.portid: differs from portid, ignored" },
 	};
 
@@ -642,6 +641,53 @@ static void test_nvmetcli_save(void)
 	nvmg_conf_free(conf);
 }
 
+/* ports[].referrals as nvmetcli saves them: decoded, each key checked. */
+#define REF(x) PORT1(",'referrals':[{'name':'r1','enable':1,'addr':{" x "}}]")
+#define REFADDR "'trtype':'tcp','adrfam':'ipv4','traddr':'10.0.0.2','trsvcid':'8009'"
+static void test_referrals(void)
+{
+	struct nvmg_conf *conf;
+	const struct nvmg_conf_referral *r;
+
+	conf = LOADS(REF(REFADDR ",'treq':'not specified','portid':'3','tsas':'none'"), 0);
+	if (conf) {
+		CHECK(conf->ports[0].nr_referrals == 1);
+		r = &conf->ports[0].referrals[0];
+		CHECK(!strcmp(r->name, "r1") && r->enabled && r->portid == 3);
+		CHECK(r->adrfam == NVMG_ADRFAM_IPV4 && !strcmp(r->traddr, "10.0.0.2"));
+		CHECK(r->trsvcid == 8009 && r->treq == NVMG_TREQ_UNSPECIFIED && !r->tls);
+		nvmg_conf_free(conf);
+	}
+	/* IPv6 guessed from the address, canonical form; "enabled" too. */
+	conf = LOADS(PORT1(",'referrals':[{'name':'r','enabled':'0','addr':{'trtype':'TCP',"
+			   "'traddr':'fe80:0::1','trsvcid':8009,'treq':'required'}}]"), 0);
+	if (conf) {
+		r = &conf->ports[0].referrals[0];
+		CHECK(!r->enabled && r->adrfam == NVMG_ADRFAM_IPV6 && !strcmp(r->traddr, "fe80::1"));
+		CHECK(r->treq == NVMG_TREQ_REQUIRED);
+		nvmg_conf_free(conf);
+	}
+	FAILS(PORT1(",'referrals':[{'addr':{" REFADDR "}}]"),
+	      "ports[0].referrals[0].name: missing required key");
+	FAILS(PORT1(",'referrals':[{'name':'r','addr':{" REFADDR "}},{'name':'r','addr':{"
+		    REFADDR "}}]"),
+	      "ports[0].referrals[1].name: duplicate referral \"r\" (also referrals[0])");
+	FAILS(PORT1(",'referrals':[{'name':'r'}]"), "ports[0].referrals[0].addr: missing required key");
+	FAILS(REF("'trtype':'rdma','traddr':'10.0.0.2','trsvcid':8009"),
+	      "ports[0].referrals[0].addr.trtype: transport \"rdma\" is not supported in a "
+	      "referral (only \"tcp\")");
+	FAILS(REF("'trtype':'tcp','adrfam':'ipv6','traddr':'10.0.0.2','trsvcid':8009"),
+	      "ports[0].referrals[0].addr.traddr: \"10.0.0.2\" is not an IPv6 address");
+	FAILS(REF("'trtype':'tcp','traddr':'10.0.0.2','trsvcid':0"),
+	      "ports[0].referrals[0].addr.trsvcid: 0 is out of range (1..65535)");
+	FAILS(REF("'trtype':'tcp','traddr':'10.0.0.2'"),
+	      "ports[0].referrals[0].addr.trsvcid: missing required key");
+	FAILS(REF(REFADDR ",'treq':'maybe'"),
+	      "ports[0].referrals[0].addr.treq: \"maybe\" is not supported (only \"required\", "
+	      "\"not required\" or \"not specified\")");
+	FAILS(REF(REFADDR ",'port':1"), "ports[0].referrals[0].addr.port: unknown key");
+}
+
 int main(void)
 {
 	test_top_level();
@@ -650,6 +696,7 @@ int main(void)
 	test_required();
 	test_unknown_keys();
 	test_warned_keys();
+	test_referrals();
 	test_ana_groups();
 	test_refused_keys();
 	test_dhchap();

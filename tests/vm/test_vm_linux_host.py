@@ -52,6 +52,7 @@ SCENARIOS = [
     "mp_failover_kill",           # SIGKILL of the optimized node under fio verify: no I/O error
     "mp_ana_change",              # optimized -> inaccessible under fio: I/O moves, and back
     "mp_ns_remove",               # one node drops the namespace: its path goes, the other serves
+    "mp_disc_referral",           # connect-all via node a's referral finds node b; discover -p keeps KATO
     "resv",                       # reservations from two host NQNs: conflict, PTPL across restart
     "shutdown_clean",             # SIGTERM with a host connected: exit 0, no sanitizer report
 ]

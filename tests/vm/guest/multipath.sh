@@ -20,6 +20,22 @@ MP_DEV=/dev/ram0
 MP_MIB=64
 MP_RECONNECT="--keep-alive-tmo=5 --reconnect-delay=1 --ctrl-loss-tmo=30"
 
+MP_DISC_PORT=8430
+MP_DISC=
+
+# mp_disc_port NODE ADDR: with MP_DISC set, a discovery-only port on
+# ADDR:MP_DISC_PORT; node a's refers hosts to node b's (ports[].referrals,
+# as nvmetcli saves them)
+mp_disc_port() {
+	[ -n "$MP_DISC" ] || return 0
+	_ref=
+	[ $1 = a ] && _ref='{"name": "node-b", "enable": 1,
+	   "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.2",
+	            "trsvcid": "'$MP_DISC_PORT'", "treq": "not specified", "portid": "2"}}'
+	printf ',\n           {"portid": 2, "subsystems": [], "referrals": [%s],\n            "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "%s", "trsvcid": "%s"}}' \
+		"$_ref" "$2" "$MP_DISC_PORT"
+}
+
 # mp_conf NODE ADDR CNTLID_MIN CNTLID_MAX STATE: node's config (/tmp/mp-NODE.json)
 mp_conf() {
 	cat > /tmp/mp-$1.json <<EOF
@@ -27,7 +43,7 @@ mp_conf() {
  "ports": [{"portid": 1,
             "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "$2", "trsvcid": "$MP_PORT"},
             "subsystems": ["$MP_NQN"],
-            "ana_groups": [{"grpid": 1, "ana": {"state": "$5"}}]}],
+            "ana_groups": [{"grpid": 1, "ana": {"state": "$5"}}]}$(mp_disc_port $1 $2)],
  "subsystems": [{"nqn": "$MP_NQN",
                  "attr": {"allow_any_host": "1", "serial": "NVMG-MP-0001",
                           "cntlid_min": "$3", "cntlid_max": "$4"},
@@ -323,4 +339,41 @@ sc_mp_ns_remove() {
 	wait_ana $(mp_ns_path $CA) optimized 10
 	[ "$(md5_region $DEV 8 2)" = "$sum" ] || fail "data differs after the path came back"
 	must $NVME disconnect -n $MP_NQN
+}
+
+# connect-all against node a's discovery port alone finds both paths: node
+# a's log lists its own port and a referral to node b's discovery service,
+# which nvme-cli follows
+sc_mp_disc_referral() {
+	MP_DISC=1
+	mp_setup
+	MP_DISC=
+	run $NVME discover -t tcp -a 127.0.0.1 -s $MP_DISC_PORT > /tmp/disc.out 2>&1 ||
+		{ cat /tmp/disc.out; fail "nvme discover failed"; }
+	cat /tmp/disc.out
+	grep -q "traddr: *127.0.0.2" /tmp/disc.out || fail "no referral to node b in node a's log"
+	grep -q "subnqn: *$MP_NQN" /tmp/disc.out || fail "node a's log does not list $MP_NQN"
+	must $NVME connect-all -t tcp -a 127.0.0.1 -s $MP_DISC_PORT $MP_RECONNECT
+	CA=$(mp_path 127.0.0.1) || fail "connect-all made no controller for node a"
+	CB=$(mp_path 127.0.0.2) || fail "connect-all did not follow the referral to node b"
+	wait_state $CA live 10 || fail "$CA not live"
+	wait_state $CB live 10 || fail "$CB not live"
+	DEV=$(wait_ns $CA 1) || fail "no block device for namespace 1"
+	[ "$(ns_dev $CB 1)" = "$DEV" ] || fail "the two paths do not share one head ($DEV, $(ns_dev $CB 1))"
+	say "connect-all: $CA and $CB under $DEV"
+	must $NVME disconnect -n $MP_NQN
+	[ -z "$(ctrls $MP_NQN)" ] || fail "controllers left: $(ctrls $MP_NQN)"
+	# a persistent discovery controller: the KATO of its Connect is kept,
+	# and Keep Alive holds it past that time
+	must $NVME discover -p -t tcp -a 127.0.0.1 -s $MP_DISC_PORT --keep-alive-tmo=2 -o json > /dev/null
+	D=
+	for _c in $(ctrls nqn.2014-08.org.nvmexpress.discovery); do
+		grep -q "traddr=127.0.0.1,trsvcid=$MP_DISC_PORT" /sys/class/nvme/$_c/address && D=$_c
+	done
+	[ -n "$D" ] || fail "nvme discover -p left no discovery controller"
+	grep -q "nqn.2014-08.org.nvmexpress.discovery for host .* (kato 2000 ms)" /tmp/mp-a.log ||
+		fail "node a did not take KATO 2000 ms for the discovery controller"
+	sleep 5
+	[ "$(ctrl_state $D)" = live ] || fail "persistent discovery controller $D is $(ctrl_state $D) after 5s"
+	must $NVME disconnect -d $D
 }
