@@ -272,6 +272,7 @@ void nvmg_conf_free(struct nvmg_conf *conf)
 	free(conf->fuse_mountpoint);
 	free(conf->control_socket);
 	free(conf->control_group);
+	free_strv(conf->resv_owner, conf->nr_resv_owner);
 	for (size_t i = 0; i < conf->nr_fuse_aliases; i++) {
 		free(conf->fuse_aliases[i].nqn);
 		free(conf->fuse_aliases[i].name);

@@ -5,6 +5,7 @@
 #define NVMG_CONFIG_H
 
 #include <stdbool.h>
+#include <string.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "lib/log.h"
@@ -143,7 +144,26 @@ struct nvmg_conf {
 					* as root, else none (daemon/control.c).
 					* Made absolute like fuse_mountpoint. */
 	char *control_group;           /* NULL: root (the daemon's user) only */
+	/* "nvmegate": {"reservation_owner": [NQN, ...]}: subsystems whose
+	 * reservations this node serves though other nodes serve them too */
+	char **resv_owner;
+	size_t nr_resv_owner;
 };
+
+/* Whether this node serves reservation commands for s: always, unless
+ * its cntlid range is narrower than the default (the mark of a subsystem
+ * that several nodes serve, each its own range), then only when
+ * "reservation_owner" names it. */
+static inline bool nvmg_conf_resv_served(const struct nvmg_conf *conf,
+					 const struct nvmg_conf_subsys *s)
+{
+	if ((!s->cntlid_min || s->cntlid_min == 1) && (!s->cntlid_max || s->cntlid_max == 0xffef))
+		return true;
+	for (size_t i = 0; i < conf->nr_resv_owner; i++)
+		if (!strcmp(conf->resv_owner[i], s->nqn))
+			return true;
+	return false;
+}
 
 /* What a config is checked against that conf/ does not own: the backends'
  * device path syntax and the registered transports. The daemon fills it;

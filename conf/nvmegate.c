@@ -145,6 +145,36 @@ static const struct nvmg_dec_key control_keys[] = {
 };
 static const struct nvmg_dec_table control = NVMG_DEC_TABLE(control_keys);
 
+/* ---- "reservation_owner": [NQN, ...] ---- */
+
+/* A subsystem served by several nodes (told by its cntlid range, which
+ * such nodes must split) has no shared reservation state: this node
+ * serves reservation commands only for those named here (README). */
+static const struct nvmg_dec_key resv_owner = { .type = NVMG_DEC_NQN };
+
+static int check_resv_owners(struct nvmg_dec *d, const struct nvmg_dec_key *k,
+			     struct json_object *v, void *base)
+{
+	const conf_t *conf = base;
+	struct nvmg_dec_quoted q;
+
+	(void)k, (void)v;
+	for (size_t i = 0; i < conf->nr_resv_owner; i++) {
+		const char *nqn = conf->resv_owner[i];
+		size_t j = 0;
+
+		while (j < conf->nr_subsys && strcmp(conf->subsys[j].nqn, nqn))
+			j++;
+		if (j == conf->nr_subsys) {
+			nvmg_dec_push_key(d, "reservation_owner");
+			nvmg_dec_push_idx(d, i);
+			return nvmg_dec_fail(d, "%s is not a subsystem of this config",
+					     nvmg_dec_quote(&q, nqn));
+		}
+	}
+	return 0;
+}
+
 /* ---- the section ---- */
 
 static const struct nvmg_dec_enum log_levels = {
@@ -181,6 +211,9 @@ static const struct nvmg_dec_key nvmegate_keys[] = {
 	  .names = &log_levels, .dflt = NVMG_LOG_INFO },
 	{ .key = "fuse", .type = NVMG_DEC_OBJECT, .sub = &fuse },
 	{ .key = "control", .type = NVMG_DEC_OBJECT, .sub = &control },
+	{ .key = "reservation_owner", .type = NVMG_DEC_ARRAY, NVMG_DEC_FIELD(conf_t, resv_owner),
+	  .aux = offsetof(conf_t, nr_resv_owner), .elem = &resv_owner, .esize = sizeof(char *) },
+	{ .type = NVMG_DEC_CHECK, .fn = check_resv_owners },
 };
 
 const struct nvmg_dec_table nvmg_conf_nvmegate = NVMG_DEC_TABLE(nvmegate_keys);

@@ -133,6 +133,10 @@ struct nvmg_subsys {
 	struct nvmg_ctrl **ctrls;
 	size_t nr_ctrls, cap_ctrls;
 	uint16_t next_cntlid;
+	/* Reservation commands are refused here: other nodes serve s too and
+	 * another is its reservation owner (conf: "reservation_owner"). A
+	 * reload may change it. */
+	_Atomic bool resv_off;
 };
 
 struct nvmg_sq {

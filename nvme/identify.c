@@ -72,7 +72,7 @@ static void identify_ctrl(struct nvmg_req *req, struct nvme_id_ctrl *id)
 		id->nn = htole32(nvmg_subsys_nn(s));
 		id->oncs = htole16(NVME_CTRL_ONCS_COMPARE | NVME_CTRL_ONCS_DSM |
 				   NVME_CTRL_ONCS_WRITE_ZEROES | NVME_CTRL_ONCS_TIMESTAMP |
-				   NVME_CTRL_ONCS_RESERVATIONS);
+				   (atomic_load(&s->resv_off) ? 0 : NVME_CTRL_ONCS_RESERVATIONS));
 		/* Flush with NSID FFFFFFFFh: report 10b "not supported"; 1.4+
 		 * controllers may not leave it unreported (00b). */
 		if (nvmg_subsys_has_vwc(s))
@@ -103,7 +103,7 @@ static void identify_ctrl(struct nvmg_req *req, struct nvme_id_ctrl *id)
 	id->psd[0].mp = htole16(PSD0_MAX_POWER);
 }
 
-static void identify_ns(struct nvme_id_ns *id, const struct nvmg_ns *ns)
+static void identify_ns(struct nvme_id_ns *id, const struct nvmg_ns *ns, bool resv_off)
 {
 	id->nsze = id->ncap = id->nuse = htole64(nvmg_ns_nsze(ns));
 	id->nsfeat = NVME_NS_FEAT_ID_REUSE;
@@ -112,7 +112,7 @@ static void identify_ns(struct nvme_id_ns *id, const struct nvmg_ns *ns)
 	id->dlfeat = ns->bdev && ns->bdev->dealloc_zeroes ? NVME_NS_DLFEAT_RB_ALL_0S : 0;
 	id->nmic = NVME_NS_NMIC_SHARED; /* matches CMIC.MULTI_CTRL */
 	id->anagrpid = htole32(atomic_load(&ns->anagrpid));
-	id->rescap = nvmg_resv_rescap(ns);
+	id->rescap = resv_off ? 0 : nvmg_resv_rescap(ns);
 	id->nsattr = ns->readonly ? NVME_NS_NSATTR_WRITE_PROTECTED : 0;
 	memcpy(id->nguid, ns->nguid, sizeof(id->nguid));
 	memcpy(id->eui64, ns->eui64, sizeof(id->eui64));
@@ -193,7 +193,7 @@ void nvmg_execute_identify(struct nvmg_req *req)
 	case NVME_IDENTIFY_CNS_NS:
 		status = lookup_ns(s, nsid, &ns);
 		if (ns)
-			identify_ns(&d.ns, ns);
+			identify_ns(&d.ns, ns, atomic_load(&s->resv_off));
 		break;
 	case NVME_IDENTIFY_CNS_CTRL:
 		identify_ctrl(req, &d.ctrl);

@@ -194,7 +194,11 @@ uint16_t nvmg_parse_io(struct nvmg_req *req)
 	if (!atomic_load_explicit(&c->io_ready, memory_order_acquire))
 		return NVMG_SC_GENERIC(NVME_SC_CMD_SEQ_ERROR) | NVME_SC_DNR;
 	if (nvmg_resv_opcode(op))
-		return nvmg_resv_parse(req);
+		/* Another node owns this subsystem's reservations: as a
+		 * controller without them (ONCS says so too). */
+		return atomic_load_explicit(&c->subsys->resv_off, memory_order_relaxed)
+			       ? NVMG_SC_GENERIC(NVME_SC_INVALID_OPCODE) | NVME_SC_DNR
+			       : nvmg_resv_parse(req);
 	switch (op) {
 	case nvme_cmd_read:
 	case nvme_cmd_write:

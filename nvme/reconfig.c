@@ -192,6 +192,8 @@ int nvmg_target_reconfig(struct nvmg_target *t, const struct nvmg_conf *conf, bo
 	free(t->subsys);
 	t->subsys = subs;
 	t->nr_subsys = conf->nr_subsys;
+	for (size_t i = 0; i < conf->nr_subsys; i++)
+		atomic_store(&subs[i]->resv_off, !nvmg_conf_resv_served(conf, &conf->subsys[i]));
 	free(t->ports);
 	t->ports = ports;
 	t->nr_ports = conf->nr_ports;

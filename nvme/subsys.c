@@ -428,6 +428,7 @@ int nvmg_target_build(struct nvmg_target *t, const struct nvmg_conf *conf, char 
 		ret = nvmg_subsys_build(t, &t->subsys[i], &conf->subsys[i], err, errlen);
 		if (ret)
 			return ret;
+		t->subsys[i]->resv_off = !nvmg_conf_resv_served(conf, &conf->subsys[i]);
 		t->nr_subsys++;
 	}
 	for (size_t i = 0; i < conf->nr_ports; i++) {

@@ -638,6 +638,15 @@ def test_port_uniqueness(check, img):
     assert_ok(check(cfg))
 
 
+def test_reservation_owner_names_subsystems_of_the_config(check, img):
+    cfg = minimal(img)
+    cfg["nvmegate"] = {"reservation_owner": ["nqn.2026-11.io.nvmegate:t1"]}
+    assert_ok(check(cfg))
+    cfg["nvmegate"]["reservation_owner"].append("nqn.2026-11.io.nvmegate:elsewhere")
+    assert_error(check(cfg), 'nvmegate.reservation_owner[1]: "nqn.2026-11.io.nvmegate:'
+                             'elsewhere" is not a subsystem of this config')
+
+
 def test_subsystem_attr_rules(check, img):
     cfg = minimal(img)
     cfg["subsystems"][0]["attr"].update({"cntlid_min": "100", "cntlid_max": "10"})

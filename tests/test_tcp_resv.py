@@ -133,6 +133,51 @@ def test_identify_advertises_reservations(target):
     assert struct.unpack_from("<I", supported, 4 * LID_RESV)[0] & 1
 
 
+def shared_subsystem(owner):
+    """The target's subsystem as one of several nodes serve it: a cntlid
+    range of its own, and this node named its reservation owner or not."""
+    def extra(t):
+        t.config["subsystems"][0]["attr"].update({"cntlid_min": "1001", "cntlid_max": "2000"})
+        if owner:
+            t.config.setdefault("nvmegate", {})["reservation_owner"] = [t.nqn]
+    return extra
+
+
+def test_subsystem_of_several_nodes_refuses_reservations_unless_owner(make_target):
+    """Two nodes keep no shared reservation state, so a node that is not
+    named the subsystem's reservation owner refuses the commands, as a
+    controller without reservations does, and says so in Identify; the
+    owner serves them; a reload naming this node turns them on."""
+    t = make_target(extra=shared_subsystem(owner=False))
+    c = t.controller(nr_io=1)
+    assert c.cntlid >= 1001
+    assert not c.id.raw[520] & (1 << 5), "ONCS must not offer reservations"
+    assert c.identify_ns(NS).rescap == 0
+    for r in (register(c, REG, nrkey=1), report_raw(c),
+              acquire(c, ACQUIRE, WE, crkey=1), release(c, RELEASE, WE, crkey=1)):
+        assert (r.sct, r.sc) == (n.SCT_GENERIC, n.SC_INVALID_OPCODE) and r.dnr, r
+    c.write(NS, 0, bytes(4096)).check()       # I/O is not fenced by anyone here
+    cfg = t.config_copy()
+    cfg.setdefault("nvmegate", {})["reservation_owner"] = [t.nqn]
+    before = t.daemon.log_size()
+    t.daemon.reload(cfg)
+    deadline = time.monotonic() + 5
+    while "reload: done" not in t.daemon.log_since(before):
+        assert time.monotonic() < deadline, "reload not applied"
+        time.sleep(0.05)
+    register(c, REG, nrkey=1).check()
+    assert c.identify_ctrl().raw[520] & (1 << 5)
+
+
+def test_reservation_owner_of_shared_subsystem_serves_them(make_target):
+    t = make_target(extra=shared_subsystem(owner=True))
+    a, b = t.controller(nr_io=1), t.controller(nr_io=1)
+    assert a.id.raw[520] & (1 << 5) and a.identify_ns(NS).rescap == 0xFF
+    register(a, REG, nrkey=7).check()
+    acquire(a, ACQUIRE, EA, crkey=7).check()
+    assert status(b.read(NS, 0, 8)) == CONFLICT
+
+
 # ------------------------------------------------------- register / report
 
 def test_register_unregister_replace_and_generation(hosts):
