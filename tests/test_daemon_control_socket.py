@@ -14,17 +14,12 @@ import subprocess
 import tempfile
 import time
 
-import importlib.util
 
 import pytest
 
 from cli import cli_binary, daemon_binary
 
-# The suite's own conftest, by path (tests/vm has another one).
-_spec = importlib.util.spec_from_file_location(
-    "nvmegate_tests_conftest", os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py"))
-_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_conftest)
+from suiteconf import conftest as _conftest  # tests/vm has a conftest too
 
 SOCK = "/run/nvmegate/control.sock"
 # conftest gives every test daemon its own RUNTIME_DIRECTORY: these need none

@@ -12,7 +12,9 @@ import pytest
 
 import nvmetcp as n
 from cli import Cli, add_control
-from conftest import port_entry
+from suiteconf import conftest  # tests/vm has a conftest too
+
+port_entry = conftest.port_entry
 
 LID_ANA = 0x0C
 AEN_CFG_ANA = 1 << 11

@@ -12,7 +12,6 @@ address holding the most rather than refusing a newcomer (issue 13, item
 import base64
 import hashlib
 import hmac
-import importlib.util
 import os
 import select
 import shutil
@@ -27,11 +26,7 @@ import pytest
 import nvmetcp as n
 from cli import Cli, add_control
 
-# The suite's own conftest, by path (as test_tcp_tls.py: tests/vm has one too).
-_spec = importlib.util.spec_from_file_location(
-    "nvmegate_tests_conftest", os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py"))
-_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_conftest)
+from suiteconf import conftest as _conftest  # tests/vm has a conftest too
 
 FLOOD_ADDR = "127.0.0.2"
 ICREQ = struct.pack("<BBBBIHBBI", n.ICREQ, 0, 128, 0, 128, 0, 0, 0, 0) + bytes(112)

@@ -14,14 +14,8 @@ import time
 import pytest
 
 import nvmetcp as n
-import importlib.util
 
-# The suite's own conftest, by path: with tests/vm/conftest.py also loaded,
-# the bare module name "conftest" may be the other one.
-_spec = importlib.util.spec_from_file_location(
-    "nvmegate_tests_conftest", os.path.join(os.path.dirname(os.path.abspath(__file__)), "conftest.py"))
-_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_conftest)
+from suiteconf import conftest as _conftest  # tests/vm has a conftest too
 ADDR = _conftest.ADDR
 NQN_PREFIX = _conftest.NQN_PREFIX
 base_config = _conftest.base_config
