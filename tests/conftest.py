@@ -208,6 +208,17 @@ class Daemon:
         self.write_config(config=config, text=text)
         self.send_signal(signal.SIGHUP)
 
+    def reload_wait(self, config=None, text=None, timeout=5):
+        """reload(), then wait until the daemon logged its outcome ("reload:
+        done" or why not); returns its log since the signal."""
+        before = self.log_size()
+        self.reload(config=config, text=text)
+        deadline = time.monotonic() + timeout
+        while "reload: " not in self.log_since(before):
+            assert time.monotonic() < deadline, "reload not logged"
+            time.sleep(0.05)
+        return self.log_since(before)
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 

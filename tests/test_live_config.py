@@ -41,13 +41,7 @@ def nvm_subnqns(d):
 
 
 def sighup(t, cfg):
-    before = t.daemon.log_size()
-    t.daemon.reload(cfg)
-    deadline = time.monotonic() + 5
-    while "reload: " not in t.daemon.log_since(before):
-        assert time.monotonic() < deadline, "reload not logged"
-        time.sleep(0.05)
-    return t.daemon.log_since(before)
+    return t.daemon.reload_wait(cfg)
 
 
 def refused(t, nqn, hostnqn=None, port=None):

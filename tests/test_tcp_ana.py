@@ -74,13 +74,7 @@ def at(make_target, tmp_path):
 
 
 def sighup(t, cfg):
-    before = t.daemon.log_size()
-    t.daemon.reload(cfg)
-    deadline = time.monotonic() + 5
-    while "reload: " not in t.daemon.log_since(before):
-        assert time.monotonic() < deadline, "reload not logged"
-        time.sleep(0.05)
-    return t.daemon.log_since(before)
+    return t.daemon.reload_wait(cfg)
 
 
 def aen_ctrl(t, port=None, nr_io=1):

@@ -156,13 +156,7 @@ def persistent_discovery(t, port):
 
 
 def reload_done(t, cfg):
-    before = t.daemon.log_size()
-    t.daemon.reload(cfg)
-    deadline = time.monotonic() + 5
-    while "reload: " not in t.daemon.log_since(before):
-        assert time.monotonic() < deadline, "reload not logged"
-        time.sleep(0.05)
-    out = t.daemon.log_since(before)
+    out = t.daemon.reload_wait(cfg)
     assert "reload: done" in out, out
     return out
 

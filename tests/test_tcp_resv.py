@@ -159,12 +159,7 @@ def test_subsystem_of_several_nodes_refuses_reservations_unless_owner(make_targe
     c.write(NS, 0, bytes(4096)).check()       # I/O is not fenced by anyone here
     cfg = t.config_copy()
     cfg.setdefault("nvmegate", {})["reservation_owner"] = [t.nqn]
-    before = t.daemon.log_size()
-    t.daemon.reload(cfg)
-    deadline = time.monotonic() + 5
-    while "reload: done" not in t.daemon.log_since(before):
-        assert time.monotonic() < deadline, "reload not applied"
-        time.sleep(0.05)
+    assert "reload: done" in t.daemon.reload_wait(cfg)
     register(c, REG, nrkey=1).check()
     assert c.identify_ctrl().raw[520] & (1 << 5)
 
