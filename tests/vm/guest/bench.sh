@@ -70,8 +70,7 @@ attach() {
 
 detach() {
 	$NVME disconnect -n $1 > /dev/null
-	_i=0
-	while [ -n "$(ctrls $1)" ] && [ $_i -lt 100 ]; do _i=$((_i + 1)); sleep 0.1; done
+	wait_until 10 not has_output ctrls $1
 }
 
 job_args() {

@@ -109,16 +109,9 @@ tgt_conns() {
 nr_fds() { ls /proc/$(daemon_pid)/fd | wc -l; }
 
 # wait_tgt_conns N SECS: until the daemon holds at most N connections
+tgt_conns_at_most() { [ $(tgt_conns) -le $1 ]; }
 wait_tgt_conns() {
-	_i=0
-	while [ $(tgt_conns) -gt $1 ]; do
-		_i=$((_i + 1))
-		if [ $_i -gt $(($2 * 10)) ]; then
-			cat /proc/$(daemon_pid)/net/tcp
-			return 1
-		fi
-		sleep 0.1
-	done
+	wait_until $2 tgt_conns_at_most $1 || { cat /proc/$(daemon_pid)/net/tcp; return 1; }
 }
 
 # ------------------------------------------------------------------ I/O
@@ -333,9 +326,7 @@ reset_state() {
 	netem_clear
 	link up
 	if [ -n "$(ls /sys/class/nvme 2>/dev/null)" ]; then
-		timeout 60 $NVME disconnect-all
-		i=0
-		while [ -n "$(ls /sys/class/nvme 2>/dev/null)" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+		disconnect_all
 	fi
 	if ! daemon_running; then
 		daemon_stop

@@ -23,6 +23,26 @@ run() { say "+ $*"; "$@"; }
 must() { run "$@" || fail "command failed (status $?): $*"; }
 # elapsed T0: seconds since T0 (a now value), as an integer
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%d", b - a }'; }
+# wait_until SECS CMD...: run CMD (output discarded) every 0.1 s until it
+# succeeds; status 1 once SECS seconds passed without. The condition is a
+# command, not a string to eval, so the caller's $1... expand where written.
+wait_until() {
+	_wu=$(($1 * 10)); shift
+	until "$@" > /dev/null 2>&1; do
+		_wu=$((_wu - 1))
+		[ $_wu -lt 0 ] && return 1
+		sleep 0.1
+	done
+}
+# dlog_since OFFSET: the daemon's log after byte OFFSET (from dlog_size)
+dlog_since() { tail -c +$(($1 + 1)) $DLOG; }
+dlog_size() { stat -c %s $DLOG; }
+# dlog_has OFFSET PATTERN: the log after OFFSET has a line matching PATTERN
+dlog_has() { dlog_since $1 | grep -q "$2"; }
+# not CMD...: succeeds when CMD fails (for "wait_until 10 not ...")
+not() { ! "$@"; }
+# has_output CMD...: succeeds when CMD prints something
+has_output() { [ -n "$("$@" 2>/dev/null)" ]; }
 
 # ----------------------------------------------------------------- daemon
 
@@ -137,12 +157,7 @@ ns_dev() {
 
 # wait_ns CTRL NSID [SECS]: wait for the namespace's block device
 wait_ns() {
-	_i=0
-	while ! ns_dev $1 $2 > /dev/null; do
-		_i=$((_i + 1))
-		[ $_i -gt $((${3:-15} * 10)) ] && return 1
-		sleep 0.1
-	done
+	wait_until ${3:-15} ns_dev $1 $2 || return 1
 	ns_dev $1 $2
 }
 
@@ -180,12 +195,14 @@ connect() {
 
 disconnect() {
 	must $NVME disconnect -n ${1:-$SUBNQN}
-	_i=0
-	while [ -n "$(ctrls ${1:-$SUBNQN})" ]; do
-		_i=$((_i + 1))
-		[ $_i -gt 100 ] && fail "controllers still present 10s after disconnect: $(ctrls)"
-		sleep 0.1
-	done
+	wait_until 10 not has_output ctrls ${1:-$SUBNQN} ||
+		fail "controllers still present 10s after disconnect: $(ctrls)"
+}
+
+# disconnect_all: every controller of this host gone (waits up to 10 s)
+disconnect_all() {
+	timeout 60 $NVME disconnect-all
+	wait_until 10 not has_output ls /sys/class/nvme
 }
 
 # tcp_conns PORT: established TCP connections from this host to PORT

@@ -77,8 +77,7 @@ mp_start() {
 mp_kill() {   # NODE [SIGNAL]
 	_p=$(mp_pid $1)
 	[ -n "$_p" ] && [ ! -e /run/mp-$1.rc ] && kill -${2:-KILL} $_p 2>/dev/null
-	_i=0
-	while [ -n "$_p" ] && [ ! -e /run/mp-$1.rc ] && [ $_i -lt 100 ]; do _i=$((_i + 1)); sleep 0.1; done
+	[ -n "$_p" ] && wait_until 10 test -e /run/mp-$1.rc
 	rm -f /run/mp-$1.pid
 }
 
@@ -147,13 +146,10 @@ mp_connect() {
 ios() { awk '{ print $1 + $5 }' /sys/block/$1/stat; }
 
 # wait_ana PATHDISK STATE SECS: the host's view of the path's ANA state
+ana_is() { [ "$(cat /sys/block/$1/ana_state 2>/dev/null)" = "$2" ]; }
 wait_ana() {
-	_i=0
-	while [ "$(cat /sys/block/$1/ana_state 2>/dev/null)" != "$2" ]; do
-		_i=$((_i + 1))
-		[ $_i -gt $(($3 * 10)) ] && fail "$1: ANA state '$(cat /sys/block/$1/ana_state)', not $2 after $3s"
-		sleep 0.1
-	done
+	wait_until $3 ana_is $1 $2 ||
+		fail "$1: ANA state '$(cat /sys/block/$1/ana_state)', not $2 after $3s"
 }
 
 mp_fio() {   # NAME SIZE_MIB [ARGS]: fio verify on the head device, no error allowed
@@ -313,11 +309,8 @@ sc_mp_ns_remove() {
 	sed -i 's/"enable": 1/"enable": 0/' /tmp/mp-a.json
 	say "node a: namespace 1 disabled (SIGHUP)"
 	kill -HUP $(mp_pid a)
-	_i=0
-	while [ -n "$(mp_ns_path $CA)" ]; do
-		_i=$((_i + 1)); [ $_i -gt 100 ] && fail "the host still has $PA 10s after node a removed it"
-		sleep 0.1
-	done
+	wait_until 10 not has_output mp_ns_path $CA ||
+		fail "the host still has $PA 10s after node a removed it"
 	say "host dropped $PA; $CA is $(ctrl_state $CA), $CB has $(mp_ns_path $CB)"
 	[ "$(ctrl_state $CA)" = live ] || fail "$CA is not live any more"
 	[ "$(mp_ns_path $CB)" = "$PB" ] || fail "the path through node b went too"
@@ -330,11 +323,8 @@ sc_mp_ns_remove() {
 	sed -i 's/"enable": 0/"enable": 1/' /tmp/mp-a.json
 	say "node a: namespace 1 enabled again (SIGHUP)"
 	kill -HUP $(mp_pid a)
-	_i=0
-	while [ -z "$(mp_ns_path $CA)" ]; do
-		_i=$((_i + 1)); [ $_i -gt 150 ] && fail "the path through node a did not come back in 15s"
-		sleep 0.1
-	done
+	wait_until 15 has_output mp_ns_path $CA ||
+		fail "the path through node a did not come back in 15s"
 	[ "$(ns_dev $CA 1)" = "$DEV" ] || fail "node a's namespace came back under $(ns_dev $CA 1), not $DEV"
 	wait_ana $(mp_ns_path $CA) optimized 10
 	[ "$(md5_region $DEV 8 2)" = "$sum" ] || fail "data differs after the path came back"

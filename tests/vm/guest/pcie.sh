@@ -27,10 +27,7 @@ kdev() {
 }
 
 wait_kdev() {
-	i=0
-	while ! kdev $1 > /dev/null; do
-		i=$((i + 1)); [ $i -gt 100 ] && return 1; sleep 0.1
-	done
+	wait_until 10 kdev $1 || return 1
 	kdev $1
 }
 
@@ -54,8 +51,7 @@ JSON
 # daemon_start_fail CONFIG: start, expect a non-zero exit during start-up
 daemon_start_fail() {
 	daemon_start $1 && { daemon_stop; fail "nvmegated started with config $1"; }
-	i=0
-	while [ ! -e /run/nvmegated.rc ]; do i=$((i + 1)); [ $i -gt 100 ] && fail "no exit"; sleep 0.1; done
+	wait_until 10 test -e /run/nvmegated.rc || fail "no exit"
 	[ "$(cat /run/nvmegated.rc)" != 0 ] || fail "config $1: exit status 0"
 	rm -f /run/nvmegated.pid
 }
@@ -131,9 +127,9 @@ sc_start() {
 	mkdir -p $MNT
 	# hugepages for the driver's queues and command buffers (dma.c)
 	echo 48 > /proc/sys/vm/nr_hugepages
-	off=$(stat -c %s $DLOG)
+	off=$(dlog_size)
 	daemon_start pcie || fail "nvmegated did not start"
-	tail -c +$((off + 1)) $DLOG > /tmp/start.log
+	dlog_since $off > /tmp/start.log
 	grep "pcie $BDF" /tmp/start.log
 	grep -q "pcie $BDF: .*MSI-X" /tmp/start.log || fail "not using MSI-X"
 	grep -q "pcie $BDF: .*SGLs" /tmp/start.log || fail "not using SGLs (QEMU's NVMe has them)"
@@ -264,31 +260,26 @@ sc_live_reload() {
 	w=$(fill_region $DEV1 220 2)
 	write_conf pcie_ns1 pcie:$BDF/1 ""
 	write_conf pcie_none "" ""
-	off=$(stat -c %s $DLOG)
+	off=$(dlog_size)
 	daemon_reload pcie_ns1
-	i=0; while ns_dev $CTRL 2 > /dev/null; do
-		i=$((i + 1)); [ $i -gt 150 ] && fail "the host still sees namespace 2 after the reload"; sleep 0.1
-	done
+	wait_until 15 not ns_dev $CTRL 2 || fail "the host still sees namespace 2 after the reload"
 	[ "$(md5_region $DEV1 220 2)" = "$w" ] || fail "namespace 1 reads differently after namespace 2 left"
 	daemon_reload pcie_none
-	i=0; while ns_dev $CTRL 1 > /dev/null; do
-		i=$((i + 1)); [ $i -gt 150 ] && fail "the host still sees namespace 1 after the reload"; sleep 0.1
-	done
-	i=0; while ! tail -c +$((off + 1)) $DLOG | grep -q "pcie $BDF: clean shutdown"; do
-		i=$((i + 1)); [ $i -gt 100 ] && fail "no clean shutdown after the device's last namespace left"; sleep 0.1
-	done
+	wait_until 15 not ns_dev $CTRL 1 || fail "the host still sees namespace 1 after the reload"
+	wait_until 10 dlog_has $off "pcie $BDF: clean shutdown" ||
+		fail "no clean shutdown after the device's last namespace left"
 	daemon_running || fail "nvmegated died"
 	daemon_reload pcie
 	DEV1=$(wait_ns $CTRL 1) || fail "namespace 1 did not come back"
 	DEV2=$(wait_ns $CTRL 2) || fail "namespace 2 did not come back"
 	say "back: ns1 $DEV1, ns2 $DEV2"
-	tail -c +$((off + 1)) $DLOG | grep "pcie $BDF"
+	dlog_since $off | grep "pcie $BDF"
 	[ "$(md5_region $DEV1 220 2)" = "$w" ] || fail "namespace 1 lost data across the close and re-open"
 	must $FSCK -fn $DEV2
 	# both reactors get new queue pairs on the re-opened controller
 	fio_run reopened --filename=$DEV1 --rw=randwrite --bsrange=4k-256k --ioengine=libaio --direct=1 \
 		--iodepth=16 --offset=232M --size=8M --verify=crc32c --verify_fatal=1
-	tail -c +$((off + 1)) $DLOG | grep -Eq "error|ERROR" && fail "errors in the log during the reloads"
+	dlog_since $off | grep -Eq "error|ERROR" && fail "errors in the log during the reloads"
 	true
 }
 
@@ -298,13 +289,13 @@ sc_live_reload() {
 sc_shared_queues() {
 	daemon_stop || fail "nvmegated did not stop cleanly"
 	write_conf pcie6 pcie:$BDF/1 pcie:$BDF/2 6
-	off=$(stat -c %s $DLOG)
+	off=$(dlog_size)
 	daemon_start pcie6 || fail "nvmegated did not start with 6 reactors"
 	dd if=/dev/urandom of=/tmp/s.bin bs=1M count=16 2>/dev/null
 	s=$(md5sum < /tmp/s.bin | cut -d' ' -f1)
 	must dd if=/tmp/s.bin of=$FDIR/n1 bs=1M seek=236 conv=notrunc,fsync
-	tail -c +$((off + 1)) $DLOG | grep "pcie $BDF"
-	tail -c +$((off + 1)) $DLOG | grep -q "pcie $BDF: the device grants 4 I/O queues for more reactors" ||
+	dlog_since $off | grep "pcie $BDF"
+	dlog_since $off | grep -q "pcie $BDF: the device grants 4 I/O queues for more reactors" ||
 		fail "no reactor shared a queue"
 	[ "$(dd if=$FDIR/n1 bs=1M skip=236 count=16 2>/dev/null | md5sum | cut -d' ' -f1)" = "$s" ] ||
 		fail "the FUSE file reads back other data"
@@ -404,7 +395,7 @@ for s in $PCIE_SCENARIOS; do
 	echo $s > /run/current
 	t0=$(now)
 	echo "==== scenario $s" > $L
-	off=$(stat -c %s $DLOG)
+	off=$(dlog_size)
 	koff=$(dmesg | wc -l)
 	timeout -s KILL 240 sh /vm/pcie.sh run $s >> $L 2>&1
 	rc=$?
@@ -418,7 +409,7 @@ for s in $PCIE_SCENARIOS; do
 		echo "==== kernel log"
 		dmesg | tail -n +$((koff + 1))
 		echo "==== nvmegated log"
-		tail -c +$((off + 1)) $DLOG | tail -n 300
+		dlog_since $off | tail -n 300
 	} >> $L 2>&1
 	echo "[$(now)] $s: $status (${secs}s)"
 	rm -f /run/current

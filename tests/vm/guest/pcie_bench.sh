@@ -60,7 +60,7 @@ run_bench() {
 	for m in nvme-tcp; do modprobe $m; done
 	for m in $(cat /vm/pcie-modules); do insmod /lib/modules/$KV/$m 2>/dev/null; done
 	BDF=$(find_bdf) || { out "@@BENCH-ERROR no NVMe controller"; return; }
-	i=0; while ! kdev > /dev/null; do i=$((i + 1)); [ $i -gt 100 ] && break; sleep 0.1; done
+	wait_until 10 kdev
 	K=$(kdev) || { out "@@BENCH-ERROR the kernel shows no namespace"; return; }
 	# every block written once: reads hit real data on the host side too
 	$FIO --name=fill --filename=$K --rw=write --bs=1M --iodepth=4 --direct=1 --ioengine=io_uring \
@@ -103,7 +103,7 @@ JSON
 		$NVME disconnect -n $SUBNQN > /dev/null
 		daemon_stop || out "@@BENCH-ERROR nvmegated did not stop cleanly"
 		$DAEMON --unbind $BDF > /dev/null || { out "@@BENCH-ERROR --unbind failed"; return; }
-		i=0; while ! kdev > /dev/null; do i=$((i + 1)); [ $i -gt 100 ] && break; sleep 0.1; done
+		wait_until 10 kdev
 		r=$((r + 1))
 	done
 }

@@ -26,10 +26,7 @@ for m in $(cat /vm/power-modules); do
 done
 for m in nvme-tcp ext4 crc32c-intel; do modprobe $m || say "modprobe $m failed"; done
 for d in vda vdb; do
-	_i=0
-	while [ ! -b /dev/$d ]; do
-		_i=$((_i + 1)); [ $_i -gt 100 ] && perr "no /dev/$d"; sleep 0.1
-	done
+	wait_until 10 test -b /dev/$d || perr "no /dev/$d"
 done
 say "modules loaded"
 for d in vda vdb; do
@@ -71,10 +68,7 @@ cat > /vm/conf/power.json <<EOC
 EOC
 say "files ready"
 daemon_start power || { tail -n 30 $DLOG; perr "daemon"; }
-_i=0
-while ! grep -q " $FMNT fuse.nvmegate " /proc/mounts; do
-	_i=$((_i + 1)); [ $_i -gt 200 ] && perr "no FUSE mount"; sleep 0.1
-done
+wait_until 20 grep -q " $FMNT fuse.nvmegate " /proc/mounts || perr "no FUSE mount"
 connect
 SEED=$(arg seed)
 # their errors and progress go to the host with the acknowledgements

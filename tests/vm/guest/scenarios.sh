@@ -125,11 +125,11 @@ short_verify() {
 }
 
 sc_connect_digests() {
-	off=$(stat -c %s $DLOG)
+	off=$(dlog_size)
 	connect -g -G
 	check_io_queues $(nproc)
 	# (the host refuses an ICResp whose digest flags differ from its ICReq)
-	tail -c +$((off + 1)) $DLOG | grep "ICReq"
+	dlog_since $off | grep "ICReq"
 	short_verify $DEV1
 	short_verify $DEV2
 	dmesg | grep -i "digest" && fail "the kernel logged digest errors"
@@ -137,10 +137,10 @@ sc_connect_digests() {
 }
 
 sc_connect_no_sqflow() {
-	off=$(stat -c %s $DLOG)
+	off=$(dlog_size)
 	connect -d
 	check_io_queues $(nproc)
-	tail -c +$((off + 1)) $DLOG | grep "connected (size"
+	dlog_since $off | grep "connected (size"
 	short_verify $DEV1
 	short_verify $DEV2
 	disconnect
@@ -310,7 +310,7 @@ reader() {
 
 reader_stop() {
 	touch /tmp/reader.stop
-	i=0; while [ -d /proc/$READER ]; do i=$((i + 1)); [ $i -gt 300 ] && fail "reader hangs"; sleep 0.1; done
+	wait_until 30 not test -d /proc/$READER || fail "reader hangs"
 	cat /tmp/reader.log
 	grep -q BAD /tmp/reader.log && fail "a read during the outage returned wrong data"
 	[ $(grep -c ok /tmp/reader.log) -ge 2 ] || fail "the reader completed fewer than 2 reads"
@@ -421,11 +421,7 @@ sc_ns_remove() {
 	dmesg -c > /dev/null
 	t0=$(now)
 	daemon_reload base
-	i=0
-	while ns_dev $CTRL 3 > /dev/null; do
-		i=$((i + 1)); [ $i -gt 200 ] && fail "namespace 3 still present 20s after the reload"
-		sleep 0.1
-	done
+	wait_until 20 not ns_dev $CTRL 3 || fail "namespace 3 still present 20s after the reload"
 	say "namespace 3 went away after $(elapsed $t0)s"
 	[ "$(ctrl_state $CTRL)" = live ] || fail "controller is $(ctrl_state $CTRL)"
 	[ "$(cat /sys/class/nvme/$CTRL/cntlid)" = "$cntlid" ] || fail "the controller was re-created"
@@ -539,9 +535,7 @@ reset_state() {
 	umount /mnt/t 2>/dev/null
 	p=$(daemon_pid); [ -n "$p" ] && kill -CONT $p 2>/dev/null
 	if [ -n "$(ls /sys/class/nvme 2>/dev/null)" ]; then
-		timeout 60 $NVME disconnect-all
-		i=0
-		while [ -n "$(ls /sys/class/nvme 2>/dev/null)" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+		disconnect_all
 	fi
 	if ! daemon_running || [ "$(cat /run/nvmegated.conf 2>/dev/null)" != base ]; then
 		daemon_stop

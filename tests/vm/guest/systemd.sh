@@ -62,13 +62,9 @@ journal_has() {
 	done
 }
 # wait_prop NAME VALUE SECS
+prop_is() { [ "$(prop $1)" = "$2" ]; }
 wait_prop() {
-	_i=0
-	while [ "$(prop $1)" != "$2" ]; do
-		_i=$((_i + 1))
-		[ $_i -gt $(($3 * 10)) ] && { show; return 1; }
-		sleep 0.1
-	done
+	wait_until $3 prop_is "$1" "$2" || { show; return 1; }
 }
 # wait_restarted OLDPID SECS: active again with another main PID
 wait_restarted() {

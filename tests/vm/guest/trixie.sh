@@ -125,13 +125,11 @@ secure_reload() {
 	_r=$(grep -c "reload: done" $DLOG)
 	secure_conf secure "$@"
 	daemon_reload secure
-	_i=0
-	while [ "$(grep -c "reload: done" $DLOG)" = "$_r" ]; do
-		_i=$((_i + 1))
-		[ $_i -gt 100 ] && fail "nvmegated did not reload within 10s"
-		sleep 0.1
-	done
+	wait_until 10 reloads_other_than $_r || fail "nvmegated did not reload within 10s"
 }
+
+# reloads_other_than N: the log no longer counts N finished reloads
+reloads_other_than() { [ "$(grep -c "reload: done" $DLOG)" != "$1" ]; }
 
 # dhkey HMAC [NQN]: a new DH-HMAC-CHAP secret from nvme-cli, transformed
 # with HMAC (0 none, 1..3 sha256/384/512; as long as that hash's digest)
@@ -153,9 +151,6 @@ refused() {
 	say "$_what: refused, as it must be"
 }
 
-# dlog_since OFFSET: the daemon's log after byte OFFSET
-dlog_since() { tail -c +$(($1 + 1)) $DLOG; }
-dlog_size() { stat -c %s $DLOG; }
 
 # authed_check OFFSET HASH GROUP: both sides say $CTRL's admin queue
 # authenticated with HASH and GROUP (nvmegated's log since OFFSET)
@@ -494,9 +489,7 @@ reset_state() {
 	for p in $(pidof fio dd md5sum); do kill -9 $p 2>/dev/null; done
 	umount /mnt/t 2>/dev/null
 	if [ -n "$(ls /sys/class/nvme 2>/dev/null)" ]; then
-		timeout 60 $NVME disconnect-all
-		i=0
-		while [ -n "$(ls /sys/class/nvme 2>/dev/null)" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+		disconnect_all
 	fi
 	daemon_running && daemon_stop
 	knvmet_stop
