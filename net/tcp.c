@@ -246,10 +246,10 @@ void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port
 	 * and its commands, buffers and lent namespace memory held, and TCP
 	 * would keep probing it for about 15 minutes. With a user timeout
 	 * the kernel aborts once sent data stays unacknowledged that long,
-	 * and zero-window probing counts too (tcp_probe_timer; timed from
-	 * the first probe since Linux 5.11, so in the 6.1 guest as here).
-	 * The send or receive in flight then fails and the connection
-	 * closes. */
+	 * and zero-window probing counts too (tcp_probe_timer, timed from
+	 * the first probe since Linux 5.11; tests/test_tcp_user_timeout.py
+	 * checks it). The send or receive in flight then fails and the
+	 * connection closes. */
 	if (tr->tcp->opts.user_timeout_ms) {
 		unsigned to = tr->tcp->opts.user_timeout_ms;
 
