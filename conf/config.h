@@ -132,6 +132,7 @@ struct nvmg_conf {
 	unsigned max_queues_per_host;  /* live queues per host NQN, default 1024 */
 	bool kernel_tls;               /* TLS records by the kernel where it can, default on */
 	unsigned poll_us;              /* reactors' busy-poll ceiling, 0 = never (default 50) */
+	unsigned tcp_user_timeout_ms;  /* unacknowledged sends drop a host after, default 30000 */
 	/* "nvmegate": {"fuse": {"mountpoint": PATH, "aliases": {...}}} */
 	char *fuse_mountpoint;         /* NULL: no FUSE front end. nvmg_conf_load makes
 					* a relative path absolute against the config

@@ -207,6 +207,12 @@ static const struct nvmg_dec_key nvmegate_keys[] = {
 	 * sleeping (lib/reactor.h); above a millisecond it only burns CPU. */
 	{ .key = "poll_us", .type = NVMG_DEC_INT, NVMG_DEC_FIELD(conf_t, poll_us), .min = 0,
 	  .max = 1000, .dflt = 50 }, /* NVMG_REACTOR_POLL_US_DEFAULT */
+	/* A host whose sends stay unacknowledged (gone, or no longer
+	 * reading: zero window) this long is dropped (TCP_USER_TIMEOUT):
+	 * the default, the Linux host's own I/O timeout, is six of its
+	 * default keep-alive periods; 0 leaves it to the kernel (~15 min). */
+	{ .key = "tcp_user_timeout_ms", .type = NVMG_DEC_INT,
+	  NVMG_DEC_FIELD(conf_t, tcp_user_timeout_ms), .min = 0, .max = 600000, .dflt = 30000 },
 	{ .key = "log_level", .type = NVMG_DEC_ENUM, NVMG_DEC_FIELD(conf_t, log_level),
 	  .names = &log_levels, .dflt = NVMG_LOG_INFO },
 	{ .key = "fuse", .type = NVMG_DEC_OBJECT, .sub = &fuse },

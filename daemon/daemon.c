@@ -65,6 +65,7 @@ int nvmg_daemon_keep_fixed(struct nvmg_daemon *d, const struct nvmg_conf *conf)
 	d->fixed.max_pending_sockets = conf->max_pending_sockets;
 	d->fixed.icreq_timeout_ms = conf->icreq_timeout_ms;
 	d->fixed.max_pending_per_address = conf->max_pending_per_address;
+	d->fixed.tcp_user_timeout_ms = conf->tcp_user_timeout_ms;
 	d->fixed.kernel_tls = conf->kernel_tls;
 	d->fixed.control_socket = conf->control_socket ? strdup(conf->control_socket) : NULL;
 	d->fixed.control_group = conf->control_group ? strdup(conf->control_group) : NULL;
@@ -95,6 +96,8 @@ static void warn_fixed(const struct nvmg_daemon *d, const struct nvmg_conf *conf
 			 "and max_pending_per_address change at the next restart");
 	if (conf->kernel_tls != d->fixed.kernel_tls)
 		log_warn("reload: nvmegate.kernel_tls changes at the next restart");
+	if (conf->tcp_user_timeout_ms != d->fixed.tcp_user_timeout_ms)
+		log_warn("reload: nvmegate.tcp_user_timeout_ms changes at the next restart");
 	if (str_differs(conf->control_socket, d->fixed.control_socket) ||
 	    str_differs(conf->control_group, d->fixed.control_group))
 		log_warn("reload: nvmegate.control changes at the next restart");

@@ -23,7 +23,7 @@ struct nvmg_daemon {
 	/* Settings read once at start; a reload that changes them says so. */
 	struct {
 		unsigned reactors, handshake_timeout_ms, max_pending_sockets;
-		unsigned icreq_timeout_ms, max_pending_per_address;
+		unsigned icreq_timeout_ms, max_pending_per_address, tcp_user_timeout_ms;
 		bool kernel_tls;
 		char *control_socket, *control_group;
 		char *resv_dir;    /* reservation state (PTPL), next to conf_file */

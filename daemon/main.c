@@ -238,6 +238,7 @@ int main(int argc, char **argv)
 	topts.kernel_tls = conf->kernel_tls;
 	topts.icreq_timeout_ms = conf->icreq_timeout_ms;
 	topts.max_pending_per_address = conf->max_pending_per_address;
+	topts.user_timeout_ms = conf->tcp_user_timeout_ms;
 	ret = nvmg_tcp_start(dmn.tcp, &topts);
 	if (ret) {
 		log_err("cannot start the tcp transport: %s", strerror(-ret));

@@ -242,6 +242,19 @@ void nvmg_tcp_conn_create(struct tcp_reactor *tr, int fd, struct nvmg_port *port
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A host that stops reading leaves our sends pending (zero window)
+	 * and its commands, buffers and lent namespace memory held, and TCP
+	 * would keep probing it for about 15 minutes. With a user timeout
+	 * the kernel aborts once sent data stays unacknowledged that long,
+	 * and zero-window probing counts too (tcp_probe_timer, timed from
+	 * the first probe since Linux 5.11; tests/test_tcp_user_timeout.py
+	 * checks it). The send or receive in flight then fails and the
+	 * connection closes. */
+	if (tr->tcp->opts.user_timeout_ms) {
+		unsigned to = tr->tcp->opts.user_timeout_ms;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &to, sizeof(to));
+	}
 	if (!getpeername(fd, (struct sockaddr *)&ss, &sl)) {
 		if (ss.ss_family == AF_INET6)
 			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof(addr));

@@ -14,6 +14,7 @@ struct nvmg_tcp_opts {
 	unsigned max_pending_sockets;  /* sockets not yet past Connect */
 	unsigned max_pending_per_address; /* of those, without ICReq yet, per source address */
 	bool kernel_tls;               /* TLS records by the kernel where it can */
+	unsigned user_timeout_ms;      /* TCP_USER_TIMEOUT of accepted sockets, 0 = kernel's */
 };
 
 /* The "tcp" transport: register it on the target with the nvmg_tcp that

@@ -125,7 +125,8 @@ static void test_top_level(void)
 	CHECK(conf && conf->log_level == NVMG_LOG_INFO && conf->reactors == 0 &&
 	      conf->handshake_timeout_ms == 10000 && conf->max_pending_sockets == 128 &&
 	      conf->icreq_timeout_ms == 5000 && conf->max_pending_per_address == 32 &&
-	      conf->max_queues_per_host == 1024 && conf->poll_us == 50 && !conf->fuse_mountpoint);
+	      conf->max_queues_per_host == 1024 && conf->poll_us == 50 &&
+	      conf->tcp_user_timeout_ms == 30000 && !conf->fuse_mountpoint);
 	nvmg_conf_free(conf);
 }
 

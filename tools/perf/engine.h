@@ -13,6 +13,9 @@
 
 #define RBUF_SIZE (256u * 1024)
 #define DIRECT_MIN (16u * 1024)  /* receive payloads this big in place */
+/* Bytes that follow a payload for sure when another PDU must come: every
+ * PDU a target sends has a header of at least this size. */
+#define PDU_HDR_MIN 24u
 #define MAX_REPORTS 10           /* per-I/O error messages per run */
 #define OP_SEND 1ull
 
@@ -81,6 +84,9 @@ struct ioq {
 	uint32_t rstart, rend;
 	bool recv_busy;
 	bool direct;
+	bool hdr_only;     /* large payloads flow: take headers alone */
+	struct iovec riov[2];
+	struct msghdr rmsg;
 
 	/* PDU parser */
 	enum pstate ps;
