@@ -18,12 +18,12 @@ Parts, each the existing bench's own measuring code, called as a function:
               reactor, daemon on CPU 0 and nvmegate-perf on CPU 1, over a
               single-stream loopback iperf3 pinned the same way
               (bench/ab_perf.py)
+  vm          the Linux 6.1 host in a QEMU guest, nvmegated vs the kernel's
+              nvmet-tcp (bench/vm_bench.py; takes minutes under TCG)
   fuse        FUSE, RAM namespace: io_uring path, libfuse path, a minimal
               libfuse RAM server, qemu-storage-daemon (bench/fuse_bench.py;
               root, /dev/fuse; switches the fuse module's enable_uring and
               restores it)
-  vm          the Linux 6.1 host in a QEMU guest, nvmegated vs the kernel's
-              nvmet-tcp (bench/vm_bench.py; takes minutes under TCG)
 The compared things alternate within each round, the order reversed every
 other round, and each ratio is the median over rounds of the ratio within
 a round: a neighbour's load on a shared machine then hits both sides alike.
@@ -190,8 +190,8 @@ def main():
     print("bench: %s at %s, load average %s" % (command, start.strftime("%H:%M:%S UTC"), load0),
           file=sys.stderr, flush=True)
     parts = [("latency", part_latency), ("throughput", part_throughput)]
-    parts += [] if o.skip_fuse else [("fuse", part_fuse)]
     parts += [] if o.skip_vm else [("vm", part_vm)]
+    parts += [] if o.skip_fuse else [("fuse", part_fuse)]
     t = Table()
     secs = {}
     for name, fn in parts:

@@ -29,6 +29,7 @@ temporary folder (--dir) and is unmounted and removed at the end.
 """
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -126,6 +127,9 @@ def run_target(name, filename, size, runtime, jobs, results, pid=None, log=sys.s
 
 
 URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
+# The parameter is the machine's: two benches switching it at once would
+# measure each other's path. measure() holds this lock while it runs.
+LOCK = "/run/lock/nvmegate-fuse-bench.lock"
 SERVERS = ["uring", "libfuse", "minimal", "qsd"]
 RATIOS = [("libfuse", "minimal", 0.9), ("uring", "libfuse", 1.5), ("uring", "qsd", 3.0)]
 
@@ -191,6 +195,13 @@ def measure(daemon, servers, jobs=None, runtime=10, rounds=2, size="512M", react
         raise RuntimeError("no daemon binary %s (make)" % daemon)
     qsd = shutil.which("qemu-storage-daemon")
     size_b = parse_size(size)
+    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+    lock = open(LOCK, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("another FUSE bench holds %s: waiting for it" % LOCK, file=log, flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     old_param = open(URING_PARAM).read().strip() if os.path.exists(URING_PARAM) else None
     work = tempfile.mkdtemp(prefix="nvmegate-bench-", dir=where)
     shm = tempfile.mkdtemp(prefix="nvmegate-bench-", dir="/dev/shm")
@@ -253,6 +264,7 @@ def measure(daemon, servers, jobs=None, runtime=10, rounds=2, size="512M", react
                 f.write(old_param)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(shm, ignore_errors=True)
+        lock.close()
     return results
 
 
