@@ -286,9 +286,9 @@ bench-latency: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/pingpong
 	  --perf $(CURDIR)/$(BUILD)/nvmegate-perf --pingpong $(CURDIR)/$(BUILD)/pingpong
 
 # ---- Issue 14's speed table: QD1 latency vs the ping-pong floor and idle
-# CPU, one reactor's throughput vs iperf3, FUSE (io_uring / libfuse /
-# minimal server / qemu-storage-daemon), the 6.1 guest vs the kernel's
-# nvmet-tcp; every row a ratio measured side by side in one run
+# CPU, one reactor's throughput vs iperf3, the 6.1 guest vs the kernel's
+# nvmet-tcp, FUSE (io_uring / libfuse / minimal server /
+# qemu-storage-daemon); every row a ratio measured side by side in one run
 # (bench/bench.py). Release build; the FUSE part needs root.
 # BENCH_ARGS="--quick --skip-vm --skip-fuse --rounds N --json FILE".
 BENCH_PKGS := fio iperf3 qemu-system-common qemu-system-x86
