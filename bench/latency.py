@@ -56,6 +56,10 @@ def daemon_run(daemon, perf, cpus, runtime, workdir, idle=False, extra_conf=None
     port = free_port()
     cfg = os.path.join(workdir, "lat.json")
     conf = config(port)
+    # Its own control socket, as a deployed daemon has: else it takes the
+    # machine's /run/nvmegate/control.sock when free and runs without one
+    # when not, and the idle figure would depend on who else runs here.
+    conf["nvmegate"]["control"] = {"socket": os.path.join(workdir, "control.sock")}
     conf["nvmegate"].update(extra_conf or {})
     with open(cfg, "w") as f:
         json.dump(conf, f)
