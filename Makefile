@@ -284,3 +284,21 @@ $(BUILD)/pingpong: bench/pingpong.c Makefile
 bench-latency: $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/pingpong
 	$(PYTHON) bench/latency.py --daemon $(CURDIR)/$(BUILD)/nvmegated \
 	  --perf $(CURDIR)/$(BUILD)/nvmegate-perf --pingpong $(CURDIR)/$(BUILD)/pingpong
+
+# ---- Issue 14's speed table: QD1 latency vs the ping-pong floor and idle
+# CPU, one reactor's throughput vs iperf3, the 6.1 guest vs the kernel's
+# nvmet-tcp, FUSE (io_uring / libfuse / minimal server /
+# qemu-storage-daemon); every row a ratio measured side by side in one run
+# (bench/bench.py). Release build; the FUSE part needs root.
+# BENCH_ARGS="--quick --skip-vm --skip-fuse --rounds N --json FILE".
+BENCH_PKGS := fio iperf3 qemu-system-common qemu-system-x86
+$(BUILD)/fuse_ram_server: bench/fuse_ram_server.c Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(shell pkg-config --cflags --libs fuse3)
+
+.PHONY: bench
+bench: deps $(BUILD)/nvmegated $(BUILD)/nvmegate-perf $(BUILD)/pingpong $(BUILD)/fuse_ram_server
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(BENCH_PKGS)"
+	$(PYTHON) bench/bench.py --daemon $(CURDIR)/$(BUILD)/nvmegated \
+	  --perf $(CURDIR)/$(BUILD)/nvmegate-perf --pingpong $(CURDIR)/$(BUILD)/pingpong \
+	  --minimal $(CURDIR)/$(BUILD)/fuse_ram_server $(BENCH_ARGS)

@@ -137,6 +137,35 @@ def iperf3_mibps(runtime, pin):
         srv.wait()
 
 
+def block_size(perf_args):
+    """The -b of an nvmegate-perf argument list (its default: 4 KiB)."""
+    return int(perf_args[perf_args.index("-b") + 1]) if "-b" in perf_args else 4096
+
+
+def with_ceiling(daemon, perf, loads, rounds, runtime, pin=True, log=sys.stdout):
+    """Each load of loads ({name: nvmegate-perf argument list}) against a
+    fresh daemon and the iperf3 ceiling, every round, iperf3 first in even
+    rounds and last in odd ones. Returns {"iperf3": [MiB/s per round],
+    name: [(IOPS, MiB/s, daemon CPU us per I/O) per round]}."""
+    res = {"iperf3": []}
+    res.update({name: [] for name in loads})
+    with tempfile.TemporaryDirectory() as wd:
+        for r in range(rounds):
+            order = ["iperf3"] + list(loads) if r % 2 == 0 else list(loads) + ["iperf3"]
+            for name in order:
+                if name == "iperf3":
+                    res["iperf3"].append(iperf3_mibps(runtime, pin))
+                    print("round %d iperf3: %.0f MiB/s" % (r + 1, res["iperf3"][-1]),
+                          file=log, flush=True)
+                    continue
+                cpu = []
+                iops = one_run(daemon, perf, loads[name], runtime, wd, pin=pin, cpu_out=cpu)
+                res[name].append((iops, iops * block_size(loads[name]) / (1 << 20), cpu[0]))
+                print("round %d %s: %.0f IOPS, %.0f MiB/s, %.2f daemon CPU us/IO"
+                      % ((r + 1, name) + res[name][-1]), file=log, flush=True)
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--a", required=True, help="nvmegated A (e.g. the build before a change)")
@@ -158,7 +187,7 @@ def main():
     res = {"a": [], "b": []}
     cpu = {"a": [], "b": []}
     ceiling = []
-    bs = int(args[args.index("-b") + 1]) if "-b" in args else 4096
+    bs = block_size(args)
     with tempfile.TemporaryDirectory() as wd:
         for r in range(o.rounds):
             if o.iperf3:

@@ -12,12 +12,13 @@ One RAM disk, four FUSE servers, the same fio jobs on each:
 
 Jobs: 4 KiB random read and write at QD 16, 1 MiB sequential read and write
 at QD 4, all direct (libaio), time-based. The servers take turns for
---rounds rounds and each cell is the best round, so a noisy neighbour on a
-small machine hurts all alike. Prints IOPS or MiB/s per server with its CPU
-time per I/O, then the ratios of issue 14 measured in this run: libfuse >=
-90% of minimal, uring >= 1.5x libfuse, uring >= 3x qsd. The parameter is
+--rounds rounds, the order reversed every other round, so a noisy neighbour
+on a small machine hurts all alike. Prints the median IOPS or MiB/s per
+server with its CPU time per I/O, then the ratios of issue 14 measured in
+this run, each the median over rounds of the ratio within a round: libfuse
+>= 90% of minimal, uring >= 1.5x libfuse, uring >= 3x qsd. The parameter is
 restored at the end. A benchmark, not a test: the exit status is 0 whatever
-the numbers.
+the numbers (bench/bench.py calls measure() for `make bench`'s table).
 
     make bench-fuse
     bench/fuse_bench.py --runtime 20 --size 1G --daemon build/nvmegated
@@ -28,10 +29,12 @@ temporary folder (--dir) and is unmounted and removed at the end.
 """
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,9 +61,9 @@ def wait_mounted(path, proc, what, timeout=20):
     deadline = time.monotonic() + timeout
     while not mounted(path):
         if proc.poll() is not None:
-            sys.exit("%s exited during start-up (status %d)" % (what, proc.returncode))
+            raise RuntimeError("%s exited during start-up (status %d)" % (what, proc.returncode))
         if time.monotonic() > deadline:
-            sys.exit("%s: %s not mounted after %ds" % (what, path, timeout))
+            raise RuntimeError("%s: %s not mounted after %ds" % (what, path, timeout))
         time.sleep(0.05)
 
 
@@ -109,20 +112,24 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_target(name, filename, size, runtime, results, pid=None):
-    for key, _, extra in JOBS:
+def run_target(name, filename, size, runtime, jobs, results, pid=None, log=sys.stdout):
+    """Appends (IOPS, MiB/s, server CPU us per I/O) of each job to
+    results[(name, job)]."""
+    for key, _, extra in jobs:
         c0 = cpu_seconds(pid)
         iops, mib = fio(filename, size, runtime, extra)
         # fio runs ramp_time + runtime; the I/Os of the ramp count too
         us_per_io = (cpu_seconds(pid) - c0) * 1e6 / (iops * (runtime + 1)) if pid else 0
-        best = results.get((name, key))
-        if best is None or iops > best[0]:
-            results[(name, key)] = (iops, mib, us_per_io)
+        results.setdefault((name, key), []).append((iops, mib, us_per_io))
         print("  %-10s %-12s %10.0f IOPS %9.1f MiB/s %s" % (
-            name, key, iops, mib, "%6.1f us CPU/IO" % us_per_io if pid else ""), flush=True)
+            name, key, iops, mib, "%6.1f us CPU/IO" % us_per_io if pid else ""),
+              file=log, flush=True)
 
 
 URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
+# The parameter is the machine's: two benches switching it at once would
+# measure each other's path. measure() holds this lock while it runs.
+LOCK = "/run/lock/nvmegate-fuse-bench.lock"
 SERVERS = ["uring", "libfuse", "minimal", "qsd"]
 RATIOS = [("libfuse", "minimal", 0.9), ("uring", "libfuse", 1.5), ("uring", "qsd", 3.0)]
 
@@ -153,42 +160,50 @@ def build_minimal(work):
     return exe
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--daemon", default=os.path.join(REPO, "build", "nvmegated"))
-    ap.add_argument("--runtime", type=int, default=10, help="seconds per fio job")
-    ap.add_argument("--rounds", type=int, default=2, help="turns per server; best one counts")
-    ap.add_argument("--size", default="512M", help="RAM disk size (M/G suffix)")
-    ap.add_argument("--reactors", type=int, default=0, help="nvmegated reactors (0: per CPU)")
-    ap.add_argument("--dir", default=None, help="where the mounts go")
-    ap.add_argument("--jobs", default=",".join(j[0] for j in JOBS),
-                    help="comma-separated subset of " + ",".join(j[0] for j in JOBS))
-    ap.add_argument("--servers", default=",".join(SERVERS),
-                    help="comma-separated subset of " + ",".join(SERVERS))
-    args = ap.parse_args()
-    JOBS[:] = [j for j in JOBS if j[0] in args.jobs.split(",")]
-
+def servers_here(servers, log=sys.stderr):
+    """servers less those this machine cannot run; raises RuntimeError when
+    nothing can run at all."""
     if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
-        sys.exit("needs root and /dev/fuse")
+        raise RuntimeError("needs root and /dev/fuse")
     if not shutil.which("fio"):
-        sys.exit("needs fio (apt-get install fio)")
-    if not os.access(args.daemon, os.X_OK):
-        sys.exit("no daemon binary %s (make)" % args.daemon)
-    servers = [s for s in SERVERS if s in args.servers.split(",")]
+        raise RuntimeError("needs fio (apt-get install fio)")
+    servers = [s for s in SERVERS if s in servers]
     if not os.path.exists(URING_PARAM) and "uring" in servers:
         print("this kernel has no FUSE over io_uring (%s): skipping that column" % URING_PARAM,
-              file=sys.stderr)
+              file=log)
         servers.remove("uring")
-    qsd = shutil.which("qemu-storage-daemon")
-    if not qsd and "qsd" in servers:
+    if not shutil.which("qemu-storage-daemon") and "qsd" in servers:
         print("qemu-storage-daemon not found (apt-get install qemu-system-common): "
-              "skipping that column", file=sys.stderr)
+              "skipping that column", file=log)
         servers.remove("qsd")
-    mult = {"M": 1 << 20, "G": 1 << 30}
-    size = int(args.size[:-1]) * mult[args.size[-1].upper()]
+    return servers
 
+
+def parse_size(text):
+    return int(text[:-1]) * {"M": 1 << 20, "G": 1 << 30}[text[-1].upper()]
+
+
+def measure(daemon, servers, jobs=None, runtime=10, rounds=2, size="512M", reactors=0,
+            where=None, minimal=None, log=sys.stdout):
+    """Every job of jobs (default: all of JOBS) on every server of servers
+    (see servers_here), round after round, the servers' order reversed
+    every other round. minimal: bench/fuse_ram_server.c's program (default:
+    built here). Returns {(server, job): [(IOPS, MiB/s, server CPU us per
+    I/O) per round]}; restores the fuse module's enable_uring."""
+    jobs = [j for j in JOBS if jobs is None or j[0] in jobs]
+    if not os.access(daemon, os.X_OK):
+        raise RuntimeError("no daemon binary %s (make)" % daemon)
+    qsd = shutil.which("qemu-storage-daemon")
+    size_b = parse_size(size)
+    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+    lock = open(LOCK, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("another FUSE bench holds %s: waiting for it" % LOCK, file=log, flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     old_param = open(URING_PARAM).read().strip() if os.path.exists(URING_PARAM) else None
-    work = tempfile.mkdtemp(prefix="nvmegate-bench-", dir=args.dir)
+    work = tempfile.mkdtemp(prefix="nvmegate-bench-", dir=where)
     shm = tempfile.mkdtemp(prefix="nvmegate-bench-", dir="/dev/shm")
     mnt = os.path.join(work, "mnt")
     qfile = os.path.join(work, "qsd-export")
@@ -197,48 +212,49 @@ def main():
     procs = []
     results = {}
     try:
-        minimal = build_minimal(work)
+        minimal = minimal or build_minimal(work)
         img = os.path.join(shm, "disk.img")
         with open(img, "wb") as f:
-            f.truncate(size)
-        subprocess.run(["fio", "--name=fill", "--filename=" + img, "--size=%d" % size,
+            f.truncate(size_b)
+        subprocess.run(["fio", "--name=fill", "--filename=" + img, "--size=%d" % size_b,
                         "--rw=write", "--bs=1M", "--ioengine=psync", "--output=/dev/null"],
                        check=True)
         conf = os.path.join(work, "nvmegate.json")
         with open(conf, "w") as f:
-            json.dump(nvmegate_config(size, mnt, args.reactors), f)
-        for rnd in range(args.rounds):
-            for name in servers:
+            json.dump(nvmegate_config(size_b, mnt, reactors), f)
+        for rnd in range(rounds):
+            for name in servers if rnd % 2 == 0 else servers[::-1]:
                 set_uring(name == "uring")
-                log = open(os.path.join(work, name + ".log"), "a")
+                log_path = os.path.join(work, name + ".log")
+                out = open(log_path, "a")
                 if name in ("uring", "libfuse"):
-                    cmd, path, point = [args.daemon, "-c", conf], os.path.join(mnt, "bench", "n1"), mnt
+                    cmd, path, point = [daemon, "-c", conf], os.path.join(mnt, "bench", "n1"), mnt
                 elif name == "minimal":
-                    cmd, path, point = [minimal, mnt, str(size)], os.path.join(mnt, "disk"), mnt
+                    cmd, path, point = [minimal, mnt, str(size_b)], os.path.join(mnt, "disk"), mnt
                 else:
                     cmd = [qsd, "--blockdev", "driver=file,node-name=f,filename=%s" % img,
                            "--export", "type=fuse,id=e,node-name=f,mountpoint=%s,writable=on"
                            % qfile]
                     path = point = qfile
-                p = subprocess.Popen(cmd, stdout=log, stderr=log)
+                p = subprocess.Popen(cmd, stdout=out, stderr=out)
                 procs.append((p, point, name))
                 wait_mounted(point, p, name)
                 if name in ("uring", "libfuse"):
                     want = "over io_uring" if name == "uring" else "libfuse's loop"
                     deadline = time.monotonic() + 10
-                    while want not in open(os.path.join(work, name + ".log")).read():
+                    while want not in open(log_path).read():
                         if time.monotonic() > deadline:
-                            sys.exit("%s: nvmegated does not say it serves %s (see %s)"
-                                     % (name, want, os.path.join(work, name + ".log")))
+                            raise RuntimeError("%s: nvmegated does not say it serves %s: %s"
+                                               % (name, want, open(log_path).read()[-500:]))
                         time.sleep(0.05)
-                if name in ("uring", "libfuse"):
                     # The others' RAM is touched before the run (the minimal
                     # server fills it, qsd's tmpfs file was written): so is ours.
-                    subprocess.run(["fio", "--name=fill", "--filename=" + path, "--size=%d" % size,
-                                    "--rw=write", "--bs=1M", "--ioengine=libaio", "--direct=1",
-                                    "--iodepth=4", "--output=/dev/null"], check=True)
-                print("round %d: %s (%s)" % (rnd + 1, name, path), flush=True)
-                run_target(name, path, size, args.runtime, results, p.pid)
+                    subprocess.run(["fio", "--name=fill", "--filename=" + path,
+                                    "--size=%d" % size_b, "--rw=write", "--bs=1M",
+                                    "--ioengine=libaio", "--direct=1", "--iodepth=4",
+                                    "--output=/dev/null"], check=True)
+                print("round %d: %s (%s)" % (rnd + 1, name, path), file=log, flush=True)
+                run_target(name, path, size_b, runtime, jobs, results, p.pid, log)
                 stop(p, point, name)
     finally:
         for p, path, what in procs:
@@ -248,31 +264,68 @@ def main():
                 f.write(old_param)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(shm, ignore_errors=True)
+        lock.close()
+    return results
+
+
+def med(results, server, job, i=0):
+    """Median over rounds of one figure (0 IOPS, 1 MiB/s, 2 CPU us/IO)."""
+    return statistics.median(x[i] for x in results[(server, job)])
+
+
+def ratio(results, a, b, job, i=0):
+    """Median over rounds of a's figure over b's in the same round."""
+    return statistics.median(x[i] / y[i] for x, y in zip(results[(a, job)], results[(b, job)]))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--daemon", default=os.path.join(REPO, "build", "nvmegated"))
+    ap.add_argument("--runtime", type=int, default=10, help="seconds per fio job")
+    ap.add_argument("--rounds", type=int, default=2, help="turns per server")
+    ap.add_argument("--size", default="512M", help="RAM disk size (M/G suffix)")
+    ap.add_argument("--reactors", type=int, default=0, help="nvmegated reactors (0: per CPU)")
+    ap.add_argument("--dir", default=None, help="where the mounts go")
+    ap.add_argument("--minimal", default=None,
+                    help="bench/fuse_ram_server.c's program (default: built here)")
+    ap.add_argument("--jobs", default=",".join(j[0] for j in JOBS),
+                    help="comma-separated subset of " + ",".join(j[0] for j in JOBS))
+    ap.add_argument("--servers", default=",".join(SERVERS),
+                    help="comma-separated subset of " + ",".join(SERVERS))
+    args = ap.parse_args()
+    jobs = [j for j in JOBS if j[0] in args.jobs.split(",")]
+    try:
+        servers = servers_here(args.servers.split(","))
+        results = measure(args.daemon, servers, [j[0] for j in jobs], args.runtime, args.rounds,
+                          args.size, args.reactors, args.dir, args.minimal)
+    except RuntimeError as e:
+        sys.exit(str(e))
 
     print()
-    print("fio, libaio, direct, %ds per job, %s RAM disk, %d CPUs, best of %d rounds"
+    print("fio, libaio, direct, %ds per job, %s RAM disk, %d CPUs, medians of %d rounds"
           % (args.runtime, args.size, os.cpu_count(), args.rounds))
     ratios = [r for r in RATIOS if r[0] in servers and r[1] in servers]
     print("| job | " + " | ".join(servers) + " | "
           + " | ".join("%s/%s" % (a, b) for a, b, _ in ratios) + " |")
     print("|" + "---|" * (len(servers) + len(ratios) + 1))
-    for key, label, _ in JOBS:
+    for key, label, _ in jobs:
         cells = []
         for t in servers:
-            iops, mib, cpu = results[(t, key)]
-            cell = "%.0f IOPS" % iops if "4k" in key else "%.0f MiB/s" % mib
+            cpu = med(results, t, key, 2)
+            cell = ("%.0f IOPS" % med(results, t, key) if "4k" in key
+                    else "%.0f MiB/s" % med(results, t, key, 1))
             cells.append(cell + (" (%.1f us CPU)" % cpu if cpu else ""))
-        rs = ["%.2fx" % (results[(a, key)][0] / results[(b, key)][0]) for a, b, _ in ratios]
+        rs = ["%.2fx" % ratio(results, a, b, key) for a, b, _ in ratios]
         print("| %s | %s | %s |" % (label, " | ".join(cells), " | ".join(rs)))
     print()
     # Server CPU time per I/O is steadier than throughput on a shared machine.
     if "uring" in servers and "libfuse" in servers:
-        for key, _, _ in JOBS:
-            print("CPU per I/O uring/libfuse %s: %.2fx"
-                  % (key, results[("uring", key)][2] / results[("libfuse", key)][2]))
+        for key, _, _ in jobs:
+            print("CPU per I/O uring/libfuse %s: %.2fx" % (key, ratio(results, "uring", "libfuse",
+                                                                      key, 2)))
     for a, b, goal in ratios:
-        for key, _, _ in JOBS:
-            r = results[(a, key)][0] / results[(b, key)][0]
+        for key, _, _ in jobs:
+            r = ratio(results, a, b, key)
             print("%s/%s %s: %.2fx (goal %.2fx): %s"
                   % (a, b, key, r, goal, "met" if r >= goal else "NOT met"))
 

@@ -56,6 +56,10 @@ def daemon_run(daemon, perf, cpus, runtime, workdir, idle=False, extra_conf=None
     port = free_port()
     cfg = os.path.join(workdir, "lat.json")
     conf = config(port)
+    # Its own control socket, as a deployed daemon has: else it takes the
+    # machine's /run/nvmegate/control.sock when free and runs without one
+    # when not, and the idle figure would depend on who else runs here.
+    conf["nvmegate"]["control"] = {"socket": os.path.join(workdir, "control.sock")}
     conf["nvmegate"].update(extra_conf or {})
     with open(cfg, "w") as f:
         json.dump(conf, f)
@@ -85,6 +89,41 @@ def daemon_run(daemon, perf, cpus, runtime, workdir, idle=False, extra_conf=None
         proc.wait(timeout=30)
 
 
+def measure(builds, perf, pingpong, rounds=5, runtime=5, ios=100000, cpus="0,1",
+            extra_conf=None, log=sys.stderr):
+    """Per round, the ping-pong floor and each build of builds (a list of
+    (name, nvmegated)), the builds' order reversed every other round.
+    Returns ({"floor": [pingpong JSON, ...], name: [nvmegate-perf JSON,
+    ...]}, {name: (idle CPU s, idle CPU s of its reactors)}), the idle
+    figures taken after round 1."""
+    res = {"floor": []}
+    res.update({name: [] for name, _ in builds})
+    idle = {}
+    with tempfile.TemporaryDirectory() as wd:
+        for r in range(rounds):
+            order = builds if r % 2 == 0 else builds[::-1]
+            res["floor"].append(floor_run(pingpong, cpus, ios))
+            for name, daemon in order:
+                x = daemon_run(daemon, perf, cpus, runtime, wd, idle=r == 0,
+                               extra_conf=(extra_conf or {}).get(name))
+                if "idle_cpu_s" in x:
+                    idle[name] = (x["idle_cpu_s"], x["idle_reactor_cpu_s"])
+                res[name].append(x)
+                print("# round %d %s: avg %.2f p50 %.2f p99 %.2f us" %
+                      (r + 1, name, x["avg_lat_us"], x["p50_lat_us"], x["p99_lat_us"]),
+                      file=log, flush=True)
+            f = res["floor"][-1]
+            print("# round %d floor: avg %.2f p50 %.2f p99 %.2f us" %
+                  (r + 1, f["avg_lat_us"], f["p50_lat_us"], f["p99_lat_us"]), file=log,
+                  flush=True)
+    return res, idle
+
+
+def med_ratio(res, a, b, key):
+    """Median over rounds of a's figure over b's in the same round."""
+    return statistics.median(x[key] / y[key] for x, y in zip(res[a], res[b]))
+
+
 def row(name, value, ratio=None):
     print("%-44s | %10s | %s" % (name, value, "%.3f" % ratio if ratio is not None else "-"),
           flush=True)
@@ -106,41 +145,19 @@ def main():
     o = ap.parse_args()
     builds = [("new", o.daemon)] + ([("before", o.before)] if o.before else [])
     extra = {"new": json.loads(o.conf), "before": json.loads(o.before_conf)}
-    res = {"floor": []}
-    res.update({name: [] for name, _ in builds})
-    idle = {}
-    with tempfile.TemporaryDirectory() as wd:
-        for r in range(o.rounds):
-            order = builds if r % 2 == 0 else builds[::-1]
-            res["floor"].append(floor_run(o.pingpong, o.cpus, o.ios))
-            for name, daemon in order:
-                x = daemon_run(daemon, o.perf, o.cpus, o.runtime, wd, idle=r == 0,
-                               extra_conf=extra.get(name))
-                if "idle_cpu_s" in x:
-                    idle[name] = (x["idle_cpu_s"], x["idle_reactor_cpu_s"])
-                res[name].append(x)
-                print("# round %d %s: avg %.2f p50 %.2f p99 %.2f us" %
-                      (r + 1, name, x["avg_lat_us"], x["p50_lat_us"], x["p99_lat_us"]),
-                      file=sys.stderr, flush=True)
-            f = res["floor"][-1]
-            print("# round %d floor: avg %.2f p50 %.2f p99 %.2f us" %
-                  (r + 1, f["avg_lat_us"], f["p50_lat_us"], f["p99_lat_us"]), file=sys.stderr,
-                  flush=True)
+    res, idle = measure(builds, o.perf, o.pingpong, o.rounds, o.runtime, o.ios, o.cpus, extra)
 
     def med(name, key):
         return statistics.median(x[key] for x in res[name])
-
-    def med_ratio(a, b, key):
-        return statistics.median(x[key] / y[key] for x, y in zip(res[a], res[b]))
 
     print("%-44s | %10s | %s" % ("name", "value", "ratio"))
     for key, what in (("avg_lat_us", "avg"), ("p50_lat_us", "p50"), ("p99_lat_us", "p99")):
         row("QD1 4KiB read %s, ping-pong floor (us)" % what, "%.2f" % med("floor", key), 1.0)
         for name, _ in builds:
             row("QD1 4KiB read %s, nvmegated %s (us)" % (what, name), "%.2f" % med(name, key),
-                med_ratio(name, "floor", key))
+                med_ratio(res, name, "floor", key))
         if o.before:
-            row("QD1 4KiB read %s, new / before" % what, "-", med_ratio("new", "before", key))
+            row("QD1 4KiB read %s, new / before" % what, "-", med_ratio(res, "new", "before", key))
     for name, _ in builds:
         row("idle CPU over %d s, nvmegated %s (ms)" % (IDLE_S, name),
             "%.3f" % (idle[name][0] * 1000), None)

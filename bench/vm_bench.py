@@ -9,9 +9,9 @@ Boots the test guest of tests/vm (QEMU TCG) in bench mode
 alternating, for a few rounds. With --kind trixie --tls (Debian 13, Linux
 6.12) both targets also run over NVMe/TCP TLS 1.3 (PSK in the .nvme keyring,
 tlshd, the host's kTLS; the kernel target on 4422). Prints the median IOPS
-side by side and the nvmegated/kernel ratio. Under TCG absolute numbers
-mean little; only the ratio does (expect +-30% run-to-run noise; more
-rounds narrow it).
+side by side and the nvmegated/kernel ratio, the median of the per-round
+ratios. Under TCG absolute numbers mean little; only the ratio does (expect
++-30% run-to-run noise; more rounds narrow it).
 
     make bench-vm                           # defaults: the 6.1 guest, plain TCP
     bench/vm_bench.py --runtime 20 --rounds 3 --smp 2 --daemon build/nvmegated
@@ -50,6 +50,12 @@ class GuestBench:
     def median(self, target, job):
         v = self.iops.get((target, job))
         return statistics.median(v) if v else None
+
+    def ratio(self, a, b, job):
+        """Median over rounds of a's IOPS over b's in the same round (bench.sh
+        runs every target once a round)."""
+        pairs = list(zip(self.iops.get((a, job), []), self.iops.get((b, job), [])))
+        return statistics.median(x / y for x, y in pairs if y) if pairs else None
 
     def per_round(self, target, job):
         return "/".join(map(str, self.iops.get((target, job), []))) or "-"
@@ -104,7 +110,8 @@ def main():
                 print("%-32s %16s %16s %8s" % (title, "-", "-", "-"))
                 ok = False
                 continue
-            print("%-32s %16.0f %16.0f %8.2f" % (title, mn, mk, mn / mk if mk else 0))
+            r = b.ratio(n_tgt, k_tgt, job)
+            print("%-32s %16.0f %16.0f %8.2f" % (title, mn, mk, r or 0))
             print("%-32s %16s %16s" % ("  per round", b.per_round(n_tgt, job),
                                        b.per_round(k_tgt, job)))
     if b.idle_ticks:
