@@ -208,7 +208,8 @@ static void *control_main(void *arg)
 		struct pollfd pfd[MAX_CLIENTS + 2];
 		struct client *who[MAX_CLIENTS + 2];
 		unsigned n = 0;
-		uint64_t now;
+		uint64_t now = nvmg_now_ms(), next = UINT64_MAX;
+		int timeout;
 
 		pfd[n] = (struct pollfd){ .fd = ctl->stop_fd, .events = POLLIN };
 		who[n++] = NULL;
@@ -219,8 +220,14 @@ static void *control_main(void *arg)
 				continue;
 			pfd[n] = (struct pollfd){ .fd = ctl->clients[i].fd, .events = POLLIN };
 			who[n++] = &ctl->clients[i];
+			if (ctl->clients[i].deadline_ms < next)
+				next = ctl->clients[i].deadline_ms;
 		}
-		if (poll(pfd, n, 250) < 0 && errno != EINTR) {
+		/* Wake only for a client's deadline: with no client the thread
+		 * sleeps until a connection or stop_fd, so an idle daemon costs
+		 * no CPU (a periodic tick here was its only idle wake-up). */
+		timeout = next == UINT64_MAX ? -1 : next < now ? 0 : (int)(next - now + 1);
+		if (poll(pfd, n, timeout) < 0 && errno != EINTR) {
 			log_err("control: poll: %s", strerror(errno));
 			break;
 		}

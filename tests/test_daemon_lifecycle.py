@@ -2,12 +2,15 @@
 and SIGHUP reload (namespace changes with async events, broken files)."""
 
 import copy
+import os
 import signal
 import time
 
 import pytest
 
 import nvmetcp as n
+from cli import Cli
+from idle import assert_asleep
 
 AEN_NS_ATTR_CHANGED = 0x00040002   # notice, ns attribute changed, log page 04h
 
@@ -166,3 +169,14 @@ def test_sigterm_exit_is_clean_after_reload(target):
     target.daemon.send_signal(signal.SIGTERM)
     c.admin.expect_closed(timeout=5)
     assert target.daemon.stop() == 0
+
+
+
+def test_idle_daemon_never_wakes_up(target):
+    """No CPU burnt while idle: once its hosts have gone, no thread of the
+    daemon (reactors, control socket, signal handling) wakes up at all, so
+    an idle daemon costs nothing. A periodic tick anywhere shows up here."""
+    target.check_serving()
+    Cli(os.path.join(target.daemon.run_dir, "control.sock")).ok("list")
+    time.sleep(1.5)   # teardown of that connection and the control client
+    assert_asleep(target.daemon.proc.pid)

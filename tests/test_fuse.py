@@ -29,6 +29,7 @@ import pytest
 
 import nvmetcp as n
 from nvmetcp import free_ports
+from idle import assert_asleep
 
 TEST_DEADLINE = 180         # seconds per test (conftest's SIGALRM deadline)
 MOUNT_TIMEOUT = 10.0
@@ -423,6 +424,21 @@ def test_read_only_namespace_refuses_fallocate_through_a_read_fd(ft):
 
 
 # ---------------------------------------------------------- with NVMe/TCP
+
+def test_idle_mount_never_wakes_the_daemon(ft):
+    """After FUSE and TCP I/O, an idle daemon with a mounted namespace
+    sleeps: neither path (libfuse's loop, the io_uring queues) ticks."""
+    fd = ft.open(4)
+    try:
+        data = n.pattern(65536, seed=3)
+        assert os.pwrite(fd, data, 0) == len(data)
+        assert os.pread(fd, len(data), 0) == data
+    finally:
+        os.close(fd)
+    ft.t.check_serving()
+    time.sleep(1.5)   # the connection's teardown is not idleness
+    assert_asleep(ft.t.daemon.proc.pid)
+
 
 @pytest.mark.parametrize("nsid", [1, 2], ids=["file", "mem"])
 def test_fuse_write_tcp_read_and_back(ft, nsid):
