@@ -72,11 +72,13 @@ def cpu_seconds(pid):
 
 
 def one_run(daemon, perf, perf_args, runtime, workdir, make_config=config, env=None,
-            pin=False, cpu_out=None, perf_cpu_out=None):
+            pin=False, cpu_out=None, perf_cpu_out=None, warm_args=None):
     """IOPS of one nvmegate-perf run against a fresh daemon; cpu_out (a
     list) gets the daemon's CPU microseconds per I/O, a figure a busy
     shared machine disturbs less than IOPS, and perf_cpu_out
-    nvmegate-perf's."""
+    nvmegate-perf's. warm_args: an nvmegate-perf run before the measured
+    one, outside its CPU figures (e.g. WARM: a RAM namespace never written
+    reads as page faults on the zero page, which no user's data does)."""
     port = free_port()
     cfg = os.path.join(workdir, "ab.json")
     with open(cfg, "w") as f:
@@ -85,14 +87,20 @@ def one_run(daemon, perf, perf_args, runtime, workdir, make_config=config, env=N
     full_env.update(env or {})
     proc = subprocess.Popen((["taskset", "-c", "0"] if pin else []) + [daemon, "-c", cfg],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=full_env)
+    def run_perf(secs, args):
+        return subprocess.run((["taskset", "-c", "1"] if pin else []) +
+                              [perf, "-a", "127.0.0.1", "-s", str(port), "-n", NQN,
+                               "-t", str(secs), "--json"] + args,
+                              capture_output=True, text=True, timeout=secs + 120)
     try:
         wait_listening(port, proc)
+        if warm_args:
+            out = run_perf(1, warm_args)
+            if out.returncode:
+                raise RuntimeError("nvmegate-perf (warm-up) failed: %s" % out.stderr.strip())
         cpu0 = cpu_seconds(proc.pid)
         kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run((["taskset", "-c", "1"] if pin else []) +
-                             [perf, "-a", "127.0.0.1", "-s", str(port), "-n", NQN,
-                              "-t", str(runtime), "--json"] + perf_args,
-                             capture_output=True, text=True, timeout=runtime + 60)
+        out = run_perf(runtime, perf_args)
         if out.returncode:
             raise RuntimeError("nvmegate-perf failed: %s" % out.stderr.strip())
         cpu1 = cpu_seconds(proc.pid)
@@ -142,10 +150,15 @@ def block_size(perf_args):
     return int(perf_args[perf_args.index("-b") + 1]) if "-b" in perf_args else 4096
 
 
-def with_ceiling(daemon, perf, loads, rounds, runtime, pin=True, log=sys.stdout):
+# Every block of the RAM namespace written once, in 1 MiB writes.
+WARM = "-q 1 -d 8 -b 1048576 -w write --prefill".split()
+
+
+def with_ceiling(daemon, perf, loads, rounds, runtime, pin=True, log=sys.stdout, warm=()):
     """Each load of loads ({name: nvmegate-perf argument list}) against a
     fresh daemon and the iperf3 ceiling, every round, iperf3 first in even
-    rounds and last in odd ones. Returns {"iperf3": [MiB/s per round],
+    rounds and last in odd ones; the loads named in warm read a namespace
+    written by WARM first. Returns {"iperf3": [MiB/s per round],
     name: [(IOPS, MiB/s, daemon CPU us per I/O) per round]}."""
     res = {"iperf3": []}
     res.update({name: [] for name in loads})
@@ -159,7 +172,8 @@ def with_ceiling(daemon, perf, loads, rounds, runtime, pin=True, log=sys.stdout)
                           file=log, flush=True)
                     continue
                 cpu = []
-                iops = one_run(daemon, perf, loads[name], runtime, wd, pin=pin, cpu_out=cpu)
+                iops = one_run(daemon, perf, loads[name], runtime, wd, pin=pin, cpu_out=cpu,
+                               warm_args=WARM if name in warm else None)
                 res[name].append((iops, iops * block_size(loads[name]) / (1 << 20), cpu[0]))
                 print("round %d %s: %.0f IOPS, %.0f MiB/s, %.2f daemon CPU us/IO"
                       % ((r + 1, name) + res[name][-1]), file=log, flush=True)
