@@ -146,8 +146,13 @@ def iperf3_mibps(runtime, pin):
 
 
 def block_size(perf_args):
-    """The -b of an nvmegate-perf argument list (its default: 4 KiB)."""
-    return int(perf_args[perf_args.index("-b") + 1]) if "-b" in perf_args else 4096
+    """The -b of an nvmegate-perf argument list (its default: 4 KiB), with
+    the k/m suffixes nvmegate-perf takes."""
+    if "-b" not in perf_args:
+        return 4096
+    v = perf_args[perf_args.index("-b") + 1].lower()
+    mult = {"k": 1 << 10, "m": 1 << 20}.get(v[-1:], 1)
+    return int(v.rstrip("km")) * mult
 
 
 # Every block of the RAM namespace written once, in 1 MiB writes.
@@ -157,7 +162,7 @@ WARM = "-q 1 -d 8 -b 1048576 -w write --prefill".split()
 def with_ceiling(daemon, perf, loads, rounds, runtime, pin=True, log=sys.stdout, warm=()):
     """Each load of loads ({name: nvmegate-perf argument list}) against a
     fresh daemon and the iperf3 ceiling, every round, iperf3 first in even
-    rounds and last in odd ones; the loads named in warm read a namespace
+    rounds and last in odd ones; the loads named in warm run on a namespace
     written by WARM first. Returns {"iperf3": [MiB/s per round],
     name: [(IOPS, MiB/s, daemon CPU us per I/O) per round]}."""
     res = {"iperf3": []}
