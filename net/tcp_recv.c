@@ -645,6 +645,7 @@ static void mshot_done(struct tcp_conn *c, int res, uint32_t flags)
 		/* Nothing was lost: the bytes wait in the socket. One single
 		 * receive into rbuf keeps this connection moving even if the
 		 * ring stays dry; multishot resumes after it. */
+		log_debug("%s: receive buffers ran dry, one single receive", c->peer);
 		c->mshot_nobufs = true;
 		tcp_conn_arm_recv(c);
 	} else if (res == -EINVAL) {
