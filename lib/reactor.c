@@ -352,10 +352,11 @@ static int ring_init(struct nvmg_reactor *r)
 
 		r->feat.napi = io_uring_register(r->ring.ring_fd, IORING_REGISTER_NAPI, &napi, 1) == 0;
 	}
-	log_debug("reactor %u: io_uring %s, NAPI busy poll %s, spin window up to %u us", r->id,
+	log_debug("reactor %u: io_uring %s, NAPI busy poll %s, spin window up to %u us %s", r->id,
 		  r->feat.defer_taskrun ? "DEFER_TASKRUN" : "without DEFER_TASKRUN",
 		  r->feat.napi ? "registered" : "unavailable",
-		  (unsigned)(atomic_load_explicit(&r->poll_max_ns, memory_order_relaxed) / 1000));
+		  (unsigned)(atomic_load_explicit(&r->poll_max_ns, memory_order_relaxed) / 1000),
+		  r->taskrun_flag ? "watching the ring's flags" : "entering the kernel each round");
 	r->feat.ext_arg = p.features & IORING_FEAT_EXT_ARG;
 	r->feat.nodrop = p.features & IORING_FEAT_NODROP;
 	r->feat.fast_poll = p.features & IORING_FEAT_FAST_POLL;

@@ -630,10 +630,12 @@ static void mshot_done(struct tcp_conn *c, int res, uint32_t flags)
 		c->mshot_cancel = false;
 	}
 	c->hold++;
-	if (res > 0 && !c->closing && !c->rx_stopped)
-		rx_feed(c, nvmg_bufring_buf(b, bid), (uint32_t)res);
-	if (flags & IORING_CQE_F_BUFFER)
+	if (flags & IORING_CQE_F_BUFFER) {
+		/* Bytes after a TermReq or the close are dropped. */
+		if (res > 0 && !c->closing && !c->rx_stopped)
+			rx_feed(c, nvmg_bufring_buf(b, bid), (uint32_t)res);
 		nvmg_bufring_put(b, bid);
+	}
 	if (more) {
 		/* Stop it for a large payload, or when nothing more is read
 		 * (backpressure, a TermReq, closing). */
