@@ -1,9 +1,9 @@
-"""NVMe/TCP's two receive paths carry the same PDUs: multishot receive into
-the reactor's provided-buffer ring (the default where the kernel has it)
-and single receives into the connection's buffer (NVMEGATED_RECV_MULTISHOT=0,
-and TLS). Pipelined small capsules, in-capsule writes and large H2CData
-writes are verified on both; many connections on one reactor that run a
-tiny buffer ring dry must all still complete."""
+"""NVMe/TCP's two receive paths carry the same PDUs: single receives into
+the connection's buffer (the default, and TLS) and multishot receive into
+the reactor's provided-buffer ring (NVMEGATED_RECV_MULTISHOT=1). Pipelined
+small capsules, in-capsule writes and large H2CData writes are verified on
+both; many connections on one reactor that run a tiny buffer ring dry must
+all still complete."""
 
 import threading
 import time
@@ -14,7 +14,7 @@ import nvmetcp as n
 
 MEM_NS = 2
 MSHOT_LOG = "receives by multishot into provided buffers"
-PATHS = {"multishot": {}, "single": {"NVMEGATED_RECV_MULTISHOT": "0"}}
+PATHS = {"multishot": {"NVMEGATED_RECV_MULTISHOT": "1"}, "single": {}}
 # (bytes, in-capsule or not): small capsules, in-capsule data up to the
 # 16 KiB limit, and writes by R2T/H2CData large enough for a direct receive
 MIX = [(512, True), (4096, True), (16384, True), (4096, False), (65536, False),
@@ -64,7 +64,8 @@ def test_many_connections_run_a_tiny_buffer_ring_dry(make_target):
     must go on without losing a byte."""
     def one_reactor(t):
         t.config["nvmegate"]["reactors"] = 1
-    t = make_target(extra=one_reactor, env={"NVMEGATED_RECV_BUFS": "2"})
+    t = make_target(extra=one_reactor,
+                    env={"NVMEGATED_RECV_MULTISHOT": "1", "NVMEGATED_RECV_BUFS": "2"})
     errors = []
     queues = [q for _ in range(3) for q in t.controller(nr_io=4).io]
     barrier = threading.Barrier(len(queues))
