@@ -53,11 +53,16 @@ struct nvmg_reactor {
 	struct nvmg_bufpool pool;
 	int8_t pool_fixed; /* fixed buffer table: 0 not yet asked, 1 yes, -1 cannot */
 	uint32_t fixed_done, fixed_failed; /* arena chunks registered, refused */
+	struct nvmg_bufring bufring;
+	int8_t bufring_state; /* 0 not yet asked, 1 made, -1 cannot */
 
 	/* Hybrid polling (nvmg_reactor_set_poll_us): the spin window now and
 	 * its ceiling, in nanoseconds. */
 	uint64_t poll_ns;
 	atomic_uint_fast64_t poll_max_ns;
+	/* The ring has IORING_SETUP_TASKRUN_FLAG: the spin peeks the rings
+	 * and enters the kernel only when there is something to do. */
+	bool taskrun_flag;
 
 	/* Quiescent-state counter, written by this reactor only and read by
 	 * nvmg_reactor_synchronize(): +2 every loop turn, odd while asleep or
@@ -69,6 +74,21 @@ struct nvmg_reactor {
 };
 
 static __thread struct nvmg_reactor *self_reactor;
+
+/* A switch set to "0" in the environment (tests and A/B runs). */
+static bool env_off(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && !strcmp(v, "0");
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
 
 struct nvmg_reactor *nvmg_reactor_self(void)
 {
@@ -126,6 +146,17 @@ int nvmg_reactor_fixed_buf(struct nvmg_reactor *r, const void *p, size_t len)
 		r->fixed_done |= 1u << k;
 	}
 	return (int)k;
+}
+
+struct nvmg_bufring *nvmg_reactor_bufring(struct nvmg_reactor *r, uint32_t nbufs, uint32_t buf_size)
+{
+	if (!r->bufring_state) {
+		int ret = nvmg_bufring_init(&r->bufring, &r->ring, 0, nbufs, buf_size);
+
+		r->bufring_state = ret ? -1 : 1;
+		log_debug("reactor %u: provided-buffer ring %s", r->id, ret ? strerror(-ret) : "registered");
+	}
+	return r->bufring_state > 0 ? &r->bufring : NULL;
 }
 
 const struct nvmg_reactor_features *nvmg_reactor_features(struct nvmg_reactor *r)
@@ -283,6 +314,10 @@ static int ring_init(struct nvmg_reactor *r)
 	 * back to fewer flags. Each flag only trims wake-ups. */
 	static const unsigned flag_sets[] = {
 #ifdef IORING_SETUP_DEFER_TASKRUN
+		/* TASKRUN_FLAG: the kernel says in the SQ ring's flags when it
+		 * has task work (socket data) for us, so the spin can watch
+		 * memory instead of entering the kernel (wait_events). */
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
 		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
 #endif
 #ifdef IORING_SETUP_COOP_TASKRUN
@@ -305,6 +340,7 @@ static int ring_init(struct nvmg_reactor *r)
 #ifdef IORING_SETUP_DEFER_TASKRUN
 	r->feat.defer_taskrun = p.flags & IORING_SETUP_DEFER_TASKRUN;
 #endif
+	r->taskrun_flag = (p.flags & IORING_SETUP_TASKRUN_FLAG) && !env_off("NVMEGATED_POLL_PEEK");
 	if (atomic_load_explicit(&r->poll_max_ns, memory_order_relaxed)) {
 		/* The kernel then busy-polls the NIC's queue before sleeping
 		 * (sockets on a device with NAPI; loopback has none). Older
@@ -316,10 +352,11 @@ static int ring_init(struct nvmg_reactor *r)
 
 		r->feat.napi = io_uring_register(r->ring.ring_fd, IORING_REGISTER_NAPI, &napi, 1) == 0;
 	}
-	log_debug("reactor %u: io_uring %s, NAPI busy poll %s, spin window up to %u us", r->id,
+	log_debug("reactor %u: io_uring %s, NAPI busy poll %s, spin window up to %u us %s", r->id,
 		  r->feat.defer_taskrun ? "DEFER_TASKRUN" : "without DEFER_TASKRUN",
 		  r->feat.napi ? "registered" : "unavailable",
-		  (unsigned)(atomic_load_explicit(&r->poll_max_ns, memory_order_relaxed) / 1000));
+		  (unsigned)(atomic_load_explicit(&r->poll_max_ns, memory_order_relaxed) / 1000),
+		  r->taskrun_flag ? "watching the ring's flags" : "entering the kernel each round");
 	r->feat.ext_arg = p.features & IORING_FEAT_EXT_ARG;
 	r->feat.nodrop = p.features & IORING_FEAT_NODROP;
 	r->feat.fast_poll = p.features & IORING_FEAT_FAST_POLL;
@@ -403,19 +440,34 @@ static void poll_adapt(struct nvmg_reactor *r, uint64_t gap_ns)
 		r->poll_ns -= (r->poll_ns - target) / 8;
 }
 
-/* Submit, then have CQEs: by spinning on the ring for the window (entering
- * the kernel without waiting, which also runs DEFER_TASKRUN's task work),
- * else by sleeping in io_uring_enter. */
+/* Work for io_uring_enter: SQEs to submit, or task work (completions
+ * DEFER_TASKRUN holds until we enter) the kernel flagged in the SQ ring. */
+static bool ring_wants_enter(struct nvmg_reactor *r)
+{
+	return io_uring_sq_ready(&r->ring) ||
+	       (IO_URING_READ_ONCE(*r->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+}
+
+/* Submit, then have CQEs: by spinning on the ring for the window, else by
+ * sleeping in io_uring_enter. With TASKRUN_FLAG the spin reads the rings'
+ * shared memory and enters the kernel (without waiting) only when the
+ * kernel flags task work or SQEs wait, some 2 syscalls per request
+ * instead of one per spin round; without it every round enters, as only
+ * io_uring_enter runs DEFER_TASKRUN's task work. */
 static void wait_events(struct nvmg_reactor *r)
 {
 	uint64_t start = nvmg_now_ns(), now = start;
 	int ret;
 
 	if (r->poll_ns) {
+		bool enter = true;
+
 		for (;;) {
-			ret = io_uring_submit_and_get_events(&r->ring);
-			if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN)
-				log_err("reactor %u: io_uring_enter: %s", r->id, strerror(-ret));
+			if (enter) {
+				ret = io_uring_submit_and_get_events(&r->ring);
+				if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN)
+					log_err("reactor %u: io_uring_enter: %s", r->id, strerror(-ret));
+			}
 			if (io_uring_cq_ready(&r->ring)) {
 				poll_adapt(r, nvmg_now_ns() - start);
 				return;
@@ -424,6 +476,12 @@ static void wait_events(struct nvmg_reactor *r)
 			if (now - start >= r->poll_ns || r->stop)
 				break;
 			qs_turn(r, 2);
+			if (r->taskrun_flag) {
+				/* A few reads of the flags between clock reads. */
+				for (int i = 0; i < 16 && !(enter = ring_wants_enter(r)) &&
+						!io_uring_cq_ready(&r->ring); i++)
+					cpu_relax();
+			}
 		}
 	}
 	qs_sleep(r);
@@ -534,8 +592,10 @@ void nvmg_reactor_destroy(struct nvmg_reactor *r)
 
 	if (!r)
 		return;
-	if (!r->start_err && r->ring.ring_fd > 0)
+	if (!r->start_err && r->ring.ring_fd > 0) {
+		nvmg_bufring_fini(&r->bufring, &r->ring);
 		io_uring_queue_exit(&r->ring);
+	}
 	while ((m = STAILQ_FIRST(&r->mq))) {
 		STAILQ_REMOVE_HEAD(&r->mq, link);
 		if (m->heap)

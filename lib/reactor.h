@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 #include <liburing.h>
 #include "lib/bufpool.h"
+#include "lib/bufring.h"
 #include "lib/clock.h"
 #include "lib/util.h"
 
@@ -83,6 +84,11 @@ struct nvmg_bufpool *nvmg_reactor_bufpool(struct nvmg_reactor *r);
  * it, where the kernel (5.19+) and RLIMIT_MEMLOCK allow; a reactor that
  * never asks pins nothing. Its thread only. */
 int nvmg_reactor_fixed_buf(struct nvmg_reactor *r, const void *p, size_t len);
+/* The reactor's provided-buffer ring (group 0), made on the first call
+ * with these sizes (later calls get the same ring), for receives that
+ * select a buffer; NULL where the kernel has none (before 5.19) or memory
+ * is short. Its thread only. */
+struct nvmg_bufring *nvmg_reactor_bufring(struct nvmg_reactor *r, uint32_t nbufs, uint32_t buf_size);
 /* The reactor running on the calling thread, or NULL. */
 struct nvmg_reactor *nvmg_reactor_self(void);
 

@@ -107,6 +107,10 @@ struct tcp_conn {
 	bool rx_stopped;     /* no more PDUs will be read */
 	bool closing;        /* socket shut down, freeing when idle */
 	bool recv_inflight, poll_inflight, recv_direct;
+	/* Multishot receive (tcp_recv.c): the receive in flight is one, it
+	 * is being cancelled, the ring ran dry (the next receive is a
+	 * single one into rbuf). */
+	bool recv_mshot, mshot_cancel, mshot_nobufs;
 	struct tcp_ho *ho;   /* place in the half-open pool until Connect */
 	unsigned hold;       /* callbacks on the stack: don't free yet */
 	uint64_t accept_ms;
@@ -121,12 +125,13 @@ struct tcp_conn {
 	struct nvmg_defer flush_defer;
 	struct nvmg_ticker ticker;
 
-	/* receive */
+	/* receive: rbuf is the single-shot receives' buffer, and under
+	 * multishot holds only a header split across provided buffers. */
 	uint8_t *rbuf;
 	uint32_t rlen, roff;
 	enum rx_state rx_state;
 	enum rx_kind rx_kind;
-	uint8_t hdr[MAX_HDR];
+	const uint8_t *hdr;  /* the PDU header being handled, where it was received */
 	uint32_t hdr_total;  /* header bytes incl. digest */
 	uint32_t pad_left;
 	uint8_t *rx_dst;     /* NULL: discard */

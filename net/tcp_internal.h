@@ -18,6 +18,11 @@ struct tcp_reactor {
 	LIST_HEAD(, tcp_conn) conns;
 	unsigned nr_conns;
 	bool draining;
+	/* Multishot receive into the reactor's provided-buffer ring
+	 * (tcp_recv.c): 0 not yet decided, 1 on, -1 off (switched off, or
+	 * the kernel lacks it). */
+	int8_t mshot;
+	struct nvmg_bufring *bufring;
 };
 
 struct tcp_listener;
