@@ -15,9 +15,10 @@
 #include <sys/types.h>
 #include "fuse/nvmg_fuse.h"
 
-/* Commands are routed by stripe: every write to a given block goes to the
- * same reactor, so the read-modify-write ordering below needs no lock.
- * Stripe boundaries are block aligned, so a stripe never splits a block. */
+/* Commands are routed by stripe: a block's writes go to its stripe's
+ * reactor, which orders read-modify-write without a lock (whole-block
+ * writes run elsewhere only through the stripe's gate, gate.c). Stripe
+ * boundaries are block aligned, so a stripe never splits a block. */
 #define NVMG_FUSE_STRIPE (256u << 10)
 #define NVMG_FUSE_MAX_IO (1u << 20)   /* max_write and max_pages: MDTS */
 #define NVMG_FUSE_CMDS_PER_OP 8       /* a 1 MiB op spans at most 5 stripes */
