@@ -15,14 +15,19 @@
 #include <sys/types.h>
 #include "fuse/nvmg_fuse.h"
 
-/* Commands are routed by stripe: every write to a given block goes to the
- * same reactor, so the read-modify-write ordering below needs no lock.
- * Stripe boundaries are block aligned, so a stripe never splits a block. */
+/* Commands are routed by stripe: a block's writes go to its stripe's
+ * reactor, which orders read-modify-write without a lock (whole-block
+ * writes run elsewhere only through the stripe's gate, gate.c). Stripe
+ * boundaries are block aligned, so a stripe never splits a block. */
 #define NVMG_FUSE_STRIPE (256u << 10)
 #define NVMG_FUSE_MAX_IO (1u << 20)   /* max_write and max_pages: MDTS */
 #define NVMG_FUSE_CMDS_PER_OP 8       /* a 1 MiB op spans at most 5 stripes */
 #define NVMG_FUSE_NR_OPS 256          /* far above what the kernel queues */
 #define NVMG_FUSE_HOSTNQN "nqn.2026-11.io.nvmegate:fuse-frontend"
+
+/* Write gates (gate.c): hashed per (subsystem, namespace, stripe). */
+#define NVMG_FUSE_GATES_SHIFT 10
+#define NVMG_FUSE_GATES (1u << NVMG_FUSE_GATES_SHIFT)
 
 /* Inode numbers are computed, never stored: root 1, a subsystem's folder
  * (index + 1) << 32, its namespace files the folder's number | nsid. */
@@ -86,6 +91,11 @@ struct fuse_cmd {
 	uint8_t stage;
 	bool rmw;                /* rewrites bytes it was not given */
 	bool tracked;            /* on the started-writes list */
+	bool away;               /* an aligned write run off its stripe's reactor */
+	bool entered;            /* away: inside its gate */
+	bool held;               /* rmw: holds its gate */
+	struct fuse_queue *owner; /* the stripe's queue: where writes are ordered */
+	struct fuse_gate *gate;  /* away or rmw: its stripe's gate */
 	uint16_t status;         /* first NVMe error */
 	uint64_t slba;
 	uint32_t nlb;
@@ -133,6 +143,7 @@ struct nvmg_fuse {
 
 	/* transport.c */
 	struct fuse_reactor *reactors;
+	struct fuse_gate *gates; /* NVMG_FUSE_GATES */
 	unsigned nr_queues;
 	struct fuse_op *ops;
 	pthread_mutex_t pool_lock;
@@ -200,6 +211,27 @@ struct fuse_reply_to {
  * fdatasync). */
 void nvmg_fuse_submit(struct nvmg_fuse *fs, struct fuse_reply_to to, enum fuse_op_kind kind,
 		      const struct fuse_geo *g, uint64_t off, uint64_t len, const void *wdata, bool fua);
+
+/* ---- gate.c ---- */
+/* Orders aligned writes run away from their stripe's reactor against the
+ * read-modify-writes that reactor runs (see gate.c). */
+struct fuse_gate {
+	_Alignas(64) atomic_uint word; /* away writes in, and RMWs << 16 */
+};
+int nvmg_fuse_gates_init(struct nvmg_fuse *fs);
+void nvmg_fuse_gates_free(struct nvmg_fuse *fs);
+struct fuse_gate *nvmg_fuse_gate(struct nvmg_fuse *fs, size_t sub, uint32_t nsid, uint64_t stripe);
+/* Away write: true if in (run it here, leave when done); false if an RMW
+ * holds the gate (go to the stripe's reactor). *wake: tell that reactor. */
+bool nvmg_fuse_gate_enter(struct fuse_gate *g, bool *wake);
+/* Away write done; true: it was the last one an RMW waited for, so tell
+ * the stripe's reactor. */
+bool nvmg_fuse_gate_leave(struct fuse_gate *g);
+/* RMW (stripe's reactor): take the gate; true if no away write is in,
+ * else wait for a wake and check nvmg_fuse_gate_clear() again. */
+bool nvmg_fuse_gate_hold(struct fuse_gate *g);
+bool nvmg_fuse_gate_clear(struct fuse_gate *g);
+void nvmg_fuse_gate_release(struct fuse_gate *g);
 
 /* ---- uring.c ---- */
 /* libfuse's session I/O hooks (fuse_session_custom_io): they pass every

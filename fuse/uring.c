@@ -20,8 +20,10 @@
  *
  * Read, write, fsync and fallocate are NVMe commands issued right here
  * (transport.c), block-aligned reads and writes straight in the entry's
- * payload. Reads up to a stripe run on this reactor; larger reads and all
- * writes on their stripes' reactors (which order read-modify-write). Whichever reactor finishes a request
+ * payload. Reads up to a stripe and whole-block writes run on this
+ * reactor (writes through their stripe's gate, gate.c); larger reads and
+ * partial-block writes on their stripes' reactors (which order
+ * read-modify-write). Whichever reactor finishes a request
  * commits it through its own ring: the kernel finds the request by queue
  * and commit id, and the entry's next request then arrives on that ring. Everything else (lookup, getattr, readdir, open, xattrs...) is
  * rare: the request is rebuilt in /dev/fuse form and given to a private

@@ -521,6 +521,135 @@ def test_concurrent_unaligned_writers_share_blocks(ft):
             os.close(fd)
 
 
+def _pin(cpu):
+    """Pin the caller: the kernel puts a FUSE request on the io_uring queue
+    of the CPU that issued it, so this picks the reactor it arrives on."""
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[cpu % len(cpus)]})
+
+
+def _whole_block(row, seq, blk=4096):
+    return (row.to_bytes(4, "little") + seq.to_bytes(4, "little")) * (blk // 8)
+
+
+def _race_child(fn, out, *args):
+    """Run fn(*args) in a forked child; its result or its failure goes to out."""
+    try:
+        out.put(fn(*args))
+    except BaseException:  # pragma: no cover - reported by the parent
+        import traceback
+        out.put(("error", traceback.format_exc()))
+
+
+def _race_aligned(path, cpu, rows, keep, stop):
+    """Child: whole-block O_DIRECT writes of rows with a growing sequence.
+    Before each, the block's bytes outside the slots (keep: byte ranges)
+    must still be the previous one: nobody else writes them, except a
+    read-modify-write putting back what it read."""
+    _pin(cpu)
+    fd = os.open(path, os.O_RDWR | os.O_DIRECT)
+    buf = mmap.mmap(-1, 4096)                    # page aligned, for O_DIRECT
+    last = {}
+    bad = None
+    seq = 0
+    while bad is None and time.monotonic() < stop:
+        seq += 1
+        for row in rows:
+            if row in last:
+                assert os.preadv(fd, [buf], row) == 4096
+                want = _whole_block(row, last[row])
+                for a, b in keep:
+                    if buf[a:b] != want[a:b]:
+                        x = a + next(k for k in range(b - a) if buf[a + k] != want[a + k])
+                        bad = (row, last[row], x, bytes(buf[x - x % 8:x - x % 8 + 8]).hex())
+            buf[:] = _whole_block(row, seq)
+            assert os.pwritev(fd, [buf], row) == 4096
+            last[row] = seq
+    os.close(fd)
+    return ("aligned", last, bad)
+
+
+def _race_partial(path, cpu, i, rows, off, size, stop):
+    """Child: buffered writes of a few bytes inside each row's block."""
+    _pin(cpu)
+    fd = os.open(path, os.O_RDWR)
+    last = {}
+    k = 0
+    while time.monotonic() < stop:
+        k += 1
+        for row in rows:
+            val = bytes([0xa0 + i, k & 0xff]) * (size // 2)
+            assert os.pwrite(fd, val, row + off) == size
+            last[row] = val
+    os.close(fd)
+    return ("partial", i, last)
+
+
+@pytest.mark.parametrize("nsid", [1, 4], ids=["file", "mem4k"])
+def test_aligned_writes_race_read_modify_writes(ft, nsid):
+    """O_DIRECT whole-block writes race buffered partial-block writes
+    (read-modify-write) to the same blocks, from processes on every CPU, so
+    that on the io_uring path whole-block writes run on other reactors than
+    their stripes' (which order read-modify-write). One process per block
+    writes the whole block with a growing sequence number; others each own a
+    small slot inside every block. At the end, the bytes outside the slots
+    must be the last whole-block write (a read-modify-write that read an
+    older block and wrote it back after a newer whole-block write leaves the
+    older one), and each slot either that write's bytes or its owner's last."""
+    import multiprocessing
+    ncpu = len(os.sched_getaffinity(0))
+    stripe, blk = 256 << 10, 4096
+    rows = [s * stripe + (s % 7) * blk for s in range(16)]     # one block per stripe
+    nparts, size, slot_at = 4, 96, 1000            # slots cross 512 B blocks
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    stop = time.monotonic() + 4.0
+    keep = ((0, slot_at), (slot_at + nparts * size, blk))    # bytes outside the slots
+    procs = []
+    # Each row has one whole-block writer, on a CPU whose reactor does not
+    # order the row's stripe: stripe + nsid modulo the 2 reactors, and
+    # CPU c's requests arrive on reactor c % 2. Two writers per CPU.
+    for c in range(min(ncpu, 2)):
+        mine = [r for k, r in enumerate(rows) if ncpu == 1 or (k + nsid + 1) % 2 == c]
+        for half in (mine[0::2], mine[1::2]):
+            procs.append(ctx.Process(target=_race_child,
+                                     args=(_race_aligned, out, ft.path(nsid), c, half, keep,
+                                           stop)))
+    for i in range(nparts):
+        procs.append(ctx.Process(target=_race_child,
+                                 args=(_race_partial, out, ft.path(nsid), i, i, rows,
+                                       slot_at + i * size, size, stop)))
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(10)
+        assert p.exitcode == 0, "a writer failed (exit code %s)" % p.exitcode
+    last_seq, last_val = {}, {}
+    for r in results:
+        assert r[0] != "error", "a writer failed:\n" + r[1]
+        if r[0] == "aligned":
+            assert r[2] is None, ("row %#x: whole-block write %d undone at byte %d "
+                                  "(holds %s)" % r[2])
+            last_seq.update(r[1])
+        else:
+            last_val[r[1]] = r[2]
+    assert sorted(last_seq) == rows
+    fd = ft.open(nsid)
+    try:
+        for row in rows:
+            got = os.pread(fd, blk, row)
+            want = _whole_block(row, last_seq[row])
+            for i in range(nparts):
+                a, b = slot_at + i * size, slot_at + (i + 1) * size
+                assert got[a:b] in (want[a:b], last_val[i][row]), (row, i, got[a:b].hex())
+            for a, b in keep:
+                assert got[a:b] == want[a:b], "row %#x: whole-block write %d undone" % (
+                    row, last_seq[row])
+    finally:
+        os.close(fd)
+
+
 def run_fio(args, timeout=150):
     # no verify state files left in the working directory
     p = subprocess.run(["fio", "--output-format=json", "--verify_state_save=0"] + args,
