@@ -532,9 +532,18 @@ static void run_phase(struct engine *e, bool prefill)
 		bool idle = false;
 		int r;
 
+		/* Sends before receives: the kernel issues SQEs in order, and
+		 * a recv that finds no data arms a poll first, which would
+		 * delay the next command by that much at QD1. */
 		for (unsigned i = 0; i < e->nq; i++) {
-			q_flush(&e->q[i]);
-			outstanding += e->q[i].outstanding;
+			struct ioq *q = &e->q[i];
+
+			q_flush(q);
+			if (q->recv_again) {
+				q->recv_again = false;
+				q_arm_recv(q);
+			}
+			outstanding += q->outstanding;
 			idle |= e->q[i].nidle > 0;
 		}
 		if (e->running && idle && !outstanding && !prefill)

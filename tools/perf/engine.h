@@ -83,6 +83,7 @@ struct ioq {
 	uint8_t *rbuf;
 	uint32_t rstart, rend;
 	bool recv_busy;
+	bool recv_again;   /* re-arm after this round's sends: see run_phase */
 	bool direct;
 	bool hdr_only;     /* large payloads flow: take headers alone */
 	struct iovec riov[2];

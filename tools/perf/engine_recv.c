@@ -411,7 +411,7 @@ static void tls_recv_done(struct engine *e, struct ioq *q, size_t res)
 		if (q->dead)
 			return;
 	}
-	q_arm_recv(q);
+	q->recv_again = true;
 }
 
 void q_recv_done(struct engine *e, struct ioq *q, int res)
@@ -441,6 +441,6 @@ void q_recv_done(struct engine *e, struct ioq *q, int res)
 		q->rend += (uint32_t)res;
 	}
 	q_parse(e, q);
-	q_arm_recv(q);
+	q->recv_again = true;
 }
 
