@@ -548,9 +548,10 @@ static void run_phase(struct engine *e, bool prefill)
 		}
 		if (e->running && idle && !outstanding && !prefill)
 			ts.tv_nsec = 1000000; /* all units busy elsewhere: poll */
-		if (e->o->poll && e->running && !prefill) {
-			/* Enter without waiting: submits, and runs the task
-			 * work that turns socket readiness into CQEs. */
+		if (e->o->poll) {
+			/* Enter without waiting: submits (and runs the task
+			 * work that turns socket readiness into CQEs over TLS),
+			 * then receive from the sockets directly. */
 			r = io_uring_submit_and_get_events(&e->ring);
 		} else {
 			r = io_uring_submit_and_wait_timeout(&e->ring, &cqe, 1, &ts, NULL);
@@ -563,6 +564,10 @@ static void run_phase(struct engine *e, bool prefill)
 			break;
 		}
 		e->now = perf_now_ns();
+		if (e->o->poll)
+			for (unsigned i = 0; i < e->nq; i++)
+				if (q_polls_recv(&e->q[i]))
+					q_poll_recv(e, &e->q[i]);
 		io_uring_for_each_cqe(&e->ring, head, cqe) {
 			handle_cqe(e, cqe);
 			n++;

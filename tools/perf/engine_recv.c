@@ -322,13 +322,41 @@ static uint32_t data_tail(const struct ioq *q)
 	return (q->ddgst ? 4 : 0) + (end ? 0 : PDU_HDR_MIN);
 }
 
+/* Where the next clear-text receive lands (q->rmsg): a large payload in
+ * place, and what surely follows it in rbuf by the same receive (WAITALL
+ * cannot wait for bytes that may never come); else rbuf. */
+static void recv_target(struct ioq *q)
+{
+	if (q->ps == PS_DATA && q->rstart == q->rend && q->data_left >= DIRECT_MIN) {
+		q->direct = true;
+		q->hdr_only = true;
+		q->rstart = q->rend = 0;
+		q->riov[0] = (struct iovec){ q->dst, q->data_left };
+		q->riov[1] = (struct iovec){ q->rbuf, data_tail(q) };
+		q->rmsg = (struct msghdr){ .msg_iov = q->riov, .msg_iovlen = q->riov[1].iov_len ? 2 : 1 };
+	} else {
+		uint32_t hl = PDU_HDR_MIN + (q->hdgst ? 4 : 0), len;
+
+		q->direct = false;
+		rbuf_compact(q);
+		len = RBUF_SIZE - q->rend;
+		/* While large payloads flow, a header alone: a larger receive
+		 * would take the payload behind it into rbuf, to be copied out
+		 * again (that copy cost a fifth of this side's CPU at 128 KiB). */
+		if (q->hdr_only && q->ps == PS_HDR && q->rend < hl)
+			len = hl - q->rend;
+		q->riov[0] = (struct iovec){ q->rbuf + q->rend, len };
+		q->rmsg = (struct msghdr){ .msg_iov = q->riov, .msg_iovlen = 1 };
+	}
+}
+
 void q_arm_recv(struct ioq *q)
 {
 	struct io_uring_sqe *sqe;
 	uint8_t *tls_in = NULL;
 	size_t tls_room = 0;
 
-	if (q->recv_busy || q->dead)
+	if (q->recv_busy || q->dead || q_polls_recv(q))
 		return;
 	/* Over TLS, ciphertext lands after what OpenSSL has not read yet. */
 	if (q->tls && !(tls_room = tls_chan_rx_space(q->tls, &tls_in))) {
@@ -343,32 +371,30 @@ void q_arm_recv(struct ioq *q)
 	if (q->tls) {
 		q->direct = false;
 		io_uring_prep_recv(sqe, q->fd, tls_in, tls_room, 0);
-	} else if (q->ps == PS_DATA && q->rstart == q->rend && q->data_left >= DIRECT_MIN) {
-		/* The payload lands in place, and what surely follows it lands
-		 * in rbuf by the same receive (WAITALL cannot wait for bytes
-		 * that may never come). */
-		q->direct = true;
-		q->hdr_only = true;
-		q->rstart = q->rend = 0;
-		q->riov[0] = (struct iovec){ q->dst, q->data_left };
-		q->riov[1] = (struct iovec){ q->rbuf, data_tail(q) };
-		q->rmsg = (struct msghdr){ .msg_iov = q->riov, .msg_iovlen = q->riov[1].iov_len ? 2 : 1 };
-		io_uring_prep_recvmsg(sqe, q->fd, &q->rmsg, MSG_WAITALL);
 	} else {
-		uint32_t hl = PDU_HDR_MIN + (q->hdgst ? 4 : 0), len;
-
-		q->direct = false;
-		rbuf_compact(q);
-		len = RBUF_SIZE - q->rend;
-		/* While large payloads flow, a header alone: a larger receive
-		 * would take the payload behind it into rbuf, to be copied out
-		 * again (that copy cost a fifth of this side's CPU at 128 KiB). */
-		if (q->hdr_only && q->ps == PS_HDR && q->rend < hl)
-			len = hl - q->rend;
-		io_uring_prep_recv(sqe, q->fd, q->rbuf + q->rend, len, 0);
+		recv_target(q);
+		io_uring_prep_recvmsg(sqe, q->fd, &q->rmsg, q->direct ? MSG_WAITALL : 0);
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)q);
 	q->recv_busy = true;
+}
+
+bool q_polls_recv(const struct ioq *q)
+{
+	return q->e->o->poll && !q->tls;
+}
+
+void q_poll_recv(struct engine *e, struct ioq *q)
+{
+	ssize_t r;
+
+	if (q->dead)
+		return;
+	recv_target(q);
+	r = recvmsg(q->fd, &q->rmsg, MSG_DONTWAIT);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	q_recv_done(e, q, r < 0 ? -errno : (int)r);
 }
 
 /* n bytes of a C2HData's payload landed at dst (received or decrypted
