@@ -75,14 +75,6 @@ struct nvmg_reactor {
 
 static __thread struct nvmg_reactor *self_reactor;
 
-/* A switch set to "0" in the environment (tests and A/B runs). */
-static bool env_off(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && !strcmp(v, "0");
-}
-
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -340,7 +332,7 @@ static int ring_init(struct nvmg_reactor *r)
 #ifdef IORING_SETUP_DEFER_TASKRUN
 	r->feat.defer_taskrun = p.flags & IORING_SETUP_DEFER_TASKRUN;
 #endif
-	r->taskrun_flag = (p.flags & IORING_SETUP_TASKRUN_FLAG) && !env_off("NVMEGATED_POLL_PEEK");
+	r->taskrun_flag = (p.flags & IORING_SETUP_TASKRUN_FLAG) && !nvmg_env_is("NVMEGATED_POLL_PEEK", "0");
 	if (atomic_load_explicit(&r->poll_max_ns, memory_order_relaxed)) {
 		/* The kernel then busy-polls the NIC's queue before sleeping
 		 * (sockets on a device with NAPI; loopback has none). Older

@@ -589,14 +589,13 @@ static struct nvmg_bufring *mshot_ring(struct tcp_conn *c)
 	struct tcp_reactor *tr = c->tr;
 
 	if (!tr->mshot) {
-		const char *env = getenv("NVMEGATED_RECV_MULTISHOT");
 		const char *nb = getenv("NVMEGATED_RECV_BUFS");
 		uint32_t nbufs = nb ? (uint32_t)strtoul(nb, NULL, 0) : MSHOT_BUFS;
 
 		/* Off unless asked for: over loopback it measured slower for
 		 * 4 KiB QD32 writes than single receives into rbuf. */
 		tr->mshot = -1;
-		if (env && !strcmp(env, "1")) {
+		if (nvmg_env_is("NVMEGATED_RECV_MULTISHOT", "1")) {
 			tr->bufring = nvmg_reactor_bufring(c->r, nbufs, MSHOT_BUF_SIZE);
 			if (tr->bufring)
 				tr->mshot = 1;

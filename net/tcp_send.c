@@ -69,8 +69,6 @@ static bool peer_is_local(int fd)
 
 void tcp_send_init(struct tcp_conn *c)
 {
-	const char *env = getenv("NVMEGATED_SEND_ZC");
-
 	STAILQ_INIT(&c->zc_hold);
 	for (int i = 0; i < ZC_SLOTS; i++) {
 		c->zc_ops[i].ev.fn = zc_cqe;
@@ -79,9 +77,9 @@ void tcp_send_init(struct tcp_conn *c)
 	c->zc_report = true;
 	/* "0": never (to measure or test the copying path), "always": even
 	 * where the kernel copies anyway (to test this one on loopback). */
-	if (!nvmg_reactor_features(c->r)->send_zc || (env && !strcmp(env, "0")))
+	if (!nvmg_reactor_features(c->r)->send_zc || nvmg_env_is("NVMEGATED_SEND_ZC", "0"))
 		c->zc = ZC_OFF;
-	else if (env && !strcmp(env, "always"))
+	else if (nvmg_env_is("NVMEGATED_SEND_ZC", "always"))
 		c->zc = ZC_ALWAYS;
 	else if (peer_is_local(c->fd))
 		c->zc = ZC_OFF;

@@ -319,7 +319,7 @@ static uint32_t data_tail(const struct ioq *q)
 {
 	bool end = (q->cur_flags & NVMG_TCP_F_DATA_LAST) && (q->cur_flags & NVMG_TCP_F_DATA_SUCCESS);
 
-	return (q->ddgst ? 4 : 0) + (end ? 0 : PDU_HDR_MIN);
+	return (q->ddgst ? NVMG_PDU_DGST_LEN : 0) + (end ? 0 : PDU_HDR_MIN);
 }
 
 /* Where the next clear-text receive lands (q->rmsg): a large payload in
@@ -335,7 +335,7 @@ static void recv_target(struct ioq *q)
 		q->riov[1] = (struct iovec){ q->rbuf, data_tail(q) };
 		q->rmsg = (struct msghdr){ .msg_iov = q->riov, .msg_iovlen = q->riov[1].iov_len ? 2 : 1 };
 	} else {
-		uint32_t hl = PDU_HDR_MIN + (q->hdgst ? 4 : 0), len;
+		uint32_t hl = PDU_HDR_MIN + (q->hdgst ? NVMG_PDU_DGST_LEN : 0), len;
 
 		q->direct = false;
 		rbuf_compact(q);
