@@ -64,6 +64,14 @@ def wait_listening(port, proc, timeout=20):
     raise RuntimeError("nvmegated did not listen on %d" % port)
 
 
+def median_ratio(xs, ys):
+    """Median over rounds of xs[i] / ys[i], two sides measured in the same
+    round: each round's pair ran back to back, so the median of their
+    ratios is the least disturbed by a neighbour's load on a shared
+    machine."""
+    return statistics.median(x / y for x, y in zip(xs, ys))
+
+
 def cpu_seconds(pid):
     """User + system CPU time of pid so far."""
     with open("/proc/%d/stat" % pid) as f:
@@ -220,25 +228,22 @@ def main():
                 print("round %d %s: %.0f IOPS, %.2f daemon CPU us/IO"
                       % (r + 1, which.upper(), iops, cpu[which][-1]), flush=True)
     ma, mb = statistics.median(res["a"]), statistics.median(res["b"])
-    # Each round's pair ran back to back: the median of their ratios is
-    # the least disturbed by a neighbour's load on a shared machine.
-    ratios = [b / a for a, b in zip(res["a"], res["b"])]
     extra = {}
     if ceiling:
         for w in ("a", "b"):
-            extra[w + "_over_iperf3"] = round(statistics.median(
-                [iops * bs / (1 << 20) / c for iops, c in zip(res[w], ceiling)]), 3)
+            extra[w + "_over_iperf3"] = round(median_ratio(
+                [iops * bs / (1 << 20) for iops in res[w]], ceiling), 3)
         extra["iperf3_mibps"] = round(statistics.median(ceiling))
     print(json.dumps({"load": o.perf_args, "rounds": o.rounds, "runtime_s": o.runtime,
                       "a_iops": [round(x) for x in res["a"]],
                       "b_iops": [round(x) for x in res["b"]],
                       "a_median": round(ma), "b_median": round(mb),
                       "b_over_a": round(mb / ma, 3),
-                      "median_ratio": round(statistics.median(ratios), 3),
+                      "median_ratio": round(median_ratio(res["b"], res["a"]), 3),
                       "a_cpu_us_per_io": round(statistics.median(cpu["a"]), 2),
                       "b_cpu_us_per_io": round(statistics.median(cpu["b"]), 2),
-                      "cpu_median_ratio": round(statistics.median(
-                          [b / a for a, b in zip(cpu["a"], cpu["b"])]), 3), **extra}))
+                      "cpu_median_ratio": round(median_ratio(cpu["b"], cpu["a"]), 3),
+                      **extra}))
     return 0
 
 

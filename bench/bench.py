@@ -119,7 +119,7 @@ def part_throughput(o, t):
     t.raw["throughput"] = res
     ceiling = statistics.median(res["iperf3"])
     for name in LOADS:
-        ratio = statistics.median(x[1] / c for x, c in zip(res[name], res["iperf3"]))
+        ratio = ab_perf.median_ratio([x[1] for x in res[name]], res["iperf3"])
         iops, mib, cpu = (statistics.median(x[i] for x in res[name]) for i in range(3))
         big = name.startswith("128")
         t.add("throughput", "%s, 1 reactor / iperf3" % name, ratio,

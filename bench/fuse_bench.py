@@ -41,6 +41,9 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ab_perf import cpu_seconds, median_ratio  # noqa: E402
+
 NQN = "nqn.2026-11.io.nvmegate:bench"
 
 JOBS = [
@@ -103,20 +106,11 @@ def fio(filename, size, runtime, extra):
     return side["iops"], side["bw_bytes"] / (1 << 20)
 
 
-def cpu_seconds(pid):
-    """user + system time of a process and its threads."""
-    if pid is None:
-        return 0.0
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_target(name, filename, size, runtime, jobs, results, pid=None, log=sys.stdout):
     """Appends (IOPS, MiB/s, server CPU us per I/O) of each job to
     results[(name, job)]."""
     for key, _, extra in jobs:
-        c0 = cpu_seconds(pid)
+        c0 = cpu_seconds(pid) if pid else 0
         iops, mib = fio(filename, size, runtime, extra)
         # fio runs ramp_time + runtime; the I/Os of the ramp count too
         us_per_io = (cpu_seconds(pid) - c0) * 1e6 / (iops * (runtime + 1)) if pid else 0
@@ -275,7 +269,7 @@ def med(results, server, job, i=0):
 
 def ratio(results, a, b, job, i=0):
     """Median over rounds of a's figure over b's in the same round."""
-    return statistics.median(x[i] / y[i] for x, y in zip(results[(a, job)], results[(b, job)]))
+    return median_ratio([x[i] for x in results[(a, job)]], [y[i] for y in results[(b, job)]])
 
 
 def main():

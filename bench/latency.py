@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ab_perf import NQN, config, free_port, wait_listening  # noqa: E402
+from ab_perf import NQN, config, free_port, median_ratio, wait_listening  # noqa: E402
 
 IDLE_S = 10
 
@@ -121,7 +121,7 @@ def measure(builds, perf, pingpong, rounds=5, runtime=5, ios=100000, cpus="0,1",
 
 def med_ratio(res, a, b, key):
     """Median over rounds of a's figure over b's in the same round."""
-    return statistics.median(x[key] / y[key] for x, y in zip(res[a], res[b]))
+    return median_ratio([x[key] for x in res[a]], [y[key] for y in res[b]])
 
 
 def row(name, value, ratio=None):
