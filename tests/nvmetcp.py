@@ -329,6 +329,13 @@ def sqe(opcode, nsid=0, cdw10=0, cdw11=0, cdw12=0, cdw13=0, cdw14=0, cdw15=0,
                                  mptr, bytes(16), cdw10, cdw11, cdw12, cdw13, cdw14, cdw15))
 
 
+def rw_sqe(opcode, nsid, slba, nlb, cdw12_flags=0):
+    """An I/O command shaped like Read/Write: SLBA in CDW10-11, NLB (given
+    1-based) 0's based in CDW12's low bits, with cdw12_flags above them."""
+    return sqe(opcode, nsid=nsid, cdw10=slba & 0xFFFFFFFF, cdw11=slba >> 32,
+               cdw12=(nlb - 1) | cdw12_flags)
+
+
 def fabrics_sqe(fctype):
     s = bytearray(64)
     s[0] = FABRICS
@@ -1386,28 +1393,22 @@ class Controller:
         return q
 
     def read(self, nsid, slba, nlb, lba_size=512, q=None, **kw):
-        return self._q(q).execute(sqe(IO_READ, nsid=nsid, cdw10=slba & 0xFFFFFFFF,
-                                      cdw11=slba >> 32, cdw12=nlb - 1),
-                                  read_len=nlb * lba_size, **kw)
+        return self._q(q).execute(rw_sqe(IO_READ, nsid, slba, nlb), read_len=nlb * lba_size, **kw)
 
     def write(self, nsid, slba, data, lba_size=512, q=None, **kw):
         nlb = len(data) // lba_size
-        return self._q(q).execute(sqe(IO_WRITE, nsid=nsid, cdw10=slba & 0xFFFFFFFF,
-                                      cdw11=slba >> 32, cdw12=nlb - 1), write=data, **kw)
+        return self._q(q).execute(rw_sqe(IO_WRITE, nsid, slba, nlb), write=data, **kw)
 
     def compare(self, nsid, slba, data, lba_size=512, q=None, **kw):
         nlb = len(data) // lba_size
-        return self._q(q).execute(sqe(IO_COMPARE, nsid=nsid, cdw10=slba & 0xFFFFFFFF,
-                                      cdw11=slba >> 32, cdw12=nlb - 1), write=data, **kw)
+        return self._q(q).execute(rw_sqe(IO_COMPARE, nsid, slba, nlb), write=data, **kw)
 
     def flush(self, nsid, q=None):
         return self._q(q).execute(sqe(IO_FLUSH, nsid=nsid))
 
     def write_zeroes(self, nsid, slba, nlb, q=None, deac=False, fua=False):
-        return self._q(q).execute(sqe(IO_WRITE_ZEROES, nsid=nsid, cdw10=slba & 0xFFFFFFFF,
-                                      cdw11=slba >> 32,
-                                      cdw12=(nlb - 1) | ((1 << 25) if deac else 0)
-                                      | ((1 << 30) if fua else 0)))
+        return self._q(q).execute(rw_sqe(IO_WRITE_ZEROES, nsid, slba, nlb,
+                                         ((1 << 25) if deac else 0) | ((1 << 30) if fua else 0)))
 
     def deallocate(self, nsid, ranges, q=None):
         """ranges: [(slba, nlb)]; DSM with the Attribute-Deallocate bit."""

@@ -14,8 +14,7 @@ SIZES = [512, 4096, 16384, 16896, 131072, 1 << 20]
 
 
 def rw(nsid, slba, nbytes, opcode):
-    return n.sqe(opcode, nsid=nsid, cdw10=slba & 0xFFFFFFFF, cdw11=slba >> 32,
-                 cdw12=nbytes // 512 - 1)
+    return n.rw_sqe(opcode, nsid, slba, nbytes // 512)
 
 
 def write(q, nsid, slba, data, incapsule=None):

@@ -21,11 +21,6 @@ MIX = [(512, True), (4096, True), (16384, True), (4096, False), (65536, False),
        (131072, False), (1 << 20, False), (512, False)]
 
 
-def rw(nsid, slba, nbytes, opcode):
-    return n.sqe(opcode, nsid=nsid, cdw10=slba & 0xFFFFFFFF, cdw11=slba >> 32,
-                 cdw12=nbytes // 512 - 1)
-
-
 def pipelined_mix(q, base, seed, rounds=3):
     """Each round: every write of MIX in flight at once, then every read."""
     for r in range(rounds):
@@ -33,13 +28,14 @@ def pipelined_mix(q, base, seed, rounds=3):
         writes = []
         for i, (size, incapsule) in enumerate(MIX):
             data = n.pattern(size, seed=seed * 1000 + r * 100 + i)
-            writes.append(q.submit(rw(MEM_NS, slba, size, n.IO_WRITE), write=data,
+            writes.append(q.submit(n.rw_sqe(n.IO_WRITE, MEM_NS, slba, size // 512), write=data,
                                    incapsule=incapsule))
             spans.append((slba, data))
             slba += size // 512 + 8
         for comp in q.wait_all(writes, timeout=30):
             assert comp.ok, comp
-        reads = [q.submit(rw(MEM_NS, lba, len(d), n.IO_READ), read_len=len(d)) for lba, d in spans]
+        reads = [q.submit(n.rw_sqe(n.IO_READ, MEM_NS, lba, len(d) // 512), read_len=len(d))
+                 for lba, d in spans]
         for (lba, data), comp in zip(spans, q.wait_all(reads, timeout=30)):
             assert comp.ok, comp
             assert comp.data == data, "lba %d: %d bytes read back differ" % (lba, len(data))
@@ -100,7 +96,7 @@ def test_pdus_cut_anywhere_across_receives(make_target, path):
     pdus, send = [], q.send_raw
     q.send_raw = pdus.append
     spans = [(64 * i, n.pattern(512 * (i % 3 + 1), seed=500 + i)) for i in range(8)]
-    writes = [q.submit(rw(MEM_NS, lba, len(d), n.IO_WRITE), write=d, incapsule=True)
+    writes = [q.submit(n.rw_sqe(n.IO_WRITE, MEM_NS, lba, len(d) // 512), write=d, incapsule=True)
               for lba, d in spans]
     q.send_raw = send
     blob, off, cuts = b"".join(pdus), 0, (1, 7, 8, 9, 71, 72, 73, 100, 3, 529)
